@@ -1,0 +1,70 @@
+# The two set-up commands: `make run` (serve the gallery) and `make test` (everything CI runs).
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
+TEST_SETTINGS := DJANGO_SETTINGS_MODULE=gallery_project.settings_test
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-dev lint check-migrations test-sqlite test-postgres bench clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "make: Python 3.11 or newer is needed (python3.11, python3.12, ...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install --upgrade pip
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(PIP) install -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Serve on http://127.0.0.1:$PORT (default 8000): gunicorn and the django-q2 worker together; Ctrl-C stops both.
+# PORT from the environment wins over .env, as it does for every other setting.
+run: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py setup_schedules
+	$(BIN)/python manage.py ensure_superuser
+	$(BIN)/honcho start --procfile Procfile \
+		$$(if [ -n "$$PORT" ]; then echo "--port $$PORT"; elif ! grep -qs '^PORT=' .env; then echo "--port 8000"; fi)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+check-migrations: $(VENV)/.installed-dev
+	$(TEST_SETTINGS) $(BIN)/python manage.py makemigrations --check --dry-run
+	$(TEST_SETTINGS) $(BIN)/python manage.py check --fail-level WARNING
+
+test-sqlite: $(VENV)/.installed-dev
+	DATABASE_URL=sqlite://:memory: $(BIN)/pytest $(PYTEST_ARGS)
+
+# The PostgreSQL pass runs when TEST_DATABASE_URL is set (it must then answer) or a local server answers.
+test-postgres: $(VENV)/.installed-dev
+	@url="$${TEST_DATABASE_URL:-}"; \
+	if [ -z "$$url" ]; then \
+		if $(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", 5432), 1)' 2>/dev/null; then \
+			url=postgresql://postgres@127.0.0.1:5432/test; \
+		else echo "No PostgreSQL on 127.0.0.1:5432 and TEST_DATABASE_URL unset: PostgreSQL pass skipped."; exit 0; fi; \
+	fi; \
+	echo "PostgreSQL pass on $$url"; \
+	DATABASE_URL="$$url" $(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint check-migrations test-sqlite test-postgres
+
+bench: $(VENV)/.installed-dev
+	$(PIP) install -e '.[bench]'
+	$(BIN)/python bench/thumbnails.py
+	$(BIN)/python bench/gallery_list.py --database sqlite
+	$(BIN)/python bench/gallery_list.py --database postgres
+
+clean:
+	rm -rf $(VENV) *.egg-info

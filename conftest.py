@@ -1,0 +1,99 @@
+"""Fixtures shared by every app's tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+
+@pytest.fixture(autouse=True)
+def _photo_store(settings, tmp_path):
+    """Every test gets its own empty DATA_DIR, so files from one test never leak into another."""
+    settings.DATA_DIR = tmp_path / "data"
+    settings.PHOTOS_DIR = settings.DATA_DIR / "photos"
+    settings.PHOTOS_DIR.mkdir(parents=True)
+    return settings.PHOTOS_DIR
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_superuser(username="owner", password="correct horse battery")
+
+
+@pytest.fixture
+def owner_client(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    api_client = APIClient()
+    api_client.force_authenticate(user)
+    return api_client
+
+
+@pytest.fixture
+def anon_api() -> APIClient:
+    return APIClient()
+
+
+# --- Browser tests (real Chromium through Playwright) ---
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Browser tests need Chromium at {CHROMIUM}: `apt-get install chromium`, or set CHROMIUM_PATH.")
+    # Playwright's sync API keeps an event loop in this thread; the test's ORM calls are still synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser context per test; a screenshot is kept in test-artifacts/ when the test fails."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    browser_page = context.new_page()
+    browser_page.set_default_timeout(15_000)
+    errors: list[str] = []
+    browser_page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield browser_page
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    if failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser_page.screenshot(path=ARTIFACTS / f"{request.node.name}.png", full_page=True)
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def logged_in_page(page, live_server, user, client):
+    """A page whose context carries the owner's session (tests of the login form itself use `page`)."""
+    client.force_login(user)
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    return page

@@ -1,0 +1,19 @@
+"""The API's URL table. Every path answers with and without a trailing slash, for every method: scripts
+written from the spec's paths (`/api/photos/{id}/file`, `/api/photos/`) must work as written."""
+
+from __future__ import annotations
+
+from rest_framework.routers import SimpleRouter
+
+from photos.api import PhotoViewSet
+
+
+class OptionalSlashRouter(SimpleRouter):
+    def __init__(self) -> None:
+        super().__init__()
+        # SimpleRouter only knows "/" or ""; its route patterns are regexes, so "/?" accepts both.
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
+router.register("photos", PhotoViewSet, basename="photo")

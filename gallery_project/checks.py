@@ -1,0 +1,81 @@
+"""System checks for the environment the app runs in: image codecs, a writable DATA_DIR, backend settings."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from PIL import features
+
+
+@register(Tags.compatibility, deploy=False)
+def check_image_codecs(app_configs=None, **kwargs) -> list:
+    errors = []
+    for codec in ("jpg", "zlib", "webp"):
+        if not features.check(codec):
+            errors.append(
+                Error(
+                    f"Pillow was built without {codec} support; uploads and thumbnails need it.",
+                    hint="Install a Pillow wheel from the package index (they include every codec).",
+                    id="gallery.E001",
+                )
+            )
+    try:
+        import pillow_heif  # noqa: F401
+    except ImportError:
+        errors.append(
+            Warning(
+                "pillow-heif is not installed: .heic uploads will be refused.",
+                hint="pip install pillow-heif",
+                id="gallery.W002",
+            )
+        )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_data_dir(app_configs=None, **kwargs) -> list:
+    data_dir = settings.DATA_DIR
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        return [
+            Error(
+                f"DATA_DIR {data_dir} is not writable: {exc.strerror or exc}.",
+                hint="Point DATA_DIR at a directory this user can write, or fix its permissions.",
+                id="gallery.E003",
+            )
+        ]
+    return []
+
+
+def _bad_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme not in ("http", "https") or not parts.hostname
+
+
+@register(Tags.compatibility)
+def check_backend_settings(app_configs=None, **kwargs) -> list:
+    errors = []
+    if _bad_url(settings.INVOKEAI_LOCAL_URL):
+        errors.append(
+            Error(
+                f"INVOKEAI_LOCAL_URL={settings.INVOKEAI_LOCAL_URL!r} is not an http(s) URL.",
+                hint="For example http://localhost:9090",
+                id="gallery.E004",
+            )
+        )
+    for name in ("INVOKEAI_CONNECTION_TIMEOUT", "INVOKEAI_READ_TIMEOUT"):
+        if getattr(settings, name) <= 0:
+            errors.append(Error(f"{name} must be a positive number of seconds.", id="gallery.E005"))
+    for name in ("MAX_UPLOAD_SIZE", "MAX_BATCH_SIZE", "RETRIEVAL_MAX_ATTEMPTS", "RUNPOD_IDLE_TIMEOUT"):
+        if getattr(settings, name) < 1:
+            errors.append(Error(f"{name} must be at least 1.", id="gallery.E006"))
+    if os.environ.get("RUNPOD_API_BASE_URL") and _bad_url(os.environ["RUNPOD_API_BASE_URL"]):
+        errors.append(Error("RUNPOD_API_BASE_URL is not an http(s) URL.", id="gallery.E007"))
+    return errors

@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import ObtainAuthToken
+
+from . import views
+from .api_router import router
+
+api_urlpatterns = [
+    re_path(r"^auth/token/?$", ObtainAuthToken.as_view(), name="api-token"),
+    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
+    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *router.urls,
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("setup/", views.first_run_setup, name="setup"),
+    path("api/", include(api_urlpatterns)),
+    path("", include("photos.urls")),
+]
+
+handler400 = "gallery_project.errors.handler400"
+handler403 = "gallery_project.errors.handler403"
+handler404 = "gallery_project.errors.handler404"
+handler500 = "gallery_project.errors.handler500"

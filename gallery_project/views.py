@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import UserCreationForm
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_http_methods
+
+from .accounts import account_exists, admin_create
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def first_run_setup(request: HttpRequest) -> HttpResponse:
+    """Create the owner's account on a fresh install; afterwards this page only points to the login."""
+    if account_exists():
+        return redirect("login")
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = admin_create(
+            username=form.cleaned_data["username"], password=form.cleaned_data["password1"], first_run=True
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("photos:gallery")
+    return render(request, "registration/setup.html", {"form": form})
+
+
+@method_decorator(login_not_required, name="dispatch")
+class LoginView(auth_views.LoginView):
+    """The login page; on a fresh install with no account yet, the first-run setup page instead."""
+
+    redirect_authenticated_user = True
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not account_exists():
+            return redirect("setup")
+        return super().dispatch(request, *args, **kwargs)

@@ -1,0 +1,75 @@
+from django.contrib import admin
+from django.utils.html import format_html
+
+from . import services
+from .models import Photo
+
+
+@admin.register(Photo)
+class PhotoAdmin(admin.ModelAdmin):
+    list_display = [
+        "preview",
+        "filename",
+        "is_generated",
+        "image_category",
+        "dimensions",
+        "file_size",
+        "retrieval_status",
+        "created_at",
+        "deleted_at",
+    ]
+    list_filter = [
+        "is_generated",
+        "image_category",
+        "retrieval_status",
+        "is_favorite",
+        ("deleted_at", admin.EmptyFieldListFilter),
+    ]
+    search_fields = ["filename", "generation_prompt", "checksum", "invoke_id", "model_name", "=id"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+    list_per_page = 50
+    # The changelist shows no relations, so it runs one query per page whatever the row count.
+    show_full_result_count = False
+    raw_id_fields = ["source_image"]
+    readonly_fields = [
+        "id",
+        "preview_large",
+        "checksum",
+        "file_size",
+        "mime_type",
+        "width",
+        "height",
+        "local_storage_path",
+        "local_thumbnail_path",
+        "created_at",
+    ]
+    actions = ["move_to_trash", "restore_from_trash"]
+
+    @admin.display(description="")
+    def preview(self, photo: Photo) -> str:
+        if not photo.is_available:
+            return "—"
+        return format_html(
+            '<img src="/api/photos/{}/thumbnail" style="height:48px;border-radius:4px">', photo.pk
+        )
+
+    @admin.display(description="Preview")
+    def preview_large(self, photo: Photo) -> str:
+        if not photo.is_available:
+            return "—"
+        return format_html('<img src="/api/photos/{}/thumbnail" style="max-height:300px">', photo.pk)
+
+    @admin.display(description="Size")
+    def dimensions(self, photo: Photo) -> str:
+        return f"{photo.width} x {photo.height}"
+
+    @admin.action(description="Move selected photos to the trash")
+    def move_to_trash(self, request, queryset) -> None:
+        for photo_id in queryset.values_list("id", flat=True):
+            services.photo_delete(photo_id=photo_id)
+
+    @admin.action(description="Restore selected photos from the trash")
+    def restore_from_trash(self, request, queryset) -> None:
+        for photo_id in queryset.values_list("id", flat=True):
+            services.photo_restore(photo_id=photo_id)

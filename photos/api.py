@@ -1,0 +1,135 @@
+"""The photos API: thin DRF views that parse, call services/selectors and render."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponse
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from gallery_project.errors import Conflict, NotFound, TooLarge
+
+from . import selectors, services, storage
+from .models import Photo
+from .serializers import (
+    PhotoCreatedSerializer,
+    PhotoListQuerySerializer,
+    PhotoPageSerializer,
+    PhotoSerializer,
+    PhotoUploadSerializer,
+)
+
+# Multipart framing around the file; anything bigger than the limit plus this cannot be a valid upload.
+_MULTIPART_OVERHEAD = 64 * 1024
+_IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+def serve_photo_file(request, photo: Photo, relative: str, content_type: str, variant: str) -> HttpResponse:
+    """Send one of a photo's files with validators for conditional GET (files never change once written)."""
+    if not photo.is_available:
+        raise NotFound("This photo's image has not been retrieved yet.", code="not_retrieved")
+    etag = f'"{photo.checksum[:32]}-{variant}"'
+    last_modified = int(photo.created_at.timestamp())
+    not_modified = get_conditional_response(request, etag=etag, last_modified=last_modified)
+    if not_modified is None:
+        try:
+            handle = storage.absolute(relative).open("rb")
+        except FileNotFoundError:
+            raise NotFound(
+                "This photo's file is missing from the photo store.", code="file_missing"
+            ) from None
+        filename = photo.filename if variant == "original" else ""
+        response = FileResponse(handle, content_type=content_type, filename=filename)
+    else:
+        response = not_modified
+    response["ETag"] = etag
+    response["Last-Modified"] = http_date(last_modified)
+    response["Cache-Control"] = _IMMUTABLE
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+class PhotoViewSet(viewsets.GenericViewSet):
+    serializer_class = PhotoSerializer
+    queryset = Photo.objects.none()
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    @extend_schema(parameters=[PhotoListQuerySerializer], responses=PhotoPageSerializer)
+    def list(self, request: Request) -> Response:
+        query = PhotoListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = selectors.photo_list(**query.validated_data)
+        return Response(PhotoPageSerializer(page).data)
+
+    @extend_schema(
+        request={"multipart/form-data": PhotoUploadSerializer},
+        responses={201: PhotoCreatedSerializer, 400: OpenApiResponse(description="Not an acceptable image")},
+    )
+    def create(self, request: Request) -> Response:
+        # Refuse oversized bodies before reading them into a temporary file.
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > settings.MAX_UPLOAD_SIZE + _MULTIPART_OVERHEAD:
+            raise TooLarge(
+                f"The upload is larger than the {settings.MAX_UPLOAD_SIZE // (1024 * 1024)} MB limit.",
+                details={"max_upload_size": settings.MAX_UPLOAD_SIZE},
+            )
+        form = PhotoUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data["file"]
+        created = services.photo_create(
+            file=upload,
+            filename=upload.name,
+            size=upload.size,
+            image_category=form.validated_data["image_category"],
+        )
+        body = PhotoCreatedSerializer(created.photo, context={"duplicate_of": created.duplicate_of}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(PhotoSerializer(selectors.photo_get(photo_id=pk, include_deleted=True)).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.photo_delete(photo_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=PhotoSerializer)
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, pk: str) -> Response:
+        return Response(PhotoSerializer(services.photo_restore(photo_id=pk)).data)
+
+    @extend_schema(request=None, responses={409: OpenApiResponse(description="Nothing to retry")})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        photo = selectors.photo_get(photo_id=pk)
+        raise Conflict(
+            "Only a generated photo whose download from InvokeAI failed can be retried.",
+            code="nothing_to_retry",
+            details={"retrieval_status": photo.retrieval_status},
+        )
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def file(self, request: Request, pk: str) -> HttpResponse:
+        photo = selectors.photo_get(photo_id=pk, include_deleted=True)
+        return serve_photo_file(request, photo, photo.local_storage_path, photo.mime_type, "original")
+
+    @extend_schema(responses={(200, "image/webp"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def thumbnail(self, request: Request, pk: str) -> HttpResponse:
+        photo = selectors.photo_get(photo_id=pk, include_deleted=True)
+        return serve_photo_file(request, photo, photo.local_thumbnail_path, "image/webp", "thumbnail")
+
+    @extend_schema(responses={(200, "image/webp"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def display(self, request: Request, pk: str) -> HttpResponse:
+        photo = selectors.photo_get(photo_id=pk, include_deleted=True)
+        return serve_photo_file(
+            request, photo, storage.display_path(photo.local_storage_path), "image/webp", "display"
+        )

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from gallery_project.errors import AppError
+from photos import services
+from photos.imaging import ALLOWED_EXTENSIONS
+
+
+class Command(BaseCommand):
+    help = "Import every image in a directory (recursively) with the same validation as uploads."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("directory", type=Path)
+        parser.add_argument(
+            "--all-files",
+            action="store_true",
+            help="Also try files whose extension is not an image type (they are reported as skipped).",
+        )
+
+    def handle(self, *args, directory: Path, all_files: bool, **options) -> None:
+        if not directory.is_dir():
+            raise CommandError(f"{directory} is not a directory.")
+        files = sorted(
+            path
+            for path in directory.rglob("*")
+            if path.is_file() and (all_files or path.suffix.lower() in ALLOWED_EXTENSIONS)
+        )
+        imported, duplicates = 0, 0
+        skipped: list[tuple[Path, str]] = []
+        progress = tqdm(files, unit="photo", disable=options["verbosity"] == 0, file=self.stderr._out)
+        for path in progress:
+            progress.set_postfix_str(path.name[-30:], refresh=False)
+            try:
+                with path.open("rb") as fh:
+                    created = services.photo_create(file=fh, filename=path.name, size=path.stat().st_size)
+            except AppError as exc:
+                skipped.append((path, exc.message))
+                continue
+            except OSError as exc:
+                skipped.append((path, f"could not be read ({exc.strerror})"))
+                continue
+            imported += 1
+            duplicates += bool(created.duplicate_of)
+
+        self.stdout.write(self.style.SUCCESS(f"Imported {imported} of {len(files)} files from {directory}."))
+        if duplicates:
+            self.stdout.write(f"{duplicates} of them were already in the gallery (kept as duplicates).")
+        if skipped:
+            self.stdout.write(self.style.WARNING(f"Skipped {len(skipped)}:"))
+            for path, reason in skipped:
+                self.stdout.write(f"  {path}: {reason}")

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from . import selectors
+from .models import Photo
+
+
+class PhotoSerializer(serializers.ModelSerializer):
+    source_image_id = serializers.UUIDField(read_only=True, allow_null=True)
+    file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    display_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Photo
+        fields = [
+            "id",
+            "filename",
+            "width",
+            "height",
+            "file_size",
+            "mime_type",
+            "checksum",
+            "image_category",
+            "is_generated",
+            "is_favorite",
+            "generation_prompt",
+            "generation_negative_prompt",
+            "generation_params",
+            "seed",
+            "source_image_id",
+            "invoke_id",
+            "model_key",
+            "model_hash",
+            "model_name",
+            "retrieval_status",
+            "retrieval_attempts",
+            "last_retrieval_attempt",
+            "retrieval_error",
+            "created_at",
+            "deleted_at",
+            "file_url",
+            "thumbnail_url",
+            "display_url",
+        ]
+        read_only_fields = fields
+
+    def get_file_url(self, photo: Photo) -> str:
+        return reverse("photo-file", kwargs={"pk": photo.pk})
+
+    def get_thumbnail_url(self, photo: Photo) -> str:
+        return reverse("photo-thumbnail", kwargs={"pk": photo.pk})
+
+    def get_display_url(self, photo: Photo) -> str:
+        return reverse("photo-display", kwargs={"pk": photo.pk})
+
+
+class PhotoCreatedSerializer(PhotoSerializer):
+    """A new photo, with the ids of live photos that have the same bytes (given in the context)."""
+
+    duplicate_of = serializers.SerializerMethodField()
+
+    class Meta(PhotoSerializer.Meta):
+        fields = [*PhotoSerializer.Meta.fields, "duplicate_of"]
+        read_only_fields = fields
+
+    def get_duplicate_of(self, photo: Photo) -> list[str]:
+        return [str(pk) for pk in self.context.get("duplicate_of", [])]
+
+
+class PhotoPageSerializer(serializers.Serializer):
+    items = PhotoSerializer(many=True)
+    total = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class PhotoListQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=selectors.MAX_LIMIT, default=50)
+    offset = serializers.IntegerField(min_value=0, default=0)
+    generated = serializers.BooleanField(required=False, allow_null=True, default=None)
+    sort = serializers.ChoiceField(choices=selectors.SORTS, default="newest")
+    cursor = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class PhotoUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=True)
+    image_category = serializers.ChoiceField(choices=Photo.Category.choices, default=Photo.Category.USER)
