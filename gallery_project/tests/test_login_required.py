@@ -79,7 +79,7 @@ PRIVATE = [pytest.param(sample_path(regex), id=name) for name, regex in ALL if n
 def test_the_walk_sees_the_whole_site():
     names = {name for name, _ in ALL}
     assert {"photos:gallery", "photo-list", "photo-file", "api-schema", "admin:index"} <= names
-    assert PUBLIC <= names, f"public names that no longer exist: {PUBLIC - names}"
+    assert names >= PUBLIC, f"public names that no longer exist: {PUBLIC - names}"
 
 
 @pytest.mark.parametrize("path", PRIVATE)
