@@ -51,9 +51,7 @@ ARTIFACTS = Path(__file__).parent / "test-artifacts"
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Browser tests need Chromium at {CHROMIUM}: `apt-get install chromium`, or set CHROMIUM_PATH."
-        )
+        pytest.fail(f"Browser tests need Chromium at {CHROMIUM}: `apt-get install chromium`, or set CHROMIUM_PATH.")
     # Playwright's sync API keeps an event loop in this thread; the test's ORM calls are still synchronous.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright

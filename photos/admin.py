@@ -50,9 +50,7 @@ class PhotoAdmin(admin.ModelAdmin):
     def preview(self, photo: Photo) -> str:
         if not photo.is_available:
             return "—"
-        return format_html(
-            '<img src="/api/photos/{}/thumbnail" style="height:48px;border-radius:4px">', photo.pk
-        )
+        return format_html('<img src="/api/photos/{}/thumbnail" style="height:48px;border-radius:4px">', photo.pk)
 
     @admin.display(description="Preview")
     def preview_large(self, photo: Photo) -> str:

@@ -9,9 +9,7 @@ import zlib
 from PIL import Image
 
 
-def image_bytes(
-    fmt: str = "JPEG", size: tuple[int, int] = (640, 480), color=(200, 80, 40), **save_args
-) -> bytes:
+def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (640, 480), color=(200, 80, 40), **save_args) -> bytes:
     mode = "RGBA" if fmt in ("PNG", "WEBP") and save_args.pop("alpha", False) else "RGB"
     image = Image.new(mode, size, color)
     # A gradient stripe, so encoders have something to encode and renditions can be told apart.

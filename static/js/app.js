@@ -43,6 +43,14 @@ async function api(method, url) {
   return response;
 }
 
+function adjustCount(delta) {
+  const counter = document.getElementById("photo-count");
+  if (!counter) return;
+  const total = Number(counter.dataset.total) + delta;
+  counter.dataset.total = total;
+  counter.textContent = `${total} photo${total === 1 ? "" : "s"}`;
+}
+
 /* ---------- Filters: submit on change ---------- */
 document.addEventListener("change", (event) => {
   const form = event.target.closest("form[data-autosubmit]");
@@ -103,6 +111,7 @@ async function trashPhoto(id) {
   const placeholder = tile?.nextSibling;
   const parent = tile?.parentNode;
   tile?.remove();
+  if (tile) adjustCount(-1);
   const dialog = lightbox();
   if (dialog?.open) {
     if (following) openTile(following); else dialog.close();
@@ -113,7 +122,10 @@ async function trashPhoto(id) {
       run: async () => {
         try {
           await api("POST", `/api/photos/${id}/restore/`);
-          if (tile && parent) parent.insertBefore(tile, placeholder && placeholder.parentNode === parent ? placeholder : null);
+          if (tile && parent) {
+            parent.insertBefore(tile, placeholder && placeholder.parentNode === parent ? placeholder : null);
+            adjustCount(1);
+          }
           toast("Restored.");
         } catch (error) { toast(error.message, { kind: "error" }); }
       },
@@ -177,6 +189,7 @@ async function showNewTile(photoId) {
   const tile = grid.firstElementChild;
   tile.classList.add("just-added");
   htmx.process(tile);
+  adjustCount(1);
   document.getElementById("empty-state")?.remove();
 }
 
