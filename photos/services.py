@@ -101,12 +101,13 @@ def photo_restore(*, photo_id: uuid.UUID | str) -> Photo:
     return photo
 
 
-def photo_purge(*, photo_ids: list[uuid.UUID]) -> int:
-    """Delete trashed photos for good: rows now, files once the deletion has committed."""
+def photo_purge(*, photo_ids: list[uuid.UUID], only_trashed: bool = True) -> int:
+    """Delete photos for good (by default only those in the trash): rows now, files once that has committed."""
+    queryset = Photo.objects.filter(pk__in=photo_ids)
+    if only_trashed:
+        queryset = queryset.filter(deleted_at__isnull=False)
     with transaction.atomic():
-        photos = list(
-            Photo.objects.filter(pk__in=photo_ids, deleted_at__isnull=False).values_list("id", "local_storage_path")
-        )
+        photos = list(queryset.values_list("id", "local_storage_path"))
         Photo.objects.filter(pk__in=[pk for pk, _ in photos]).delete()
         storage.delete_files_on_commit(
             path for _, original in photos if original for path in storage.renditions_of(original)
