@@ -139,7 +139,10 @@ document.addEventListener("click", async (event) => {
   const action = control.dataset.action;
   const dialog = lightbox();
   try {
-    if (action === "close") dialog?.close();
+    if (action === "close") {
+      if (dialog?.open) dialog.close();
+      else window.location.assign("/");  // the photo's own page, opened from a link
+    }
     else if (action === "prev") step(-1);
     else if (action === "next") step(1);
     else if (action === "delete") await trashPhoto(control.dataset.photoId);
