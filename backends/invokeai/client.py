@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from .errors import GenerationError, InvokeAIConnectionError, InvokeAIError, RetrievalError
@@ -281,17 +282,23 @@ class InvokeAIClient:
         except requests.exceptions.ConnectTimeout as exc:
             raise self._not_answering(exc) from exc
         except requests.exceptions.Timeout as exc:
-            raise InvokeAIConnectionError(
-                f"InvokeAI at {self.base_url} did not answer {method} {path} within {self.timeout[1]:g} s; "
-                "it may be busy loading a model. Try again, or raise INVOKEAI_READ_TIMEOUT.",
-                details={"url": self.base_url, "path": path},
-            ) from exc
+            raise self._too_slow(method, path) from exc
         except requests.exceptions.ConnectionError as exc:
+            # A GET whose read retries ran out arrives here, its ReadTimeoutError wrapped in a MaxRetryError.
+            if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
+                raise self._too_slow(method, path) from exc
             raise self._not_answering(exc) from exc
         # 6.13+ slides the login's expiry forward on each change it accepts (FACTS #14).
         if refreshed := response.headers.get("X-Refreshed-Token"):
             self._token = refreshed
         return response
+
+    def _too_slow(self, method: str, path: str) -> InvokeAIConnectionError:
+        return InvokeAIConnectionError(
+            f"InvokeAI at {self.base_url} did not answer {method} {path} within {self.timeout[1]:g} s; "
+            "it may be busy loading a model. Try again, or raise INVOKEAI_READ_TIMEOUT.",
+            details={"url": self.base_url, "path": path},
+        )
 
     def _not_answering(self, exc: Exception) -> InvokeAIConnectionError:
         return InvokeAIConnectionError(

@@ -506,7 +506,8 @@ class FakeInvokeAI:
         # Every request as (method, path), for tests that count calls (retries, logins).
         self.requests: list[tuple[str, str]] = []
         self.enqueued_bodies: list[dict[str, Any]] = []
-        self._tokens: set[str] = set()
+        # token -> whether it came from X-Refreshed-Token (rather than a login)
+        self._tokens: dict[str, bool] = {}
         self._faults: list[_Fault] = []
         self._doom: list[tuple[str, str]] = []
         self._next_item_id = 1
@@ -637,8 +638,11 @@ class FakeInvokeAI:
     def add_user(self, email: str, password: str) -> None:
         self.users[email] = password
 
-    def expire_tokens(self) -> None:
-        self._tokens.clear()
+    def expire_tokens(self, *, keep_refreshed: bool = False) -> None:
+        """Make tokens invalid: all of them, or those a login gave (a client must then use refreshed ones)."""
+        self._tokens = {
+            token: True for token, refreshed in self._tokens.items() if keep_refreshed and refreshed
+        }
 
     # --- the queue's clock ---
 
@@ -831,7 +835,7 @@ class FakeInvokeAI:
             and response.status_code < 400
         ):
             refreshed = uuid.uuid4().hex
-            self._tokens.add(refreshed)
+            self._tokens[refreshed] = True
             response.headers["X-Refreshed-Token"] = refreshed
         return response
 
@@ -892,7 +896,7 @@ class FakeInvokeAI:
         if self.users.get(body.get("email")) != body.get("password"):
             return _json({"detail": "Incorrect email or password"}, status=401)
         token = uuid.uuid4().hex
-        self._tokens.add(token)
+        self._tokens[token] = False
         user = {
             "user_id": body["email"],
             "email": body["email"],

@@ -147,9 +147,15 @@ def _invalid(field: str, message: str) -> InvalidInput:
     return InvalidInput(message, code="invalid_parameter", details={"field": field})
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _check_range(field: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
-        raise _invalid(field, f"{field} must be between {low:g} and {high:g} (got {value:g}).")
+        raise _invalid(
+            field, f"{field} must be between {_number(low)} and {_number(high)} (got {_number(value)})."
+        )
 
 
 def validate(params: GenerationParameters) -> None:
@@ -211,7 +217,9 @@ def validate(params: GenerationParameters) -> None:
     if (params.mode == Mode.INPAINT) != bool(params.mask_image):
         raise _invalid("mask_image", "A mask goes with inpainting, and inpainting needs one.")
     if needs_init and not 0 < params.strength <= 1:
-        raise _invalid("strength", f"strength must be above 0 and at most 1 (got {params.strength:g}).")
+        raise _invalid(
+            "strength", f"strength must be above 0 and at most 1 (got {_number(params.strength)})."
+        )
 
 
 class _Graph:
