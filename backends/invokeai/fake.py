@@ -82,6 +82,8 @@ def trim_openapi(openapi: dict[str, Any], node_types: Iterable[str], *, version:
                 visit(inner)
 
     for node_type in node_types:
+        if node_type not in by_type:
+            raise ValueError(f"InvokeAI {version} has no node type '{node_type}'")
         keep(by_type[node_type])
     return {
         "invokeai_version": version,
@@ -104,6 +106,11 @@ def _invocations() -> dict[str, str]:
         for name, schema in _schema()["components"]["schemas"].items()
         if schema.get("class") == "invocation"
     }
+
+
+def node_types_in_schema() -> list[str]:
+    """The node types whose schemas the fake has (and can validate)."""
+    return sorted(_invocations())
 
 
 @cache
