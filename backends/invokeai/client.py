@@ -479,10 +479,10 @@ class InvokeAIClient:
 
     # --- images ---
 
-    def _image_bytes(self, name: str, variant: str, content_type: str) -> bytes:
+    def _image_part(self, name: str, part: str, content_type: str) -> requests.Response:
         response = self._request(
             "GET",
-            f"/api/v1/images/i/{name}/{variant}",
+            f"/api/v1/images/i/{name}/{part}",
             allow_404=True,
             expect=content_type,
             error=RetrievalError,
@@ -493,28 +493,19 @@ class InvokeAIClient:
                 code="image_missing",
                 details={"image_name": name},
             )
-        return response.content
+        return response
 
     def image(self, name: str) -> bytes:
         """The full image, PNG, with InvokeAI's metadata in its text chunks."""
-        return self._image_bytes(name, "full", "image/png")
+        return self._image_part(name, "full", "image/png").content
 
     def thumbnail(self, name: str) -> bytes:
         """InvokeAI's WebP thumbnail (fits a 256 px box)."""
-        return self._image_bytes(name, "thumbnail", "image/webp")
+        return self._image_part(name, "thumbnail", "image/webp").content
 
     def image_metadata(self, name: str) -> dict[str, Any] | None:
         """The image's core_metadata (prompt, seed, model, steps...), or None if it has none."""
-        response = self._request(
-            "GET", f"/api/v1/images/i/{name}/metadata", allow_404=True, error=RetrievalError
-        )
-        if response is None:
-            raise RetrievalError(
-                f"InvokeAI at {self.base_url} no longer has image {name}.",
-                code="image_missing",
-                details={"image_name": name},
-            )
-        return response.json()
+        return self._image_part(name, "metadata", "application/json").json()
 
     def upload_image(
         self, *, data: bytes, filename: str, category: str, is_intermediate: bool = False

@@ -512,7 +512,6 @@ class FakeInvokeAI:
         self.images: dict[str, _Image] = {}
         # Every request as (method, path), for tests that count calls (retries, logins).
         self.requests: list[tuple[str, str]] = []
-        self.enqueued_bodies: list[dict[str, Any]] = []
         # token -> whether it came from X-Refreshed-Token (rather than a login)
         self._tokens: dict[str, bool] = {}
         self._faults: list[_Fault] = []
@@ -961,7 +960,6 @@ class FakeInvokeAI:
     def _enqueue(self, request: Request, queue_id: str) -> Response:
         body = request.get_json(silent=True)
         batch = validate_enqueue(body)
-        self.enqueued_bodies.append(body)
         sessions = expand_batch(batch)
         pending = sum(1 for item in self.items.values() if item.status == "pending")
         room = max(0, self.max_queue_size - pending)
