@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
+from generation.api import CachedModelViewSet
 from photos.api import PhotoViewSet
 
 
@@ -17,3 +18,4 @@ class OptionalSlashRouter(SimpleRouter):
 
 router = OptionalSlashRouter()
 router.register("photos", PhotoViewSet, basename="photo")
+router.register("models", CachedModelViewSet, basename="model")
