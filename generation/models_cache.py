@@ -124,16 +124,12 @@ def models_refresh(*, client: InvokeAIClient | None = None) -> RefreshResult:
             else:
                 CachedModel.objects.filter(pk=row.pk).update(**_fields(model, now))
                 updated += 1
-        unavailable = (
-            CachedModel.objects.exclude(key__in=listed_keys).filter(available=True).update(available=False)
-        )
+        unavailable = CachedModel.objects.exclude(key__in=listed_keys).filter(available=True).update(available=False)
         _choose_default_vaes()
     return RefreshResult(added=added, updated=updated, unavailable=unavailable, available=len(listed))
 
 
-def model_update(
-    *, key: str, is_favorite: bool | None = None, options: dict[str, Any] | None = None
-) -> CachedModel:
+def model_update(*, key: str, is_favorite: bool | None = None, options: dict[str, Any] | None = None) -> CachedModel:
     """Toggle a model's favorite flag and/or replace its step options (validated)."""
     model = model_get(key=key)
     if is_favorite is not None:
@@ -215,9 +211,7 @@ def _first_available(model_type: str, base: str) -> CachedModel | None:
 
 def flux_companions() -> FluxModels:
     """The T5 encoder, CLIP-embed and VAE a FLUX model needs: favorites first, the default VAE first."""
-    vae = CachedModel.objects.filter(
-        type="vae", compatible_with_base="flux", is_default_vae=True, available=True
-    )
+    vae = CachedModel.objects.filter(type="vae", compatible_with_base="flux", is_default_vae=True, available=True)
     chosen = {
         "T5 encoder": _first_available("t5_encoder", "flux"),
         "CLIP-embed model": _first_available("clip_embed", "flux"),

@@ -85,15 +85,11 @@ def parse_model_lines(definitions: Mapping[str, str]) -> list[ModelLine]:
         parts = raw.split(";", 5)
         try:
             if len(parts) < 5 or not parts[0].strip():
-                raise ValueError(
-                    "expected <name>;<repo>;<description>;<source>;<requires_auth>[;<options_json>]"
-                )
+                raise ValueError("expected <name>;<repo>;<description>;<source>;<requires_auth>[;<options_json>]")
             options = _options_json(parts[5]) if len(parts) == 6 and parts[5].strip() else {}
             parse_step_options(options)
         except ValueError as exc:
             logger.warning("Ignoring %s: %s", variable, exc)
             continue
-        lines.append(
-            ModelLine(variable=variable, name=parts[0].strip(), repo=parts[1].strip(), options=options)
-        )
+        lines.append(ModelLine(variable=variable, name=parts[0].strip(), repo=parts[1].strip(), options=options))
     return lines

@@ -223,9 +223,7 @@ def _describe_detail(body: Any) -> str:
         parts = []
         for error in detail[:3]:
             # "body", "batch" and the node type pydantic adds to union members say nothing to a person.
-            loc = [
-                str(part) for part in error.get("loc", []) if part not in ("body", "batch", "query", "path")
-            ]
+            loc = [str(part) for part in error.get("loc", []) if part not in ("body", "batch", "query", "path")]
             parts.append(f"{'.'.join(loc)}: {error.get('msg', '')}" if loc else str(error.get("msg", "")))
         return "; ".join(parts)
     return str(detail) if detail else "no details"

@@ -209,9 +209,7 @@ def validate_enqueue(body: Any) -> dict[str, Any]:
     batch = copy.deepcopy(body["batch"])
     graph = batch.get("graph")
     if not isinstance(graph, dict):
-        raise Invalid(
-            [{"type": "missing", "loc": ["body", "batch", "graph"], "msg": "Field required", "input": batch}]
-        )
+        raise Invalid([{"type": "missing", "loc": ["body", "batch", "graph"], "msg": "Field required", "input": batch}])
     runs = batch.setdefault("runs", 1)
     errors: list[dict[str, Any]] = []
     if not isinstance(runs, int) or runs < 1:
@@ -281,14 +279,11 @@ def _check_graph(nodes: dict[str, dict[str, Any]], edges: list[dict[str, Any]]) 
             if end["node_id"] not in nodes:
                 raise _value_error(loc, f"Edge {label} node {end['node_id']} does not exist in the graph")
         if source["field"] not in _output_schema(nodes[source["node_id"]]["type"])["properties"]:
-            raise _value_error(
-                loc, f"Edge source field {source['field']} does not exist in node {source['node_id']}"
-            )
+            raise _value_error(loc, f"Edge source field {source['field']} does not exist in node {source['node_id']}")
         if destination["field"] not in _input_fields(nodes[destination["node_id"]]["type"]):
             raise _value_error(
                 loc,
-                f"Edge destination field {destination['field']} does not exist "
-                f"in node {destination['node_id']}",
+                f"Edge destination field {destination['field']} does not exist in node {destination['node_id']}",
             )
     successors: dict[str, list[str]] = {node_id: [] for node_id in nodes}
     for edge in edges:
@@ -333,9 +328,7 @@ def _data_errors(data: Any) -> list[dict[str, Any]]:
                 return _value_error(loc, "All items in a batch must have the same type", data).errors
             pair = (datum["node_path"], datum["field_name"])
             if pair in seen:
-                return _value_error(
-                    loc, "Each batch data must have unique node_id and field_name", data
-                ).errors
+                return _value_error(loc, "Each batch data must have unique node_id and field_name", data).errors
             seen.add(pair)
     return []
 
@@ -345,9 +338,7 @@ def _check_data_targets(data: Any, nodes: dict[str, dict[str, Any]]) -> None:
         if datum["node_path"] not in nodes:
             raise _value_error(["body", "batch"], f"Node {datum['node_path']} not found in graph")
         if datum["field_name"] not in _input_fields(nodes[datum["node_path"]]["type"]):
-            raise _value_error(
-                ["body", "batch"], f"Field {datum['field_name']} not found in node {datum['node_path']}"
-            )
+            raise _value_error(["body", "batch"], f"Field {datum['field_name']} not found in node {datum['node_path']}")
 
 
 def expand_batch(batch: dict[str, Any]) -> list[list[dict[str, Any]]]:
@@ -532,9 +523,7 @@ class FakeInvokeAI:
                 Rule("/api/v2/models/i/<key>", endpoint="model", methods=["GET"]),
                 Rule("/api/v2/models/get_by_hash", endpoint="model_by_hash", methods=["GET"]),
                 Rule("/api/v1/queue/<queue_id>/enqueue_batch", endpoint="enqueue", methods=["POST"]),
-                Rule(
-                    "/api/v1/queue/<queue_id>/b/<batch_id>/status", endpoint="batch_status", methods=["GET"]
-                ),
+                Rule("/api/v1/queue/<queue_id>/b/<batch_id>/status", endpoint="batch_status", methods=["GET"]),
                 Rule("/api/v1/queue/<queue_id>/items_by_ids", endpoint="items_by_ids", methods=["POST"]),
                 Rule("/api/v1/queue/<queue_id>/i/<item_id>", endpoint="item", methods=["GET"]),
                 Rule("/api/v1/queue/<queue_id>/cancel_by_batch_ids", endpoint="cancel", methods=["PUT"]),
@@ -558,9 +547,7 @@ class FakeInvokeAI:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeInvokeAI:
-        self._server = make_server(
-            "127.0.0.1", self.port, self._wsgi, threaded=True, request_handler=_QuietHandler
-        )
+        self._server = make_server("127.0.0.1", self.port, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self.port = self._server.port
         # A short poll keeps stop() (run after every test) from waiting out socketserver's default 0.5 s.
         self._thread = threading.Thread(
@@ -592,9 +579,7 @@ class FakeInvokeAI:
     def accept_connections(self) -> None:
         self.start()
 
-    def fail_requests(
-        self, path: str, *, status: int = 500, times: int = 1, method: str | None = None
-    ) -> None:
+    def fail_requests(self, path: str, *, status: int = 500, times: int = 1, method: str | None = None) -> None:
         """Answer the next `times` requests whose path matches the regex `path` with `status`."""
         self._faults.append(_Fault(re.compile(path), method, times, status=status))
 
@@ -602,9 +587,7 @@ class FakeInvokeAI:
         """Hold the next `times` matching requests until `stop()` (past any read timeout), then answer 500."""
         self._faults.append(_Fault(re.compile(path), method, times, hang=True))
 
-    def fail_items(
-        self, count: int = 1, *, error_type: str = "RuntimeError", error_message: str = "boom"
-    ) -> None:
+    def fail_items(self, count: int = 1, *, error_type: str = "RuntimeError", error_message: str = "boom") -> None:
         """The next `count` items to start will fail with this error instead of completing."""
         self._doom += [(error_type, error_message)] * count
 
@@ -646,9 +629,7 @@ class FakeInvokeAI:
 
     def expire_tokens(self, *, keep_refreshed: bool = False) -> None:
         """Make tokens invalid: all of them, or those a login gave (a client must then use refreshed ones)."""
-        self._tokens = {
-            token: True for token, refreshed in self._tokens.items() if keep_refreshed and refreshed
-        }
+        self._tokens = {token: True for token, refreshed in self._tokens.items() if keep_refreshed and refreshed}
 
     # --- the queue's clock ---
 
@@ -688,10 +669,7 @@ class FakeInvokeAI:
                 value["key"]
                 for node in graph["nodes"].values()
                 for value in node.values()
-                if isinstance(value, dict)
-                and "key" in value
-                and "hash" in value
-                and value["key"] not in installed
+                if isinstance(value, dict) and "key" in value and "hash" in value and value["key"] not in installed
             ),
             None,
         )
@@ -824,9 +802,7 @@ class FakeInvokeAI:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         public = endpoint in ("version", "auth_status", "login", "openapi")
         if self.multiuser and not public and token not in self._tokens:
-            detail = (
-                "Invalid or expired authentication token" if token else "Missing authentication credentials"
-            )
+            detail = "Invalid or expired authentication token" if token else "Missing authentication credentials"
             return _json({"detail": detail}, status=401, headers={"WWW-Authenticate": "Bearer"})
         with self._lock:
             self._advance()
@@ -848,11 +824,7 @@ class FakeInvokeAI:
     def _take_fault(self, request: Request) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
-                if (
-                    fault.times > 0
-                    and fault.path.search(request.path)
-                    and fault.method in (None, request.method)
-                ):
+                if fault.times > 0 and fault.path.search(request.path) and fault.method in (None, request.method):
                     fault.times -= 1
                     return fault
         return None
@@ -965,10 +937,7 @@ class FakeInvokeAI:
         room = max(0, self.max_queue_size - pending)
         priority = 0
         if body.get("prepend"):
-            priority = (
-                max((item.priority for item in self.items.values() if item.status == "pending"), default=0)
-                + 1
-            )
+            priority = max((item.priority for item in self.items.values() if item.status == "pending"), default=0) + 1
         item_ids = []
         for field_values in sessions[:room]:
             graph = copy.deepcopy(batch["graph"])
@@ -1034,9 +1003,7 @@ class FakeInvokeAI:
             )
         item = self.items.get(int(item_id))
         if item is None:
-            return _json(
-                {"detail": f"Queue item with id {item_id} not found in queue {queue_id}"}, status=404
-            )
+            return _json({"detail": f"Queue item with id {item_id} not found in queue {queue_id}"}, status=404)
         # GET /i/{id} leaves out null fields (response_model_exclude_none).
         return _json({key: value for key, value in self._item_json(item).items() if value is not None})
 
@@ -1087,9 +1054,7 @@ class FakeInvokeAI:
         return _json({"canceled": canceled})
 
     def _queue_status(self, request: Request, queue_id: str) -> Response:
-        counts = {
-            status: sum(1 for item in self.items.values() if item.status == status) for status in _STATUSES
-        }
+        counts = {status: sum(1 for item in self.items.values() if item.status == status) for status in _STATUSES}
         running = next((item for item in self.items.values() if item.status == "in_progress"), None)
         queue = {
             "queue_id": queue_id,
@@ -1101,9 +1066,7 @@ class FakeInvokeAI:
             "user_pending": counts["pending"],
             "user_in_progress": counts["in_progress"],
         }
-        return _json(
-            {"queue": queue, "processor": {"is_started": True, "is_processing": running is not None}}
-        )
+        return _json({"queue": queue, "processor": {"is_started": True, "is_processing": running is not None}})
 
     def _upload(self, request: Request) -> Response:
         category = request.args.get("image_category", "general")
@@ -1122,9 +1085,7 @@ class FakeInvokeAI:
             )
         upload = request.files.get("file")
         if upload is None:
-            raise Invalid(
-                [{"type": "missing", "loc": ["body", "file"], "msg": "Field required", "input": None}]
-            )
+            raise Invalid([{"type": "missing", "loc": ["body", "file"], "msg": "Field required", "input": None}])
         if not (upload.mimetype or "").startswith("image"):
             return _json({"detail": "Not an image"}, status=415)
         try:
@@ -1214,8 +1175,7 @@ def _empty_session(session_id: str, graph: dict[str, Any]) -> dict[str, Any]:
 
 def _topological(nodes: dict[str, Any], edges: list[dict[str, Any]]) -> list[str]:
     before = {
-        node_id: {e["source"]["node_id"] for e in edges if e["destination"]["node_id"] == node_id}
-        for node_id in nodes
+        node_id: {e["source"]["node_id"] for e in edges if e["destination"]["node_id"] == node_id} for node_id in nodes
     }
     order: list[str] = []
     while len(order) < len(nodes):
@@ -1236,9 +1196,7 @@ def _image_size(graph: dict[str, Any], images: dict[str, _Image]) -> tuple[int, 
     return 64, 64
 
 
-def _noise_png(
-    width: int, height: int, seed: int, metadata: dict[str, Any] | None, graph: dict[str, Any]
-) -> bytes:
+def _noise_png(width: int, height: int, seed: int, metadata: dict[str, Any] | None, graph: dict[str, Any]) -> bytes:
     """Noise, as the tiny random models make, reproducible from the seed, with InvokeAI's text chunks."""
     pixels = random.Random(seed).randbytes(width * height * 3)  # noqa: S311  (test pixels, not secrets)
     image = Image.frombytes("RGB", (width, height), pixels)

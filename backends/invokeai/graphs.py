@@ -153,9 +153,7 @@ def _number(value: float) -> str:
 
 def _check_range(field: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
-        raise _invalid(
-            field, f"{field} must be between {_number(low)} and {_number(high)} (got {_number(value)})."
-        )
+        raise _invalid(field, f"{field} must be between {_number(low)} and {_number(high)} (got {_number(value)}).")
 
 
 def validate(params: GenerationParameters) -> None:
@@ -217,9 +215,7 @@ def validate(params: GenerationParameters) -> None:
     if (params.mode == Mode.INPAINT) != bool(params.mask_image):
         raise _invalid("mask_image", "A mask goes with inpainting, and inpainting needs one.")
     if needs_init and not 0 < params.strength <= 1:
-        raise _invalid(
-            "strength", f"strength must be above 0 and at most 1 (got {_number(params.strength)})."
-        )
+        raise _invalid("strength", f"strength must be above 0 and at most 1 (got {_number(params.strength)}).")
 
 
 class _Graph:
@@ -314,9 +310,7 @@ def _add_sd_text_and_noise(graph: _Graph, params: GenerationParameters) -> None:
     graph.add("seed", "integer", value=0)
     graph.add("positive_prompt", "string", value="")
     graph.add("negative_prompt", "string", value="")
-    graph.add(
-        "model_loader", "sdxl_model_loader" if sdxl else "main_model_loader", model=params.model.as_field()
-    )
+    graph.add("model_loader", "sdxl_model_loader" if sdxl else "main_model_loader", model=params.model.as_field())
     if sdxl:
         clip_source = "model_loader"
     else:

@@ -56,9 +56,7 @@ class Target:
                 time.sleep(0.25)
 
 
-@pytest.fixture(
-    params=[pytest.param("fake", id="fake"), pytest.param("real", id="real", marks=pytest.mark.invokeai)]
-)
+@pytest.fixture(params=[pytest.param("fake", id="fake"), pytest.param("real", id="real", marks=pytest.mark.invokeai)])
 def target(request, settings):
     settings.MAX_BATCH_SIZE = 10
     if request.param == "fake":
@@ -157,9 +155,7 @@ def test_img2img_from_an_uploaded_image(target):
     client = target.client
     init = client.upload_image(data=png(), filename="init.png", category="user")
     assert (init.width, init.height) == (64, 64) and init.image_name.endswith(".png")
-    body = graphs.build_batch(
-        params(target, mode=Mode.IMG2IMG, init_image=init.image_name, strength=0.6, seed=5)
-    )
+    body = graphs.build_batch(params(target, mode=Mode.IMG2IMG, init_image=init.image_name, strength=0.6, seed=5))
     (item,) = target.wait(target.enqueue(body)).items
     assert item.status == "completed"
     metadata = client.image_metadata(item.image_name)
@@ -179,9 +175,7 @@ def test_inpaint_takes_the_output_nodes_image_of_three(target):
     painted.save(buffer, "PNG")
     mask = client.upload_image(data=to_invokeai_mask(buffer.getvalue()), filename="mask.png", category="mask")
     body = graphs.build_batch(
-        params(
-            target, mode=Mode.INPAINT, init_image=init.image_name, mask_image=mask.image_name, strength=1.0
-        )
+        params(target, mode=Mode.INPAINT, init_image=init.image_name, mask_image=mask.image_name, strength=1.0)
     )
     (item,) = target.wait(target.enqueue(body)).items
     assert item.status == "completed"
@@ -192,9 +186,7 @@ def test_inpaint_takes_the_output_nodes_image_of_three(target):
 def test_a_graph_the_server_refuses_names_the_reason(target):
     body = graphs.build_batch(params(target))
     del body["batch"]["graph"]["nodes"]["model_loader"]["model"]["name"]
-    with pytest.raises(
-        GenerationError, match=r"graph\.nodes\.model_loader\.main_model_loader\.model\.name: Field"
-    ):
+    with pytest.raises(GenerationError, match=r"graph\.nodes\.model_loader\.main_model_loader\.model\.name: Field"):
         target.client.enqueue(body)
 
 

@@ -27,9 +27,7 @@ def client(fake_invokeai):
 
 def body(fake: FakeInvokeAI, *, batch_size: int = 1, name: str = "tiny-sd1") -> dict:
     model = fake.model(name)
-    identifier = graphs.ModelIdentifier(
-        **{key: model[key] for key in ("key", "hash", "name", "base", "type")}
-    )
+    identifier = graphs.ModelIdentifier(**{key: model[key] for key in ("key", "hash", "name", "base", "type")})
     return graphs.build_batch(
         GenerationParameters(
             model=identifier, prompt="a cat", width=64, height=64, steps=2, seed=1, batch_size=batch_size
@@ -43,9 +41,7 @@ def statuses(client: InvokeAIClient, batch) -> list[str]:
 
 def test_a_refused_connection_says_who_is_not_answering(fake_invokeai, client):
     fake_invokeai.refuse_connections()
-    with pytest.raises(
-        InvokeAIConnectionError, match=f"InvokeAI at {fake_invokeai.url} is not answering"
-    ) as caught:
+    with pytest.raises(InvokeAIConnectionError, match=f"InvokeAI at {fake_invokeai.url} is not answering") as caught:
         client.connect()
     assert (caught.value.status, caught.value.code) == (503, "invokeai_unreachable")
     fake_invokeai.accept_connections()
@@ -76,9 +72,7 @@ def test_an_enqueue_is_never_repeated(fake_invokeai, client):
 def test_an_answer_slower_than_the_read_timeout(fake_invokeai, client):
     # One read retry for GETs: hanging twice exhausts it.
     fake_invokeai.hang_requests(VERSION_PATH, times=2)
-    with pytest.raises(
-        InvokeAIConnectionError, match=r"did not answer GET /api/v1/app/version within 0\.3 s"
-    ):
+    with pytest.raises(InvokeAIConnectionError, match=r"did not answer GET /api/v1/app/version within 0\.3 s"):
         client.connect()
     fake_invokeai.hang_requests(VERSION_PATH, times=1)
     assert client.connect() == "6.14.2"
@@ -170,9 +164,7 @@ def test_multiuser_logs_in_follows_refreshed_tokens_and_logs_in_again(multiuser)
 
 
 def test_multiuser_with_a_wrong_password(multiuser):
-    client = InvokeAIClient(
-        multiuser.url, connect_timeout=1, read_timeout=2, email="studio@example.com", password="x"
-    )
+    client = InvokeAIClient(multiuser.url, connect_timeout=1, read_timeout=2, email="studio@example.com", password="x")
     with pytest.raises(InvokeAIError, match=r"refused the login of studio@example\.com") as caught:
         client.list_models()
     assert caught.value.code == "invokeai_login_refused"

@@ -38,8 +38,7 @@ def comparable(body: dict, output_node: str) -> dict:
     batch = copy.deepcopy(body)["batch"]
     graph = batch["graph"]
     graph["nodes"] = {
-        (graphs.OUTPUT_NODE if node_id == output_node else node_id): node
-        for node_id, node in graph["nodes"].items()
+        (graphs.OUTPUT_NODE if node_id == output_node else node_id): node for node_id, node in graph["nodes"].items()
     }
     graph["nodes"][graphs.OUTPUT_NODE]["id"] = graphs.OUTPUT_NODE
     for edge in graph["edges"]:
@@ -162,9 +161,7 @@ BUILDS = {
     ),
     "sdxl with refiner": sd1(
         model=ModelIdentifier(key="x", hash="h", name="tiny-sdxl", base="sdxl", type="main"),
-        refiner=Refiner(
-            model=ModelIdentifier(key="r", hash="h", name="refiner", base="sdxl-refiner", type="main")
-        ),
+        refiner=Refiner(model=ModelIdentifier(key="r", hash="h", name="refiner", base="sdxl-refiner", type="main")),
     ),
     "flux inpaint": flux_params(mode=Mode.INPAINT, init_image="i.png", mask_image="m.png"),
 }
@@ -206,9 +203,7 @@ def test_sdxl_decodes_in_fp32_unless_the_vae_is_an_fp16_fix():
 
 
 def test_the_prompt_is_sent_as_written_in_every_item():
-    body = graphs.build_batch(
-        sd1(prompt="  a cat, 8k ", negative_prompt="dog", batch_size=3, seed=4294967294)
-    )
+    body = graphs.build_batch(sd1(prompt="  a cat, 8k ", negative_prompt="dog", batch_size=3, seed=4294967294))
     seeds, positive, negative = body["batch"]["data"][0]
     assert seeds["items"] == [4294967294, 4294967295, 0]
     assert positive["items"] == ["  a cat, 8k "] * 3

@@ -182,15 +182,11 @@ def test_api_lists_with_step_options(api, cached, settings):
 
 def test_api_patch_favorite_and_options(api, cached):
     key = cached.model("tiny-sdxl")["key"]
-    response = api.patch(
-        f"/api/models/{key}/", {"is_favorite": True, "options": {"fixed_steps": 8}}, format="json"
-    )
+    response = api.patch(f"/api/models/{key}/", {"is_favorite": True, "options": {"fixed_steps": 8}}, format="json")
     assert response.status_code == 200
     assert (response.json()["is_favorite"], response.json()["step_options"]) == (True, {"fixed_steps": 8})
     assert api.get("/api/models/?type=main").json()[0]["name"] == "tiny-sdxl"
-    refused = api.patch(
-        f"/api/models/{key}", {"options": {"steps": {"min": 9, "max": 4, "default": 5}}}, format="json"
-    )
+    refused = api.patch(f"/api/models/{key}", {"options": {"steps": {"min": 9, "max": 4, "default": 5}}}, format="json")
     assert refused.status_code == 400
     assert refused.json()["code"] == "invalid_options"
     assert api.patch("/api/models/nope/", {"is_favorite": True}, format="json").status_code == 404
