@@ -15,22 +15,27 @@ from .invokeai.client import InvokeAIClient
 _clients = threading.local()
 
 
-def invokeai_client() -> InvokeAIClient:
-    """The client for the InvokeAI in use, reused per thread (its connection pool and login token with it)."""
+def current_backend_url() -> str:
+    """The base URL of the InvokeAI that new work goes to."""
+    return settings.INVOKEAI_LOCAL_URL
+
+
+def invokeai_client(base_url: str | None = None) -> InvokeAIClient:
+    """A client for the InvokeAI in use, or for `base_url` (work started elsewhere is finished where it ran).
+
+    Reused per thread, with its connection pool and login token.
+    """
     config = (
-        settings.INVOKEAI_LOCAL_URL,
+        base_url or current_backend_url(),
         settings.INVOKEAI_CONNECTION_TIMEOUT,
         settings.INVOKEAI_READ_TIMEOUT,
         settings.INVOKEAI_EMAIL,
         settings.INVOKEAI_PASSWORD,
     )
-    cached = getattr(_clients, "entry", None)
-    if cached is None or cached[0] != config:
-        if cached is not None:
-            cached[1].close()
+    clients = _clients.__dict__.setdefault("by_config", {})
+    if config not in clients:
         url, connect_timeout, read_timeout, email, password = config
-        client = InvokeAIClient(
+        clients[config] = InvokeAIClient(
             url, connect_timeout=connect_timeout, read_timeout=read_timeout, email=email, password=password
         )
-        _clients.entry = (config, client)
-    return _clients.entry[1]
+    return clients[config]
