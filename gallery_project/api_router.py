@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
-from generation.api import CachedModelViewSet
+from generation.api import CachedModelViewSet, GenerationSessionViewSet, GenerationStepViewSet, PhotoRetrievalViewSet
 from photos.api import PhotoViewSet
 
 
@@ -17,5 +17,9 @@ class OptionalSlashRouter(SimpleRouter):
 
 
 router = OptionalSlashRouter()
+# Before PhotoViewSet: `photos/{id}/retry` needs the generation step a photo came from, which photos cannot know.
+router.register("photos", PhotoRetrievalViewSet, basename="photo-retrieval")
 router.register("photos", PhotoViewSet, basename="photo")
 router.register("models", CachedModelViewSet, basename="model")
+router.register("generation/sessions", GenerationSessionViewSet, basename="generation-session")
+router.register("generation/steps", GenerationStepViewSet, basename="generation-step")

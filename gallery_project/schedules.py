@@ -26,4 +26,16 @@ SCHEDULES: list[Job] = [
         minutes=15,
         description="Refresh the model cache from InvokeAI; models it no longer lists become unavailable.",
     ),
+    Job(
+        name="generation.resume_steps",
+        func="generation.tasks.resume_steps",
+        minutes=1,
+        description="Give running generation steps whose follower died (a worker restart) a new one.",
+    ),
+    Job(
+        name="generation.retry_retrievals",
+        func="generation.tasks.retry_retrievals",
+        minutes=1,
+        description="Download again the generated images whose download failed, once their backoff has passed.",
+    ),
 ]

@@ -10,6 +10,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -95,17 +96,20 @@ def _webp(image: Image.Image, icc_profile: bytes | None) -> bytes:
     return buffer.getvalue()
 
 
-def render(path: Path, filename: str, file_type: FileType, sizes: tuple[int, ...]) -> Rendered:
-    """Check that `path` really is a `file_type` image of acceptable dimensions, and make its renditions.
+def render(
+    source: Path | BinaryIO, filename: str, file_type: FileType, sizes: tuple[int, ...], *, min_side: int = MIN_SIDE
+) -> Rendered:
+    """Check that `source` really is a `file_type` image of acceptable dimensions, and make its renditions.
 
     Raises ImageRejected for anything else: a different format, a corrupt or truncated file, dimensions
-    outside 100..8192 px, or a decompression bomb.
+    outside min_side..8192 px, or a decompression bomb. Uploads keep the 100 px minimum; images InvokeAI made
+    may be smaller (64 px is its smallest size).
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return _render_open(image, filename, file_type, sizes)
+            with Image.open(source) as image:
+                return _render_open(image, filename, file_type, sizes, min_side)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageRejected(
             f"'{filename}' declares more pixels than can be decoded safely (a decompression bomb).",
@@ -119,18 +123,20 @@ def render(path: Path, filename: str, file_type: FileType, sizes: tuple[int, ...
         ) from None
 
 
-def _render_open(image: Image.Image, filename: str, file_type: FileType, sizes: tuple[int, ...]) -> Rendered:
+def _render_open(
+    image: Image.Image, filename: str, file_type: FileType, sizes: tuple[int, ...], min_side: int
+) -> Rendered:
     if image.format != file_type.pil_format:
         raise ImageRejected(
             f"'{filename}' is named .{file_type.ext} but contains {image.format or 'unknown'} data.",
             code="format_mismatch",
         )
     width, height = image.size
-    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+    if not (min_side <= width <= MAX_SIDE and min_side <= height <= MAX_SIDE):
         raise ImageRejected(
-            f"'{filename}' is {width}x{height} px; each side must be between {MIN_SIDE} and {MAX_SIDE} px.",
+            f"'{filename}' is {width}x{height} px; each side must be between {min_side} and {MAX_SIDE} px.",
             code="bad_dimensions",
-            details={"width": width, "height": height, "min": MIN_SIDE, "max": MAX_SIDE},
+            details={"width": width, "height": height, "min": min_side, "max": MAX_SIDE},
         )
     icc_profile = image.info.get("icc_profile")
     largest = max(sizes)
