@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from PIL import Image
 
 from generation import follower, models_cache, services
 from generation.models import CachedModel
@@ -52,14 +53,27 @@ def follow(invokeai, monkeypatch, enqueued):
 
 
 def step_request(model: CachedModel, **overrides) -> services.StepRequest:
-    values = {"prompt": PROMPT, "negative_prompt": "blurry", "width": 64, "height": 64, "steps": 2, "batch_size": 4}
-    return services.StepRequest(model_key=model.key, **(values | overrides))
+    values = {
+        "prompt": PROMPT,
+        "negative_prompt": "blurry",
+        "model_key": model.key,
+        "width": 64,
+        "height": 64,
+        "steps": 2,
+        "batch_size": 4,
+    }
+    return services.StepRequest(**(values | overrides))
 
 
 @pytest.fixture
 def gallery_photo(db):
-    def make(size=(640, 480), fmt="PNG", color=(30, 140, 60), **kwargs):
-        data = image_bytes(fmt, size, color=color, **kwargs)
+    def make(size=(640, 480), fmt="PNG", color=(30, 140, 60), plain=False):
+        if plain:
+            buffer = io.BytesIO()
+            Image.new("RGB", size, color).save(buffer, fmt)
+            data = buffer.getvalue()
+        else:
+            data = image_bytes(fmt, size, color=color)
         name = f"source.{'png' if fmt == 'PNG' else 'jpg'}"
         return photo_services.photo_create(file=io.BytesIO(data), filename=name, size=len(data)).photo
 
