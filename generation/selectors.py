@@ -44,7 +44,7 @@ def session_get(*, session_id: int | str) -> GenerationSession:
 
 def session_steps(*, session: GenerationSession) -> list[GenerationStep]:
     """The session's steps in order, each with its alternatives and their photos (three queries in all)."""
-    return list(session.steps.order_by("position").prefetch_related(_alternatives()))
+    return list(session.steps.order_by("position").select_related("parent").prefetch_related(_alternatives()))
 
 
 def step_get(*, step_id: int | str) -> GenerationStep:

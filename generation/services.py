@@ -177,7 +177,7 @@ def _vae_for(request: StepRequest, defaults: models_cache.StepDefaults) -> Cache
     return vae
 
 
-def _plan(session: GenerationSession, request: StepRequest) -> _Plan:
+def _plan(session: GenerationSession | None, request: StepRequest) -> _Plan:
     """Validate the request against the model cache and fill in its defaults; no network."""
     if request.mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}.", code="invalid_parameter")
@@ -186,7 +186,7 @@ def _plan(session: GenerationSession, request: StepRequest) -> _Plan:
     defaults = models_cache.step_defaults(key=model.key)
     parent = None
     if request.parent_id is not None:
-        parent = session.steps.filter(pk=request.parent_id).first()
+        parent = session.steps.filter(pk=request.parent_id).first() if session else None
         if parent is None:
             raise InvalidInput("The parent step is not a step of this session.", code="invalid_parameter")
     init_photo = _input_photo(request.init_photo_id, "init") if request.init_photo_id else None
@@ -313,6 +313,11 @@ def _enqueue(step: GenerationStep, plan: _Plan) -> None:
         last_contact_at=timezone.now(),
     )
     models_cache.model_mark_used(key=model.key)
+
+
+def step_validate(*, request: StepRequest) -> None:
+    """Check a request as `step_create` would, recording nothing (before starting a session for it)."""
+    _plan(None, request)
 
 
 def step_create(*, session_id: int, request: StepRequest) -> GenerationStep:
