@@ -16,7 +16,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -86,17 +86,27 @@ def _register(step: GenerationStep, item: QueueItem) -> Photo:
 
 
 def _download(backend_url: str, photo: Photo) -> photo_services.PreparedImage | AppError:
+    """The image and InvokeAI's thumbnail of it; the PNG carries InvokeAI's metadata in its text chunks."""
+    client = manager.invokeai_client(backend_url)
     try:
-        data = manager.invokeai_client(backend_url).image(photo.invoke_id)
-        return photo_services.generated_image_prepare(data=data, name=photo.invoke_id)
+        data = client.image(photo.invoke_id)
+    except AppError as exc:
+        return exc
+    try:
+        thumbnail = client.thumbnail(photo.invoke_id)
+    except AppError:
+        thumbnail = None  # one is made from the image instead
+    try:
+        return photo_services.generated_image_prepare(data=data, name=photo.invoke_id, thumbnail=thumbnail)
     except AppError as exc:
         return exc
 
 
-def _download_all(backend_url: str, photos: Sequence[Photo]) -> list[photo_services.PreparedImage | AppError]:
+def _download_all(backend_url: str, photos: Sequence[Photo]) -> Iterator[photo_services.PreparedImage | AppError]:
+    """Each photo's download, in order, as soon as it is ready: the first is stored while the others download."""
     if len(photos) == 1:
-        return [_download(backend_url, photos[0])]
-    return list(_executor().map(lambda photo: _download(backend_url, photo), photos))
+        return iter([_download(backend_url, photos[0])])
+    return _executor().map(lambda photo: _download(backend_url, photo), photos)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from PIL import Image, UnidentifiedImageError
 
 from gallery_project.errors import Conflict, NotFound
 
@@ -136,15 +137,35 @@ class PreparedImage:
     thumbnail: bytes
 
 
-def generated_image_prepare(*, data: bytes, name: str) -> PreparedImage:
-    """Check that `data` is a PNG and make its thumbnail. Touches neither disk nor database: safe in threads."""
-    rendered = imaging.render(io.BytesIO(data), name, _PNG, (settings.THUMBNAIL_SIZE,), min_side=_GENERATED_MIN_SIDE)
+def _usable_thumbnail(data: bytes | None) -> bool:
+    if not data:
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as thumbnail:
+            return thumbnail.format == "WEBP" and max(thumbnail.size) <= settings.THUMBNAIL_SIZE
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
+def generated_image_prepare(*, data: bytes, name: str, thumbnail: bytes | None = None) -> PreparedImage:
+    """Check that `data` is a whole PNG of a sensible size, and pair it with its grid thumbnail.
+
+    InvokeAI makes a WebP thumbnail of every image; given (and usable), it is kept as it is, which spares
+    decoding the full image (most of the cost of storing one). Otherwise the thumbnail is made here. Touches
+    neither disk nor database: safe to call from several threads.
+    """
+    source = io.BytesIO(data)
+    if _usable_thumbnail(thumbnail):
+        width, height = imaging.inspect(source, name, _PNG, min_side=_GENERATED_MIN_SIDE)
+    else:
+        rendered = imaging.render(source, name, _PNG, (settings.THUMBNAIL_SIZE,), min_side=_GENERATED_MIN_SIDE)
+        width, height, thumbnail = rendered.width, rendered.height, rendered.renditions[settings.THUMBNAIL_SIZE]
     return PreparedImage(
         data=data,
         checksum=hashlib.sha256(data).hexdigest(),
-        width=rendered.width,
-        height=rendered.height,
-        thumbnail=rendered.renditions[settings.THUMBNAIL_SIZE],
+        width=width,
+        height=height,
+        thumbnail=thumbnail,
     )
 
 

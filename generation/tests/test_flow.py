@@ -236,3 +236,26 @@ def test_a_step_interrupted_before_enqueueing_is_failed_and_its_batch_cancelled(
     step.refresh_from_db()
     assert step.status == Status.FAILED and "generate it again" in step.error_message
     assert {invokeai.items[item_id].status for item_id in step.item_ids} == {"canceled"}
+
+
+def test_invokeai_s_thumbnail_is_kept_and_one_is_made_when_it_has_none(invokeai, sd1, session, follow):
+    invokeai.fail_requests(r"^/api/v1/images/i/.+/thumbnail$", status=404, times=1)
+    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=2))
+    follow(step.pk)
+    made_here, kept = (alt.photo for alt in alternatives(step))
+    assert storage.absolute(kept.local_thumbnail_path).read_bytes() == invokeai.images[kept.invoke_id].webp
+    with Image.open(storage.absolute(made_here.local_thumbnail_path)) as thumbnail:
+        assert thumbnail.format == "WEBP" and thumbnail.size == (64, 64)
+    assert storage.absolute(made_here.local_thumbnail_path).read_bytes() != invokeai.images[made_here.invoke_id].webp
+
+
+def test_a_damaged_image_is_a_failed_download(invokeai, sd1, session, follow):
+    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=1))
+    invokeai.clock.advance(1)
+    manager.invokeai_client(invokeai.url).batch_status(step.batch_id)  # the fake runs its queue on requests
+    for image in invokeai.images.values():
+        image.png = image.png[: len(image.png) // 2]
+    follow(step.pk)
+    [photo] = Photo.objects.all()
+    assert photo.retrieval_status == "failed" and "damaged or incomplete" in photo.retrieval_error
+    assert photo.local_storage_path == "" and not any(storage.root().rglob("*.png"))

@@ -180,3 +180,15 @@ def test_a_failed_download_offers_retry_in_the_lightbox(owner_client, db):
     lightbox = owner_client.get(f"/photos/{photo.pk}/", headers=HX).content.decode()
     assert "Download from InvokeAI failed (2 attempts): boom" in lightbox
     assert 'data-action="retry-download"' in lightbox and "Generate from this photo" not in lightbox
+
+
+def test_the_admin_shows_sessions_and_steps_read_only(owner_client, done_step):
+    for path in (
+        "/admin/generation/generationsession/",
+        f"/admin/generation/generationsession/{done_step.session_id}/change/",
+        "/admin/generation/generationstep/",
+        f"/admin/generation/generationstep/{done_step.pk}/change/",
+        "/admin/generation/studiopreference/",
+    ):
+        assert owner_client.get(path).status_code == 200, path
+    assert owner_client.get("/admin/generation/generationstep/add/").status_code == 403
