@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from photos.models import Photo
 
 from . import models_cache, retrieval, selectors, services
 from .forms import SEED_MODES, StepForm
-from .models import CachedModel, GenerationSession, GenerationStep
+from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative
 
 TEMPLATE = "generation/studio.html"
 PICKER_SIZE = 48
@@ -41,6 +42,14 @@ SIZE_PRESETS = {
     "sdxl": [(1024, 1024), (832, 1216), (1216, 832), (896, 1152), (1152, 896)],
     "flux": [(1024, 1024), (832, 1216), (1216, 832), (768, 1360), (1360, 768)],
 }
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An alternative on the step panel, with when its failed download will be tried again (if it will)."""
+
+    alternative: StepAlternative
+    next_retry: datetime | None
 
 
 @dataclass(frozen=True)
@@ -170,7 +179,9 @@ def _step_context(step: GenerationStep | None) -> dict[str, Any]:
         waiting = [{"item_id": None, "result": None}] * step.batch_size
     pending = any(alternative.photo.retrieval_status == Photo.RetrievalStatus.PENDING for alternative in alternatives)
     return {
-        "alternatives": alternatives,
+        "alternatives": [
+            Shown(alternative, retrieval.next_retry_at(alternative.photo)) for alternative in alternatives
+        ],
         "waiting": waiting,
         "has_selection": any(alternative.selected for alternative in alternatives),
         "failed_downloads": sum(

@@ -143,7 +143,7 @@ def test_cancel_and_retry_from_the_panel(owner_client, invokeai, sd1, session):
     invokeai.clock.advance(1.5)
     cancelled = owner_client.post(f"/studio/steps/{step.pk}/cancel/", headers=HX).content.decode()
     assert "Cancelled after 1 of 4 images." in cancelled and "Download failed" in cancelled
-    assert "Retry download" in cancelled
+    assert "Retry download" in cancelled and "Tried 1 time; next try" in cancelled
     retried = owner_client.post(f"/studio/steps/{step.pk}/retry/", headers=HX).content.decode()
     assert "Download failed" not in retried and Photo.objects.get().is_available
 
