@@ -176,10 +176,6 @@ class GenerationStep(models.Model):
     def seed(self) -> int | None:
         return self.parameters.get("seed")
 
-    @property
-    def mode(self) -> str:
-        return self.parameters.get("mode", "txt2img")
-
 
 class StepAlternative(models.Model):
     """One image a step made; at most one per step is the selected one (enforced by the database)."""

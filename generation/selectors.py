@@ -59,7 +59,7 @@ def step_with_alternatives(*, step_id: int | str) -> GenerationStep:
     return GenerationStep.objects.select_related("session").prefetch_related(_alternatives()).get(pk=step.pk)
 
 
-def retrieval_stats(step: GenerationStep) -> RetrievalStats:
+def retrieval_stats(*, step: GenerationStep) -> RetrievalStats:
     """How the step's images stand with their download from InvokeAI (uses prefetched alternatives)."""
     statuses = [alternative.photo.retrieval_status for alternative in step.alternatives.all()]
     return RetrievalStats(

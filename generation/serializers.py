@@ -179,7 +179,7 @@ class StepSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(RetrievalStatsSerializer)
     def get_retrieval_stats(self, step: GenerationStep) -> dict[str, int]:
-        return asdict(selectors.retrieval_stats(step))
+        return asdict(selectors.retrieval_stats(step=step))
 
     def get_status_url(self, step: GenerationStep) -> str:
         return f"/api/generation/steps/{step.pk}/status"

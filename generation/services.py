@@ -353,7 +353,7 @@ def step_create(*, session_id: int, request: StepRequest) -> GenerationStep:
 
 
 def step_request_from(
-    step: GenerationStep, *, variation: str, strength: float | None = None, prompt: str | None = None
+    *, step: GenerationStep, variation: str, strength: float | None = None, prompt: str | None = None
 ) -> StepRequest:
     """The request for a step that follows `step`.
 

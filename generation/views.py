@@ -330,14 +330,13 @@ def generate(request: HttpRequest, pk: int) -> HttpResponse:
 def step_variation(request: HttpRequest, pk: int, variation: str) -> HttpResponse:
     """Remix (new seed) or continue (img2img from the chosen image) in one click."""
     step = selectors.step_get(step_id=pk)
-    strength = request.POST.get("strength")
     try:
-        step_request = services.step_request_from(
-            step, variation=variation, strength=float(strength) if strength else None
-        )
-        new = services.step_create(session_id=step.session_id, request=step_request)
+        strength = float(request.POST["strength"]) if request.POST.get("strength") else None
     except ValueError:
         raise InvalidInput("strength must be a number between 0 and 1.", code="invalid_parameter") from None
+    try:
+        step_request = services.step_request_from(step=step, variation=variation, strength=strength)
+        new = services.step_create(session_id=step.session_id, request=step_request)
     except AppError as exc:
         latest = step.session.steps.order_by("-pk").first()
         if latest is None or latest.pk == step.pk:

@@ -72,7 +72,7 @@ def test_four_images_then_img2img_from_the_chosen_one(real):
 
     chosen = alternatives[2]
     services.alternative_select(step_id=step.pk, photo_id=chosen.photo_id)
-    request = services.step_request_from(step, variation="continue", strength=0.5)
+    request = services.step_request_from(step=step, variation="continue", strength=0.5)
     second = services.step_create(session_id=session.pk, request=replace(request, batch_size=2))
     second = follow_to_end(second.pk)
     assert (second.status, second.images_retrieved, second.parent_id) == ("completed", 2, step.pk)

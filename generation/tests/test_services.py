@@ -197,7 +197,7 @@ def finished_step(invokeai, sd1, session, follow):
 
 
 def test_remix_keeps_everything_but_the_seed(finished_step, enqueued):
-    request = services.step_request_from(finished_step, variation="remix")
+    request = services.step_request_from(step=finished_step, variation="remix")
     step = services.step_create(session_id=finished_step.session_id, request=request)
     assert step.parent_id == finished_step.pk and step.position == 2
     assert step.prompt == finished_step.prompt and step.parameters["steps"] == 2
@@ -205,17 +205,17 @@ def test_remix_keeps_everything_but_the_seed(finished_step, enqueued):
 
 
 def test_reuse_seed_keeps_the_seed_with_a_new_prompt(finished_step, enqueued):
-    request = services.step_request_from(finished_step, variation="reuse_seed", prompt="the same, at dawn")
+    request = services.step_request_from(step=finished_step, variation="reuse_seed", prompt="the same, at dawn")
     step = services.step_create(session_id=finished_step.session_id, request=request)
     assert (step.prompt, step.parameters["seed"]) == ("the same, at dawn", 77)
 
 
 def test_continue_is_img2img_from_the_chosen_image(finished_step, invokeai, enqueued):
     with pytest.raises(Conflict, match="Choose one of this step's images first"):
-        services.step_request_from(finished_step, variation="continue")
+        services.step_request_from(step=finished_step, variation="continue")
     chosen = finished_step.alternatives.order_by("index").last()
     services.alternative_select(step_id=finished_step.pk, photo_id=chosen.photo_id)
-    request = services.step_request_from(finished_step, variation="continue", strength=0.5)
+    request = services.step_request_from(step=finished_step, variation="continue", strength=0.5)
     step = services.step_create(session_id=finished_step.session_id, request=request)
     assert step.parameters["mode"] == "img2img" and step.parameters["init_photo_id"] == str(chosen.photo_id)
     assert step.parameters["strength"] == 0.5 and step.parent_id == finished_step.pk
