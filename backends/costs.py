@@ -13,8 +13,8 @@ from django.utils import timezone
 from .models import BackendSettings, PodSession
 
 # RunPod's storage prices per GB and month (https://docs.runpod.io/pods/pricing): a pod's volume disk costs
-# twice as much while the pod is stopped; a network volume costs the same whether or not a pod uses it.
-VOLUME_RUNNING_PER_GB_MONTH = Decimal("0.10")
+# $0.20 while the pod is stopped (twice the running rate, which is part of the pod's hourly price); a network
+# volume costs the same whether or not a pod uses it.
 VOLUME_STOPPED_PER_GB_MONTH = Decimal("0.20")
 NETWORK_VOLUME_PER_GB_MONTH = Decimal("0.07")
 

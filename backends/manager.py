@@ -26,22 +26,29 @@ def proxy_url(pod_id: str) -> str:
     return settings.RUNPOD_PROXY_URL_TEMPLATE.format(pod_id=pod_id, port=INVOKEAI_PORT).rstrip("/")
 
 
-def current_backend_url() -> str:
-    """The base URL of the InvokeAI that new work goes to; `Unavailable` if remote mode has none."""
-    row = BackendSettings.objects.filter(pk=1).first() or BackendSettings()
+def backend_url_for(row: BackendSettings, ready_pod_id: str | None) -> str:
+    """The URL new work goes to, given the settings and the ready pod (if any)."""
     if row.backend_mode == BackendSettings.Mode.LOCAL:
         return row.effective_local_url
-    pod_id = (
-        PodSession.objects.filter(state=PodSession.State.READY)
-        .order_by("-created_at")
-        .values_list("pod_id", flat=True)
-        .first()
-    )
-    if pod_id:
-        return proxy_url(pod_id)
+    if ready_pod_id:
+        return proxy_url(ready_pod_id)
     if row.remote_backend_url:
         return row.remote_backend_url
     raise Unavailable(NO_POD, code="no_pod")
+
+
+def current_backend_url() -> str:
+    """The base URL of the InvokeAI that new work goes to; `Unavailable` if remote mode has none."""
+    row = BackendSettings.objects.filter(pk=1).first() or BackendSettings()
+    ready_pod_id = None
+    if row.backend_mode == BackendSettings.Mode.REMOTE:
+        ready_pod_id = (
+            PodSession.objects.filter(state=PodSession.State.READY)
+            .order_by("-created_at")
+            .values_list("pod_id", flat=True)
+            .first()
+        )
+    return backend_url_for(row, ready_pod_id)
 
 
 def _cached_client(base_url: str, connect_timeout: float, read_timeout: float, retry_backoff: float):

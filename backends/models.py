@@ -210,3 +210,8 @@ class PodSession(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in self.ACTIVE_STATES
+
+    @property
+    def gpu_label(self) -> str:
+        """The GPU type without the vendor words, short enough for the top bar."""
+        return self.gpu_type.removeprefix("NVIDIA ").removeprefix("GeForce ")

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from gallery_project.errors import Conflict
 
@@ -84,7 +85,7 @@ def _update(session: PodSession, *, expect: tuple[str, ...], **changes: Any) -> 
 # --- start ---
 
 
-def _reusable_pod(row: BackendSettings, gpu_type: str) -> PodSession | None:
+def reusable_pod(row: BackendSettings, gpu_type: str) -> PodSession | None:
     """The last session's pod, if it is stopped on the account and was made for the same settings: resuming it
     keeps the models on its volume."""
     stopped = {pod["id"] for pod in row.stopped_pods}
@@ -151,7 +152,7 @@ def pod_start(
         gpu_type = gpu_type or row.effective_gpu_type
         if not GPU_TYPE.fullmatch(gpu_type):
             raise Conflict(f"{gpu_type!r} is not a RunPod GPU type id.", code="invalid_gpu_type")
-        reuse = None if fresh else _reusable_pod(row, gpu_type)
+        reuse = None if fresh else reusable_pod(row, gpu_type)
         session = PodSession.objects.create(
             gpu_type=gpu_type,
             cloud_type=row.runpod_cloud_type,
@@ -172,7 +173,10 @@ def pod_start(
         if not reuse:
             session.name = pod_name(session.pk)
             session.save(update_fields=["name"])
-    return _call_runpod_to_start(session, row, now=now, adapter=adapter)
+    session = _call_runpod_to_start(session, row, now=now, adapter=adapter)
+    # The first readiness check now rather than at the next minute's schedule.
+    transaction.on_commit(lambda: async_task("backends.tasks.pod_advance", session.pk))
+    return session
 
 
 def _call_runpod_to_start(
@@ -733,4 +737,7 @@ def pods_reconcile(*, now: datetime | None = None, adapter: RunPodAdapter | None
     BackendSettings.objects.filter(pk=services.backend_settings_get().pk).update(
         stopped_pods=stopped, reconciled_at=now
     )
+    if not services.backend_settings_get().known_gpu_types:
+        # Once, for the backend page's GPU type picker (pages never call RunPod themselves).
+        _gpu_alternatives(adapter, exclude="")
     return result

@@ -127,3 +127,12 @@ def pod_env(db, runpod_key, fake_runpod, clock, fake_invokeai, settings) -> Pods
     yield Pods(fake_runpod, clock, fake_invokeai)
     # Clients are kept per thread and URL; the next test's fake listens on another port.
     manager._clients.__dict__.clear()
+
+
+@pytest.fixture
+def app_runpod(monkeypatch, runpod_key, fake_runpod, fake_invokeai, settings):
+    """Views, API and tasks (which build their own adapter) on the fake RunPod; pods' InvokeAI is the fake."""
+    settings.RUNPOD_PROXY_URL_TEMPLATE = fake_invokeai.url
+    monkeypatch.setattr(pods, "runpod_adapter", lambda: fake_runpod)
+    yield fake_runpod
+    manager._clients.__dict__.clear()
