@@ -129,9 +129,6 @@ class PodSessionQuerySet(models.QuerySet):
     def active(self):
         return self.filter(state__in=PodSession.ACTIVE_STATES)
 
-    def billable(self):
-        return self.filter(state__in=PodSession.BILLABLE_STATES)
-
 
 class PodSession(models.Model):
     """One run of a RunPod pod, from the start request until RunPod confirms it stopped.
@@ -162,9 +159,8 @@ class PodSession(models.Model):
         CONTAINER = "container", _("Pulling the image and starting the container")
         INVOKEAI = "invokeai", _("Waiting for InvokeAI to answer")
 
-    ACTIVE_STATES = (State.CREATING, State.STARTING, State.READY, State.STOPPING)
     # Creating counts: the pod may exist (and bill) before RunPod's answer reached us.
-    BILLABLE_STATES = ACTIVE_STATES
+    ACTIVE_STATES = (State.CREATING, State.STARTING, State.READY, State.STOPPING)
 
     pod_id = models.CharField(max_length=64, blank=True, db_index=True)
     name = models.CharField(_("pod name"), max_length=100, blank=True)

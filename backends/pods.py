@@ -101,7 +101,7 @@ def reusable_pod(row: BackendSettings, gpu_type: str) -> PodSession | None:
     return None
 
 
-def pod_spec(session: PodSession, row: BackendSettings) -> PodSpec:
+def _pod_spec(session: PodSession, row: BackendSettings) -> PodSpec:
     return PodSpec(
         name=session.name,
         image=session.image,
@@ -193,7 +193,7 @@ def _call_runpod_to_start(
             except RunPodUnreachable:
                 # The pod reports its own price once it exists; the estimate can wait for it.
                 price = None
-            pod_id = adapter.create_pod(pod_spec(session, row))
+            pod_id = adapter.create_pod(_pod_spec(session, row))
     except RunPodCapacityError as exc:
         alternatives = _gpu_alternatives(adapter, exclude=session.gpu_type)
         what = "resume the stopped pod: its machine has" if session.resumed else "start a pod: RunPod has"
@@ -341,7 +341,7 @@ def pod_advance(*, session_id: int, now: datetime | None = None, adapter: RunPod
         next_check_at=None,
         message=f"InvokeAI {version} is ready.",
     ):
-        services.connection_record(connected=True, version=version, now=now)
+        services.connection_record(connected=True, version=version, url=url, now=now)
         logger.info("Pod %s ready (session %s)", session.pod_id, session.pk)
     return session
 
@@ -650,13 +650,14 @@ def _pod_is_busy(session: PodSession, *, now: datetime) -> bool:
 
     An InvokeAI that does not answer is not busy: a pod whose InvokeAI died must not run forever.
     """
+    url = manager.proxy_url(session.pod_id)
     try:
-        queue = manager.probe_client(manager.proxy_url(session.pod_id)).queue_status()
+        queue = manager.probe_client(url).queue_status()
     except InvokeAIError as exc:
-        services.connection_record(connected=False, error=exc.message, now=now)
+        services.connection_record(connected=False, error=exc.message, url=url, now=now)
         queue_busy = False
     else:
-        services.connection_record(connected=True, now=now)
+        services.connection_record(connected=True, url=url, now=now)
         queue_busy = queue.pending + queue.in_progress > 0
     return queue_busy or signals.app_is_busy()
 

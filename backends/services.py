@@ -10,8 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from gallery_project.errors import AppError, InvalidInput
 
@@ -65,10 +67,11 @@ def backend_mode_set(*, mode: str) -> str:
         raise InvalidInput(f"Unknown backend mode {mode!r}: use 'local' or 'remote'.", code="invalid_mode")
     row = backend_settings_get()
     if row.backend_mode != mode:
-        # Connected to the other backend says nothing about this one; the next check fills these in.
+        # Connected to the other backend says nothing about this one: "checking" until the check has run.
         BackendSettings.objects.filter(pk=row.pk).update(
             backend_mode=mode, is_connected=False, api_version="", connection_error=""
         )
+        transaction.on_commit(lambda: async_task("backends.tasks.backend_connection_check"))
     if mode == BackendSettings.Mode.LOCAL:
         return f"Using the local InvokeAI at {row.effective_local_url}."
     if PodSession.objects.filter(state=PodSession.State.READY).exists():
@@ -155,9 +158,20 @@ def images_record(*, count: int) -> None:
         PodSession.objects.filter(pk=session.pk).update(images_generated=F("images_generated") + count)
 
 
-def connection_record(*, connected: bool, version: str = "", error: str = "", now: datetime | None = None) -> None:
-    """Remember whether the InvokeAI in use answered, and its version when known."""
+def connection_record(
+    *, connected: bool, version: str = "", error: str = "", url: str = "", now: datetime | None = None
+) -> None:
+    """Remember whether the InvokeAI in use answered, and its version when known.
+
+    With `url`, only if that is the InvokeAI in use: a pod answering says nothing while the local one is used.
+    """
     now = now or timezone.now()
+    if url:
+        try:
+            if manager.current_backend_url() != url:
+                return
+        except AppError:
+            return
     pk = backend_settings_get().pk
     if connected:
         changes = {"is_connected": True, "last_connected_at": now, "connection_error": ""}

@@ -50,7 +50,8 @@ def pods_idle_check() -> str:
     except AppError as exc:
         logger.warning("Idle check failed: %s", exc.message)
         return exc.code
-    if check.outcome in ("no_pod", "starting"):
+    finally:
+        # After the idle check: an InvokeAI that does not answer can take its timeouts to say so.
         services.connection_check()
     return f"{check.outcome} {check.reason}".strip()
 

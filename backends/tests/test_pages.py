@@ -27,13 +27,15 @@ def text(response) -> str:
 
 def test_every_page_has_the_badge_and_the_backend_link(owner_client, settings):
     settings.INVOKEAI_LOCAL_URL = "http://127.0.0.1:9999"
+    assert "Local · checking…" in text(owner_client.get("/"))
+    assert tasks.backend_connection_check() is False
     for path in ("/", "/trash/", "/backend/"):
         page = text(owner_client.get(path))
         assert 'id="backend-badge"' in page, path
         assert "Local · not answering" in page
         assert 'href="/backend/"' in page
     page = text(owner_client.get("/backend/"))
-    assert "Local InvokeAI at <code>http://127.0.0.1:9999</code>: not answering." in page
+    assert "Local InvokeAI at <code>http://127.0.0.1:9999</code>: not answering (InvokeAI at" in page
     assert "Switch to Remote (RunPod) to rent a GPU by the minute." in page
     assert 'id="start-pod"' not in page
 
