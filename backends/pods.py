@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from gallery_project.errors import Conflict
+from gallery_project.errors import Conflict, InvalidInput
 
 from . import costs, manager, services, signals
 from .invokeai.errors import InvokeAIError
@@ -151,17 +151,15 @@ def pod_start(
             )
         gpu_type = gpu_type or row.effective_gpu_type
         if not GPU_TYPE.fullmatch(gpu_type):
-            raise Conflict(f"{gpu_type!r} is not a RunPod GPU type id.", code="invalid_gpu_type")
+            raise InvalidInput(f"{gpu_type!r} is not a RunPod GPU type id.", code="invalid_gpu_type")
         reuse = None if fresh else reusable_pod(row, gpu_type)
+        # A network volume takes the place of a new pod's own volume disk.
+        new_volume_in_gb = 0 if row.runpod_network_volume_id else row.runpod_volume_in_gb
         session = PodSession.objects.create(
             gpu_type=gpu_type,
             cloud_type=row.runpod_cloud_type,
             image=row.runpod_image,
-            volume_in_gb=reuse.volume_in_gb
-            if reuse
-            else 0
-            if row.runpod_network_volume_id
-            else row.runpod_volume_in_gb,
+            volume_in_gb=reuse.volume_in_gb if reuse else new_volume_in_gb,
             network_volume_id=row.runpod_network_volume_id,
             created_at=now,
             pod_id=reuse.pod_id if reuse else "",
@@ -294,7 +292,12 @@ def pod_advance(*, session_id: int, now: datetime | None = None, adapter: RunPod
         return _not_ready(session, now=now, progress=session.progress or Progress.RUNPOD, message=exc.message)
     if pod is None:
         return _finish(
-            session, now=now, state=State.FAILED, reason=Reason.ERROR, message="The pod no longer exists on RunPod."
+            session,
+            now=now,
+            state=State.FAILED,
+            reason=Reason.ERROR,
+            message="The pod no longer exists on RunPod.",
+            pod_exists=False,
         )
     price = pod.cost_per_hour or session.cost_per_hour
     if pod.is_stopped:

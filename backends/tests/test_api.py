@@ -121,3 +121,9 @@ def test_the_api_needs_a_login(anon_api):
         assert anon_api.get(path).status_code == 401
     for path in ("/api/backend/mode", "/api/backend/pod/start", "/api/backend/pod/stop"):
         assert anon_api.post(path).status_code == 401
+
+
+def test_a_gpu_type_that_cannot_be_sent_is_refused(api, app_runpod):
+    response = api.post("/api/backend/pod/start", {"gpu_type": 'RTX "4090"'}, format="json")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_gpu_type")
+    assert app_runpod.calls == []

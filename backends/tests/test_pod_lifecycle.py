@@ -177,6 +177,14 @@ def test_a_pod_stopped_outside_while_starting_fails_the_session(pod_env):
     assert pod_env.advance(session).state == State.FAILED
 
 
+def test_a_pod_deleted_outside_while_starting_fails_the_session(pod_env):
+    session = pod_env.start()
+    pod_env.runpod.terminate_pod(session.pod_id)
+    session = pod_env.advance(session)
+    assert (session.state, session.message) == (State.FAILED, "The pod no longer exists on RunPod.")
+    assert backend_settings_get().stopped_pods == []
+
+
 def test_runpod_unreachable_while_starting_is_retried(pod_env):
     session = pod_env.start()
     pod_env.runpod.boot(session.pod_id)
