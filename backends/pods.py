@@ -508,9 +508,10 @@ def _stop_unsaved_pod(session: PodSession, *, now: datetime, adapter: RunPodAdap
 def _finish_stopping(session: PodSession, *, now: datetime, pod_exists: bool) -> PodSession:
     never_ready = session.ready_at is None and session.stop_reason == Reason.ERROR
     state = State.FAILED if never_ready else State.STOPPED
+    idle = services.backend_settings_get().effective_idle_timeout
     done = {
         Reason.USER: "Stopped.",
-        Reason.IDLE: f"Stopped after {services.backend_settings_get().effective_idle_timeout} idle minutes.",
+        Reason.IDLE: f"Stopped after {idle} idle minute{'' if idle == 1 else 's'}.",
         Reason.MAX_LIFETIME: "Stopped: the longest session was reached.",
         Reason.BUDGET: "Stopped: the monthly budget was reached.",
         Reason.ORPHAN: "Stopped: it was running on RunPod without an active session here.",

@@ -17,7 +17,7 @@ from .models import PodSession
 HISTORY_SIZE = 25
 
 
-def _page_context(request: HttpRequest, **extra) -> dict:
+def _page_context(**extra) -> dict:
     sessions, total = selectors.pod_session_list(limit=HISTORY_SIZE)
     status = selectors.backend_status()
     row = services.backend_settings_get()
@@ -38,19 +38,15 @@ def _page_context(request: HttpRequest, **extra) -> dict:
 @require_GET
 @vary_on_headers("HX-Request")
 def backend_page(request: HttpRequest) -> HttpResponse:
-    template = "backends/page.html"
     if request.htmx:
-        template += "#pod-panel"
-    return render(request, template, _page_context(request))
+        # The pod panel polls itself while a pod starts or stops: only what it shows.
+        return render(request, "backends/page.html#pod-panel", {"backend_status": selectors.backend_status()})
+    return render(request, "backends/page.html", _page_context())
 
 
 @require_GET
 def badge(request: HttpRequest) -> HttpResponse:
     return render(request, "backends/badge.html")
-
-
-def _back(request: HttpRequest) -> HttpResponse:
-    return redirect("backends:page")
 
 
 @require_POST
@@ -59,7 +55,7 @@ def mode_set(request: HttpRequest) -> HttpResponse:
         messages.info(request, services.backend_mode_set(mode=request.POST.get("mode", "")))
     except AppError as exc:
         messages.error(request, exc.message)
-    return _back(request)
+    return redirect("backends:page")
 
 
 @require_POST
@@ -67,14 +63,14 @@ def pod_start(request: HttpRequest) -> HttpResponse:
     form = PodStartForm(request.POST)
     if not form.is_valid():
         messages.error(request, "That GPU type cannot be sent to RunPod.")
-        return _back(request)
+        return redirect("backends:page")
     try:
         session = pods.pod_start(**form.cleaned_data)
     except AppError as exc:
         messages.error(request, exc.message)
     else:
         messages.info(request, f"Starting a pod with a {session.gpu_type}.")
-    return _back(request)
+    return redirect("backends:page")
 
 
 @require_POST
@@ -88,7 +84,7 @@ def pod_stop(request: HttpRequest) -> HttpResponse:
             messages.info(request, "Stopping the pod; RunPod has not confirmed it yet, the app keeps checking.")
         else:
             messages.info(request, "The pod is stopped.")
-    return _back(request)
+    return redirect("backends:page")
 
 
 @require_POST
@@ -99,18 +95,18 @@ def pod_terminate(request: HttpRequest, pod_id: str) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.info(request, f"Pod {pod_id} and its volume disk are deleted.")
-    return _back(request)
+    return redirect("backends:page")
 
 
 @require_POST
 def settings_save(request: HttpRequest) -> HttpResponse:
     form = BackendSettingsForm(request.POST, instance=services.backend_settings_get())
     if not form.is_valid():
-        context = _page_context(request, settings_form=form)
+        context = _page_context(settings_form=form)
         return render(request, "backends/page.html", context, status=400)
     services.backend_settings_update(**{name: form.cleaned_data[name] for name in form.Meta.fields})
     messages.info(request, "Settings saved.")
-    return _back(request)
+    return redirect("backends:page")
 
 
 @require_POST
@@ -119,11 +115,11 @@ def api_key_save(request: HttpRequest) -> HttpResponse:
     if form.is_valid() and form.cleaned_data["remove"]:
         services.api_key_clear()
         messages.info(request, "The stored RunPod API key is removed.")
-        return _back(request)
+        return redirect("backends:page")
     try:
         services.api_key_set(api_key=form.cleaned_data["api_key"] if form.is_valid() else "")
     except AppError as exc:
         messages.error(request, exc.message)
     else:
         messages.info(request, "RunPod API key stored (encrypted).")
-    return _back(request)
+    return redirect("backends:page")
