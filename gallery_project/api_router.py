@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
+from albums.api import UUID_PATTERN, AlbumViewSet, PhotoShareViewSet, ShareLinkViewSet
 from photos.api import PhotoViewSet
 
 
@@ -17,3 +18,6 @@ class OptionalSlashRouter(SimpleRouter):
 
 router = OptionalSlashRouter()
 router.register("photos", PhotoViewSet, basename="photo")
+router.register(rf"photos/(?P<photo_id>{UUID_PATTERN})/shares", PhotoShareViewSet, basename="photo-share")
+router.register("albums", AlbumViewSet, basename="album")
+router.register("shares", ShareLinkViewSet, basename="share")
