@@ -45,6 +45,10 @@ class Album(models.Model):
             raise ValidationError({"name": _("An album needs a name.")})
         if self.name.casefold() == UNCATEGORIZED.casefold():
             raise ValidationError({"name": _("“Uncategorized” is the built-in view of photos in no album.")})
+        if self.cover_photo_id is not None and (
+            self._state.adding or not self.entries.filter(photo_id=self.cover_photo_id).exists()
+        ):
+            raise ValidationError({"cover_photo": _("The cover must be a photo of the album.")})
 
 
 class AlbumPhoto(models.Model):
@@ -64,7 +68,8 @@ class AlbumPhoto(models.Model):
         indexes = [models.Index(fields=["album", "position"], name="album_photo_position")]
 
     def __str__(self) -> str:
-        return f"{self.album_id} #{self.position}: {self.photo_id}"
+        # Short: the admin prints it above every inline row, beside the photo's own columns.
+        return f"#{self.position}"
 
 
 class ShareLink(models.Model):

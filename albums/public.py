@@ -113,12 +113,9 @@ def client_address(request: HttpRequest) -> str:
     if "*" not in trusted and address not in trusted:
         return address
     hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if "*" in trusted or hop not in trusted:
-            address = hop
-            if "*" not in trusted:
-                break
-    return address
+    if "*" in trusted:
+        return hops[0] if hops else address
+    return next((hop for hop in reversed(hops) if hop not in trusted), address)
 
 
 # --- Pages ---

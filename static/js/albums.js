@@ -234,6 +234,13 @@ document.addEventListener("DOMContentLoaded", () => {
   if (frame) mountPicker(frame);
 });
 
+// A download limit only means something while downloads are allowed.
+document.addEventListener("change", (event) => {
+  if (event.target.matches("[data-share-create] [name=allow_download]")) {
+    event.target.form.max_downloads.disabled = !event.target.checked;
+  }
+});
+
 document.addEventListener("change", async (event) => {
   const toggle = event.target.closest("[data-album-toggle]");
   if (!toggle) return;
