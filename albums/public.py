@@ -128,6 +128,8 @@ def _open_page(
 
     `content` gives the page's context; it is only read once the view has been counted.
     """
+    if link.is_exhausted:
+        raise Http404  # before the password form, which would tell that the link exists
     if not _unlocked(request, link):
         return render(request, "albums/public_password.html", {"token": token})
     if not services.share_link_count_view(link_id=link.pk):

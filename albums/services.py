@@ -163,7 +163,11 @@ def album_reorder(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.UUID | 
         raise InvalidInput("photo_ids names a photo twice.", code="duplicate_photo_ids")
     with transaction.atomic():
         album = _album(album_id)
-        entries = list(album.entries.select_related("photo").order_by("position", "id"))
+        entries = list(
+            album.entries.select_related("photo")
+            .only("id", "photo_id", "position", "photo__deleted_at")
+            .order_by("position", "id")
+        )
         live = {entry.photo_id for entry in entries if entry.photo.deleted_at is None}
         if set(order) != live:
             raise Conflict(

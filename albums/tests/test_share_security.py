@@ -109,6 +109,12 @@ def _views_used(shared):
     return token
 
 
+def _views_used_with_password(shared):
+    link, token = make_link(shared, max_views=1, password="open sesame")
+    ShareLink.objects.filter(pk=link.pk).update(view_count=1)
+    return token
+
+
 def _downloads_used(shared):
     link, token = make_link(shared, allow_download=True, max_downloads=1)
     ShareLink.objects.filter(pk=link.pk).update(download_count=1)
@@ -125,7 +131,7 @@ def _garbage(shared):
 
 @pytest.mark.parametrize(
     "make_token",
-    [_revoked, _expired, _views_used, _downloads_used, _wrong, _garbage],
+    [_revoked, _expired, _views_used, _views_used_with_password, _downloads_used, _wrong, _garbage],
     ids=lambda f: f.__name__,
 )
 def test_every_url_of_a_dead_or_wrong_token_is_the_same_404(client, shared, not_found_body, make_token):
@@ -133,6 +139,7 @@ def test_every_url_of_a_dead_or_wrong_token_is_the_same_404(client, shared, not_
     for url in urls(token, shared["inside"][0].pk):
         assert_not_found(client.get(url), not_found_body)
     assert_not_found(client.get(f"/s/{token}/", headers={"HX-Request": "true"}), not_found_body)
+    assert_not_found(client.post(f"/s/{token}/", {"password": "open sesame"}), not_found_body)
 
 
 def test_revoking_closes_every_url_already_handed_out_at_once(client, shared):
