@@ -42,6 +42,28 @@ def anon_api() -> APIClient:
     return APIClient()
 
 
+# --- InvokeAI ---
+
+
+@pytest.fixture
+def fake_invokeai():
+    """A fake InvokeAI 6.14 on 127.0.0.1 (random port): move its `clock`, inject faults (see its module)."""
+    from backends.invokeai.fake import FakeInvokeAI
+
+    server = FakeInvokeAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def use_fake_invokeai(settings, fake_invokeai):
+    """Point the app's InvokeAI settings at the fake, with short timeouts."""
+    settings.INVOKEAI_LOCAL_URL = fake_invokeai.url
+    settings.INVOKEAI_CONNECTION_TIMEOUT = 2
+    settings.INVOKEAI_READ_TIMEOUT = 2
+    return fake_invokeai
+
+
 # --- Browser tests (real Chromium through Playwright) ---
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -51,9 +73,7 @@ ARTIFACTS = Path(__file__).parent / "test-artifacts"
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Browser tests need Chromium at {CHROMIUM}: `apt-get install chromium`, or set CHROMIUM_PATH."
-        )
+        pytest.fail(f"Browser tests need Chromium at {CHROMIUM}: `apt-get install chromium`, or set CHROMIUM_PATH.")
     # Playwright's sync API keeps an event loop in this thread; the test's ORM calls are still synchronous.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright

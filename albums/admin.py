@@ -35,9 +35,7 @@ class AlbumPhotoInline(admin.TabularInline):
     @admin.display(description="Photo")
     def photo_link(self, entry: AlbumPhoto) -> str:
         trashed = " (in the trash)" if entry.photo.deleted_at else ""
-        return format_html(
-            '<a href="/admin/photos/photo/{}/change/">{}</a>{}', entry.photo_id, entry.photo, trashed
-        )
+        return format_html('<a href="/admin/photos/photo/{}/change/">{}</a>{}', entry.photo_id, entry.photo, trashed)
 
 
 @admin.register(Album)

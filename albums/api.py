@@ -155,9 +155,7 @@ class ShareLinkViewSet(viewsets.GenericViewSet):
         )
         return Response(ShareLinkSerializer(links, many=True).data)
 
-    @extend_schema(
-        responses={204: None}, description="Revoke the link: it and every URL it served answer 404."
-    )
+    @extend_schema(responses={204: None}, description="Revoke the link: it and every URL it served answer 404.")
     def destroy(self, request: Request, pk: str) -> Response:
         services.share_link_revoke(link_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -19,9 +19,7 @@ class Album(models.Model):
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
     # Explicit cover; when empty (or no longer a live photo of the album) the first photo is the cover.
-    cover_photo = models.ForeignKey(
-        "photos.Photo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    cover_photo = models.ForeignKey("photos.Photo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     is_archived = models.BooleanField(_("archived"), default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -88,9 +86,7 @@ class ShareLink(models.Model):
         TRASHED = "trashed", _("Photo in the trash")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    album = models.ForeignKey(
-        Album, null=True, blank=True, on_delete=models.CASCADE, related_name="share_links"
-    )
+    album = models.ForeignKey(Album, null=True, blank=True, on_delete=models.CASCADE, related_name="share_links")
     photo = models.ForeignKey(
         "photos.Photo", null=True, blank=True, on_delete=models.CASCADE, related_name="share_links"
     )
@@ -111,14 +107,11 @@ class ShareLink(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(album__isnull=False, photo__isnull=True)
-                | Q(album__isnull=True, photo__isnull=False),
+                condition=Q(album__isnull=False, photo__isnull=True) | Q(album__isnull=True, photo__isnull=False),
                 name="share_link_one_target",
             ),
             models.CheckConstraint(condition=Q(max_views__gte=1), name="share_link_max_views_positive"),
-            models.CheckConstraint(
-                condition=Q(max_downloads__gte=1), name="share_link_max_downloads_positive"
-            ),
+            models.CheckConstraint(condition=Q(max_downloads__gte=1), name="share_link_max_downloads_positive"),
         ]
 
     def __str__(self) -> str:

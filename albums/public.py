@@ -121,9 +121,7 @@ def client_address(request: HttpRequest) -> str:
 # --- Pages ---
 
 
-def _open_page(
-    request: HttpRequest, token: str, link: ShareLink, content: Callable[[], dict]
-) -> HttpResponse:
+def _open_page(request: HttpRequest, token: str, link: ShareLink, content: Callable[[], dict]) -> HttpResponse:
     """A page load of the link: the password form if it is locked, else one counted view, else 404.
 
     `content` gives the page's context; it is only read once the view has been counted.
@@ -150,9 +148,7 @@ def share(request: HttpRequest, token: str) -> HttpResponse:
         if link.album_id is None or not _has_viewed(request, link) or not _usable(request, link):
             raise Http404
         page = photo_list(album_id=link.album_id, limit=PAGE_SIZE, cursor=cursor)
-        return render(
-            request, "albums/public.html#public-grid-page", {"link": link, "token": token, "page": page}
-        )
+        return render(request, "albums/public.html#public-grid-page", {"link": link, "token": token, "page": page})
     if link.album_id is None:
         return _open_page(request, token, link, lambda: {"photo": link.photo})
     return _open_page(
@@ -197,9 +193,7 @@ def share_photo(request: HttpRequest, token: str, photo_id) -> HttpResponse:
         return _open_page(request, token, link, lambda: {"photo": photo, "album": link.album})
     if not _has_viewed(request, link) or not _usable(request, link):
         raise Http404
-    return render(
-        request, "albums/public.html#public-lightbox-body", {"link": link, "token": token, "photo": photo}
-    )
+    return render(request, "albums/public.html#public-lightbox-body", {"link": link, "token": token, "photo": photo})
 
 
 @_public

@@ -51,9 +51,7 @@ def album_get(*, album_id: uuid.UUID | str) -> Album:
 
 def album_photo_ids(*, album_id: uuid.UUID | str) -> list[uuid.UUID]:
     """The ids of the album's live photos, in the album's order."""
-    return list(
-        live_entries().filter(album_id=album_id).order_by("position", "id").values_list("photo_id", flat=True)
-    )
+    return list(live_entries().filter(album_id=album_id).order_by("position", "id").values_list("photo_id", flat=True))
 
 
 def album_ids_of_photo(*, photo_id: uuid.UUID | str) -> set[uuid.UUID]:

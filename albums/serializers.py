@@ -17,9 +17,7 @@ MAX_PHOTO_IDS = 20_000
 
 class AlbumSerializer(serializers.ModelSerializer):
     photo_count = serializers.IntegerField(read_only=True)
-    cover_photo_id = serializers.UUIDField(
-        read_only=True, allow_null=True, help_text="The chosen cover, if any."
-    )
+    cover_photo_id = serializers.UUIDField(read_only=True, allow_null=True, help_text="The chosen cover, if any.")
     cover_thumbnail_url = serializers.SerializerMethodField(
         help_text="The cover shown: the chosen one, else the album's first photo."
     )
@@ -74,9 +72,7 @@ class AlbumUpdateSerializer(serializers.Serializer):
 
 
 class PhotoIdsSerializer(serializers.Serializer):
-    photo_ids = serializers.ListField(
-        child=serializers.UUIDField(), allow_empty=False, max_length=MAX_PHOTO_IDS
-    )
+    photo_ids = serializers.ListField(child=serializers.UUIDField(), allow_empty=False, max_length=MAX_PHOTO_IDS)
 
 
 def _album_or_uncategorized(value: str) -> uuid.UUID | None:
@@ -90,9 +86,7 @@ def _album_or_uncategorized(value: str) -> uuid.UUID | None:
 
 class AlbumMoveSerializer(PhotoIdsSerializer):
     from_album_id = serializers.CharField(help_text="The album the photos leave, or `none` (Uncategorized).")
-    to_album_id = serializers.CharField(
-        help_text="The album they go to, or `none`: they then leave every album."
-    )
+    to_album_id = serializers.CharField(help_text="The album they go to, or `none`: they then leave every album.")
 
     def validate_from_album_id(self, value: str) -> uuid.UUID | None:
         return _album_or_uncategorized(value)
@@ -109,9 +103,7 @@ class ShareLinkCreateSerializer(serializers.Serializer):
     max_views = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
     max_downloads = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
     allow_download = serializers.BooleanField(default=False)
-    show_details = serializers.BooleanField(
-        default=False, help_text="Show prompts and other generation details."
-    )
+    show_details = serializers.BooleanField(default=False, help_text="Show prompts and other generation details.")
     password = serializers.CharField(
         required=False, allow_blank=True, default="", trim_whitespace=False, write_only=True
     )

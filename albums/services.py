@@ -131,8 +131,7 @@ def album_add_photos(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.UUID
         start = 0 if last is None else last + 1
         now = timezone.now()
         AlbumPhoto.objects.bulk_create(
-            AlbumPhoto(album=album, photo_id=pk, position=start + index, added_at=now)
-            for index, pk in enumerate(new)
+            AlbumPhoto(album=album, photo_id=pk, position=start + index, added_at=now) for index, pk in enumerate(new)
         )
         if new:
             _touch(album.pk)
@@ -337,9 +336,9 @@ def share_link_count_view(*, link_id: uuid.UUID) -> bool:
 
     One conditional UPDATE: concurrent views are each counted once and never pass the limit.
     """
-    updated = ShareLink.objects.filter(
-        share_link_live_q(timezone.now()), share_link_unspent_q(), pk=link_id
-    ).update(view_count=F("view_count") + 1)
+    updated = ShareLink.objects.filter(share_link_live_q(timezone.now()), share_link_unspent_q(), pk=link_id).update(
+        view_count=F("view_count") + 1
+    )
     return updated == 1
 
 

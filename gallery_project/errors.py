@@ -176,9 +176,7 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
-    return _page_or_json(
-        request, 500, "server_error", "Something went wrong on the server; it has been logged."
-    )
+    return _page_or_json(request, 500, "server_error", "Something went wrong on the server; it has been logged.")
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -20,4 +20,10 @@ SCHEDULES: list[Job] = [
         minutes=60,
         description="Delete photos that have been in the trash for longer than TRASH_DAYS.",
     ),
+    Job(
+        name="generation.refresh_models",
+        func="generation.tasks.refresh_models",
+        minutes=15,
+        description="Refresh the model cache from InvokeAI; models it no longer lists become unavailable.",
+    ),
 ]

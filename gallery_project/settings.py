@@ -179,6 +179,11 @@ FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])
 INVOKEAI_LOCAL_URL = env.str("INVOKEAI_LOCAL_URL", default="http://localhost:9090")
 INVOKEAI_CONNECTION_TIMEOUT = env.float("INVOKEAI_CONNECTION_TIMEOUT", default=10)
 INVOKEAI_READ_TIMEOUT = env.float("INVOKEAI_READ_TIMEOUT", default=30)
+# Only for an InvokeAI in multiuser mode (6.12+); single-user InvokeAI needs no login.
+INVOKEAI_EMAIL = env.str("INVOKEAI_EMAIL", default="")
+INVOKEAI_PASSWORD = env.str("INVOKEAI_PASSWORD", default="")
+# Per-model settings in CyberImage's format, one variable per model (see .env.example), for the model cache.
+MODEL_DEFINITIONS = {name: value for name, value in os.environ.items() if name.startswith("MODEL_")}
 RUNPOD_API_KEY = env.str("RUNPOD_API_KEY", default="")
 RUNPOD_POD_TYPE = env.str("RUNPOD_POD_TYPE", default="NVIDIA GeForce RTX 4090")
 RUNPOD_IDLE_TIMEOUT = env.int("RUNPOD_IDLE_TIMEOUT", default=30)

@@ -46,13 +46,18 @@ class PhotoAdmin(admin.ModelAdmin):
     ]
     actions = ["move_to_trash", "restore_from_trash"]
 
+    def delete_model(self, request, obj: Photo) -> None:
+        # The stock delete removes the row only; the files must go too, and only once the delete commits.
+        services.photo_purge(photo_ids=[obj.pk], only_trashed=False)
+
+    def delete_queryset(self, request, queryset) -> None:
+        services.photo_purge(photo_ids=list(queryset.values_list("pk", flat=True)), only_trashed=False)
+
     @admin.display(description="")
     def preview(self, photo: Photo) -> str:
         if not photo.is_available:
             return "—"
-        return format_html(
-            '<img src="/api/photos/{}/thumbnail" style="height:48px;border-radius:4px">', photo.pk
-        )
+        return format_html('<img src="/api/photos/{}/thumbnail" style="height:48px;border-radius:4px">', photo.pk)
 
     @admin.display(description="Preview")
     def preview_large(self, photo: Photo) -> str:

@@ -62,9 +62,7 @@ def serve_photo_file(
         try:
             handle = open_file(storage.absolute(relative))
         except FileNotFoundError:
-            raise NotFound(
-                "This photo's file is missing from the photo store.", code="file_missing"
-            ) from None
+            raise NotFound("This photo's file is missing from the photo store.", code="file_missing") from None
         filename = photo.filename if variant == "original" else ""
         response = FileResponse(handle, content_type=content_type, filename=filename)
     else:
@@ -151,6 +149,4 @@ class PhotoViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def display(self, request: Request, pk: str) -> HttpResponse:
         photo = selectors.photo_get(photo_id=pk, include_deleted=True)
-        return serve_photo_file(
-            request, photo, storage.display_path(photo.local_storage_path), "image/webp", "display"
-        )
+        return serve_photo_file(request, photo, storage.display_path(photo.local_storage_path), "image/webp", "display")

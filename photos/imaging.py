@@ -66,9 +66,7 @@ def file_type_for(filename: str) -> FileType:
     if suffix not in _TYPES:
         allowed = ", ".join(ALLOWED_EXTENSIONS)
         shown = suffix or "no extension"
-        raise ImageRejected(
-            f"'{filename}' has {shown}; only {allowed} files are accepted.", code="unsupported_type"
-        )
+        raise ImageRejected(f"'{filename}' has {shown}; only {allowed} files are accepted.", code="unsupported_type")
     if suffix == ".heic" and pillow_heif is None:
         raise ImageRejected("HEIC support is not installed on this server.", code="unsupported_type")
     return _TYPES[suffix]
@@ -114,9 +112,7 @@ def render(path: Path, filename: str, file_type: FileType, sizes: tuple[int, ...
             code="decompression_bomb",
         ) from None
     except UnidentifiedImageError:
-        raise ImageRejected(
-            f"'{filename}' is not an image file Pillow can read.", code="corrupt_image"
-        ) from None
+        raise ImageRejected(f"'{filename}' is not an image file Pillow can read.", code="corrupt_image") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected(
             f"'{filename}' is damaged or incomplete and cannot be decoded ({exc}).", code="corrupt_image"
@@ -138,8 +134,12 @@ def _render_open(image: Image.Image, filename: str, file_type: FileType, sizes: 
         )
     icc_profile = image.info.get("icc_profile")
     largest = max(sizes)
-    if image.format != "JPEG":
-        # Palette and 16-bit images resample badly (or not at all); JPEGs stay lazy so draft() can apply.
+    if image.format == "JPEG":
+        # Decode at the smallest DCT scale (1/2, 1/4, 1/8) still at least as large as the biggest rendition.
+        # thumbnail() would ask for twice the size (its reducing_gap), which keeps a 24 MP photo at full scale.
+        image.draft(None, (largest, largest))
+    else:
+        # Palette and 16-bit images resample badly (or not at all) in their own modes.
         image = _rgb(image)
     image.thumbnail((largest, largest), Image.Resampling.BICUBIC, reducing_gap=2.0)
     image.load()  # thumbnail() skips decoding images already small enough; decoding is what finds truncation

@@ -44,9 +44,7 @@ class Photo(models.Model):
     model_hash = models.CharField(max_length=255, blank=True)
     model_name = models.CharField(max_length=255, blank=True)
 
-    retrieval_status = models.CharField(
-        max_length=10, choices=RetrievalStatus, default=RetrievalStatus.COMPLETED
-    )
+    retrieval_status = models.CharField(max_length=10, choices=RetrievalStatus, default=RetrievalStatus.COMPLETED)
     retrieval_attempts = models.PositiveSmallIntegerField(default=0)
     last_retrieval_attempt = models.DateTimeField(null=True, blank=True)
     retrieval_error = models.TextField(blank=True)
@@ -63,9 +61,7 @@ class Photo(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             # The gallery's list queries: live photos by date (keyset pagination on created_at, id).
-            models.Index(
-                fields=["created_at", "id"], name="photo_live_created", condition=Q(deleted_at=None)
-            ),
+            models.Index(fields=["created_at", "id"], name="photo_live_created", condition=Q(deleted_at=None)),
             models.Index(
                 fields=["is_generated", "created_at", "id"],
                 name="photo_live_kind_created",
@@ -80,9 +76,7 @@ class Photo(models.Model):
         ]
         constraints = [
             # Storing an InvokeAI image twice would duplicate a photo; retrieval relies on this being unique.
-            models.UniqueConstraint(
-                fields=["invoke_id"], condition=~Q(invoke_id=""), name="photo_unique_invoke_id"
-            ),
+            models.UniqueConstraint(fields=["invoke_id"], condition=~Q(invoke_id=""), name="photo_unique_invoke_id"),
         ]
 
     def __str__(self) -> str:
@@ -96,3 +90,22 @@ class Photo(models.Model):
     def is_available(self) -> bool:
         """Whether the image file is on disk (a generated photo may still be waiting for retrieval)."""
         return self.retrieval_status == self.RetrievalStatus.COMPLETED and bool(self.local_storage_path)
+
+
+class PhotoTally(models.Model):
+    """How many photos are live, live and generated, and in the trash.
+
+    Counting 100,000 rows costs 5-20 ms on every gallery page; these rows answer in one indexed read. They
+    are maintained by database triggers (migration 0002), not by Python code, so every write path keeps them
+    exact: services, admin, bulk updates, raw SQL. A missing row means zero.
+    """
+
+    LIVE = "live"
+    LIVE_GENERATED = "live_generated"
+    TRASH = "trash"
+
+    name = models.CharField(primary_key=True, max_length=20)
+    count = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.count}"

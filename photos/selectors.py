@@ -14,7 +14,7 @@ from django.db.models import F, Q, QuerySet
 
 from gallery_project.errors import InvalidInput, NotFound
 
-from .models import Photo
+from .models import Photo, PhotoTally
 
 SORTS = ("newest", "oldest")
 MAX_LIMIT = 200
@@ -86,6 +86,19 @@ def _after_cursor(queryset: QuerySet[Photo], cursor: str, sort: str) -> QuerySet
     return queryset.filter(Q(created_at__gte=created), Q(created_at__gt=created) | Q(id__gt=pk))
 
 
+def _tallied_total(*, deleted: bool, generated: bool | None) -> int | None:
+    """The total from the trigger-kept tallies, or None when they don't cover this filter."""
+    if deleted and generated is not None:
+        return None
+    tallies = dict(PhotoTally.objects.values_list("name", "count"))
+    if deleted:
+        return tallies.get(PhotoTally.TRASH, 0)
+    live, live_generated = tallies.get(PhotoTally.LIVE, 0), tallies.get(PhotoTally.LIVE_GENERATED, 0)
+    if generated is None:
+        return live
+    return live_generated if generated else live - live_generated
+
+
 def live_photos() -> QuerySet[Photo]:
     return Photo.objects.filter(deleted_at=None)
 
@@ -120,8 +133,11 @@ def photo_list(
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}.", code="invalid_limit")
     if offset < 0:
         raise InvalidInput("offset cannot be negative.", code="invalid_offset")
+    total = None
     if queryset is None:
         queryset = Photo.objects.filter(deleted_at__isnull=False) if deleted else live_photos()
+        if album_id is None:  # the tallies count photos by kind, not by album
+            total = _tallied_total(deleted=deleted, generated=generated)
     if generated is not None:
         queryset = queryset.filter(is_generated=generated)
     if album_id == UNCATEGORIZED:
@@ -132,7 +148,8 @@ def photo_list(
             album_position=F("album_entries__position")
         )
         sort = ALBUM_ORDER
-    total = queryset.count()
+    if total is None:
+        total = queryset.count()
     ordering = {
         "newest": ("-created_at", "-id"),
         "oldest": ("created_at", "id"),

@@ -65,9 +65,7 @@ def photo_create(
         rendered = imaging.render(temp, filename, file_type, imaging.default_sizes())
         files.write(storage.thumbnail_path(original), rendered.renditions[settings.THUMBNAIL_SIZE])
         files.write(storage.display_path(original), rendered.renditions[settings.DISPLAY_SIZE])
-        duplicate_of = list(
-            Photo.objects.filter(checksum=checksum, deleted_at=None).values_list("id", flat=True)
-        )
+        duplicate_of = list(Photo.objects.filter(checksum=checksum, deleted_at=None).values_list("id", flat=True))
         with transaction.atomic():
             photo = Photo.objects.create(
                 id=photo_id,
@@ -103,14 +101,13 @@ def photo_restore(*, photo_id: uuid.UUID | str) -> Photo:
     return photo
 
 
-def photo_purge(*, photo_ids: list[uuid.UUID]) -> int:
-    """Delete trashed photos for good: rows now, files once the deletion has committed."""
+def photo_purge(*, photo_ids: list[uuid.UUID], only_trashed: bool = True) -> int:
+    """Delete photos for good (by default only those in the trash): rows now, files once that has committed."""
+    queryset = Photo.objects.filter(pk__in=photo_ids)
+    if only_trashed:
+        queryset = queryset.filter(deleted_at__isnull=False)
     with transaction.atomic():
-        photos = list(
-            Photo.objects.filter(pk__in=photo_ids, deleted_at__isnull=False).values_list(
-                "id", "local_storage_path"
-            )
-        )
+        photos = list(queryset.values_list("id", "local_storage_path"))
         Photo.objects.filter(pk__in=[pk for pk, _ in photos]).delete()
         storage.delete_files_on_commit(
             path for _, original in photos if original for path in storage.renditions_of(original)

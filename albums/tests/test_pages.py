@@ -69,9 +69,7 @@ def test_album_list_queries_do_not_grow_with_albums(owner_client, django_assert_
     def fill(count):
         for index in range(count):
             album = services.album_create(name=f"Album {PhotoFactory().pk}")
-            services.album_add_photos(
-                album_id=album.pk, photo_ids=[PhotoFactory().pk for _ in range(index % 3)]
-            )
+            services.album_add_photos(album_id=album.pk, photo_ids=[PhotoFactory().pk for _ in range(index % 3)])
 
     fill(2)
     # session + user + albums (annotated) + uncategorized count + its first photo

@@ -234,14 +234,10 @@ def test_images_are_revalidated_so_revocation_reaches_caches(client, shared):
     response = client.get(f"/s/{shared['token']}/photos/{photo.pk}/thumbnail")
     body_of(response)
     assert response["Cache-Control"] == "private, no-cache"
-    again = client.get(
-        f"/s/{shared['token']}/photos/{photo.pk}/thumbnail", HTTP_IF_NONE_MATCH=response["ETag"]
-    )
+    again = client.get(f"/s/{shared['token']}/photos/{photo.pk}/thumbnail", HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304
     services.share_link_revoke(link_id=shared["link"].pk)
-    revalidated = client.get(
-        f"/s/{shared['token']}/photos/{photo.pk}/thumbnail", HTTP_IF_NONE_MATCH=response["ETag"]
-    )
+    revalidated = client.get(f"/s/{shared['token']}/photos/{photo.pk}/thumbnail", HTTP_IF_NONE_MATCH=response["ETag"])
     assert revalidated.status_code == 404
 
 
@@ -320,9 +316,7 @@ def test_downloads_are_counted_and_limited(client, shared):
     first = client.get(f"/s/{token}/photos/{photo.pk}/file")
     body_of(first)
     # A revalidation sends no bytes, so it is not a download.
-    assert (
-        client.get(f"/s/{token}/photos/{photo.pk}/file", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
-    )
+    assert client.get(f"/s/{token}/photos/{photo.pk}/file", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
     body_of(client.get(f"/s/{token}/photos/{photo.pk}/file"))
     assert ShareLink.objects.get(pk=link.pk).download_count == 2
     assert_not_found(Client().get(f"/s/{token}/photos/{photo.pk}/file"))
@@ -366,10 +360,7 @@ def test_wrong_passwords_are_rate_limited_per_link(client, shared, settings):
     settings.SHARE_PASSWORD_FAILURES_PER_LINK = 3
     _, token = make_link(shared, password="open sesame")
     for index in range(3):
-        assert (
-            Client(REMOTE_ADDR=f"127.0.0.{index + 10}").post(f"/s/{token}/", {"password": "x"}).status_code
-            == 403
-        )
+        assert Client(REMOTE_ADDR=f"127.0.0.{index + 10}").post(f"/s/{token}/", {"password": "x"}).status_code == 403
     # From any address, even with the right password, until the window ends.
     limited = client.post(f"/s/{token}/", {"password": "open sesame"})
     assert limited.status_code == 429
@@ -386,10 +377,7 @@ def test_wrong_passwords_are_rate_limited_per_client(shared, settings):
     guesser = Client(REMOTE_ADDR="127.0.0.7")
     statuses = [guesser.post(f"/s/{token}/", {"password": "x"}).status_code for token in tokens * 2]
     assert statuses == [403, 403, 403, 403, 429, 429]
-    assert (
-        Client(REMOTE_ADDR="127.0.0.8").post(f"/s/{tokens[0]}/", {"password": "open sesame"}).status_code
-        == 302
-    )
+    assert Client(REMOTE_ADDR="127.0.0.8").post(f"/s/{tokens[0]}/", {"password": "open sesame"}).status_code == 302
 
 
 def test_a_right_password_does_not_use_up_attempts(client, shared, settings):

@@ -9,9 +9,7 @@ import zlib
 from PIL import Image, PngImagePlugin
 
 
-def image_bytes(
-    fmt: str = "JPEG", size: tuple[int, int] = (640, 480), color=(200, 80, 40), **save_args
-) -> bytes:
+def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (640, 480), color=(200, 80, 40), **save_args) -> bytes:
     mode = "RGBA" if fmt in ("PNG", "WEBP") and save_args.pop("alpha", False) else "RGB"
     image = Image.new(mode, size, color)
     # A gradient stripe, so encoders have something to encode and renditions can be told apart.
@@ -45,8 +43,7 @@ def png_declaring(width: int, height: int) -> bytes:
 # Somewhere in Berlin; any coordinates would do, what matters is that none of them leave in a shared file.
 GPS = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0), 0x1B: b"ASCII\x00\x00\x00Berlin"}
 XMP_WITH_GPS = (
-    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF>'
-    '<rdf:Description exif:GPSLatitude="52,31.2N"/></rdf:RDF></x:xmpmeta>'
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description exif:GPSLatitude="52,31.2N"/></rdf:RDF></x:xmpmeta>'
 )
 
 

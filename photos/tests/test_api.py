@@ -41,12 +41,8 @@ def test_list_filters_sort_and_offset(api):
     PhotoFactory(deleted_at=timezone.now())
 
     assert api.get("/api/photos/").json()["total"] == 5
-    assert {i["id"] for i in api.get("/api/photos/?generated=true").json()["items"]} == {
-        str(p.id) for p in generated
-    }
-    assert {i["id"] for i in api.get("/api/photos/?generated=false").json()["items"]} == {
-        str(p.id) for p in uploaded
-    }
+    assert {i["id"] for i in api.get("/api/photos/?generated=true").json()["items"]} == {str(p.id) for p in generated}
+    assert {i["id"] for i in api.get("/api/photos/?generated=false").json()["items"]} == {str(p.id) for p in uploaded}
     oldest = api.get("/api/photos/?generated=false&sort=oldest&limit=2&offset=1").json()
     assert [i["id"] for i in oldest["items"]] == [str(uploaded[1].id), str(uploaded[2].id)]
     assert (oldest["limit"], oldest["offset"]) == (2, 1)
@@ -159,9 +155,7 @@ def test_missing_file_is_404_not_500(api, upload, _photo_store):
 
 
 def test_pending_generated_photo_has_no_file_yet(api):
-    photo = PhotoFactory(
-        is_generated=True, retrieval_status="pending", local_storage_path="", local_thumbnail_path=""
-    )
+    photo = PhotoFactory(is_generated=True, retrieval_status="pending", local_storage_path="", local_thumbnail_path="")
     response = api.get(f"/api/photos/{photo.id}/thumbnail")
     assert response.status_code == 404
     assert response.json()["code"] == "not_retrieved"
@@ -221,9 +215,7 @@ def test_unauthenticated_api_is_401_with_error_body(anon_api):
 def test_openapi_schema_and_docs(api):
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
-    assert "/api/photos/{id}/file" in schema.json()["paths"] or any(
-        "file" in p for p in schema.json()["paths"]
-    )
+    assert "/api/photos/{id}/file" in schema.json()["paths"] or any("file" in p for p in schema.json()["paths"])
     docs = api.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger" in docs.content.lower()

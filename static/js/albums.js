@@ -1,6 +1,6 @@
 // Albums and share links on the owner's pages: selecting photos in a grid and adding or moving them, the album
 // picker in the lightbox, drag-to-reorder on an album page, and the share dialog. Every change goes through the
-// JSON API (api() and toast() come from app.js, which loads first); the pages themselves only render.
+// JSON API (api(), toast() and adjustCount() come from app.js, which loads first); the pages themselves only render.
 "use strict";
 
 const grid = () => document.getElementById("grid");
@@ -25,15 +25,10 @@ async function openDialog(url, { wrap = true } = {}) {
   return dialog;
 }
 
-function countTile(delta) {
-  const count = document.getElementById("photo-count");
-  const match = count?.textContent.match(/\d+/);
-  if (match) count.textContent = plural(Math.max(0, Number(match[0]) + delta), "photo");
-}
-
 function removeTiles(ids) {
-  for (const id of ids) document.querySelector(`#grid .tile[data-photo-id="${id}"]`)?.remove();
-  countTile(-ids.length);
+  const tiles = ids.map((id) => document.querySelector(`#grid .tile[data-photo-id="${id}"]`)).filter(Boolean);
+  tiles.forEach((tile) => tile.remove());
+  adjustCount(-tiles.length);
 }
 
 /* ---------- Selecting photos in a grid ---------- */

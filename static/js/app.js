@@ -46,6 +46,14 @@ async function api(method, url, body) {
   return response;
 }
 
+function adjustCount(delta) {
+  const counter = document.getElementById("photo-count");
+  if (!counter) return;
+  const total = Number(counter.dataset.total) + delta;
+  counter.dataset.total = total;
+  counter.textContent = `${total} photo${total === 1 ? "" : "s"}`;
+}
+
 /* ---------- Filters: submit on change ---------- */
 document.addEventListener("change", (event) => {
   const form = event.target.closest("form[data-autosubmit]");
@@ -106,6 +114,7 @@ async function trashPhoto(id) {
   const placeholder = tile?.nextSibling;
   const parent = tile?.parentNode;
   tile?.remove();
+  if (tile) adjustCount(-1);
   const dialog = lightbox();
   if (dialog?.open) {
     if (following) openTile(following); else dialog.close();
@@ -116,7 +125,10 @@ async function trashPhoto(id) {
       run: async () => {
         try {
           await api("POST", `/api/photos/${id}/restore/`);
-          if (tile && parent) parent.insertBefore(tile, placeholder && placeholder.parentNode === parent ? placeholder : null);
+          if (tile && parent) {
+            parent.insertBefore(tile, placeholder && placeholder.parentNode === parent ? placeholder : null);
+            adjustCount(1);
+          }
           toast("Restored.");
         } catch (error) { toast(error.message, { kind: "error" }); }
       },
@@ -130,7 +142,10 @@ document.addEventListener("click", async (event) => {
   const action = control.dataset.action;
   const dialog = lightbox();
   try {
-    if (action === "close") dialog?.close();
+    if (action === "close") {
+      if (dialog?.open) dialog.close();
+      else window.location.assign("/");  // the photo's own page, opened from a link
+    }
     else if (action === "prev") step(-1);
     else if (action === "next") step(1);
     else if (action === "delete") await trashPhoto(control.dataset.photoId);
@@ -180,6 +195,7 @@ async function showNewTile(photoId) {
   const tile = grid.firstElementChild;
   tile.classList.add("just-added");
   htmx.process(tile);
+  adjustCount(1);
   document.getElementById("empty-state")?.remove();
 }
 

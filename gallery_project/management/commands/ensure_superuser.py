@@ -16,9 +16,7 @@ class Command(BaseCommand):
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME", "")
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD", "")
         if not (username and password):
-            self.stdout.write(
-                "DJANGO_SUPERUSER_USERNAME/PASSWORD not set: the first visit shows the setup page."
-            )
+            self.stdout.write("DJANGO_SUPERUSER_USERNAME/PASSWORD not set: the first visit shows the setup page.")
             return
         if get_user_model().objects.filter(username=username).exists():
             self.stdout.write(f"Admin account '{username}' already exists.")

@@ -20,9 +20,7 @@ class Command(BaseCommand):
                         "repeats": -1,
                     },
                 )
-                self.stdout.write(
-                    f"{'created' if created else 'updated'} {job.name} (every {job.minutes} min)"
-                )
+                self.stdout.write(f"{'created' if created else 'updated'} {job.name} (every {job.minutes} min)")
             stale = Schedule.objects.exclude(name__in=[job.name for job in SCHEDULES]).filter(
                 func__regex=r"^(photos|albums|generation|backends)\."
             )

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django_q.models import Schedule
+
+from gallery_project import checks
+from gallery_project.schedules import SCHEDULES
+
+
+def test_environment_checks_pass_here():
+    assert checks.check_image_codecs() == []
+    assert checks.check_data_dir() == []
+    assert checks.check_backend_settings() == []
+
+
+def test_unwritable_data_dir_is_an_error(settings, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    settings.DATA_DIR = blocker / "data"
+    [error] = checks.check_data_dir()
+    assert error.id == "gallery.E003"
+    assert "not writable" in error.msg
+
+
+def test_bad_backend_settings_are_errors(settings):
+    settings.INVOKEAI_LOCAL_URL = "localhost:9090"
+    settings.INVOKEAI_READ_TIMEOUT = 0
+    ids = {error.id for error in checks.check_backend_settings()}
+    assert ids == {"gallery.E004", "gallery.E005"}
+
+
+@pytest.mark.django_db
+def test_setup_schedules_is_idempotent_and_removes_stale_ones():
+    Schedule.objects.create(name="photos.gone", func="photos.tasks.gone", schedule_type=Schedule.HOURLY)
+    Schedule.objects.create(name="someone-elses", func="other.module.task", schedule_type=Schedule.HOURLY)
+    call_command("setup_schedules")
+    call_command("setup_schedules")
+    names = set(Schedule.objects.values_list("name", flat=True))
+    assert names == {job.name for job in SCHEDULES} | {"someone-elses"}
+    for job in SCHEDULES:
+        schedule = Schedule.objects.get(name=job.name)
+        assert (schedule.func, schedule.minutes, schedule.repeats) == (job.func, job.minutes, -1)

@@ -1,0 +1,83 @@
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
+
+from gallery_project.errors import AppError
+
+from .models import CachedModel
+from .models_cache import models_refresh, step_options_for
+
+
+@admin.register(CachedModel)
+class CachedModelAdmin(admin.ModelAdmin):
+    change_list_template = "admin/generation/cachedmodel/change_list.html"
+    list_display = [
+        "name",
+        "type",
+        "base",
+        "available",
+        "is_favorite",
+        "is_default_vae",
+        "steps",
+        "last_used_at",
+    ]
+    list_filter = ["available", "type", "base", "is_favorite"]
+    search_fields = ["name", "key", "hash", "source"]
+    list_editable = ["is_favorite"]
+    ordering = ["-available", "type", "name"]
+    fields = [
+        "name",
+        "is_favorite",
+        "options",
+        "key",
+        "hash",
+        "type",
+        "base",
+        "format",
+        "variant",
+        "description",
+        "source",
+        "compatible_with_base",
+        "is_default_vae",
+        "available",
+        "default_width",
+        "default_height",
+        "default_steps",
+        "default_cfg_scale",
+        "default_scheduler",
+        "default_guidance",
+        "default_vae",
+        "last_used_at",
+        "cached_at",
+    ]
+    # Everything but the app's own settings comes from InvokeAI and is overwritten by the next refresh.
+    readonly_fields = [name for name in fields if name not in ("is_favorite", "options")]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Steps")
+    def steps(self, model: CachedModel) -> str:
+        options = step_options_for(model)
+        if options is None:
+            return "—"
+        return f"fixed {options.default}" if options.fixed else f"{options.minimum} to {options.maximum}"
+
+    def get_urls(self):
+        refresh = self.admin_site.admin_view(require_POST(self.refresh_view))
+        return [path("refresh/", refresh, name="generation_cachedmodel_refresh"), *super().get_urls()]
+
+    def refresh_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        try:
+            result = models_refresh()
+        except AppError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"{result.available} models in InvokeAI: {result.added} added, {result.updated} updated, "
+                f"{result.unavailable} no longer installed.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(reverse("admin:generation_cachedmodel_changelist"))

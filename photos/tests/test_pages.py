@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from photos import services
+
+from .factories import PhotoFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_gallery_lists_photos_newest_first(owner_client):
+    old = PhotoFactory(created_at=timezone.now() - timedelta(days=2), filename="old.jpg")
+    new = PhotoFactory(filename="new.jpg")
+    html = owner_client.get("/").content.decode()
+    assert html.index(str(new.id)) < html.index(str(old.id))
+    assert "2 photos" in html
+
+
+def test_gallery_filters(owner_client):
+    PhotoFactory(filename="mine.jpg")
+    generated = PhotoFactory(is_generated=True, generation_prompt="a red fox")
+    html = owner_client.get("/?kind=generated").content.decode()
+    assert str(generated.id) in html
+    assert "mine.jpg" not in html
+    assert owner_client.get("/?kind=bogus").status_code == 400
+
+
+def test_infinite_scroll_returns_the_next_page_fragment(owner_client):
+    start = timezone.now() - timedelta(hours=1)
+    photos = [PhotoFactory(created_at=start + timedelta(seconds=i)) for i in range(65)]
+    first = owner_client.get("/").content.decode()
+    assert first.count('class="tile') == 60
+    cursor = first.split("cursor=")[1].split('"')[0]
+
+    fragment = owner_client.get(f"/?kind=all&sort=newest&cursor={cursor}", headers={"HX-Request": "true"})
+    html = fragment.content.decode()
+    assert "<html" not in html
+    assert html.count('class="tile') == 5
+    assert str(photos[0].id) in html
+    assert "sentinel" not in html
+
+
+def test_gallery_query_count_does_not_grow_with_rows(owner_client, django_assert_max_num_queries):
+    PhotoFactory.create_batch(2)
+    with django_assert_max_num_queries(6) as few:
+        owner_client.get("/")
+    PhotoFactory.create_batch(50)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        owner_client.get("/")
+
+
+def test_lightbox_fragment_and_permalink(owner_client):
+    photo = PhotoFactory(
+        is_generated=True,
+        generation_prompt="a lighthouse at dusk",
+        generation_negative_prompt="blurry",
+        seed=1234,
+        model_name="Dreamshaper 8",
+        generation_params={"steps": 30, "cfg_scale": 7.5},
+    )
+    fragment = owner_client.get(f"/photos/{photo.id}/", headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in fragment
+    for text in ("a lighthouse at dusk", "blurry", "1234", "Dreamshaper 8", "Steps", "30"):
+        assert text in fragment
+    page = owner_client.get(f"/photos/{photo.id}/").content.decode()
+    assert "<html" in page and "a lighthouse at dusk" in page
+
+
+def test_unknown_photo_page_is_404(owner_client):
+    response = owner_client.get("/photos/00000000-0000-0000-0000-000000000000/")
+    assert response.status_code == 404
+
+
+def test_trash_page_lists_trashed_photos_and_empties(owner_client, upload, django_capture_on_commit_callbacks):
+    photo = upload()
+    services.photo_delete(photo_id=photo.id)
+    html = owner_client.get("/trash/").content.decode()
+    assert str(photo.id) in html and "Restore" in html
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post("/trash/empty/")
+    assert response.status_code == 302
+    assert "The trash is empty" in owner_client.get("/trash/").content.decode()
+
+
+def test_tile_fragment_for_new_uploads(owner_client):
+    photo = PhotoFactory()
+    html = owner_client.get(f"/photos/{photo.id}/tile/").content.decode()
+    assert html.strip().startswith('<a class="tile')
+    assert f"/api/photos/{photo.id}/thumbnail" in html
