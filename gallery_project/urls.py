@@ -20,6 +20,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("setup/", views.first_run_setup, name="setup"),
     path("api/", include(api_urlpatterns)),
+    path("", include("albums.urls")),
     path("", include("photos.urls")),
 ]
 
