@@ -97,7 +97,10 @@ class AlbumMoveSerializer(PhotoIdsSerializer):
 
 class ShareLinkCreateSerializer(serializers.Serializer):
     expires_in = serializers.ChoiceField(
-        choices=list(EXPIRY_PRESETS), required=False, help_text="A preset; or give `expires_at`."
+        choices=list(EXPIRY_PRESETS),
+        required=False,
+        help_text="A preset; or give `expires_at`.",
+        error_messages={"invalid_choice": f"Use one of {', '.join(EXPIRY_PRESETS)}, or give expires_at instead."},
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
     max_views = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)

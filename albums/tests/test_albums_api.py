@@ -271,3 +271,8 @@ def test_anonymous_api_calls_are_refused(anon_api, album):
         ("post", "/api/albums/move/"),
     ]:
         assert getattr(anon_api, method)(path).status_code == 401, path
+
+
+def test_an_unknown_expiry_preset_names_the_valid_ones(api, album):
+    response = api.post(f"/api/albums/{album.pk}/shares/", {"expires_in": "86400"}, format="json")
+    assert response.json()["message"] == "expires_in: Use one of 1h, 1d, 7d, 30d, never, or give expires_at instead."
