@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRefresh
 
 from gallery_project.errors import AppError
 
@@ -39,8 +40,12 @@ def _page_context(**extra) -> dict:
 @vary_on_headers("HX-Request")
 def backend_page(request: HttpRequest) -> HttpResponse:
     if request.htmx:
-        # The pod panel polls itself while a pod starts or stops: only what it shows.
-        return render(request, "backends/page.html#pod-panel", {"backend_status": selectors.backend_status()})
+        # The pod panel polls itself while a pod starts or stops, with only what it shows; once the pod is
+        # ready or stopped, the whole page is reloaded, so costs and history show the change too.
+        status = selectors.backend_status()
+        if not status.changing:
+            return HttpResponseClientRefresh()
+        return render(request, "backends/page.html#pod-panel", {"backend_status": status})
     return render(request, "backends/page.html", _page_context())
 
 

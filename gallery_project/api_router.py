@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
+from albums.api import UUID_PATTERN, AlbumViewSet, PhotoShareViewSet, ShareLinkViewSet
 from generation.api import CachedModelViewSet
 from photos.api import PhotoViewSet
 
@@ -18,4 +19,7 @@ class OptionalSlashRouter(SimpleRouter):
 
 router = OptionalSlashRouter()
 router.register("photos", PhotoViewSet, basename="photo")
+router.register(rf"photos/(?P<photo_id>{UUID_PATTERN})/shares", PhotoShareViewSet, basename="photo-share")
+router.register("albums", AlbumViewSet, basename="album")
+router.register("shares", ShareLinkViewSet, basename="share")
 router.register("models", CachedModelViewSet, basename="model")

@@ -165,6 +165,17 @@ TRASH_DAYS = env.int("TRASH_DAYS", default=30)
 THUMBNAIL_SIZE = 300
 DISPLAY_SIZE = 1600
 
+# --- Share links ---
+# Wrong passwords allowed per link, and per client address (over all links), in each window; then 429.
+SHARE_PASSWORD_FAILURES_PER_LINK = 10
+SHARE_PASSWORD_FAILURES_PER_CLIENT = 20
+SHARE_PASSWORD_WINDOW_SECONDS = 15 * 60
+# Once a link's last view or download is used, the browsers that opened it may keep loading that page's
+# images and lightbox for this long; every other request for the link answers 404.
+SHARE_GRACE_SECONDS = 60 * 60
+# Reverse proxies whose X-Forwarded-For names the client (gunicorn trusts the same list, see the Procfile).
+FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])
+
 # --- InvokeAI and RunPod ---
 INVOKEAI_LOCAL_URL = env.str("INVOKEAI_LOCAL_URL", default="http://localhost:9090")
 INVOKEAI_CONNECTION_TIMEOUT = env.float("INVOKEAI_CONNECTION_TIMEOUT", default=10)

@@ -24,6 +24,7 @@ urlpatterns = [
     path("setup/", views.first_run_setup, name="setup"),
     path("api/", include(api_urlpatterns)),
     path("backend/", include("backends.urls")),
+    path("", include("albums.urls")),
     path("", include("photos.urls")),
 ]
 

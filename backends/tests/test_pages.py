@@ -9,7 +9,7 @@ import re
 import pytest
 from django.urls import get_resolver
 
-from backends import crypto, tasks
+from backends import crypto, pods, tasks
 from backends.models import PodSession
 from backends.services import api_key_set, backend_mode_set, backend_settings_get
 from gallery_project.tests.test_login_required import sample_path, walk
@@ -78,6 +78,9 @@ def test_starting_shows_progress_and_polls(owner_client, app_runpod):
     assert "<html" not in fragment
     badge = text(owner_client.get("/backend/badge/"))
     assert 'hx-trigger="every 5s"' in badge
+    # Ready (or stopped): the page reloads once, so its costs and history follow.
+    pods.pod_stop()
+    assert owner_client.get("/backend/", headers={"HX-Request": "true"})["HX-Refresh"] == "true"
 
 
 def test_ready_shows_cost_ticking_and_the_idle_countdown(owner_client, app_runpod, clock):

@@ -33,11 +33,14 @@ async function apiError(response) {
   }
 }
 
-async function api(method, url) {
+async function api(method, url, body) {
+  const headers = { "X-CSRFToken": csrfToken(), Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(url, {
     method,
-    headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+    headers,
     credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) throw new Error(await apiError(response));
   return response;
