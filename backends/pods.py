@@ -232,17 +232,7 @@ def _call_runpod_to_start(
     except RunPodError as exc:
         _finish(session, now=now, state=State.FAILED, reason=Reason.ERROR, message=exc.message, error_code=exc.code)
         raise
-    # The session may have been stopped (or adopted by reconciliation) while RunPod answered: keep the id.
-    PodSession.objects.filter(pk=session.pk, pod_id="").update(pod_id=pod_id)
-    _update(
-        session,
-        expect=(State.CREATING,),
-        state=State.STARTING,
-        progress=Progress.RUNPOD,
-        cost_per_hour=price,
-        message=Progress.RUNPOD.label + ".",
-        next_check_at=now,
-    )
+    _record_pod(session, pod_id, now=now, message=Progress.RUNPOD.label + ".", cost_per_hour=price)
     if session.resumed:
         _forget_stopped_pod(session.pod_id)
     return session
@@ -383,16 +373,23 @@ def _find_created_pod(session: PodSession, *, now: datetime, adapter: RunPodAdap
     )
 
 
-def _adopt(session: PodSession, pod_id: str, *, now: datetime) -> None:
+def _record_pod(session: PodSession, pod_id: str, *, now: datetime, message: str, **changes: Any) -> None:
+    """The session's pod exists: keep its id, and walk it to ready unless the session is being stopped (the
+    stop then has the id it needs)."""
     PodSession.objects.filter(pk=session.pk, pod_id="").update(pod_id=pod_id)
     _update(
         session,
         expect=(State.CREATING,),
         state=State.STARTING,
         progress=Progress.RUNPOD,
-        message="Found the pod RunPod created (its answer had been lost).",
+        message=message,
         next_check_at=now,
+        **changes,
     )
+
+
+def _adopt(session: PodSession, pod_id: str, *, now: datetime) -> None:
+    _record_pod(session, pod_id, now=now, message="Found the pod RunPod created (its answer had been lost).")
     logger.warning("Adopted pod %s for session %s after a lost create answer", pod_id, session.pk)
 
 
@@ -501,7 +498,7 @@ def _stop_unsaved_pod(session: PodSession, *, now: datetime, adapter: RunPodAdap
         return _stop_failed(session, now=now, problem=exc.message, adapter=adapter)
     if pod is None:
         return _finish_stopping(session, now=now, pod_exists=False)
-    PodSession.objects.filter(pk=session.pk, pod_id="").update(pod_id=pod.id, next_check_at=now)
+    _adopt(session, pod.id, now=now)
     return pod_verify_stop(session_id=session.pk, now=now, adapter=adapter)
 
 
@@ -693,10 +690,7 @@ def pods_reconcile(*, now: datetime | None = None, adapter: RunPodAdapter | None
             continue
         waiting = next((s for s in active if not s.pod_id and s.name == pod.name), None)
         if waiting is not None:
-            if waiting.state == State.CREATING:
-                _adopt(waiting, pod.id, now=now)
-            else:
-                PodSession.objects.filter(pk=waiting.pk, pod_id="").update(pod_id=pod.id)
+            _adopt(waiting, pod.id, now=now)
             result.adopted.append(pod.id)
         elif not pod.is_stopped:
             orphan = PodSession.objects.create(
