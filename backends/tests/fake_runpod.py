@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from backends.invokeai.fake import LoopbackServer
 from backends.runpod import (
     GpuType,
     Pod,
@@ -65,49 +65,47 @@ def default_gpus() -> list[FakeGpu]:
 @dataclass
 class FakePod:
     id: str
-    name: str
-    image: str
-    gpu_type: str
-    cloud_type: str
-    volume_in_gb: int
-    volume_mount_path: str
+    # As created (through the SDK: as the fake read it back out of the mutation).
+    spec: PodSpec
     cost_per_hour: Decimal
-    env: dict[str, str] = field(default_factory=dict)
-    ports: str = ""
-    network_volume_id: str = ""
-    container_disk_in_gb: int = 0
     desired_status: str = "RUNNING"
     runtime_ports: list[dict[str, Any]] = field(default_factory=list)
     booted: bool = False
     # Stop requests are accepted but the pod keeps running (a RunPod incident).
     stuck: bool = False
 
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
     def as_graphql(self) -> dict[str, Any]:
+        spec = self.spec
         return {
             "id": self.id,
-            "containerDiskInGb": self.container_disk_in_gb,
+            "containerDiskInGb": spec.container_disk_in_gb,
             # RunPod's REST API documents 0 for an EXITED pod; GraphQL keeps the rate, so keep it here.
             "costPerHr": float(self.cost_per_hour),
             "desiredStatus": self.desired_status,
             "dockerArgs": "",
             "dockerId": None,
-            "env": [f"{key}={value}" for key, value in self.env.items()],
+            "env": [f"{key}={value}" for key, value in spec.env.items()],
             "gpuCount": 1,
-            "imageName": self.image,
+            "imageName": spec.image,
             "lastStatusChange": f"Rented by User: {self.desired_status}",
             "machineId": "m" + self.id,
             "memoryInGb": 62,
-            "name": self.name,
+            "name": spec.name,
             "podType": "RESERVED",
             "port": None,
-            "ports": self.ports,
+            "ports": spec.ports,
             # Permanently 0 on the real API too (runpodctl #315).
             "uptimeSeconds": 0,
             "vcpuCount": 8,
-            "volumeInGb": self.volume_in_gb,
-            "volumeMountPath": self.volume_mount_path,
+            # A network volume takes the place of the pod's volume disk.
+            "volumeInGb": 0 if spec.network_volume_id else spec.volume_in_gb,
+            "volumeMountPath": spec.volume_mount_path,
             "runtime": {"ports": self.runtime_ports} if self.booted else None,
-            "machine": {"gpuDisplayName": self.gpu_type.removeprefix("NVIDIA ").removeprefix("GeForce ")},
+            "machine": {"gpuDisplayName": spec.gpu_type.removeprefix("NVIDIA ").removeprefix("GeForce ")},
         }
 
 
@@ -133,8 +131,7 @@ class FakeRunPod:
         self._lost_answers: list[str] = []
         self._ids = (f"fakepod{n:04d}" for n in itertools.count(1))
         self._lock = threading.RLock()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
         self.port = 0
         # What the GraphQL server saw: (operation, Authorization header), and each create's parsed input.
         self.requests: list[tuple[str, str]] = []
@@ -212,20 +209,11 @@ class FakeRunPod:
         return max((price for price in prices if price), default=None)
 
     def _new_pod(self, spec: PodSpec) -> FakePod:
-        pod = FakePod(
-            id=next(self._ids),
-            name=spec.name,
-            image=spec.image,
-            gpu_type=spec.gpu_type,
-            cloud_type=spec.cloud_type,
-            volume_in_gb=0 if spec.network_volume_id else spec.volume_in_gb,
-            volume_mount_path=spec.volume_mount_path,
-            cost_per_hour=self._price(self.gpus[spec.gpu_type], spec.cloud_type) or Decimal("0.50"),
-            env=dict(spec.env),
-            ports=spec.ports,
-            network_volume_id=spec.network_volume_id,
-            container_disk_in_gb=spec.container_disk_in_gb,
-        )
+        price = self._price(self.gpus[spec.gpu_type], spec.cloud_type)
+        if price is None:
+            # Not offered in that cloud: as RunPod answers, no instances.
+            raise error_from_runpod(NO_INSTANCES)
+        pod = FakePod(id=next(self._ids), spec=spec, cost_per_hour=price)
         self.pods[pod.id] = pod
         if self.auto_boot:
             self.boot(pod.id)
@@ -250,7 +238,7 @@ class FakeRunPod:
             pod = self.pods.get(pod_id)
             if pod is None:
                 raise error_from_runpod("Pod not found.")
-            if pod.gpu_type in self.full:
+            if pod.spec.gpu_type in self.full:
                 raise error_from_runpod(NO_GPUS_ON_HOST)
             pod.desired_status, pod.booted, pod.runtime_ports = "RUNNING", False, []
             if self.auto_boot:
@@ -305,22 +293,14 @@ class FakeRunPod:
         return f"http://127.0.0.1:{self.port}"
 
     def serve(self) -> FakeRunPod:
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_QuietHandler)
+        self._server = LoopbackServer(self._wsgi, name="fake-runpod")
         self.port = self._server.port
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-runpod", daemon=True
-        )
-        self._thread.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         return self._respond(Request(environ))(environ, start_response)
@@ -364,7 +344,7 @@ class FakeRunPod:
         pod = self.pods[self.create_pod(spec)]
         return {
             "id": pod.id,
-            "imageName": pod.image,
+            "imageName": pod.spec.image,
             "env": [],
             "machineId": "m" + pod.id,
             "machine": {"podHostId": pod.id + "-host"},
@@ -377,7 +357,7 @@ class FakeRunPod:
         return {
             "id": pod.id,
             "desiredStatus": pod.desired_status,
-            "imageName": pod.image,
+            "imageName": pod.spec.image,
             "env": [],
             "machineId": "m" + pod.id,
             "machine": {"podHostId": pod.id + "-host"},
@@ -487,8 +467,3 @@ def _input_fields(query: str) -> dict[str, Any]:
 
 def _graphql(body: dict[str, Any]) -> Response:
     return Response(json.dumps(body), status=200, content_type="application/json")
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass

@@ -38,10 +38,10 @@ def test_start_records_the_session_before_calling_runpod(pod_env, monkeypatch):
     assert (session.state, session.progress, session.pod_id) == (State.STARTING, "runpod", "fakepod0001")
     # RunPod's price until the pod reports its own.
     assert session.cost_per_hour == Decimal("0.69")
-    pod = pod_env.runpod.pods[session.pod_id]
-    assert (pod.name, pod.image, pod.ports) == (session.name, "ghcr.io/invoke-ai/invokeai:latest", "9090/http")
-    assert (pod.volume_in_gb, pod.volume_mount_path) == (50, "/workspace")
-    assert pod.env == {"INVOKEAI_ROOT": "/workspace/invokeai"}
+    spec = pod_env.runpod.pods[session.pod_id].spec
+    assert (spec.name, spec.image, spec.ports) == (session.name, "ghcr.io/invoke-ai/invokeai:latest", "9090/http")
+    assert (spec.volume_in_gb, spec.volume_mount_path) == (50, "/workspace")
+    assert spec.env == {"INVOKEAI_ROOT": "/workspace/invokeai"}
 
 
 def test_start_is_refused_without_a_key(pod_env, settings):
