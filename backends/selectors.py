@@ -30,7 +30,7 @@ class PodStatus:
     cost_per_image: Decimal | None
     # Only for a ready pod: minutes since the last activity.
     idle_minutes: float | None
-    # The soonest automatic stop if nothing happens: idle, longest session or budget.
+    # The soonest automatic stop if nothing happens: idle, longest session, budget or start timeout.
     minutes_until_auto_stop: float | None
     auto_stop_reason: str
 
