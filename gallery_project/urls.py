@@ -4,6 +4,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import ObtainAuthToken
 
+from backends import api as backends_api
+
 from . import views
 from .api_router import router
 
@@ -12,6 +14,7 @@ api_urlpatterns = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,
+    *backends_api.urlpatterns,
 ]
 
 urlpatterns = [
@@ -20,6 +23,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("setup/", views.first_run_setup, name="setup"),
     path("api/", include(api_urlpatterns)),
+    path("backend/", include("backends.urls")),
     path("", include("albums.urls")),
     path("", include("photos.urls")),
 ]
