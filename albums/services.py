@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -375,9 +376,11 @@ def share_link_check_password(*, link: ShareLink, password: str, client: str) ->
     counts = dict(counters.values_list("key", "failures"))
     if any(counts[key] > limit for key, limit in limits.items()):
         window_end = window + timedelta(seconds=settings.SHARE_PASSWORD_WINDOW_SECONDS)
-        retry = int((window_end - now).total_seconds())
+        # Rounded up: in the window's last second, rounding down would tell the client to retry at once.
+        retry = max(1, math.ceil((window_end - now).total_seconds()))
+        minutes = math.ceil(retry / 60)
         raise TooManyRequests(
-            f"Too many wrong passwords. Try again in {max(1, -(-retry // 60))} minutes.",
+            f"Too many wrong passwords. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
             details={"retry_after": retry},
         )
     if check_password(password, link.password):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client, RequestFactory
@@ -17,6 +17,7 @@ from PIL import Image
 
 from albums import public, services
 from albums.models import ShareLink
+from gallery_project.errors import TooManyRequests
 from photos import metadata
 from photos import services as photo_services
 from photos.tests.images import image_bytes, with_gps
@@ -369,6 +370,18 @@ def test_wrong_passwords_are_rate_limited_per_link(client, shared, settings):
     # Another link is not affected.
     _, other = make_link(shared, password="open sesame")
     assert client.post(f"/s/{other}/", {"password": "open sesame"}).status_code == 302
+
+
+def test_retry_after_is_never_zero_in_the_last_second_of_a_window(shared, settings, monkeypatch):
+    settings.SHARE_PASSWORD_FAILURES_PER_LINK = 1
+    link, _ = make_link(shared, password="open sesame")
+    window = settings.SHARE_PASSWORD_WINDOW_SECONDS
+    last_moment = datetime.fromtimestamp((1_800_000_000 // window + 1) * window - 0.3, tz=UTC)
+    monkeypatch.setattr(services.timezone, "now", lambda: last_moment)
+    assert services.share_link_check_password(link=link, password="x", client="127.0.0.9") is False
+    with pytest.raises(TooManyRequests, match="Try again in 1 minute\\.") as refused:
+        services.share_link_check_password(link=link, password="x", client="127.0.0.9")
+    assert refused.value.details["retry_after"] == 1
 
 
 def test_wrong_passwords_are_rate_limited_per_client(shared, settings):
