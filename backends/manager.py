@@ -1,7 +1,7 @@
 """Which InvokeAI the app talks to. Everything that generates asks here for its client.
 
-For now that is the local InvokeAI of `INVOKEAI_LOCAL_URL`; the RunPod backend will choose between it and a
-rented pod's proxy URL here, so callers never need to know which one answers.
+Local mode: the local InvokeAI. Remote mode: the ready RunPod pod, through RunPod's HTTP proxy; while no pod is
+ready, the remote InvokeAI URL set on the backend page, if any. A pod that is stopping gets no new work.
 """
 
 from __future__ import annotations
@@ -10,14 +10,67 @@ import threading
 
 from django.conf import settings
 
+from gallery_project.errors import Unavailable
+
 from .invokeai.client import InvokeAIClient
+from .models import BackendSettings, PodSession
+from .runpod import INVOKEAI_PORT
 
 _clients = threading.local()
 
+NO_POD = "No RunPod pod is running: start one on the backend page (or switch to the local InvokeAI)."
+
+
+def proxy_url(pod_id: str) -> str:
+    """Where the pod's InvokeAI answers (RUNPOD_PROXY_URL_TEMPLATE)."""
+    return settings.RUNPOD_PROXY_URL_TEMPLATE.format(pod_id=pod_id, port=INVOKEAI_PORT).rstrip("/")
+
+
+def backend_url_for(row: BackendSettings, ready_pod_id: str | None) -> str:
+    """The URL new work goes to, given the settings and the ready pod (if any)."""
+    if row.backend_mode == BackendSettings.Mode.LOCAL:
+        return row.effective_local_url
+    if ready_pod_id:
+        return proxy_url(ready_pod_id)
+    if row.remote_backend_url:
+        return row.remote_backend_url
+    raise Unavailable(NO_POD, code="no_pod")
+
 
 def current_backend_url() -> str:
-    """The base URL of the InvokeAI that new work goes to."""
-    return settings.INVOKEAI_LOCAL_URL
+    """The base URL of the InvokeAI that new work goes to; `Unavailable` if remote mode has none."""
+    row = BackendSettings.objects.filter(pk=1).first() or BackendSettings()
+    ready_pod_id = None
+    if row.backend_mode == BackendSettings.Mode.REMOTE:
+        ready_pod_id = (
+            PodSession.objects.filter(state=PodSession.State.READY)
+            .order_by("-created_at")
+            .values_list("pod_id", flat=True)
+            .first()
+        )
+    return backend_url_for(row, ready_pod_id)
+
+
+def _cached_client(base_url: str, connect_timeout: float, read_timeout: float, retry_backoff: float):
+    config = (
+        base_url,
+        connect_timeout,
+        read_timeout,
+        settings.INVOKEAI_EMAIL,
+        settings.INVOKEAI_PASSWORD,
+        retry_backoff,
+    )
+    clients = _clients.__dict__.setdefault("by_config", {})
+    if config not in clients:
+        clients[config] = InvokeAIClient(
+            base_url,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            email=settings.INVOKEAI_EMAIL,
+            password=settings.INVOKEAI_PASSWORD,
+            retry_backoff=retry_backoff,
+        )
+    return clients[config]
 
 
 def invokeai_client(base_url: str | None = None) -> InvokeAIClient:
@@ -25,17 +78,12 @@ def invokeai_client(base_url: str | None = None) -> InvokeAIClient:
 
     Reused per thread, with its connection pool and login token.
     """
-    config = (
-        base_url or current_backend_url(),
-        settings.INVOKEAI_CONNECTION_TIMEOUT,
-        settings.INVOKEAI_READ_TIMEOUT,
-        settings.INVOKEAI_EMAIL,
-        settings.INVOKEAI_PASSWORD,
+    return _cached_client(
+        base_url or current_backend_url(), settings.INVOKEAI_CONNECTION_TIMEOUT, settings.INVOKEAI_READ_TIMEOUT, 0.3
     )
-    clients = _clients.__dict__.setdefault("by_config", {})
-    if config not in clients:
-        url, connect_timeout, read_timeout, email, password = config
-        clients[config] = InvokeAIClient(
-            url, connect_timeout=connect_timeout, read_timeout=read_timeout, email=email, password=password
-        )
-    return clients[config]
+
+
+def probe_client(base_url: str) -> InvokeAIClient:
+    """A client for the pod checks (is InvokeAI up, is its queue empty): it does not wait between its retries,
+    because the checks run again on their schedule anyway."""
+    return _cached_client(base_url, settings.INVOKEAI_CONNECTION_TIMEOUT, settings.INVOKEAI_READ_TIMEOUT, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from urllib.parse import urlsplit
 
@@ -84,4 +85,33 @@ def check_backend_settings(app_configs=None, **kwargs) -> list:
             errors.append(Error(f"{name} must be at least 1.", id="gallery.E006"))
     if os.environ.get("RUNPOD_API_BASE_URL") and _bad_url(os.environ["RUNPOD_API_BASE_URL"]):
         errors.append(Error("RUNPOD_API_BASE_URL is not an http(s) URL.", id="gallery.E007"))
+    errors += _runpod_errors()
+    return errors
+
+
+def _runpod_errors() -> list:
+    errors = []
+    template = settings.RUNPOD_PROXY_URL_TEMPLATE
+    try:
+        proxy = template.format(pod_id="abc123", port=9090)
+    except (KeyError, IndexError, ValueError):
+        proxy = ""
+    if not proxy or _bad_url(proxy):
+        errors.append(
+            Error(
+                f"RUNPOD_PROXY_URL_TEMPLATE={template!r} does not make an http(s) URL.",
+                hint="Only {pod_id} and {port} may be filled in, e.g. https://{pod_id}-{port}.proxy.runpod.net",
+                id="gallery.E008",
+            )
+        )
+    if settings.RUNPOD_START_TIMEOUT < 1:
+        errors.append(Error("RUNPOD_START_TIMEOUT must be at least 1 (minutes).", id="gallery.E006"))
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", settings.RUNPOD_POD_PREFIX):
+        errors.append(
+            Error(
+                f"RUNPOD_POD_PREFIX={settings.RUNPOD_POD_PREFIX!r}: use lowercase letters, digits and dashes.",
+                hint="Pod names are sent to RunPod unescaped, so only a safe character set is allowed.",
+                id="gallery.E009",
+            )
+        )
     return errors

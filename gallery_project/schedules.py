@@ -38,4 +38,28 @@ SCHEDULES: list[Job] = [
         minutes=1,
         description="Download again the generated images whose download failed, once their backoff has passed.",
     ),
+    Job(
+        name="backends.pods_idle_check",
+        func="backends.tasks.pods_idle_check",
+        minutes=1,
+        description="Stop the RunPod pod when idle, past the longest session or over budget; check the backend.",
+    ),
+    Job(
+        name="backends.pods_advance",
+        func="backends.tasks.pods_advance",
+        minutes=1,
+        description="Walk starting pods to ready (RUNNING, container up, InvokeAI answering) or time them out.",
+    ),
+    Job(
+        name="backends.pods_verify_stopping",
+        func="backends.tasks.pods_verify_stopping",
+        minutes=1,
+        description="Retry pod stops until RunPod reports the pod stopped; alert when it will not.",
+    ),
+    Job(
+        name="backends.pods_reconcile",
+        func="backends.tasks.pods_reconcile",
+        minutes=5,
+        description="Stop pods of this app running without an active session; notice pods stopped elsewhere.",
+    ),
 ]

@@ -102,6 +102,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "backends.context_processors.backend_badge",
             ],
         },
     },
@@ -166,6 +167,17 @@ TRASH_DAYS = env.int("TRASH_DAYS", default=30)
 THUMBNAIL_SIZE = 300
 DISPLAY_SIZE = 1600
 
+# --- Share links ---
+# Wrong passwords allowed per link, and per client address (over all links), in each window; then 429.
+SHARE_PASSWORD_FAILURES_PER_LINK = 10
+SHARE_PASSWORD_FAILURES_PER_CLIENT = 20
+SHARE_PASSWORD_WINDOW_SECONDS = 15 * 60
+# Once a link's last view or download is used, the browsers that opened it may keep loading that page's
+# images and lightbox for this long; every other request for the link answers 404.
+SHARE_GRACE_SECONDS = 60 * 60
+# Reverse proxies whose X-Forwarded-For names the client (gunicorn trusts the same list, see the Procfile).
+FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])
+
 # --- InvokeAI and RunPod ---
 INVOKEAI_LOCAL_URL = env.str("INVOKEAI_LOCAL_URL", default="http://localhost:9090")
 INVOKEAI_CONNECTION_TIMEOUT = env.float("INVOKEAI_CONNECTION_TIMEOUT", default=10)
@@ -178,6 +190,14 @@ MODEL_DEFINITIONS = {name: value for name, value in os.environ.items() if name.s
 RUNPOD_API_KEY = env.str("RUNPOD_API_KEY", default="")
 RUNPOD_POD_TYPE = env.str("RUNPOD_POD_TYPE", default="NVIDIA GeForce RTX 4090")
 RUNPOD_IDLE_TIMEOUT = env.int("RUNPOD_IDLE_TIMEOUT", default=30)
+# Where a pod's InvokeAI answers; {pod_id} and {port} are filled in. Pointed at a local InvokeAI (with a fake
+# RunPod at RUNPOD_API_BASE_URL, which the runpod SDK reads itself) it runs the whole pod lifecycle on one machine.
+RUNPOD_PROXY_URL_TEMPLATE = env.str("RUNPOD_PROXY_URL_TEMPLATE", default="https://{pod_id}-{port}.proxy.runpod.net")
+# Minutes a new pod may take to answer as InvokeAI before it is stopped as failed (image pull + first setup).
+RUNPOD_START_TIMEOUT = env.int("RUNPOD_START_TIMEOUT", default=20)
+# Pods this app creates are named "<prefix>-<session id>"; pods with the prefix that the app does not know as
+# running are stopped as orphans, so two installations sharing one RunPod account need different prefixes.
+RUNPOD_POD_PREFIX = env.str("RUNPOD_POD_PREFIX", default="photo-studio")
 
 # --- API ---
 REST_FRAMEWORK = {

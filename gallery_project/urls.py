@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import ObtainAuthToken
 
+from backends import api as backends_api
 from generation.api import cyberimage_urlpatterns
 
 from . import views
@@ -14,6 +15,7 @@ api_urlpatterns = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,
+    *backends_api.urlpatterns,
     *cyberimage_urlpatterns,
 ]
 
@@ -24,6 +26,8 @@ urlpatterns = [
     path("setup/", views.first_run_setup, name="setup"),
     path("api/", include(api_urlpatterns)),
     path("studio/", include("generation.urls")),
+    path("backend/", include("backends.urls")),
+    path("", include("albums.urls")),
     path("", include("photos.urls")),
 ]
 

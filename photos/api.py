@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
 from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from django.utils.cache import get_conditional_response
@@ -30,8 +34,25 @@ _MULTIPART_OVERHEAD = 64 * 1024
 _IMMUTABLE = "private, max-age=31536000, immutable"
 
 
-def serve_photo_file(request, photo: Photo, relative: str, content_type: str, variant: str) -> HttpResponse:
-    """Send one of a photo's files with validators for conditional GET (files never change once written)."""
+def _open(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
+def serve_photo_file(
+    request,
+    photo: Photo,
+    relative: str,
+    content_type: str,
+    variant: str,
+    *,
+    cache_control: str = _IMMUTABLE,
+    open_file: Callable[[Path], BinaryIO] = _open,
+) -> HttpResponse:
+    """Send one of a photo's files with validators for conditional GET (files never change once written).
+
+    `open_file` is called only when the body is sent (not for a 304), with the file's absolute path; it may
+    return a cleaned copy instead of the file itself, or raise to refuse.
+    """
     if not photo.is_available:
         raise NotFound("This photo's image has not been retrieved yet.", code="not_retrieved")
     etag = f'"{photo.checksum[:32]}-{variant}"'
@@ -39,7 +60,7 @@ def serve_photo_file(request, photo: Photo, relative: str, content_type: str, va
     not_modified = get_conditional_response(request, etag=etag, last_modified=last_modified)
     if not_modified is None:
         try:
-            handle = storage.absolute(relative).open("rb")
+            handle = open_file(storage.absolute(relative))
         except FileNotFoundError:
             raise NotFound("This photo's file is missing from the photo store.", code="file_missing") from None
         filename = photo.filename if variant == "original" else ""
@@ -48,7 +69,7 @@ def serve_photo_file(request, photo: Photo, relative: str, content_type: str, va
         response = not_modified
     response["ETag"] = etag
     response["Last-Modified"] = http_date(last_modified)
-    response["Cache-Control"] = _IMMUTABLE
+    response["Cache-Control"] = cache_control
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

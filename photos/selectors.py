@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from gallery_project.errors import InvalidInput, NotFound
 
@@ -18,6 +18,10 @@ from .models import Photo, PhotoTally
 
 SORTS = ("newest", "oldest")
 MAX_LIMIT = 200
+# album_id=UNCATEGORIZED lists the photos that are in no album.
+UNCATEGORIZED = "none"
+# An album's photos come in the album's order (the positions its owner arranged), not by date.
+ALBUM_ORDER = "album"
 
 
 @dataclass(frozen=True)
@@ -29,21 +33,51 @@ class PhotoPage:
     next_cursor: str | None
 
 
+def _encode(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> list:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list):
+        raise InvalidInput("The cursor is not one this server handed out.", code="invalid_cursor")
+    return values
+
+
 def encode_cursor(photo: Photo) -> str:
-    raw = json.dumps([photo.created_at.isoformat(), photo.id.hex]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _encode([photo.created_at.isoformat(), photo.id.hex])
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, pk = json.loads(raw)
+        created, pk = _decode(cursor)
         return datetime.fromisoformat(created), uuid.UUID(hex=pk)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidInput("The cursor is not one this server handed out.", code="invalid_cursor") from None
+
+
+def _encode_position_cursor(photo: Photo) -> str:
+    # Tagged, so a date cursor handed back with album_id (or the reverse) is refused rather than misread.
+    return _encode(["position", photo.album_position, photo.id.hex])
+
+
+def _decode_position_cursor(cursor: str) -> tuple[int, uuid.UUID]:
+    try:
+        tag, position, pk = _decode(cursor)
+        if tag != "position" or not isinstance(position, int):
+            raise ValueError(tag)
+        return position, uuid.UUID(hex=pk)
+    except (ValueError, TypeError, AttributeError):
         raise InvalidInput("The cursor is not one this server handed out.", code="invalid_cursor") from None
 
 
 def _after_cursor(queryset: QuerySet[Photo], cursor: str, sort: str) -> QuerySet[Photo]:
+    if sort == ALBUM_ORDER:
+        position, pk = _decode_position_cursor(cursor)
+        return queryset.filter(Q(album_position__gte=position), Q(album_position__gt=position) | Q(id__gt=pk))
     created, pk = decode_cursor(cursor)
     # The first condition bounds an index range scan; the OR only breaks ties on the boundary timestamp.
     # Written as a bare OR, PostgreSQL would walk the index from the start and filter, making deep pages slow.
@@ -69,6 +103,13 @@ def live_photos() -> QuerySet[Photo]:
     return Photo.objects.filter(deleted_at=None)
 
 
+def available_q(prefix: str = "") -> Q:
+    """Photo.is_available as a filter, for photos reached through `prefix` (e.g. "photo__")."""
+    return Q(**{f"{prefix}retrieval_status": Photo.RetrievalStatus.COMPLETED}) & ~Q(
+        **{f"{prefix}local_storage_path": ""}
+    )
+
+
 def photo_list(
     *,
     generated: bool | None = None,
@@ -77,9 +118,15 @@ def photo_list(
     offset: int = 0,
     cursor: str | None = None,
     deleted: bool = False,
+    album_id: uuid.UUID | str | None = None,
     queryset: QuerySet[Photo] | None = None,
 ) -> PhotoPage:
-    """A page of photos, newest or oldest first; `cursor` continues after a page at constant cost."""
+    """A page of photos, newest or oldest first; `cursor` continues after a page at constant cost.
+
+    `album_id` keeps the photos of one album, in the album's order (`sort` does not apply), or with
+    `UNCATEGORIZED` the photos in no album. The albums app owns albums; this only follows the reverse
+    relation of its AlbumPhoto rows (`album_entries`), so photos never imports albums.
+    """
     if sort not in SORTS:
         raise InvalidInput(f"sort must be one of {', '.join(SORTS)}.", code="invalid_sort")
     if not 1 <= limit <= MAX_LIMIT:
@@ -89,12 +136,25 @@ def photo_list(
     total = None
     if queryset is None:
         queryset = Photo.objects.filter(deleted_at__isnull=False) if deleted else live_photos()
-        total = _tallied_total(deleted=deleted, generated=generated)
+        if album_id is None:  # the tallies count photos by kind, not by album
+            total = _tallied_total(deleted=deleted, generated=generated)
     if generated is not None:
         queryset = queryset.filter(is_generated=generated)
+    if album_id == UNCATEGORIZED:
+        queryset = queryset.filter(album_entries__isnull=True)
+    elif album_id is not None:
+        # One join: the filter and the annotation share the album_entries alias.
+        queryset = queryset.filter(album_entries__album_id=album_id).annotate(
+            album_position=F("album_entries__position")
+        )
+        sort = ALBUM_ORDER
     if total is None:
         total = queryset.count()
-    ordering = ("-created_at", "-id") if sort == "newest" else ("created_at", "id")
+    ordering = {
+        "newest": ("-created_at", "-id"),
+        "oldest": ("created_at", "id"),
+        ALBUM_ORDER: ("album_position", "id"),
+    }[sort]
     page = queryset.order_by(*ordering)
     if cursor:
         page = _after_cursor(page, cursor, sort)
@@ -102,13 +162,10 @@ def photo_list(
     items = list(page[offset : offset + limit + 1])
     has_more = len(items) > limit
     items = items[:limit]
-    return PhotoPage(
-        items=items,
-        total=total,
-        limit=limit,
-        offset=offset,
-        next_cursor=encode_cursor(items[-1]) if has_more else None,
-    )
+    next_cursor = None
+    if has_more:
+        next_cursor = _encode_position_cursor(items[-1]) if sort == ALBUM_ORDER else encode_cursor(items[-1])
+    return PhotoPage(items=items, total=total, limit=limit, offset=offset, next_cursor=next_cursor)
 
 
 def photo_get(*, photo_id: uuid.UUID | str, include_deleted: bool = False) -> Photo:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.urls import reverse
 from django.utils.functional import cached_property
 from rest_framework import serializers
@@ -90,6 +92,22 @@ class PhotoListQuerySerializer(serializers.Serializer):
     generated = serializers.BooleanField(required=False, allow_null=True, default=None)
     sort = serializers.ChoiceField(choices=selectors.SORTS, default="newest")
     cursor = serializers.CharField(required=False, allow_blank=True, default="")
+    album_id = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default=None,
+        help_text="An album's id (its photos in the album's order), or `none` for photos in no album.",
+    )
+
+    def validate_album_id(self, value: str | None) -> uuid.UUID | str | None:
+        if not value:
+            return None
+        if value == selectors.UNCATEGORIZED:
+            return value
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            raise serializers.ValidationError("Must be an album id or “none”.") from None
 
 
 class PhotoUploadSerializer(serializers.Serializer):

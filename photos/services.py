@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from gallery_project.errors import Conflict, NotFound
 
 from . import imaging, storage
-from .models import Photo
+from .models import Photo, PhotoTally
 from .selectors import photo_get
 
 _CHUNK = 1024 * 1024
@@ -335,3 +335,20 @@ def trash_empty() -> int:
     while ids := list(Photo.objects.filter(deleted_at__isnull=False).values_list("id", flat=True)[:500]):
         purged += photo_purge(photo_ids=ids)
     return purged
+
+
+def photo_tallies_rebuild() -> None:
+    """Recount the tallies from the rows (the triggers keep them exact; a flush can leave them wrong).
+
+    `manage.py flush` (and the test runner after each transactional test) empties the tables one by one; on
+    SQLite it empties the tallies before the photos, and the photos' delete triggers then leave negative counts.
+    """
+    live = Photo.objects.filter(deleted_at=None)
+    counts = {
+        PhotoTally.LIVE: live.count(),
+        PhotoTally.LIVE_GENERATED: live.filter(is_generated=True).count(),
+        PhotoTally.TRASH: Photo.objects.exclude(deleted_at=None).count(),
+    }
+    with transaction.atomic():
+        for name, count in counts.items():
+            PhotoTally.objects.update_or_create(name=name, defaults={"count": count})

@@ -511,8 +511,7 @@ class FakeInvokeAI:
         self._free_at = 0.0
         self._lock = threading.RLock()
         self._release = threading.Event()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
         self.port = 0
         self._urls = Map(
             [
@@ -547,27 +546,15 @@ class FakeInvokeAI:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeInvokeAI:
-        self._server = make_server("127.0.0.1", self.port, self._wsgi, threaded=True, request_handler=_QuietHandler)
+        self._server = LoopbackServer(self._wsgi, port=self.port, name="fake-invokeai")
         self.port = self._server.port
-        # A short poll keeps stop() (run after every test) from waiting out socketserver's default 0.5 s.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="fake-invokeai",
-            daemon=True,
-        )
-        self._thread.start()
         return self
 
     def stop(self) -> None:
         self._release.set()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     # --- faults and controls ---
 
@@ -1152,6 +1139,24 @@ def _dto(image: _Image) -> dict[str, Any]:
         "image_subfolder": "",
         "board_id": image.board_id,
     }
+
+
+class LoopbackServer:
+    """A WSGI app served on 127.0.0.1 from a thread: how the fakes of outside services listen."""
+
+    def __init__(self, app: Any, *, port: int = 0, name: str) -> None:
+        self._server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler)
+        self.port = self._server.port
+        # A short poll keeps stop() (run after every test) from waiting out socketserver's default 0.5 s.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=name, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
 
 
 class _QuietHandler(WSGIRequestHandler):

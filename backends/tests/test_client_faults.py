@@ -176,6 +176,7 @@ def test_single_user_mode_ignores_credentials(fake_invokeai):
     assert client.list_models()
 
 
+@pytest.mark.django_db
 def test_the_manager_follows_settings(use_fake_invokeai, settings):
     client = manager.invokeai_client()
     assert client.base_url == use_fake_invokeai.url

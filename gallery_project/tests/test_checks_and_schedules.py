@@ -30,6 +30,18 @@ def test_bad_backend_settings_are_errors(settings):
     assert ids == {"gallery.E004", "gallery.E005"}
 
 
+def test_bad_runpod_settings_are_errors(settings):
+    settings.RUNPOD_PROXY_URL_TEMPLATE = "{pod}.proxy.runpod.net"
+    settings.RUNPOD_START_TIMEOUT = 0
+    settings.RUNPOD_POD_PREFIX = 'photo"studio'
+    ids = {error.id for error in checks.check_backend_settings()}
+    assert ids == {"gallery.E006", "gallery.E008", "gallery.E009"}
+    settings.RUNPOD_PROXY_URL_TEMPLATE = "http://127.0.0.1:9090"
+    settings.RUNPOD_START_TIMEOUT = 20
+    settings.RUNPOD_POD_PREFIX = "photo-studio"
+    assert checks.check_backend_settings() == []
+
+
 @pytest.mark.django_db
 def test_setup_schedules_is_idempotent_and_removes_stale_ones():
     Schedule.objects.create(name="photos.gone", func="photos.tasks.gone", schedule_type=Schedule.HOURLY)

@@ -18,6 +18,11 @@ PUBLIC = {
     "api-token",  # trades a username and password for an API token
     "admin:login",
     "admin:logout",
+    # Share links: the token in the path is the credential. Unknown, revoked, expired or used-up tokens
+    # answer 404, and a valid one shows only what it shares (albums/tests/test_share_security.py).
+    "albums:share",
+    "albums:share-photo",
+    "albums:share-photo-file",
 }
 
 

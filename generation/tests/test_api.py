@@ -54,9 +54,11 @@ def test_create_a_step_and_follow_it_to_its_images(api, session_id, body, follow
     assert [image["seed"] for image in status["images"]] == [42, 43]
     image = status["images"][0]
     assert image["thumbnail_url"] == f"/api/photos/{image['id']}/thumbnail" and image["selected"] is False
-    assert api.get(image["thumbnail_url"])["Content-Type"] == "image/webp"
+    thumbnail = api.get(image["thumbnail_url"])
     display = api.get(image["display_url"])
-    assert display.status_code == 200 and display["Content-Type"] == "image/webp"
+    for response in (thumbnail, display):
+        response.close()
+        assert response.status_code == 200 and response["Content-Type"] == "image/webp"
     assert [item["status"] for item in status["items"]] == ["completed", "completed"]
 
     photo = api.get(f"/api/photos/{image['id']}/").json()
@@ -177,6 +179,7 @@ def test_cyberimage_generate_status_image_and_queue(api, invokeai, sd1, follow):
     status = api.get(f"/api/status/{job['job_id']}").json()
     assert (status["status"], status["progress"]["completed"], len(status["images"])) == ("completed", True, 2)
     image = api.get(status["images"][0]["url"])
+    image.close()
     assert image.status_code == 200 and image["Content-Type"] == "image/png"
     assert api.get("/api/queue/").json()["jobs"] == []
 

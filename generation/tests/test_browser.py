@@ -52,7 +52,7 @@ def test_generate_choose_continue_and_see_the_history(logged_in_page, live_serve
     first = GenerationStep.objects.get()
     assert (first.batch_size, first.parameters["steps"], first.status) == (2, 8, "running")
     assert enqueued == [first.pk]
-    page.locator("#step-panel .status-badge", has_text="Running").wait_for()
+    page.locator("#step-panel .step-status", has_text="Running").wait_for()
     assert page.locator("#step-panel .alternative.placeholder").count() == 2
     shot(page, "running")
 
@@ -60,7 +60,7 @@ def test_generate_choose_continue_and_see_the_history(logged_in_page, live_serve
     page.locator("#step-panel .progress[aria-valuenow='50']").wait_for()
     shot(page, "first-alternative")
     run_follower(page, invokeai, first, until_images=2)
-    page.locator("#step-panel .status-badge", has_text="Completed").wait_for()
+    page.locator("#step-panel .step-status", has_text="Completed").wait_for()
     # Finished: the panel no longer polls.
     assert page.locator("#step-panel[hx-trigger]").count() == 0
     shot(page, "alternatives")
@@ -77,7 +77,7 @@ def test_generate_choose_continue_and_see_the_history(logged_in_page, live_serve
     assert second.parameters["mode"] == "img2img" and second.parameters["init_photo_id"] == chosen
     assert (second.parent_id, second.parameters["strength"]) == (first.pk, 0.5)
     run_follower(page, invokeai, second, until_images=2)
-    page.locator("#step-panel .status-badge", has_text="Completed").wait_for()
+    page.locator("#step-panel .step-status", has_text="Completed").wait_for()
 
     history = page.locator("#history .history-step")
     history.nth(1).locator("img.history-thumb").wait_for()

@@ -6,7 +6,7 @@ import io
 import struct
 import zlib
 
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 
 def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (640, 480), color=(200, 80, 40), **save_args) -> bytes:
@@ -38,3 +38,22 @@ def png_declaring(width: int, height: int) -> bytes:
     crc = zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13]))
     data[ihdr + 13 : ihdr + 17] = struct.pack(">I", crc)
     return bytes(data)
+
+
+# Somewhere in Berlin; any coordinates would do, what matters is that none of them leave in a shared file.
+GPS = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0), 0x1B: b"ASCII\x00\x00\x00Berlin"}
+XMP_WITH_GPS = (
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description exif:GPSLatitude="52,31.2N"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def with_gps(fmt: str = "JPEG", size: tuple[int, int] = (640, 480)) -> bytes:
+    """An image carrying EXIF GPS coordinates and an XMP packet that repeats them."""
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    exif[0x8825] = GPS
+    if fmt == "PNG":
+        text = PngImagePlugin.PngInfo()
+        text.add_itxt("XML:com.adobe.xmp", XMP_WITH_GPS)
+        return image_bytes(fmt, size, exif=exif.tobytes(), pnginfo=text)
+    return image_bytes(fmt, size, exif=exif.tobytes(), xmp=XMP_WITH_GPS.encode())

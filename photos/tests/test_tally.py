@@ -61,3 +61,13 @@ def test_a_list_page_is_two_queries_whatever_the_row_count(django_assert_num_que
     PhotoFactory.create_batch(30)
     with django_assert_num_queries(2):  # the tallies, the page
         assert selectors.photo_list(limit=1).total == 30
+
+
+def test_tallies_are_rebuilt_after_a_flush(upload):
+    upload()
+    PhotoTally.objects.all().delete()
+    Photo.objects.all().delete()  # the order SQLite's flush uses: tallies first, then the rows
+    assert PhotoTally.objects.get(name="live").count == -1
+
+    services.photo_tallies_rebuild()
+    assert_tallies_exact()

@@ -33,11 +33,14 @@ async function apiError(response) {
   }
 }
 
-async function api(method, url) {
+async function api(method, url, body) {
+  const headers = { "X-CSRFToken": csrfToken(), Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(url, {
     method,
-    headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+    headers,
     credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) throw new Error(await apiError(response));
   return response;
@@ -289,3 +292,32 @@ document.addEventListener("drop", (event) => {
   overlay().hidden = true;
   enqueue(event.dataTransfer.files);
 });
+
+/* ---------- Confirmations for plain forms (they still post without JavaScript) ---------- */
+document.addEventListener("submit", (event) => {
+  const message = event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});
+
+/* ---------- Pod cost and auto-stop countdown, ticking between the badge's polls ---------- */
+// Each number was true when the server rendered it; count from when this page received it, so a
+// difference between the two clocks does not matter.
+function tick() {
+  const now = Date.now();
+  document.querySelectorAll("[data-tick-cost], [data-tick-countdown]").forEach((el) => {
+    if (!el.dataset.receivedAt) el.dataset.receivedAt = now;
+    const hours = (now - Number(el.dataset.receivedAt)) / 3600000;
+    if ("tickCost" in el.dataset) {
+      const cost = Number(el.dataset.cost) + Number(el.dataset.costPerHour) * hours;
+      el.textContent = `$${cost.toFixed(el.closest(".backend-badge") ? 3 : 4)}`;
+    } else {
+      const left = Math.floor(Math.max(0, Number(el.dataset.seconds) - hours * 3600));
+      const two = (n) => String(n).padStart(2, "0");
+      const [h, m, s] = [Math.floor(left / 3600), Math.floor((left % 3600) / 60), left % 60];
+      el.textContent = h ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
+    }
+  });
+}
+setInterval(tick, 1000);
+document.addEventListener("htmx:afterSettle", tick);
+tick();

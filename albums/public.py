@@ -1,0 +1,233 @@
+"""The public pages of share links, under /s/<token>/: no login, and nothing beyond what the link shares.
+
+Every URL carries the token and resolves it again, so revoking or expiring a link closes all of them at once,
+image URLs included. Every failure answers the same 404 page. What is counted:
+
+- a view is one load of the share page (`/s/<token>/`, or a photo's page opened directly); the lightbox,
+  more grid pages and the images of a page already open are part of that view;
+- a download is one original file sent in full (`.../file`; a 304 sends nothing and is not counted).
+
+When a link's last view or download is used, the browsers that opened its page before may keep loading that
+page's images and lightbox for SHARE_GRACE_SECONDS; nobody can open the page again, and every other request
+answers 404. Without that, the last permitted view would show a grid of broken images.
+
+A password, once given, unlocks the link for that browser session only, and is needed for every URL of the
+link, images included: a copied image URL does not get around it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from gallery_project.errors import AppError, NotFound, TooManyRequests
+from photos import metadata, storage
+from photos.api import serve_photo_file
+from photos.selectors import photo_list
+from photos.views import PAGE_SIZE
+
+from . import selectors, services
+from .models import ShareLink
+
+logger = logging.getLogger(__name__)
+
+_SESSION_KEY = "share_links"
+# Revalidate on every use (a 304 while the link works), so a revoked link stops serving even from caches.
+_PUBLIC_CACHE = "private, no-cache"
+
+
+def _public(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Open to anyone; any 404 becomes the one share-not-found page; privacy headers on every answer."""
+
+    @login_not_required
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            response = view(request, *args, **kwargs)
+        except (Http404, AppError) as exc:
+            if isinstance(exc, AppError) and exc.status != 404:
+                raise
+            response = render(request, "errors/404.html", {"message": services.SHARE_NOT_FOUND}, status=404)
+        response["Referrer-Policy"] = "no-referrer"
+        response["X-Robots-Tag"] = "noindex, nofollow"
+        if "Cache-Control" not in response:
+            response["Cache-Control"] = "private, no-store"
+        return response
+
+    return wrapper
+
+
+# --- What this browser session may do with a link ---
+
+
+def _grant(request: HttpRequest, link: ShareLink) -> dict:
+    return request.session.get(_SESSION_KEY, {}).get(str(link.pk), {})
+
+
+def _remember(request: HttpRequest, link: ShareLink, **facts) -> None:
+    grants = dict(request.session.get(_SESSION_KEY, {}))
+    grants[str(link.pk)] = {**grants.get(str(link.pk), {}), **facts}
+    request.session[_SESSION_KEY] = grants
+
+
+def _unlocked(request: HttpRequest, link: ShareLink) -> bool:
+    return not link.has_password or _grant(request, link).get("unlocked", False)
+
+
+def _has_viewed(request: HttpRequest, link: ShareLink) -> bool:
+    return "viewed_at" in _grant(request, link)
+
+
+def _usable(request: HttpRequest, link: ShareLink) -> bool:
+    """Whether this session may load what an open page of the link needs (grid pages, lightbox, images)."""
+    if not _unlocked(request, link):
+        return False
+    if not link.is_exhausted:
+        return True
+    viewed_at = _grant(request, link).get("viewed_at")
+    return viewed_at is not None and time.time() - viewed_at < settings.SHARE_GRACE_SECONDS
+
+
+def _link(request: HttpRequest, token: str) -> ShareLink:
+    link = services.share_link_resolve(token=token)
+    if not _usable(request, link):
+        raise Http404
+    return link
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address: REMOTE_ADDR, or behind a trusted proxy the nearest X-Forwarded-For hop that is
+    not one of our proxies (the hops further left are whatever the client chose to send)."""
+    address = request.META.get("REMOTE_ADDR", "")
+    trusted = settings.FORWARDED_ALLOW_IPS
+    if "*" not in trusted and address not in trusted:
+        return address
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    if "*" in trusted:
+        return hops[0] if hops else address
+    return next((hop for hop in reversed(hops) if hop not in trusted), address)
+
+
+# --- Pages ---
+
+
+def _open_page(request: HttpRequest, token: str, link: ShareLink, content: Callable[[], dict]) -> HttpResponse:
+    """A page load of the link: the password form if it is locked, else one counted view, else 404.
+
+    `content` gives the page's context; it is only read once the view has been counted.
+    """
+    if link.is_exhausted:
+        raise Http404  # before the password form, which would tell that the link exists
+    if not _unlocked(request, link):
+        return render(request, "albums/public_password.html", {"token": token})
+    if not services.share_link_count_view(link_id=link.pk):
+        raise Http404
+    _remember(request, link, viewed_at=time.time())
+    return render(request, "albums/public.html", {"link": link, "token": token, **content()})
+
+
+@_public
+@require_http_methods(["GET", "POST"])
+def share(request: HttpRequest, token: str) -> HttpResponse:
+    if request.method == "POST":
+        return _password(request, token)
+    link = services.share_link_resolve(token=token)
+    cursor = request.GET.get("cursor")
+    if request.htmx and cursor:
+        # The next grid page of a page this session has open: part of that view, so not counted again.
+        if link.album_id is None or not _has_viewed(request, link) or not _usable(request, link):
+            raise Http404
+        page = photo_list(album_id=link.album_id, limit=PAGE_SIZE, cursor=cursor)
+        return render(request, "albums/public.html#public-grid-page", {"link": link, "token": token, "page": page})
+    if link.album_id is None:
+        return _open_page(request, token, link, lambda: {"photo": link.photo})
+    return _open_page(
+        request,
+        token,
+        link,
+        lambda: {"album": link.album, "page": photo_list(album_id=link.album_id, limit=PAGE_SIZE)},
+    )
+
+
+def _password(request: HttpRequest, token: str) -> HttpResponse:
+    link = services.share_link_resolve(token=token)
+    if link.is_exhausted:
+        raise Http404
+    if _unlocked(request, link):
+        return redirect(request.path)
+    try:
+        right = services.share_link_check_password(
+            link=link, password=request.POST.get("password", ""), client=client_address(request)
+        )
+    except TooManyRequests as exc:
+        context = {"token": token, "error": exc.message}
+        response = render(request, "albums/public_password.html", context, status=429)
+        response["Retry-After"] = str(exc.details["retry_after"])
+        return response
+    if not right:
+        error = "That is not the password for this link."
+        return render(request, "albums/public_password.html", {"token": token, "error": error}, status=403)
+    # A new session key once the password is right, as a login does, so a planted session id gains nothing.
+    request.session.cycle_key()
+    _remember(request, link, unlocked=True)
+    return redirect(request.path)
+
+
+@_public
+@require_GET
+def share_photo(request: HttpRequest, token: str, photo_id) -> HttpResponse:
+    """A shared photo: the lightbox body for the page's htmx, or a page of its own when opened directly."""
+    link = services.share_link_resolve(token=token)
+    photo = selectors.share_link_photo(link=link, photo_id=photo_id)
+    if not request.htmx:
+        return _open_page(request, token, link, lambda: {"photo": photo, "album": link.album})
+    if not _has_viewed(request, link) or not _usable(request, link):
+        raise Http404
+    return render(request, "albums/public.html#public-lightbox-body", {"link": link, "token": token, "photo": photo})
+
+
+@_public
+@require_GET
+def share_photo_file(request: HttpRequest, token: str, photo_id: str, variant: str) -> HttpResponse:
+    link = _link(request, token)
+    photo = selectors.share_link_photo(link=link, photo_id=photo_id)
+    if variant == "thumbnail":
+        return serve_photo_file(
+            request, photo, photo.local_thumbnail_path, "image/webp", variant, cache_control=_PUBLIC_CACHE
+        )
+    if variant == "display":
+        relative = storage.display_path(photo.local_storage_path)
+        return serve_photo_file(request, photo, relative, "image/webp", variant, cache_control=_PUBLIC_CACHE)
+    if not link.allow_download:
+        raise Http404
+
+    def open_counted(path: Path) -> BinaryIO:
+        try:
+            cleaned = metadata.without_location(path)
+        except metadata.LocationNotRemovable as exc:
+            # Refused rather than sent with the owner's location; the owner still has the file.
+            logger.warning("Shared photo %s not sent: its location could not be removed (%s)", photo.pk, exc)
+            raise NotFound(services.SHARE_NOT_FOUND) from None
+        if not services.share_link_count_download(link_id=link.pk):
+            raise NotFound(services.SHARE_NOT_FOUND)
+        return cleaned
+
+    return serve_photo_file(
+        request,
+        photo,
+        photo.local_storage_path,
+        photo.mime_type,
+        "original",
+        cache_control=_PUBLIC_CACHE,
+        open_file=open_counted,
+    )

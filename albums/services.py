@@ -1,0 +1,390 @@
+"""Writes to albums and share links (the spec's AlbumService and section 7.2)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from gallery_project.errors import Conflict, InvalidInput, NotFound, TooManyRequests
+from photos.selectors import live_photos, photo_get
+
+from .models import Album, AlbumPhoto, ShareLink, SharePasswordFailures
+from .selectors import (
+    live_entries,
+    share_link_downloads_left_q,
+    share_link_live_q,
+    share_link_unspent_q,
+)
+
+# One answer for every link that does not work, whatever the reason, so a visitor learns nothing from it.
+SHARE_NOT_FOUND = "This link does not exist or is no longer shared."
+SHARE_PASSWORD_MIN_LENGTH = 4
+# The choices the share dialog offers, and the API's `expires_in`: (label, lifetime or None for no expiry).
+EXPIRY_PRESETS: dict[str, tuple[str, timedelta | None]] = {
+    "1h": ("1 hour", timedelta(hours=1)),
+    "1d": ("1 day", timedelta(days=1)),
+    "7d": ("7 days", timedelta(days=7)),
+    "30d": ("30 days", timedelta(days=30)),
+    "never": ("Never", None),
+}
+DEFAULT_EXPIRY = "7d"
+
+
+# --- Albums ---
+
+
+def _album(album_id: uuid.UUID | str, *, lock: bool = True) -> Album:
+    """The album row, by default locked until the transaction ends: writes to one album's entries happen one
+    at a time, so two concurrent appends cannot take the same position."""
+    albums = Album.objects.select_for_update() if lock else Album.objects.all()
+    try:
+        return albums.get(pk=album_id)
+    except (Album.DoesNotExist, ValidationError):
+        raise NotFound("This album does not exist.", details={"album_id": str(album_id)}) from None
+
+
+def _validated_save(album: Album) -> Album:
+    try:
+        album.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages[0], code="invalid_album", details=exc.message_dict) from None
+    try:
+        with transaction.atomic():
+            album.save()
+    except IntegrityError:
+        # Another request took the name between the check above and this save.
+        raise Conflict("An album with this name already exists.", code="album_name_taken") from None
+    return album
+
+
+def _touch(album_id: uuid.UUID | str) -> None:
+    Album.objects.filter(pk=album_id).update(updated_at=timezone.now())
+
+
+def album_create(*, name: str, description: str = "") -> Album:
+    return _validated_save(Album(name=name, description=description))
+
+
+def album_update(
+    *,
+    album_id: uuid.UUID | str,
+    name: str | None = None,
+    description: str | None = None,
+    is_archived: bool | None = None,
+) -> Album:
+    """Rename, describe, archive or unarchive an album; arguments left as None are kept."""
+    with transaction.atomic():
+        album = _album(album_id)
+        if name is not None:
+            album.name = name
+        if description is not None:
+            album.description = description
+        if is_archived is not None:
+            album.is_archived = is_archived
+        return _validated_save(album)
+
+
+def album_delete(*, album_id: uuid.UUID | str) -> None:
+    """Delete an album and its share links; its photos stay in the gallery."""
+    with transaction.atomic():
+        _album(album_id).delete()
+
+
+def _unique(photo_ids: Sequence[uuid.UUID | str]) -> list[uuid.UUID]:
+    try:
+        return list(dict.fromkeys(uuid.UUID(str(pk)) for pk in photo_ids))
+    except ValueError:
+        raise InvalidInput("photo_ids must be photo ids.", code="invalid_photo_ids") from None
+
+
+def album_add_photos(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.UUID | str]) -> int:
+    """Append photos after the album's last one, in the given order; photos already there stay where they are.
+
+    Returns how many were added. Unknown or trashed photos are refused, and nothing is added.
+    """
+    wanted = _unique(photo_ids)
+    with transaction.atomic():
+        album = _album(album_id)
+        existing = set(live_photos().filter(pk__in=wanted).values_list("pk", flat=True))
+        if missing := [str(pk) for pk in wanted if pk not in existing]:
+            raise InvalidInput(
+                "Some of these photos do not exist or are in the trash.",
+                code="unknown_photos",
+                details={"photo_ids": missing},
+            )
+        present = set(album.entries.filter(photo_id__in=wanted).values_list("photo_id", flat=True))
+        new = [pk for pk in wanted if pk not in present]
+        # Trashed photos keep their position, so new photos go after them too and a restore fits back in.
+        last = album.entries.aggregate(last=Max("position"))["last"]
+        start = 0 if last is None else last + 1
+        now = timezone.now()
+        AlbumPhoto.objects.bulk_create(
+            AlbumPhoto(album=album, photo_id=pk, position=start + index, added_at=now) for index, pk in enumerate(new)
+        )
+        if new:
+            _touch(album.pk)
+    return len(new)
+
+
+def album_remove_photos(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.UUID | str]) -> int:
+    """Take photos out of an album (they stay in the gallery); photos not in it are ignored."""
+    wanted = _unique(photo_ids)
+    with transaction.atomic():
+        album = _album(album_id)
+        removed, _ = album.entries.filter(photo_id__in=wanted).delete()
+        if album.cover_photo_id in wanted:
+            album.cover_photo = None
+            album.save(update_fields=["cover_photo", "updated_at"])
+        elif removed:
+            _touch(album.pk)
+    return removed
+
+
+def album_reorder(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.UUID | str]) -> None:
+    """Put the album's photos in the given order, which must name each of its live photos once.
+
+    Photos in the trash keep their slot among the others, so restoring one puts it back where it was.
+    """
+    order = _unique(photo_ids)
+    if len(order) != len(photo_ids):
+        raise InvalidInput("photo_ids names a photo twice.", code="duplicate_photo_ids")
+    with transaction.atomic():
+        album = _album(album_id)
+        entries = list(
+            album.entries.select_related("photo")
+            .only("id", "photo_id", "position", "photo__deleted_at")
+            .order_by("position", "id")
+        )
+        live = {entry.photo_id for entry in entries if entry.photo.deleted_at is None}
+        if set(order) != live:
+            raise Conflict(
+                "The order must name every photo of the album exactly once; the album may have changed "
+                "since it was loaded.",
+                code="album_changed",
+                details={
+                    "missing": sorted(str(pk) for pk in live - set(order)),
+                    "unexpected": sorted(str(pk) for pk in set(order) - live),
+                },
+            )
+        by_photo = {entry.photo_id: entry for entry in entries}
+        next_live = iter(order)
+        placed = [by_photo[next(next_live)] if entry.photo_id in live else entry for entry in entries]
+        changed = []
+        for position, entry in enumerate(placed):
+            if entry.position != position:
+                entry.position = position
+                changed.append(entry)
+        AlbumPhoto.objects.bulk_update(changed, ["position"], batch_size=500)
+        _touch(album.pk)
+
+
+def album_set_cover(*, album_id: uuid.UUID | str, photo_id: uuid.UUID | str | None) -> Album:
+    """Choose the album's cover among its live photos; None goes back to its first photo."""
+    with transaction.atomic():
+        album = _album(album_id)
+        if photo_id is not None and not live_entries().filter(album=album, photo_id=photo_id).exists():
+            raise InvalidInput(
+                "The cover must be a photo of the album.",
+                code="cover_not_in_album",
+                details={"photo_id": str(photo_id)},
+            )
+        album.cover_photo_id = photo_id
+        album.save(update_fields=["cover_photo", "updated_at"])
+    return album
+
+
+def album_move_photos(
+    *,
+    photo_ids: Sequence[uuid.UUID | str],
+    source_album_id: uuid.UUID | str | None,
+    target_album_id: uuid.UUID | str | None,
+) -> None:
+    """Move photos from one album to another in one transaction (InvokeAI's move_image_to_board).
+
+    None stands for Uncategorized: moving from it only adds to the target, and moving to it takes the photos
+    out of every album, so they do show up under Uncategorized afterwards.
+    """
+    if str(source_album_id) == str(target_album_id):
+        raise InvalidInput("The photos are already there.", code="same_album")
+    wanted = _unique(photo_ids)
+    with transaction.atomic():
+        if target_album_id is None:
+            leaving = AlbumPhoto.objects.filter(photo_id__in=wanted).values_list("album_id", flat=True)
+            album_ids = {str(pk) for pk in leaving}
+        else:
+            album_ids = {str(target_album_id)}
+        if source_album_id is not None:
+            album_ids.add(str(source_album_id))
+        # Lock every album involved first, always in the same order, so two opposite moves cannot deadlock.
+        for album_id in sorted(album_ids):
+            _album(album_id)
+        if target_album_id is None:
+            for album_id in sorted(album_ids):
+                album_remove_photos(album_id=album_id, photo_ids=wanted)
+            return
+        album_add_photos(album_id=target_album_id, photo_ids=wanted)
+        if source_album_id is not None:
+            album_remove_photos(album_id=source_album_id, photo_ids=wanted)
+
+
+# --- Share links ---
+
+
+@dataclass(frozen=True)
+class ShareLinkCreated:
+    link: ShareLink
+    # The only time the token exists outside the visitor's hands: it is not stored, only its hash.
+    token: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def generate_share_token() -> str:
+    """32 random bytes, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def share_link_create(
+    *,
+    album_id: uuid.UUID | str | None = None,
+    photo_id: uuid.UUID | str | None = None,
+    expires_at: datetime | None = None,
+    max_views: int | None = None,
+    max_downloads: int | None = None,
+    allow_download: bool = False,
+    show_details: bool = False,
+    password: str = "",
+) -> ShareLinkCreated:
+    """Create a link to one album or one live photo; the returned token is never shown again."""
+    if (album_id is None) == (photo_id is None):
+        raise InvalidInput("A link shares either an album or a photo.", code="invalid_share_target")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidInput("The expiry must be in the future.", code="invalid_expiry")
+    for name, limit in (("max_views", max_views), ("max_downloads", max_downloads)):
+        if limit is not None and limit < 1:
+            raise InvalidInput(f"{name} must be at least 1, or empty for no limit.", code="invalid_limit")
+    if max_downloads is not None and not allow_download:
+        raise InvalidInput("A download limit needs downloads to be allowed.", code="invalid_limit")
+    if password and len(password) < SHARE_PASSWORD_MIN_LENGTH:
+        raise InvalidInput(
+            f"The password must have at least {SHARE_PASSWORD_MIN_LENGTH} characters.", code="weak_password"
+        )
+    album = _album(album_id, lock=False) if album_id is not None else None
+    photo = photo_get(photo_id=photo_id) if photo_id is not None else None
+    token = generate_share_token()
+    link = ShareLink.objects.create(
+        album=album,
+        photo=photo,
+        token_hash=token_hash(token),
+        expires_at=expires_at,
+        max_views=max_views,
+        max_downloads=max_downloads,
+        allow_download=allow_download,
+        show_details=show_details,
+        password=make_password(password) if password else "",
+    )
+    return ShareLinkCreated(link=link, token=token)
+
+
+def share_link_revoke(*, link_id: uuid.UUID | str) -> ShareLink:
+    """Revoke a link at once: its page and every image URL it served answer 404 from now on."""
+    try:
+        link = ShareLink.objects.select_related("album", "photo").get(pk=link_id)
+    except (ShareLink.DoesNotExist, ValidationError):
+        raise NotFound("This share link does not exist.", details={"share_id": str(link_id)}) from None
+    if link.revoked_at is None:
+        link.revoked_at = timezone.now()
+        link.save(update_fields=["revoked_at"])
+    return link
+
+
+def share_link_resolve(*, token: str) -> ShareLink:
+    """The link a visitor's token names, while it is neither revoked nor expired and its target is live.
+
+    A used-up link is returned too: whether a used-up link may still serve a request depends on who asks
+    (see albums.public). Every failure raises the same NotFound.
+    """
+    digest = token_hash(token)
+    link = ShareLink.objects.select_related("album", "photo").filter(token_hash=digest).first()
+    # The lookup is by hash, so a visitor cannot steer it byte by byte; comparing again in constant time
+    # costs nothing and keeps the check honest if the lookup ever changes.
+    if link is None or not hmac.compare_digest(link.token_hash, digest):
+        raise NotFound(SHARE_NOT_FOUND, code="share_not_found")
+    if link.status_at(timezone.now()) in (ShareLink.Status.REVOKED, ShareLink.Status.EXPIRED):
+        raise NotFound(SHARE_NOT_FOUND, code="share_not_found")
+    if link.photo is not None and link.photo.deleted_at is not None:
+        raise NotFound(SHARE_NOT_FOUND, code="share_not_found")
+    return link
+
+
+def share_link_count_view(*, link_id: uuid.UUID) -> bool:
+    """Count one view if the link still has one; False means it is used up (or was revoked meanwhile).
+
+    One conditional UPDATE: concurrent views are each counted once and never pass the limit.
+    """
+    updated = ShareLink.objects.filter(share_link_live_q(timezone.now()), share_link_unspent_q(), pk=link_id).update(
+        view_count=F("view_count") + 1
+    )
+    return updated == 1
+
+
+def share_link_count_download(*, link_id: uuid.UUID) -> bool:
+    """Count one download of an original if downloads are allowed and some are left."""
+    updated = ShareLink.objects.filter(
+        share_link_live_q(timezone.now()), share_link_downloads_left_q(), pk=link_id, allow_download=True
+    ).update(download_count=F("download_count") + 1)
+    return updated == 1
+
+
+def _window_start(now: datetime) -> datetime:
+    seconds = settings.SHARE_PASSWORD_WINDOW_SECONDS
+    return datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, tz=now.tzinfo)
+
+
+def share_link_check_password(*, link: ShareLink, password: str, client: str) -> bool:
+    """Check a visitor's password for a link, refusing with 429 after too many wrong ones.
+
+    Each attempt first takes a slot in two counters, one for the link and one for the client's address,
+    with an atomic increment, and is refused if either is over its limit; a right password gives its slot
+    back. Counting before checking keeps concurrent guesses from slipping past the limit together.
+    """
+    now = timezone.now()
+    window = _window_start(now)
+    limits = {
+        f"link:{link.pk}": settings.SHARE_PASSWORD_FAILURES_PER_LINK,
+        f"client:{client}"[:100]: settings.SHARE_PASSWORD_FAILURES_PER_CLIENT,
+    }
+    counters = SharePasswordFailures.objects.filter(window_start=window, key__in=limits)
+    for key in limits:
+        SharePasswordFailures.objects.get_or_create(key=key, window_start=window)
+    counters.update(failures=F("failures") + 1)
+    counts = dict(counters.values_list("key", "failures"))
+    if any(counts[key] > limit for key, limit in limits.items()):
+        window_end = window + timedelta(seconds=settings.SHARE_PASSWORD_WINDOW_SECONDS)
+        # Rounded up: in the window's last second, rounding down would tell the client to retry at once.
+        retry = max(1, math.ceil((window_end - now).total_seconds()))
+        minutes = math.ceil(retry / 60)
+        raise TooManyRequests(
+            f"Too many wrong passwords. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+            details={"retry_after": retry},
+        )
+    if check_password(password, link.password):
+        counters.update(failures=F("failures") - 1)
+        return True
+    SharePasswordFailures.objects.filter(window_start__lt=window).delete()
+    return False

@@ -1,0 +1,430 @@
+"""Share links from the outside.
+
+Every public URL with valid, revoked, expired, used-up and wrong tokens; photos outside the share; passwords
+and their rate limit; what the pages and files give away; counting views and downloads.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.test import Client, RequestFactory
+from django.utils import timezone
+from PIL import Image
+
+from albums import public, services
+from albums.models import ShareLink
+from gallery_project.errors import TooManyRequests
+from photos import metadata
+from photos import services as photo_services
+from photos.tests.images import image_bytes, with_gps
+
+pytestmark = pytest.mark.django_db
+
+VARIANTS = ("thumbnail", "display", "file")
+
+
+def body_of(response) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def urls(token: str, photo_id) -> list[str]:
+    base = f"/s/{token}/"
+    return [
+        base,
+        f"{base}photos/{photo_id}/",
+        *(f"{base}photos/{photo_id}/{variant}" for variant in VARIANTS),
+    ]
+
+
+@pytest.fixture
+def shared(upload):
+    """An album of three photos (one generated, with a prompt), a photo outside it, a link to the album."""
+    album = services.album_create(name="Trip")
+    inside = [upload(f"in{i}.jpg", image_bytes(color=(40 * i, 90, 90))) for i in range(2)]
+    generated = upload("gen.png", image_bytes("PNG"))
+    generated.is_generated, generated.generation_prompt = True, "a secret prompt about a lighthouse"
+    generated.save()
+    inside.append(generated)
+    outside = upload("outside.jpg", image_bytes(color=(1, 2, 3)))
+    services.album_add_photos(album_id=album.pk, photo_ids=[p.pk for p in inside])
+    created = services.share_link_create(album_id=album.pk, allow_download=True)
+    return {
+        "album": album,
+        "inside": inside,
+        "outside": outside,
+        "link": created.link,
+        "token": created.token,
+    }
+
+
+def make_link(shared, **settings) -> tuple[ShareLink, str]:
+    created = services.share_link_create(album_id=shared["album"].pk, **settings)
+    return created.link, created.token
+
+
+def assert_not_found(response, reference: bytes | None = None):
+    assert response.status_code == 404
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert "noindex" in response["X-Robots-Tag"]
+    if reference is not None:
+        assert response.content == reference
+
+
+@pytest.fixture
+def not_found_body(client):
+    return client.get("/s/" + "A" * 43 + "/").content
+
+
+# --- Every URL, every kind of token ---
+
+
+def test_a_valid_token_serves_every_url(client, shared):
+    photo = shared["inside"][0]
+    for url in urls(shared["token"], photo.pk):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response["Referrer-Policy"] == "no-referrer"
+        assert "noindex" in response["X-Robots-Tag"]
+        body_of(response)
+
+
+def _revoked(shared):
+    link, token = make_link(shared)
+    services.share_link_revoke(link_id=link.pk)
+    return token
+
+
+def _expired(shared):
+    link, token = make_link(shared, expires_at=timezone.now() + timedelta(hours=1))
+    ShareLink.objects.filter(pk=link.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    return token
+
+
+def _views_used(shared):
+    link, token = make_link(shared, max_views=2)
+    ShareLink.objects.filter(pk=link.pk).update(view_count=2)
+    return token
+
+
+def _views_used_with_password(shared):
+    link, token = make_link(shared, max_views=1, password="open sesame")
+    ShareLink.objects.filter(pk=link.pk).update(view_count=1)
+    return token
+
+
+def _downloads_used(shared):
+    link, token = make_link(shared, allow_download=True, max_downloads=1)
+    ShareLink.objects.filter(pk=link.pk).update(download_count=1)
+    return token
+
+
+def _wrong(shared):
+    return shared["token"][:-2] + ("AA" if not shared["token"].endswith("AA") else "BB")
+
+
+def _garbage(shared):
+    return "not-a-token"
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [_revoked, _expired, _views_used, _views_used_with_password, _downloads_used, _wrong, _garbage],
+    ids=lambda f: f.__name__,
+)
+def test_every_url_of_a_dead_or_wrong_token_is_the_same_404(client, shared, not_found_body, make_token):
+    token = make_token(shared)
+    for url in urls(token, shared["inside"][0].pk):
+        assert_not_found(client.get(url), not_found_body)
+    assert_not_found(client.get(f"/s/{token}/", headers={"HX-Request": "true"}), not_found_body)
+    assert_not_found(client.post(f"/s/{token}/", {"password": "open sesame"}), not_found_body)
+
+
+def test_revoking_closes_every_url_already_handed_out_at_once(client, shared):
+    photo = shared["inside"][1]
+    assert client.get(f"/s/{shared['token']}/").status_code == 200
+    copied = urls(shared["token"], photo.pk)[1:]
+    for url in copied:
+        body_of(client.get(url))
+
+    services.share_link_revoke(link_id=shared["link"].pk)
+    for viewer in (client, Client()):
+        for url in urls(shared["token"], photo.pk):
+            assert_not_found(viewer.get(url))
+
+
+def test_a_photo_outside_the_album_is_not_reachable(client, shared, not_found_body):
+    client.get(f"/s/{shared['token']}/")
+    for url in urls(shared["token"], shared["outside"].pk)[1:]:
+        assert_not_found(client.get(url), not_found_body)
+        assert_not_found(client.get(url, headers={"HX-Request": "true"}), not_found_body)
+
+
+def test_a_photo_link_shares_that_photo_only(client, shared):
+    photo, other = shared["outside"], shared["inside"][0]
+    token = services.share_link_create(photo_id=photo.pk).token
+    page = client.get(f"/s/{token}/")
+    assert page.status_code == 200
+    assert f"/s/{token}/photos/{photo.pk}/display".encode() in page.content
+    for variant in ("thumbnail", "display"):
+        body_of(client.get(f"/s/{token}/photos/{photo.pk}/{variant}"))
+    for url in urls(token, other.pk)[1:]:
+        assert_not_found(client.get(url))
+    # Downloads were not allowed on this link.
+    assert_not_found(client.get(f"/s/{token}/photos/{photo.pk}/file"))
+
+
+def test_trashed_photos_vanish_from_the_share_and_come_back(client, shared):
+    photo = shared["inside"][0]
+    photo_services.photo_delete(photo_id=photo.pk)
+    page = client.get(f"/s/{shared['token']}/").content.decode()
+    assert str(photo.pk) not in page
+    for url in urls(shared["token"], photo.pk)[1:]:
+        assert_not_found(client.get(url))
+
+    photo_services.photo_restore(photo_id=photo.pk)
+    assert str(photo.pk) in client.get(f"/s/{shared['token']}/").content.decode()
+
+
+def test_a_link_to_a_trashed_photo_pauses(client, shared):
+    photo = shared["outside"]
+    token = services.share_link_create(photo_id=photo.pk).token
+    photo_services.photo_delete(photo_id=photo.pk)
+    assert_not_found(client.get(f"/s/{token}/"))
+    photo_services.photo_restore(photo_id=photo.pk)
+    assert client.get(f"/s/{token}/").status_code == 200
+
+
+def test_deleting_the_album_ends_its_links(client, shared):
+    services.album_delete(album_id=shared["album"].pk)
+    assert_not_found(client.get(f"/s/{shared['token']}/"))
+    assert not ShareLink.objects.exists()
+
+
+# --- What a page gives away ---
+
+
+def test_the_page_shows_only_what_is_shared(client, shared):
+    html = client.get(f"/s/{shared['token']}/").content.decode()
+    ids = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", html))
+    assert ids == {str(p.pk) for p in shared["inside"]}
+    assert "lighthouse" not in html
+    for leak in ("/api/", "uploaded/", "thumbnails/", "in0.jpg", "/admin", "Log out", "Trash"):
+        assert leak not in html, leak
+    assert '<meta name="robots" content="noindex, nofollow">' in html
+    assert "private" in client.get(f"/s/{shared['token']}/")["Cache-Control"]
+
+
+def test_generation_details_only_when_the_owner_allows_them(client, shared):
+    generated = shared["inside"][2]
+    for show_details, expected in ((False, False), (True, True)):
+        _, token = make_link(shared, show_details=show_details)
+        client.get(f"/s/{token}/")
+        fragment = client.get(f"/s/{token}/photos/{generated.pk}/", headers={"HX-Request": "true"})
+        assert fragment.status_code == 200
+        assert ("lighthouse" in fragment.content.decode()) is expected
+        assert "/photos/" + str(generated.pk) + "/" in fragment.content.decode()
+        assert "/api/" not in fragment.content.decode()
+
+
+def test_images_are_revalidated_so_revocation_reaches_caches(client, shared):
+    photo = shared["inside"][0]
+    response = client.get(f"/s/{shared['token']}/photos/{photo.pk}/thumbnail")
+    body_of(response)
+    assert response["Cache-Control"] == "private, no-cache"
+    again = client.get(f"/s/{shared['token']}/photos/{photo.pk}/thumbnail", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304
+    services.share_link_revoke(link_id=shared["link"].pk)
+    revalidated = client.get(f"/s/{shared['token']}/photos/{photo.pk}/thumbnail", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert revalidated.status_code == 404
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("JPEG", "gps.jpg"), ("PNG", "gps.png"), ("WEBP", "gps.webp")])
+def test_nothing_served_carries_the_location(client, api, shared, upload, fmt, name):
+    photo = upload(name, with_gps(fmt))
+    services.album_add_photos(album_id=shared["album"].pk, photo_ids=[photo.pk])
+    for variant in VARIANTS:
+        response = client.get(f"/s/{shared['token']}/photos/{photo.pk}/{variant}")
+        assert response.status_code == 200, variant
+        data = body_of(response)
+        image = Image.open(io.BytesIO(data))
+        assert image.getexif().get_ifd(metadata.GPS_IFD) == {}, variant
+        assert b"Berlin" not in data and b"GPSLatitude" not in data, variant
+    assert name in response["Content-Disposition"]
+    # The owner's own download is the file as it was uploaded.
+    assert b"Berlin" in body_of(api.get(f"/api/photos/{photo.pk}/file"))
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_an_original_whose_location_cannot_be_removed_is_not_sent(client, shared, upload):
+    data = bytearray(with_gps("JPEG"))
+    start = data.index(b"Exif\x00\x00") + 6
+    data[start + 4 : start + 8] = b"\xff\xff\xff\x00"
+    photo = upload("odd.jpg", bytes(data))
+    services.album_add_photos(album_id=shared["album"].pk, photo_ids=[photo.pk])
+    assert_not_found(client.get(f"/s/{shared['token']}/photos/{photo.pk}/file"))
+    assert ShareLink.objects.get(pk=shared["link"].pk).download_count == 0
+
+
+# --- Counting views and downloads ---
+
+
+def test_views_count_page_loads_only(client, shared):
+    photo = shared["inside"][0]
+    client.get(f"/s/{shared['token']}/")
+    client.get(f"/s/{shared['token']}/photos/{photo.pk}/", headers={"HX-Request": "true"})
+    body_of(client.get(f"/s/{shared['token']}/photos/{photo.pk}/thumbnail"))
+    body_of(client.get(f"/s/{shared['token']}/photos/{photo.pk}/display"))
+    client.get(f"/s/{shared['token']}/")
+    client.get(f"/s/{shared['token']}/photos/{photo.pk}/")  # opened directly: a page load
+    link = ShareLink.objects.get(pk=shared["link"].pk)
+    assert (link.view_count, link.download_count) == (3, 0)
+
+
+def test_the_last_view_still_shows_its_images_but_nothing_else_does(client, shared, settings):
+    link, token = make_link(shared, max_views=1)
+    photo = shared["inside"][0]
+    assert client.get(f"/s/{token}/").status_code == 200
+    assert ShareLink.objects.get(pk=link.pk).status == "exhausted"
+
+    # The browser that used the last view finishes looking at its page...
+    assert client.get(f"/s/{token}/photos/{photo.pk}/", headers={"HX-Request": "true"}).status_code == 200
+    body_of(client.get(f"/s/{token}/photos/{photo.pk}/display"))
+    # ...but cannot load the page again, and nobody else can load anything.
+    assert_not_found(client.get(f"/s/{token}/"))
+    stranger = Client()
+    for url in urls(token, photo.pk):
+        assert_not_found(stranger.get(url))
+    # Once the grace period is over, not even that browser can.
+    settings.SHARE_GRACE_SECONDS = 0
+    assert_not_found(client.get(f"/s/{token}/photos/{photo.pk}/display"))
+
+
+def test_fragments_need_a_view_first(shared):
+    photo = shared["inside"][0]
+    stranger = Client()
+    assert_not_found(stranger.get(f"/s/{shared['token']}/photos/{photo.pk}/", headers={"HX-Request": "true"}))
+    assert ShareLink.objects.get(pk=shared["link"].pk).view_count == 0
+
+
+def test_downloads_are_counted_and_limited(client, shared):
+    link, token = make_link(shared, allow_download=True, max_downloads=2)
+    photo = shared["inside"][0]
+    client.get(f"/s/{token}/")
+    first = client.get(f"/s/{token}/photos/{photo.pk}/file")
+    body_of(first)
+    # A revalidation sends no bytes, so it is not a download.
+    assert client.get(f"/s/{token}/photos/{photo.pk}/file", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
+    body_of(client.get(f"/s/{token}/photos/{photo.pk}/file"))
+    assert ShareLink.objects.get(pk=link.pk).download_count == 2
+    assert_not_found(Client().get(f"/s/{token}/photos/{photo.pk}/file"))
+    assert_not_found(Client().get(f"/s/{token}/"))
+
+
+# --- Passwords ---
+
+
+def test_password_form_then_access_for_this_session_only(client, shared):
+    link, token = make_link(shared, password="open sesame", allow_download=True)
+    photo = shared["inside"][0]
+    form = client.get(f"/s/{token}/")
+    assert form.status_code == 200
+    assert b'name="password"' in form.content
+    assert str(photo.pk).encode() not in form.content
+    for url in urls(token, photo.pk)[2:]:
+        assert_not_found(client.get(url))
+
+    wrong = client.post(f"/s/{token}/", {"password": "open sesame "})
+    assert wrong.status_code == 403
+    assert b"not the password" in wrong.content
+    right = client.post(f"/s/{token}/", {"password": "open sesame"})
+    assert (right.status_code, right["Location"]) == (302, f"/s/{token}/")
+
+    assert str(photo.pk).encode() in client.get(f"/s/{token}/").content
+    for url in urls(token, photo.pk)[2:]:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        body_of(response)
+    assert ShareLink.objects.get(pk=link.pk).view_count == 1
+
+    # Another browser with the same URLs gets nothing, and unlocking one link does not unlock another.
+    for url in urls(token, photo.pk)[2:]:
+        assert_not_found(Client().get(url))
+    _, other = make_link(shared, password="open sesame")
+    assert b'name="password"' in client.get(f"/s/{other}/").content
+
+
+def test_wrong_passwords_are_rate_limited_per_link(client, shared, settings):
+    settings.SHARE_PASSWORD_FAILURES_PER_LINK = 3
+    _, token = make_link(shared, password="open sesame")
+    for index in range(3):
+        assert Client(REMOTE_ADDR=f"127.0.0.{index + 10}").post(f"/s/{token}/", {"password": "x"}).status_code == 403
+    # From any address, even with the right password, until the window ends.
+    limited = client.post(f"/s/{token}/", {"password": "open sesame"})
+    assert limited.status_code == 429
+    assert b"Too many wrong passwords" in limited.content
+    assert int(limited["Retry-After"]) > 0
+    # Another link is not affected.
+    _, other = make_link(shared, password="open sesame")
+    assert client.post(f"/s/{other}/", {"password": "open sesame"}).status_code == 302
+
+
+def test_retry_after_is_never_zero_in_the_last_second_of_a_window(shared, settings, monkeypatch):
+    settings.SHARE_PASSWORD_FAILURES_PER_LINK = 1
+    link, _ = make_link(shared, password="open sesame")
+    window = settings.SHARE_PASSWORD_WINDOW_SECONDS
+    last_moment = datetime.fromtimestamp((1_800_000_000 // window + 1) * window - 0.3, tz=UTC)
+    monkeypatch.setattr(services.timezone, "now", lambda: last_moment)
+    assert services.share_link_check_password(link=link, password="x", client="127.0.0.9") is False
+    with pytest.raises(TooManyRequests, match="Try again in 1 minute\\.") as refused:
+        services.share_link_check_password(link=link, password="x", client="127.0.0.9")
+    assert refused.value.details["retry_after"] == 1
+
+
+def test_wrong_passwords_are_rate_limited_per_client(shared, settings):
+    settings.SHARE_PASSWORD_FAILURES_PER_CLIENT = 4
+    tokens = [make_link(shared, password="open sesame")[1] for _ in range(3)]
+    guesser = Client(REMOTE_ADDR="127.0.0.7")
+    statuses = [guesser.post(f"/s/{token}/", {"password": "x"}).status_code for token in tokens * 2]
+    assert statuses == [403, 403, 403, 403, 429, 429]
+    assert Client(REMOTE_ADDR="127.0.0.8").post(f"/s/{tokens[0]}/", {"password": "open sesame"}).status_code == 302
+
+
+def test_a_right_password_does_not_use_up_attempts(client, shared, settings):
+    settings.SHARE_PASSWORD_FAILURES_PER_LINK = 2
+    _, token = make_link(shared, password="open sesame")
+    for _ in range(5):
+        assert Client().post(f"/s/{token}/", {"password": "open sesame"}).status_code == 302
+    assert client.post(f"/s/{token}/", {"password": "x"}).status_code == 403
+
+
+def test_the_client_address_behind_a_trusted_proxy(settings):
+    settings.FORWARDED_ALLOW_IPS = ["127.0.0.1"]
+    factory = RequestFactory()
+    direct = factory.get("/", REMOTE_ADDR="127.0.0.5", HTTP_X_FORWARDED_FOR="127.0.0.99")
+    assert public.client_address(direct) == "127.0.0.5"
+    proxied = factory.get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.99, 127.0.0.6")
+    assert public.client_address(proxied) == "127.0.0.6"
+
+
+# --- Tokens ---
+
+
+def test_tokens_are_long_random_and_stored_only_as_a_hash(shared):
+    tokens = {services.share_link_create(album_id=shared["album"].pk).token for _ in range(20)}
+    assert len(tokens) == 20
+    assert all(len(token) >= 43 and re.fullmatch(r"[A-Za-z0-9_-]+", token) for token in tokens)
+    stored = set(ShareLink.objects.values_list("token_hash", flat=True))
+    assert not tokens & stored
+    assert {services.token_hash(token) for token in tokens} <= stored
+
+
+def test_resolving_compares_in_constant_time(shared, monkeypatch):
+    calls = []
+    real = services.hmac.compare_digest
+    monkeypatch.setattr(services.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    services.share_link_resolve(token=shared["token"])
+    assert calls == [1]

@@ -1,0 +1,84 @@
+"""The backend API: status, mode, pod start and stop, session history. Thin: parse, call a service, render."""
+
+from __future__ import annotations
+
+from django.urls import re_path
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import pods, selectors, services
+from .serializers import (
+    BackendStatusSerializer,
+    ModeResultSerializer,
+    ModeSerializer,
+    PageQuerySerializer,
+    PodSessionPageSerializer,
+    PodSessionSerializer,
+    PodStartSerializer,
+)
+
+
+def _session_body(session) -> dict:
+    return PodSessionSerializer(session, context={"now": timezone.now()}).data
+
+
+class BackendStatusApi(APIView):
+    @extend_schema(responses=BackendStatusSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(BackendStatusSerializer(selectors.backend_status()).data)
+
+
+class BackendModeApi(APIView):
+    @extend_schema(request=ModeSerializer, responses=ModeResultSerializer)
+    def post(self, request: Request) -> Response:
+        form = ModeSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        message = services.backend_mode_set(mode=form.validated_data["mode"])
+        return Response(BackendStatusSerializer(selectors.backend_status()).data | {"message": message})
+
+
+class PodStartApi(APIView):
+    @extend_schema(
+        request=PodStartSerializer,
+        responses={
+            202: PodSessionSerializer,
+            409: OpenApiResponse(description="No API key, a pod already active, or the budget spent"),
+            503: OpenApiResponse(description="No capacity (details.alternatives lists other GPU types)"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        form = PodStartSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        session = pods.pod_start(**form.validated_data)
+        return Response(_session_body(session), status=status.HTTP_202_ACCEPTED)
+
+
+class PodStopApi(APIView):
+    @extend_schema(request=None, responses={202: PodSessionSerializer, 409: OpenApiResponse(description="No pod")})
+    def post(self, request: Request) -> Response:
+        session = pods.pod_stop()
+        code = status.HTTP_200_OK if not session.is_active else status.HTTP_202_ACCEPTED
+        return Response(_session_body(session), status=code)
+
+
+class PodSessionListApi(APIView):
+    @extend_schema(parameters=[PageQuerySerializer], responses=PodSessionPageSerializer)
+    def get(self, request: Request) -> Response:
+        query = PageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        sessions, total = selectors.pod_session_list(**query.validated_data)
+        body = {"items": sessions, "total": total, **query.validated_data}
+        return Response(PodSessionPageSerializer(body, context={"now": timezone.now()}).data)
+
+
+urlpatterns = [
+    re_path(r"^backend/status/?$", BackendStatusApi.as_view(), name="backend-status"),
+    re_path(r"^backend/mode/?$", BackendModeApi.as_view(), name="backend-mode"),
+    re_path(r"^backend/pod/start/?$", PodStartApi.as_view(), name="backend-pod-start"),
+    re_path(r"^backend/pod/stop/?$", PodStopApi.as_view(), name="backend-pod-stop"),
+    re_path(r"^backend/pod-sessions/?$", PodSessionListApi.as_view(), name="backend-pod-sessions"),
+]

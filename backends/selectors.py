@@ -1,0 +1,190 @@
+"""What the backend looks like right now, for the API, the backend page and the badge on every page.
+
+Read from the database only: the badge is rendered on every page and polled, so it must never wait on RunPod
+or InvokeAI. The minute checks keep what is read here current.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from gallery_project.errors import Unavailable
+
+from . import costs, manager, pods, services
+from .models import BackendSettings, PodSession
+
+# The automatic stop of a pod that does not get ready in time (RUNPOD_START_TIMEOUT).
+START_TIMEOUT = "start_timeout"
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    session: PodSession
+    current_cost: Decimal
+    cost_per_image: Decimal | None
+    # Only for a ready pod: minutes since the last activity.
+    idle_minutes: float | None
+    # The soonest automatic stop if nothing happens: idle, longest session, budget or start timeout.
+    minutes_until_auto_stop: float | None
+    auto_stop_reason: str
+
+    @property
+    def seconds_until_auto_stop(self) -> int | None:
+        return None if self.minutes_until_auto_stop is None else int(self.minutes_until_auto_stop * 60)
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    now: datetime
+    mode: str
+    url: str
+    url_problem: str
+    connected: bool
+    api_version: str
+    last_connected_at: datetime | None
+    connection_error: str
+    api_key: services.ApiKeyState
+    # The active session, else the latest one (a failed start's message stays visible).
+    pod: PodStatus | None
+    monthly_budget: Decimal | None
+    spent_this_month: Decimal
+    lifetime_hours: float
+    lifetime_cost: Decimal
+    lifetime_images: int
+    lifetime_cost_per_image: Decimal | None
+    storage: costs.StorageCharge
+    stopped_pods: list[dict]
+    idle_timeout_minutes: int
+    max_session_hours: int
+    known_gpu_types: list[dict]
+    gpu_type: str
+    # The stopped pod the next start resumes (keeping its models), if any.
+    resumable_pod_id: str
+    # Starting, stopping or alerting: worth polling more often.
+    changing: bool
+
+
+def _auto_stop(session: PodSession, row: BackendSettings, *, now: datetime, spent: Decimal):
+    """(idle minutes, minutes until the first automatic stop, which one) for an active session."""
+    candidates: list[tuple[float, str]] = []
+    idle_minutes = None
+    if session.state == PodSession.State.READY:
+        idle_minutes = (now - pods.idle_since(session, row)).total_seconds() / 60
+        candidates.append((row.effective_idle_timeout - idle_minutes, PodSession.StopReason.IDLE))
+    lived = (now - session.created_at).total_seconds() / 60
+    candidates.append((row.max_session_hours * 60 - lived, PodSession.StopReason.MAX_LIFETIME))
+    if session.state == PodSession.State.STARTING:
+        candidates.append((settings.RUNPOD_START_TIMEOUT - lived, START_TIMEOUT))
+    if row.monthly_budget is not None and session.cost_per_hour:
+        left = (row.monthly_budget - spent) / session.cost_per_hour * 60
+        candidates.append((float(left), PodSession.StopReason.BUDGET))
+    minutes, reason = min(candidates)
+    return idle_minutes, max(0.0, minutes), reason
+
+
+def pod_status(session: PodSession, row: BackendSettings, *, now: datetime, spent: Decimal) -> PodStatus:
+    live = session.state in (PodSession.State.STARTING, PodSession.State.READY)
+    cost = costs.session_cost(session, now=now) if session.is_active else session.estimated_cost
+    idle_minutes, until, reason = _auto_stop(session, row, now=now, spent=spent) if live else (None, None, "")
+    return PodStatus(
+        session=session,
+        current_cost=cost,
+        cost_per_image=costs.cost_per_image(cost, session.images_generated),
+        idle_minutes=idle_minutes,
+        minutes_until_auto_stop=until,
+        auto_stop_reason=reason,
+    )
+
+
+def backend_status(*, now: datetime | None = None) -> BackendStatus:
+    now = now or timezone.now()
+    row = services.backend_settings_get()
+    try:
+        url, url_problem = manager.current_backend_url(), ""
+    except Unavailable as exc:
+        url, url_problem = "", exc.message
+    spent = costs.month_spend(now=now)
+    session = pods.active_session() or PodSession.objects.order_by("-created_at").first()
+    pod = pod_status(session, row, now=now, spent=spent) if session else None
+    running_cost = pod.current_cost if pod and session.is_active else Decimal("0")
+    running_hours = costs.session_hours(session, now=now) if pod and session.is_active else 0.0
+    lifetime_cost = row.lifetime_cost + running_cost
+    lifetime_images = row.lifetime_images + (session.images_generated if pod and session.is_active else 0)
+    return BackendStatus(
+        now=now,
+        mode=row.backend_mode,
+        url=url,
+        url_problem=url_problem,
+        connected=row.is_connected,
+        api_version=row.api_version,
+        last_connected_at=row.last_connected_at,
+        connection_error=row.connection_error,
+        api_key=services.api_key_state(),
+        pod=pod,
+        monthly_budget=row.monthly_budget,
+        spent_this_month=spent,
+        lifetime_hours=row.lifetime_usage_hours + running_hours,
+        lifetime_cost=lifetime_cost,
+        lifetime_images=lifetime_images,
+        lifetime_cost_per_image=costs.cost_per_image(lifetime_cost, lifetime_images),
+        storage=costs.storage_charge(row),
+        stopped_pods=row.stopped_pods,
+        idle_timeout_minutes=row.effective_idle_timeout,
+        max_session_hours=row.max_session_hours,
+        known_gpu_types=row.known_gpu_types,
+        gpu_type=row.effective_gpu_type,
+        resumable_pod_id=getattr(pods.reusable_pod(row, row.effective_gpu_type), "pod_id", ""),
+        changing=bool(
+            session
+            and (session.state in (PodSession.State.CREATING, PodSession.State.STARTING, PodSession.State.STOPPING))
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Badge:
+    """The little the top bar shows on every page: two queries without a pod."""
+
+    mode: str
+    url: str
+    url_problem: str
+    connected: bool
+    connection_error: str
+    # Only an active session: a finished one costs nothing more.
+    pod: PodStatus | None
+    changing: bool
+
+
+def backend_badge(*, now: datetime | None = None) -> Badge:
+    now = now or timezone.now()
+    row = BackendSettings.objects.filter(pk=1).first() or BackendSettings()
+    session = pods.active_session()
+    pod = None
+    if session is not None:
+        spent = costs.month_spend(now=now) if row.monthly_budget is not None else Decimal("0")
+        pod = pod_status(session, row, now=now, spent=spent)
+    ready_pod_id = session.pod_id if session is not None and session.state == PodSession.State.READY else None
+    try:
+        url, url_problem = manager.backend_url_for(row, ready_pod_id), ""
+    except Unavailable as exc:
+        url, url_problem = "", exc.message
+    return Badge(
+        mode=row.backend_mode,
+        url=url,
+        url_problem=url_problem,
+        connected=row.is_connected,
+        connection_error=row.connection_error,
+        pod=pod,
+        changing=session is not None and session.state != PodSession.State.READY,
+    )
+
+
+def pod_session_list(*, limit: int = 50, offset: int = 0) -> tuple[QuerySet[PodSession], int]:
+    sessions = PodSession.objects.order_by("-created_at", "-pk")
+    return sessions[offset : offset + limit], sessions.count()

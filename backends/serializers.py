@@ -1,0 +1,134 @@
+"""The backend API's shapes. Nothing here can carry the RunPod API key: no serializer has a field for it."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from . import costs
+from .models import BackendSettings, PodSession
+
+
+class PodSessionSerializer(serializers.ModelSerializer):
+    """A session; for an active one, `estimated_cost` is the cost so far (context `now`)."""
+
+    estimated_cost = serializers.SerializerMethodField()
+    cost_per_image = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PodSession
+        fields = [
+            "id",
+            "pod_id",
+            "name",
+            "state",
+            "progress",
+            "message",
+            "alert",
+            "error_code",
+            "stop_reason",
+            "resumed",
+            "gpu_type",
+            "cloud_type",
+            "cost_per_hour",
+            "created_at",
+            "ready_at",
+            "stop_requested_at",
+            "stopped_at",
+            "images_generated",
+            "estimated_cost",
+            "cost_per_image",
+        ]
+        read_only_fields = fields
+
+    def _cost(self, session: PodSession):
+        if session.is_active:
+            return costs.session_cost(session, now=self.context["now"])
+        return session.estimated_cost
+
+    def get_estimated_cost(self, session: PodSession) -> str:
+        return str(self._cost(session))
+
+    def get_cost_per_image(self, session: PodSession) -> str | None:
+        value = costs.cost_per_image(self._cost(session), session.images_generated)
+        return None if value is None else str(value)
+
+
+class PodStatusSerializer(serializers.Serializer):
+    session_id = serializers.IntegerField(source="session.pk")
+    pod_id = serializers.CharField(source="session.pod_id")
+    state = serializers.CharField(source="session.state")
+    progress = serializers.CharField(source="session.progress")
+    message = serializers.CharField(source="session.message")
+    alert = serializers.CharField(source="session.alert")
+    error_code = serializers.CharField(source="session.error_code")
+    gpu_type = serializers.CharField(source="session.gpu_type")
+    cost_per_hour = serializers.DecimalField(source="session.cost_per_hour", max_digits=10, decimal_places=4)
+    session_started_at = serializers.DateTimeField(source="session.created_at")
+    ready_at = serializers.DateTimeField(source="session.ready_at")
+    stopped_at = serializers.DateTimeField(source="session.stopped_at")
+    current_cost = serializers.DecimalField(max_digits=12, decimal_places=4)
+    images_generated = serializers.IntegerField(source="session.images_generated")
+    cost_per_image = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True)
+    idle_minutes = serializers.FloatField(allow_null=True)
+    minutes_until_auto_stop = serializers.FloatField(allow_null=True)
+    auto_stop_reason = serializers.CharField()
+
+
+class StorageSerializer(serializers.Serializer):
+    stopped_volume_gb = serializers.IntegerField()
+    stopped_volume_per_month = serializers.DecimalField(max_digits=10, decimal_places=2)
+    network_volume_id = serializers.CharField()
+
+
+class ApiKeyStateSerializer(serializers.Serializer):
+    is_set = serializers.BooleanField()
+    source = serializers.CharField()
+    problem = serializers.CharField()
+
+
+class BackendStatusSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=BackendSettings.Mode.choices)
+    url = serializers.CharField()
+    url_problem = serializers.CharField()
+    connected = serializers.BooleanField()
+    api_version = serializers.CharField()
+    last_connected_at = serializers.DateTimeField(allow_null=True)
+    connection_error = serializers.CharField()
+    api_key = ApiKeyStateSerializer()
+    pod = PodStatusSerializer(allow_null=True)
+    monthly_budget = serializers.DecimalField(max_digits=10, decimal_places=2, allow_null=True)
+    spent_this_month = serializers.DecimalField(max_digits=12, decimal_places=4)
+    lifetime_hours = serializers.FloatField()
+    lifetime_cost = serializers.DecimalField(max_digits=12, decimal_places=4)
+    lifetime_images = serializers.IntegerField()
+    lifetime_cost_per_image = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True)
+    storage = StorageSerializer()
+    idle_timeout_minutes = serializers.IntegerField()
+    max_session_hours = serializers.IntegerField()
+
+
+class ModeSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=BackendSettings.Mode.choices)
+
+
+class ModeResultSerializer(BackendStatusSerializer):
+    message = serializers.CharField()
+
+
+class PodStartSerializer(serializers.Serializer):
+    gpu_type = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    fresh = serializers.BooleanField(
+        required=False, default=False, help_text="Create a new pod instead of resuming the stopped one."
+    )
+
+
+class PodSessionPageSerializer(serializers.Serializer):
+    items = PodSessionSerializer(many=True)
+    total = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+
+
+class PageQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
+    offset = serializers.IntegerField(min_value=0, default=0)

@@ -1,0 +1,193 @@
+"""The backend settings row: mode, what the user sets on the backend page, the RunPod API key, the idle timer
+and what the app last learned about the InvokeAI it talks to. Pod lifecycle services are in `pods`."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from gallery_project.errors import AppError, InvalidInput
+
+from . import crypto, manager
+from .models import BackendSettings, PodSession
+
+logger = logging.getLogger(__name__)
+
+# RunPod keys are printable ASCII without spaces; anything else is a paste gone wrong.
+_API_KEY = re.compile(r"[\x21-\x7e]{8,200}")
+# The studio reports activity on every poll; the idle timer needs no finer grain than this.
+_ACTIVITY_GRAIN = timedelta(seconds=30)
+# Fields the backend page may change (the rest are the app's own bookkeeping).
+EDITABLE_FIELDS = (
+    "local_backend_url",
+    "remote_backend_url",
+    "runpod_gpu_type",
+    "runpod_cloud_type",
+    "runpod_image",
+    "runpod_volume_in_gb",
+    "runpod_volume_mount_path",
+    "runpod_network_volume_id",
+    "idle_timeout_minutes",
+    "max_session_hours",
+    "monthly_budget",
+    "terminate_if_stop_fails",
+)
+
+
+def backend_settings_get() -> BackendSettings:
+    row, _ = BackendSettings.objects.get_or_create(pk=1)
+    return row
+
+
+def backend_settings_update(**fields: Any) -> BackendSettings:
+    """Change what the backend page edits; unknown or bookkeeping fields are refused."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"These settings cannot be changed here: {', '.join(sorted(unknown))}.")
+    row = backend_settings_get()
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.full_clean()
+    row.save(update_fields=list(fields))
+    return row
+
+
+def backend_mode_set(*, mode: str) -> str:
+    """Switch between the local InvokeAI and the remote one; return what the user should know next."""
+    if mode not in BackendSettings.Mode.values:
+        raise InvalidInput(f"Unknown backend mode {mode!r}: use 'local' or 'remote'.", code="invalid_mode")
+    row = backend_settings_get()
+    if row.backend_mode != mode:
+        # Connected to the other backend says nothing about this one: "checking" until the check has run.
+        BackendSettings.objects.filter(pk=row.pk).update(
+            backend_mode=mode, is_connected=False, api_version="", connection_error=""
+        )
+        transaction.on_commit(lambda: async_task("backends.tasks.backend_connection_check"))
+    if mode == BackendSettings.Mode.LOCAL:
+        return f"Using the local InvokeAI at {row.effective_local_url}."
+    if PodSession.objects.filter(state=PodSession.State.READY).exists():
+        return "Using the RunPod pod."
+    if row.remote_backend_url:
+        return f"Using the remote InvokeAI at {row.remote_backend_url} until a RunPod pod is ready."
+    return "Remote mode is on, but no RunPod pod is running: start one on the backend page."
+
+
+# --- the RunPod API key: stored encrypted, never shown ---
+
+
+@dataclass(frozen=True)
+class ApiKeyState:
+    is_set: bool
+    # "stored" (entered in the app), "environment" (RUNPOD_API_KEY) or "" (none).
+    source: str
+    problem: str = ""
+
+
+def _stored_key(row: BackendSettings) -> tuple[str, str]:
+    """The stored key and, if it cannot be read, why."""
+    if not row.runpod_api_key_encrypted:
+        return "", ""
+    try:
+        return crypto.decrypt(row.runpod_api_key_encrypted), ""
+    except crypto.UnreadableSecret:
+        return "", "The stored RunPod API key cannot be decrypted (SECRET_KEY changed?): enter it again."
+
+
+def api_key_get() -> str:
+    """The key to call RunPod with: the one entered in the app, else RUNPOD_API_KEY. Never log it."""
+    stored, _ = _stored_key(backend_settings_get())
+    return stored or settings.RUNPOD_API_KEY
+
+
+def api_key_state() -> ApiKeyState:
+    stored, problem = _stored_key(backend_settings_get())
+    if stored:
+        return ApiKeyState(is_set=True, source="stored")
+    if settings.RUNPOD_API_KEY:
+        return ApiKeyState(is_set=True, source="environment", problem=problem)
+    return ApiKeyState(is_set=False, source="", problem=problem)
+
+
+def api_key_set(*, api_key: str) -> None:
+    api_key = api_key.strip()
+    if not _API_KEY.fullmatch(api_key):
+        # Not echoing the value: it may be a real key with a stray character.
+        raise InvalidInput("That does not look like a RunPod API key.", code="invalid_api_key")
+    BackendSettings.objects.filter(pk=backend_settings_get().pk).update(
+        runpod_api_key_encrypted=crypto.encrypt(api_key)
+    )
+    logger.info("RunPod API key stored")
+
+
+def api_key_clear() -> None:
+    BackendSettings.objects.filter(pk=backend_settings_get().pk).update(runpod_api_key_encrypted="")
+    logger.info("Stored RunPod API key removed")
+
+
+# --- activity and connection ---
+
+
+def activity_record(*, now: datetime | None = None) -> None:
+    """Reset the idle timer: the user, or work of ours, needs the GPU now."""
+    now = now or timezone.now()
+    pk = backend_settings_get().pk
+    BackendSettings.objects.filter(pk=pk).filter(
+        Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=now - _ACTIVITY_GRAIN)
+    ).update(last_activity_at=now)
+
+
+def images_record(*, count: int) -> None:
+    """Count images made on the pod in use, for the cost per image."""
+    if count <= 0 or backend_settings_get().backend_mode != BackendSettings.Mode.REMOTE:
+        return
+    session = (
+        PodSession.objects.filter(state__in=(PodSession.State.READY, PodSession.State.STOPPING))
+        .order_by("-created_at")
+        .first()
+    )
+    if session is not None:
+        PodSession.objects.filter(pk=session.pk).update(images_generated=F("images_generated") + count)
+
+
+def connection_record(
+    *, connected: bool, version: str = "", error: str = "", url: str = "", now: datetime | None = None
+) -> None:
+    """Remember whether the InvokeAI in use answered, and its version when known.
+
+    With `url`, only if that is the InvokeAI in use: a pod answering says nothing while the local one is used.
+    """
+    now = now or timezone.now()
+    if url:
+        try:
+            if manager.current_backend_url() != url:
+                return
+        except AppError:
+            return
+    pk = backend_settings_get().pk
+    if connected:
+        changes = {"is_connected": True, "last_connected_at": now, "connection_error": ""}
+        if version:
+            changes["api_version"] = version
+        BackendSettings.objects.filter(pk=pk).update(**changes)
+    else:
+        BackendSettings.objects.filter(pk=pk).update(is_connected=False, connection_error=error[:500])
+
+
+def connection_check(*, now: datetime | None = None) -> bool:
+    """Ask the InvokeAI in use for its version; record and return whether it answered."""
+    try:
+        version = manager.probe_client(manager.current_backend_url()).connect()
+    except AppError as exc:
+        connection_record(connected=False, error=exc.message, now=now)
+        return False
+    connection_record(connected=True, version=version, now=now)
+    return True

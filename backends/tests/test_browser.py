@@ -1,0 +1,74 @@
+"""The backend page in real Chromium, on the fake RunPod: switch to remote, start a pod and watch it go from
+starting to ready without reloading, see its cost tick in the top bar, stop it after confirming."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from backends import tasks
+from backends.models import PodSession
+from backends.services import backend_mode_set
+from conftest import ARTIFACTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def shot(page, name: str, *, element: str = "", full_page: bool = False) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    if element:
+        page.locator(element).screenshot(path=ARTIFACTS / f"backend-{name}.png")
+    else:
+        page.screenshot(path=ARTIFACTS / f"backend-{name}.png", full_page=full_page)
+
+
+def test_start_watch_ready_and_stop(logged_in_page, live_server, app_runpod):
+    page = logged_in_page
+    page.goto(f"{live_server.url}/backend/")
+    expect(page.locator("#backend-badge")).to_contain_text("Local ·")
+    shot(page, "local")
+
+    page.get_by_text("Remote (RunPod)", exact=True).click()
+    expect(page.locator(".messages")).to_contain_text("no RunPod pod is running: start one on the backend page")
+    expect(page.locator("#backend-badge")).to_contain_text("Remote · no pod")
+
+    page.locator("#start-pod").click()
+    expect(page.locator(".steps .current")).to_contain_text("Starting")
+    expect(page.locator("#backend-badge")).to_contain_text("RunPod RTX 4090 · starting")
+    shot(page, "starting")
+
+    session = PodSession.objects.get()
+    app_runpod.boot(session.pod_id)
+    assert tasks.pod_advance(session.pk) == "ready"
+    # The panel polls while the pod starts: it turns ready without a reload.
+    expect(page.locator(".pod-message")).to_have_text("InvokeAI 6.14.2 is ready.", timeout=10_000)
+    expect(page.locator("#backend-badge")).to_contain_text("ready", timeout=10_000)
+    cost = page.locator("#pod-panel [data-tick-cost]")
+    first = cost.text_content()
+    expect(cost).not_to_have_text(first, timeout=5_000)
+    expect(page.locator("#backend-badge [data-tick-countdown]")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    shot(page, "ready")
+    page.goto(f"{live_server.url}/")
+    shot(page, "badge", element=".topbar")
+
+    page.goto(f"{live_server.url}/backend/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#stop-pod").click()
+    expect(page.locator(".messages")).to_contain_text("The pod is stopped.")
+    expect(page.locator("#backend-badge")).to_contain_text("Remote · no pod")
+    expect(page.locator("table.sessions")).to_contain_text("Stopped by you")
+    shot(page, "stopped", full_page=True)
+    assert app_runpod.running() == []
+
+
+def test_dismissing_the_confirmation_keeps_the_pod(logged_in_page, live_server, app_runpod):
+    backend_mode_set(mode="remote")
+    page = logged_in_page
+    page.goto(f"{live_server.url}/backend/")
+    page.locator("#start-pod").click()
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.locator("#stop-pod").click()
+    expect(page.locator("#stop-pod")).to_be_visible()
+    assert PodSession.objects.get().state == "starting"

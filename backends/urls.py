@@ -1,0 +1,16 @@
+from django.urls import path, re_path
+
+from . import views
+
+app_name = "backends"
+
+urlpatterns = [
+    path("", views.backend_page, name="page"),
+    path("badge/", views.badge, name="badge"),
+    path("mode/", views.mode_set, name="mode"),
+    path("pod/start/", views.pod_start, name="start"),
+    path("pod/stop/", views.pod_stop, name="stop"),
+    re_path(r"^stopped-pods/(?P<pod_id>[A-Za-z0-9]{1,64})/terminate/$", views.pod_terminate, name="terminate"),
+    path("settings/", views.settings_save, name="settings"),
+    path("api-key/", views.api_key_save, name="api-key"),
+]

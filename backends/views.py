@@ -1,0 +1,130 @@
+"""The backend page (mode, pod start and stop, settings, costs, history) and the status badge on every page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRefresh
+
+from gallery_project.errors import AppError
+
+from . import costs, pods, selectors, services
+from .forms import ApiKeyForm, BackendSettingsForm, PodStartForm
+from .models import PodSession
+
+HISTORY_SIZE = 25
+
+
+def _page_context(**extra) -> dict:
+    sessions, total = selectors.pod_session_list(limit=HISTORY_SIZE)
+    status = selectors.backend_status()
+    row = services.backend_settings_get()
+    return {
+        "backend_status": status,
+        "sessions": [
+            selectors.pod_status(session, row, now=status.now, spent=status.spent_this_month) for session in sessions
+        ],
+        "sessions_total": total,
+        "settings_form": BackendSettingsForm(instance=row),
+        "api_key_form": ApiKeyForm(),
+        "storage_rate": costs.VOLUME_STOPPED_PER_GB_MONTH,
+        "network_rate": costs.NETWORK_VOLUME_PER_GB_MONTH,
+        **extra,
+    }
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def backend_page(request: HttpRequest) -> HttpResponse:
+    if request.htmx:
+        # The pod panel polls itself while a pod starts or stops, with only what it shows; once the pod is
+        # ready or stopped, the whole page is reloaded, so costs and history show the change too.
+        status = selectors.backend_status()
+        if not status.changing:
+            return HttpResponseClientRefresh()
+        return render(request, "backends/page.html#pod-panel", {"backend_status": status})
+    return render(request, "backends/page.html", _page_context())
+
+
+@require_GET
+def badge(request: HttpRequest) -> HttpResponse:
+    return render(request, "backends/badge.html")
+
+
+@require_POST
+def mode_set(request: HttpRequest) -> HttpResponse:
+    try:
+        messages.info(request, services.backend_mode_set(mode=request.POST.get("mode", "")))
+    except AppError as exc:
+        messages.error(request, exc.message)
+    return redirect("backends:page")
+
+
+@require_POST
+def pod_start(request: HttpRequest) -> HttpResponse:
+    form = PodStartForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "That GPU type cannot be sent to RunPod.")
+        return redirect("backends:page")
+    try:
+        session = pods.pod_start(**form.cleaned_data)
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, f"Starting a pod with a {session.gpu_type}.")
+    return redirect("backends:page")
+
+
+@require_POST
+def pod_stop(request: HttpRequest) -> HttpResponse:
+    try:
+        session = pods.pod_stop()
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        if session.state == PodSession.State.STOPPING:
+            messages.info(request, "Stopping the pod; RunPod has not confirmed it yet, the app keeps checking.")
+        else:
+            messages.info(request, "The pod is stopped.")
+    return redirect("backends:page")
+
+
+@require_POST
+def pod_terminate(request: HttpRequest, pod_id: str) -> HttpResponse:
+    try:
+        pods.pod_terminate_stopped(pod_id=pod_id)
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, f"Pod {pod_id} and its volume disk are deleted.")
+    return redirect("backends:page")
+
+
+@require_POST
+def settings_save(request: HttpRequest) -> HttpResponse:
+    form = BackendSettingsForm(request.POST, instance=services.backend_settings_get())
+    if not form.is_valid():
+        context = _page_context(settings_form=form)
+        return render(request, "backends/page.html", context, status=400)
+    services.backend_settings_update(**{name: form.cleaned_data[name] for name in form.Meta.fields})
+    messages.info(request, "Settings saved.")
+    return redirect("backends:page")
+
+
+@require_POST
+def api_key_save(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyForm(request.POST)
+    if form.is_valid() and form.cleaned_data["remove"]:
+        services.api_key_clear()
+        messages.info(request, "The stored RunPod API key is removed.")
+        return redirect("backends:page")
+    try:
+        services.api_key_set(api_key=form.cleaned_data["api_key"] if form.is_valid() else "")
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, "RunPod API key stored (encrypted).")
+    return redirect("backends:page")
