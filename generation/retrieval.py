@@ -1,9 +1,10 @@
 """From a finished InvokeAI item to a Photo in the gallery, and again when a download failed.
 
 `items_store` registers each completed item's image as a pending Photo with its StepAlternative (idempotent on
-the InvokeAI image name: a resumed or doubled follower finds the same rows) and downloads it at once.
-Downloads run a few at a time, because the images of a batch can finish together (a fast GPU, or a follower
-catching up); the database work stays in the calling thread.
+the InvokeAI image name: a resumed or doubled follower finds the same rows) and downloads it at once: the PNG
+(which carries InvokeAI's metadata in its text chunks) and InvokeAI's own thumbnail. Downloads run a few at a
+time, because the images of a batch can finish together (a fast GPU, or a follower catching up); the database
+work stays in the calling thread, storing each image while the next ones download.
 
 A failed download is retried by `retrievals_retry_due` (every minute) with exponential backoff from
 RETRIEVAL_RETRY_BACKOFF seconds, until RETRIEVAL_MAX_ATTEMPTS; then the photo stays failed with its error,
@@ -40,7 +41,8 @@ from .models import GenerationStep, StepAlternative
 
 logger = logging.getLogger(__name__)
 
-# Downloads at once; InvokeAI serves images quickly, the time goes into checking and thumbnailing them.
+# Downloads at once: enough to keep a remote InvokeAI's latency from adding up over a batch, few enough for
+# two cores (measured: 2 to 6 threads ingest at about the same rate, bench/generation.py).
 DOWNLOAD_THREADS = 3
 # A photo still pending this long after its last attempt was orphaned by a worker that died mid-download.
 STALLED_AFTER = timedelta(minutes=5)

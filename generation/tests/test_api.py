@@ -57,7 +57,8 @@ def test_create_a_step_and_follow_it_to_its_images(api, session_id, body, follow
     thumbnail = api.get(image["thumbnail_url"])
     display = api.get(image["display_url"])
     for response in (thumbnail, display):
-        response.close()
+        # Read to the end, which closes the file (response.close() would also close the test's connection).
+        assert b"".join(response.streaming_content)
         assert response.status_code == 200 and response["Content-Type"] == "image/webp"
     assert [item["status"] for item in status["items"]] == ["completed", "completed"]
 
@@ -179,7 +180,7 @@ def test_cyberimage_generate_status_image_and_queue(api, invokeai, sd1, follow):
     status = api.get(f"/api/status/{job['job_id']}").json()
     assert (status["status"], status["progress"]["completed"], len(status["images"])) == ("completed", True, 2)
     image = api.get(status["images"][0]["url"])
-    image.close()
+    assert b"".join(image.streaming_content).startswith(b"\x89PNG")
     assert image.status_code == 200 and image["Content-Type"] == "image/png"
     assert api.get("/api/queue/").json()["jobs"] == []
 
