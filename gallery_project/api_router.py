@@ -6,7 +6,7 @@ from __future__ import annotations
 from rest_framework.routers import SimpleRouter
 
 from albums.api import UUID_PATTERN, AlbumViewSet, PhotoShareViewSet, ShareLinkViewSet
-from generation.api import CachedModelViewSet
+from generation.api import CachedModelViewSet, GenerationSessionViewSet, GenerationStepViewSet, PhotoRetrievalViewSet
 from photos.api import PhotoViewSet
 
 
@@ -18,8 +18,12 @@ class OptionalSlashRouter(SimpleRouter):
 
 
 router = OptionalSlashRouter()
+# Before PhotoViewSet: `photos/{id}/retry` needs the generation step a photo came from, which photos cannot know.
+router.register("photos", PhotoRetrievalViewSet, basename="photo-retrieval")
 router.register("photos", PhotoViewSet, basename="photo")
 router.register(rf"photos/(?P<photo_id>{UUID_PATTERN})/shares", PhotoShareViewSet, basename="photo-share")
 router.register("albums", AlbumViewSet, basename="album")
 router.register("shares", ShareLinkViewSet, basename="share")
 router.register("models", CachedModelViewSet, basename="model")
+router.register("generation/sessions", GenerationSessionViewSet, basename="generation-session")
+router.register("generation/steps", GenerationStepViewSet, basename="generation-step")

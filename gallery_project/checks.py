@@ -74,7 +74,13 @@ def check_backend_settings(app_configs=None, **kwargs) -> list:
     for name in ("INVOKEAI_CONNECTION_TIMEOUT", "INVOKEAI_READ_TIMEOUT"):
         if getattr(settings, name) <= 0:
             errors.append(Error(f"{name} must be a positive number of seconds.", id="gallery.E005"))
-    for name in ("MAX_UPLOAD_SIZE", "MAX_BATCH_SIZE", "RETRIEVAL_MAX_ATTEMPTS", "RUNPOD_IDLE_TIMEOUT"):
+    for name in (
+        "MAX_UPLOAD_SIZE",
+        "MAX_BATCH_SIZE",
+        "RETRIEVAL_MAX_ATTEMPTS",
+        "RETRIEVAL_RETRY_BACKOFF",
+        "RUNPOD_IDLE_TIMEOUT",
+    ):
         if getattr(settings, name) < 1:
             errors.append(Error(f"{name} must be at least 1.", id="gallery.E006"))
     if os.environ.get("RUNPOD_API_BASE_URL") and _bad_url(os.environ["RUNPOD_API_BASE_URL"]):

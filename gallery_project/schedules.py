@@ -27,6 +27,18 @@ SCHEDULES: list[Job] = [
         description="Refresh the model cache from InvokeAI; models it no longer lists become unavailable.",
     ),
     Job(
+        name="generation.resume_steps",
+        func="generation.tasks.resume_steps",
+        minutes=1,
+        description="Give running generation steps whose follower died (a worker restart) a new one.",
+    ),
+    Job(
+        name="generation.retry_retrievals",
+        func="generation.tasks.retry_retrievals",
+        minutes=1,
+        description="Download again the generated images whose download failed, once their backoff has passed.",
+    ),
+    Job(
         name="backends.pods_idle_check",
         func="backends.tasks.pods_idle_check",
         minutes=1,

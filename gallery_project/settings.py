@@ -161,6 +161,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 MAX_UPLOAD_SIZE = env.int("MAX_UPLOAD_SIZE", default=20 * 1024 * 1024)
 MAX_BATCH_SIZE = env.int("MAX_BATCH_SIZE", default=10)
 RETRIEVAL_MAX_ATTEMPTS = env.int("RETRIEVAL_MAX_ATTEMPTS", default=5)
+# Seconds before the first retry of a failed download; each further retry waits twice as long.
+RETRIEVAL_RETRY_BACKOFF = env.int("RETRIEVAL_RETRY_BACKOFF", default=30)
 TRASH_DAYS = env.int("TRASH_DAYS", default=30)
 THUMBNAIL_SIZE = 300
 DISPLAY_SIZE = 1600

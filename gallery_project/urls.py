@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import ObtainAuthToken
 
 from backends import api as backends_api
+from generation.api import cyberimage_urlpatterns
 
 from . import views
 from .api_router import router
@@ -15,6 +16,7 @@ api_urlpatterns = [
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,
     *backends_api.urlpatterns,
+    *cyberimage_urlpatterns,
 ]
 
 urlpatterns = [
@@ -23,6 +25,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("setup/", views.first_run_setup, name="setup"),
     path("api/", include(api_urlpatterns)),
+    path("studio/", include("generation.urls")),
     path("backend/", include("backends.urls")),
     path("", include("albums.urls")),
     path("", include("photos.urls")),

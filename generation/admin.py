@@ -5,7 +5,7 @@ from django.views.decorators.http import require_POST
 
 from gallery_project.errors import AppError
 
-from .models import CachedModel
+from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative, StudioPreference
 from .models_cache import models_refresh, step_options_for
 
 
@@ -81,3 +81,59 @@ class CachedModelAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(reverse("admin:generation_cachedmodel_changelist"))
+
+
+class _ReadOnly:
+    """The studio's records are written by its services only; the admin shows them and may delete sessions."""
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class StepInline(_ReadOnly, admin.TabularInline):
+    model = GenerationStep
+    fields = ["position", "status", "prompt", "model_name", "batch_size", "images_retrieved", "images_failed"]
+    readonly_fields = fields
+    show_change_link = True
+    extra = 0
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(GenerationSession)
+class GenerationSessionAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ["__str__", "status", "entry_type", "created_at", "updated_at"]
+    list_filter = ["status", "entry_type"]
+    search_fields = ["title", "steps__prompt"]
+    inlines = [StepInline]
+
+
+class AlternativeInline(_ReadOnly, admin.TabularInline):
+    model = StepAlternative
+    fields = ["index", "photo", "item_id", "selected"]
+    readonly_fields = fields
+    extra = 0
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(GenerationStep)
+class GenerationStepAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ["__str__", "status", "progress", "model_name", "images_retrieved", "images_failed", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["session"]
+    search_fields = ["prompt", "batch_id"]
+    inlines = [AlternativeInline]
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(StudioPreference)
+class StudioPreferenceAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ["user", "model_key", "steps", "updated_at"]

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -68,3 +69,143 @@ class CachedModel(models.Model):
     @property
     def identifier(self) -> ModelIdentifier:
         return ModelIdentifier(key=self.key, hash=self.hash, name=self.name, base=self.base, type=self.type)
+
+
+class GenerationSession(models.Model):
+    """A person iterating on one image: a linear history of steps, each offering a few alternatives."""
+
+    class EntryType(models.TextChoices):
+        SCRATCH = "scratch", _("From scratch")
+        PHOTO = "photo", _("From a photo")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        COMPLETED = "completed", _("Completed")
+        ABANDONED = "abandoned", _("Abandoned")
+
+    entry_type = models.CharField(max_length=10, choices=EntryType, default=EntryType.SCRATCH)
+    source_image = models.ForeignKey("photos.Photo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    title = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=Status, default=Status.ACTIVE)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=["active", "completed", "abandoned"]), name="session_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Session {self.pk}"
+
+
+class GenerationStep(models.Model):
+    """One InvokeAI batch: a prompt and parameters, and the images its items made.
+
+    The batch id and item ids are the correlation with InvokeAI; `item_results` keeps each finished item's
+    outcome (completed, failed, canceled or lost) so a resumed follower knows what is left. Status changes go
+    through `generation.lifecycle` only.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        RUNNING = "running", _("Running")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    session = models.ForeignKey(GenerationSession, on_delete=models.CASCADE, related_name="steps")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    position = models.PositiveIntegerField()
+    prompt = models.TextField()
+    negative_prompt = models.TextField(blank=True)
+    # mode, width, height, steps, cfg_scale, guidance, scheduler, seed (the batch's first), strength, vae_key,
+    # init_photo_id, mask_photo_id.
+    parameters = models.JSONField(default=dict)
+    model_key = models.CharField(max_length=64)
+    model_hash = models.CharField(max_length=255)
+    model_name = models.CharField(max_length=255)
+    batch_size = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)
+
+    # The InvokeAI this step was enqueued on; it is finished there even if the app has since switched.
+    backend_url = models.CharField(max_length=500, blank=True)
+    batch_id = models.CharField(max_length=64, blank=True, db_index=True)
+    item_ids = models.JSONField(default=list, blank=True)
+    item_results = models.JSONField(default=dict, blank=True)
+    images_retrieved = models.PositiveSmallIntegerField(default=0)
+    images_failed = models.PositiveSmallIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # The follower holding this step; another one may take over once the lease has expired.
+    follower_token = models.CharField(max_length=32, blank=True)
+    follower_lease_until = models.DateTimeField(null=True, blank=True)
+    # Last time InvokeAI answered about this step; a step it stops answering about fails after a while.
+    last_contact_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["session", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "position"], name="step_unique_position"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "running", "completed", "failed", "cancelled"]), name="step_status"
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="step_progress_percent"),
+            models.CheckConstraint(condition=Q(batch_size__gte=1), name="step_batch_size_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["status"], name="step_in_flight", condition=Q(status__in=["pending", "running"])),
+        ]
+
+    def __str__(self) -> str:
+        return f"Step {self.position} of session {self.session_id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.COMPLETED, self.Status.FAILED, self.Status.CANCELLED)
+
+    @property
+    def seed(self) -> int | None:
+        return self.parameters.get("seed")
+
+
+class StepAlternative(models.Model):
+    """One image a step made; at most one per step is the selected one (enforced by the database)."""
+
+    step = models.ForeignKey(GenerationStep, on_delete=models.CASCADE, related_name="alternatives")
+    photo = models.OneToOneField("photos.Photo", on_delete=models.CASCADE, related_name="step_alternative")
+    # The InvokeAI queue item that made it, and its place in the batch (the order of the seeds).
+    item_id = models.PositiveBigIntegerField()
+    index = models.PositiveSmallIntegerField()
+    selected = models.BooleanField(default=False)
+    selected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["step", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["step"], condition=Q(selected=True), name="one_selected_alternative"),
+            models.UniqueConstraint(fields=["step", "item_id"], name="alternative_unique_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Alternative {self.index + 1} of {self.step}"
+
+
+class StudioPreference(models.Model):
+    """What the studio form starts from for a person: the model and step count they used last."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="studio_preference")
+    model_key = models.CharField(max_length=64, blank=True)
+    steps = models.PositiveSmallIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Studio preferences of {self.user}"

@@ -1,7 +1,7 @@
 """The model cache: InvokeAI's installed models kept as rows, refreshed from InvokeAI, read by the studio.
 
 Writes: `models_refresh`, `model_update`, `model_mark_used`, `model_verify`. Reads: `model_list`, `model_get`,
-`step_options_for`, `step_defaults`, `flux_companions`. The studio validates a step with `step_defaults`
+`model_find`, `step_options_for`, `step_defaults`, `flux_companions`. The studio validates a step with `step_defaults`
 (base-aware sizes, steps and their bounds, default VAE) and calls `model_verify` right before enqueueing,
 because InvokeAI accepts a stale key at enqueue and only fails the item later (FACTS #2).
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from backends import manager
@@ -192,6 +192,18 @@ def model_get(*, key: str) -> CachedModel:
             code="model_not_found",
             details={"key": key},
         ) from None
+
+
+def model_find(*, name: str) -> CachedModel:
+    """An installed main model by key or by name: scripts name models the way people do."""
+    model = model_list(model_type="main").filter(Q(key=name) | Q(name=name)).first()
+    if model is None:
+        raise NotFound(
+            f"No installed model is called '{name}'; GET /api/models/?type=main lists them.",
+            code="model_not_found",
+            details={"model": name},
+        )
+    return model
 
 
 def step_options_for(model: CachedModel) -> StepOptions | None:

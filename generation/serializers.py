@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import CachedModel
+from . import retrieval, selectors, services
+from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative
 from .models_cache import step_options_for
 
 
@@ -70,3 +74,216 @@ class RefreshResultSerializer(serializers.Serializer):
     updated = serializers.IntegerField()
     unavailable = serializers.IntegerField()
     available = serializers.IntegerField()
+
+
+# --- the studio ---
+
+
+def photo_url(photo_id, part: str) -> str:
+    return f"/api/photos/{photo_id}/{part}"
+
+
+class ImageSerializer(serializers.Serializer):
+    """One alternative of a step, as its photo stands: downloaded or not, chosen or not."""
+
+    id = serializers.UUIDField(source="photo.id")
+    item_id = serializers.IntegerField()
+    index = serializers.IntegerField()
+    seed = serializers.IntegerField(source="photo.seed", allow_null=True)
+    selected = serializers.BooleanField()
+    retrieval_status = serializers.CharField(source="photo.retrieval_status")
+    retrieval_error = serializers.CharField(source="photo.retrieval_error")
+    retrieval_attempts = serializers.IntegerField(source="photo.retrieval_attempts")
+    next_retry_at = serializers.SerializerMethodField()
+    width = serializers.IntegerField(source="photo.width")
+    height = serializers.IntegerField(source="photo.height")
+    thumbnail_url = serializers.SerializerMethodField()
+    file_url = serializers.SerializerMethodField()
+    display_url = serializers.SerializerMethodField()
+
+    def get_next_retry_at(self, alternative: StepAlternative) -> datetime | None:
+        return retrieval.next_retry_at(alternative.photo)
+
+    def _url(self, alternative: StepAlternative, part: str) -> str | None:
+        return photo_url(alternative.photo_id, part) if alternative.photo.is_available else None
+
+    def get_thumbnail_url(self, alternative: StepAlternative) -> str | None:
+        return self._url(alternative, "thumbnail")
+
+    def get_file_url(self, alternative: StepAlternative) -> str | None:
+        return self._url(alternative, "file")
+
+    def get_display_url(self, alternative: StepAlternative) -> str | None:
+        return self._url(alternative, "display")
+
+
+class RetrievalStatsSerializer(serializers.Serializer):
+    pending = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class StepSerializer(serializers.ModelSerializer):
+    session_id = serializers.IntegerField()
+    parent_id = serializers.IntegerField(allow_null=True)
+    cancel_requested = serializers.SerializerMethodField()
+    images = ImageSerializer(source="alternatives", many=True)
+    items = serializers.SerializerMethodField(
+        help_text="Each InvokeAI queue item that has finished: status completed, failed, canceled or lost."
+    )
+    retrieval_stats = serializers.SerializerMethodField()
+    status_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GenerationStep
+        fields = [
+            "id",
+            "session_id",
+            "parent_id",
+            "position",
+            "status",
+            "progress",
+            "prompt",
+            "negative_prompt",
+            "parameters",
+            "model_key",
+            "model_hash",
+            "model_name",
+            "batch_size",
+            "backend_url",
+            "batch_id",
+            "item_ids",
+            "items",
+            "images",
+            "images_retrieved",
+            "images_failed",
+            "retrieval_stats",
+            "error_message",
+            "cancel_requested",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "status_url",
+        ]
+        read_only_fields = fields
+
+    def get_cancel_requested(self, step: GenerationStep) -> bool:
+        return step.cancel_requested_at is not None
+
+    def get_items(self, step: GenerationStep) -> list[dict[str, Any]]:
+        return [
+            {"item_id": item_id, **step.item_results[str(item_id)]}
+            for item_id in step.item_ids
+            if str(item_id) in step.item_results
+        ]
+
+    @extend_schema_field(RetrievalStatsSerializer)
+    def get_retrieval_stats(self, step: GenerationStep) -> dict[str, int]:
+        return asdict(selectors.retrieval_stats(step=step))
+
+    def get_status_url(self, step: GenerationStep) -> str:
+        return f"/api/generation/steps/{step.pk}/status"
+
+
+class StepAcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    session_id = serializers.IntegerField()
+    batch_id = serializers.CharField()
+    status = serializers.CharField()
+    status_url = serializers.CharField()
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    source_image_id = serializers.UUIDField(allow_null=True)
+    step_count = serializers.IntegerField(default=None)
+
+    class Meta:
+        model = GenerationSession
+        fields = [
+            "id",
+            "entry_type",
+            "source_image_id",
+            "title",
+            "status",
+            "step_count",
+            "created_at",
+            "updated_at",
+            "completed_at",
+        ]
+        read_only_fields = fields
+
+
+class SessionDetailSerializer(SessionSerializer):
+    steps = serializers.SerializerMethodField()
+
+    class Meta(SessionSerializer.Meta):
+        fields = [*SessionSerializer.Meta.fields, "steps"]
+        read_only_fields = fields
+
+    @extend_schema_field(StepSerializer(many=True))
+    def get_steps(self, session: GenerationSession) -> list[dict[str, Any]]:
+        return StepSerializer(selectors.session_steps(session=session), many=True).data
+
+
+class SessionListQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=selectors.MAX_SESSIONS, default=50)
+    offset = serializers.IntegerField(min_value=0, default=0)
+    status = serializers.ChoiceField(choices=GenerationSession.Status.choices, required=False)
+
+
+class SessionCreateSerializer(serializers.Serializer):
+    entry_type = serializers.ChoiceField(choices=GenerationSession.EntryType.choices, required=False)
+    source_image_id = serializers.UUIDField(required=False, allow_null=True)
+    title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("entry_type") == GenerationSession.EntryType.PHOTO and not data.get("source_image_id"):
+            raise serializers.ValidationError({"source_image_id": "A session from a photo needs the photo's id."})
+        data.pop("entry_type", None)
+        return data
+
+
+class SessionUpdateSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=[GenerationSession.Status.COMPLETED, GenerationSession.Status.ABANDONED], required=False
+    )
+    title = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class StepCreateSerializer(serializers.Serializer):
+    """The flat body of a new step, as the spec's integration test sends it."""
+
+    prompt = serializers.CharField(max_length=5000)
+    negative_prompt = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+    model_key = serializers.CharField(max_length=64)
+    model_hash = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    width = serializers.IntegerField(required=False, allow_null=True)
+    height = serializers.IntegerField(required=False, allow_null=True)
+    steps = serializers.IntegerField(required=False, allow_null=True)
+    cfg_scale = serializers.FloatField(required=False, allow_null=True)
+    guidance = serializers.FloatField(required=False, allow_null=True)
+    scheduler = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    seed = serializers.IntegerField(required=False, allow_null=True, help_text="Omit for a random seed.")
+    batch_size = serializers.IntegerField(required=False, min_value=1, default=1)
+    mode = serializers.ChoiceField(choices=services.MODES, default="txt2img")
+    parent_id = serializers.IntegerField(required=False, allow_null=True)
+    init_photo_id = serializers.UUIDField(required=False, allow_null=True)
+    mask_photo_id = serializers.UUIDField(required=False, allow_null=True)
+    strength = serializers.FloatField(required=False, default=0.75)
+    vae_key = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="Omit for the model's default; empty for its own."
+    )
+
+    def to_request(self) -> services.StepRequest:
+        data = dict(self.validated_data)
+        data["scheduler"] = data.get("scheduler") or None
+        return services.StepRequest(**data)
+
+
+class StepSelectSerializer(serializers.Serializer):
+    image_id = serializers.UUIDField()
+
+
+class RetriedSerializer(serializers.Serializer):
+    stored = serializers.IntegerField()
+    step = StepSerializer()

@@ -6,7 +6,7 @@ import logging
 
 from backends.invokeai.errors import InvokeAIConnectionError
 
-from . import models_cache
+from . import follower, models_cache, retrieval
 
 logger = logging.getLogger(__name__)
 
@@ -19,3 +19,18 @@ def refresh_models() -> str:
         logger.info("Model cache not refreshed: %s", exc.message)
         return "InvokeAI not answering"
     return f"{result.available} models, {result.added} added, {result.unavailable} unavailable"
+
+
+def step_follow(step_id: int) -> str:
+    """Follow one running step for a while (then it enqueues itself again); see generation.follower."""
+    return follower.step_follow(step_id=step_id)
+
+
+def resume_steps() -> str:
+    """The one-minute sweep: a follower for running steps that lost theirs (a worker restarted)."""
+    return f"{follower.steps_resume()} steps resumed or closed"
+
+
+def retry_retrievals() -> str:
+    """The one-minute retry of failed image downloads whose backoff has passed."""
+    return f"{retrieval.retrievals_retry_due()} images stored"

@@ -17,7 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gallery_project.errors import Conflict, NotFound, TooLarge
+from gallery_project.errors import NotFound, TooLarge
 
 from . import selectors, services, storage
 from .models import Photo
@@ -123,16 +123,6 @@ class PhotoViewSet(viewsets.GenericViewSet):
     def restore(self, request: Request, pk: str) -> Response:
         return Response(PhotoSerializer(services.photo_restore(photo_id=pk)).data)
 
-    @extend_schema(request=None, responses={409: OpenApiResponse(description="Nothing to retry")})
-    @action(detail=True, methods=["post"])
-    def retry(self, request: Request, pk: str) -> Response:
-        photo = selectors.photo_get(photo_id=pk)
-        raise Conflict(
-            "Only a generated photo whose download from InvokeAI failed can be retried.",
-            code="nothing_to_retry",
-            details={"retrieval_status": photo.retrieval_status},
-        )
-
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def file(self, request: Request, pk: str) -> HttpResponse:
@@ -149,4 +139,5 @@ class PhotoViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def display(self, request: Request, pk: str) -> HttpResponse:
         photo = selectors.photo_get(photo_id=pk, include_deleted=True)
-        return serve_photo_file(request, photo, storage.display_path(photo.local_storage_path), "image/webp", "display")
+        relative = services.photo_display_rendition(photo=photo) if photo.is_available else ""
+        return serve_photo_file(request, photo, relative, "image/webp", "display")

@@ -6,10 +6,13 @@ A file is decoded once: `Image.thumbnail` asks the JPEG decoder for a DCT-domain
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -95,17 +98,13 @@ def _webp(image: Image.Image, icc_profile: bytes | None) -> bytes:
     return buffer.getvalue()
 
 
-def render(path: Path, filename: str, file_type: FileType, sizes: tuple[int, ...]) -> Rendered:
-    """Check that `path` really is a `file_type` image of acceptable dimensions, and make its renditions.
-
-    Raises ImageRejected for anything else: a different format, a corrupt or truncated file, dimensions
-    outside 100..8192 px, or a decompression bomb.
-    """
+@contextlib.contextmanager
+def _rejecting(filename: str) -> Iterator[None]:
+    """Turn whatever Pillow raises for a bad file into an ImageRejected that says what is wrong with it."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return _render_open(image, filename, file_type, sizes)
+            yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageRejected(
             f"'{filename}' declares more pixels than can be decoded safely (a decompression bomb).",
@@ -119,19 +118,51 @@ def render(path: Path, filename: str, file_type: FileType, sizes: tuple[int, ...
         ) from None
 
 
-def _render_open(image: Image.Image, filename: str, file_type: FileType, sizes: tuple[int, ...]) -> Rendered:
+def _check(image: Image.Image, filename: str, file_type: FileType, min_side: int) -> None:
     if image.format != file_type.pil_format:
         raise ImageRejected(
             f"'{filename}' is named .{file_type.ext} but contains {image.format or 'unknown'} data.",
             code="format_mismatch",
         )
     width, height = image.size
-    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+    if not (min_side <= width <= MAX_SIDE and min_side <= height <= MAX_SIDE):
         raise ImageRejected(
-            f"'{filename}' is {width}x{height} px; each side must be between {MIN_SIDE} and {MAX_SIDE} px.",
+            f"'{filename}' is {width}x{height} px; each side must be between {min_side} and {MAX_SIDE} px.",
             code="bad_dimensions",
-            details={"width": width, "height": height, "min": MIN_SIDE, "max": MAX_SIDE},
+            details={"width": width, "height": height, "min": min_side, "max": MAX_SIDE},
         )
+
+
+def render(
+    source: Path | BinaryIO, filename: str, file_type: FileType, sizes: tuple[int, ...], *, min_side: int = MIN_SIDE
+) -> Rendered:
+    """Check that `source` really is a `file_type` image of acceptable dimensions, and make its renditions.
+
+    Raises ImageRejected for anything else: a different format, a corrupt or truncated file, dimensions
+    outside min_side..8192 px, or a decompression bomb. Uploads keep the 100 px minimum; images InvokeAI made
+    may be smaller (64 px is its smallest size).
+    """
+    with _rejecting(filename), Image.open(source) as image:
+        return _render_open(image, filename, file_type, sizes, min_side)
+
+
+def inspect(source: BinaryIO, filename: str, file_type: FileType, *, min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """`render`'s checks without decoding the pixels (a PNG's chunk checksums are verified); return the size.
+
+    For images from a source that already made their renditions, such as InvokeAI with its thumbnails.
+    """
+    with _rejecting(filename), Image.open(source) as image:
+        _check(image, filename, file_type, min_side)
+        size = image.size
+        image.verify()
+    return size
+
+
+def _render_open(
+    image: Image.Image, filename: str, file_type: FileType, sizes: tuple[int, ...], min_side: int
+) -> Rendered:
+    _check(image, filename, file_type, min_side)
+    width, height = image.size
     icc_profile = image.info.get("icc_profile")
     largest = max(sizes)
     if image.format == "JPEG":

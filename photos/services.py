@@ -1,16 +1,27 @@
-"""Writes to the photo store: create (upload), soft delete, restore, purge."""
+"""Writes to the photo store: create (upload), soft delete, restore, purge, and generated images.
+
+Generated images arrive in two moves: `generated_photo_register` inserts the row (pending) as soon as InvokeAI
+names the image, and `generated_photo_store` lands the file once it has been downloaded and checked with
+`generated_image_prepare`; `generated_photo_retrieval_failed` records a failed download, and
+`generated_photo_retrieval_reset` gives a failed one a fresh set of attempts.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
+from PIL import Image, UnidentifiedImageError
+
+from gallery_project.errors import Conflict, NotFound
 
 from . import imaging, storage
 from .models import Photo, PhotoTally
@@ -63,8 +74,7 @@ def photo_create(
         # The declared size can lie (a chunked request); the bytes on disk cannot.
         imaging.check_size(filename, written)
         rendered = imaging.render(temp, filename, file_type, imaging.default_sizes())
-        files.write(storage.thumbnail_path(original), rendered.renditions[settings.THUMBNAIL_SIZE])
-        files.write(storage.display_path(original), rendered.renditions[settings.DISPLAY_SIZE])
+        _stage_renditions(files, original, rendered.renditions)
         duplicate_of = list(Photo.objects.filter(checksum=checksum, deleted_at=None).values_list("id", flat=True))
         with transaction.atomic():
             photo = Photo.objects.create(
@@ -82,6 +92,196 @@ def photo_create(
             )
             files.publish()
     return PhotoCreated(photo=photo, duplicate_of=duplicate_of)
+
+
+def _stage_renditions(files: storage.StagedFiles, original: str, renditions: dict[int, bytes]) -> None:
+    paths = {settings.THUMBNAIL_SIZE: storage.thumbnail_path, settings.DISPLAY_SIZE: storage.display_path}
+    for size, data in renditions.items():
+        files.write(paths[size](original), data)
+
+
+def photo_display_rendition(*, photo: Photo) -> str:
+    """The relative path of the photo's lightbox rendition, made now if it is missing.
+
+    Uploads get theirs at upload time. Generated images are stored with their grid thumbnail only, so that the
+    studio shows them the moment InvokeAI finishes them; their larger rendition is made on first view.
+    """
+    relative = storage.display_path(photo.local_storage_path)
+    if photo.is_available and not storage.absolute(relative).exists():
+        source = storage.absolute(photo.local_storage_path)
+        if not source.exists():
+            raise NotFound("This photo's file is missing from the photo store.", code="file_missing")
+        file_type = imaging.file_type_for(photo.local_storage_path)
+        rendered = imaging.render(source, source.name, file_type, (settings.DISPLAY_SIZE,), min_side=1)
+        with storage.staged() as files:
+            files.write(relative, rendered.renditions[settings.DISPLAY_SIZE])
+            files.publish()
+    return relative
+
+
+# --- generated images ---
+
+_PNG = imaging.file_type_for("generated.png")
+# InvokeAI's smallest size (a multiple of 8 from 64 px); its images are not held to the upload minimum.
+_GENERATED_MIN_SIDE = 64
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """A generated PNG, checked, hashed and with its grid thumbnail made: ready for `generated_photo_store`."""
+
+    data: bytes
+    checksum: str
+    width: int
+    height: int
+    thumbnail: bytes
+
+
+def _usable_thumbnail(data: bytes | None) -> bool:
+    if not data:
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as thumbnail:
+            return thumbnail.format == "WEBP" and max(thumbnail.size) <= settings.THUMBNAIL_SIZE
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
+def generated_image_prepare(*, data: bytes, name: str, thumbnail: bytes | None = None) -> PreparedImage:
+    """Check that `data` is a whole PNG of a sensible size, and pair it with its grid thumbnail.
+
+    InvokeAI makes a WebP thumbnail of every image; given (and usable), it is kept as it is, which spares
+    decoding the full image (most of the cost of storing one). Otherwise the thumbnail is made here. Touches
+    neither disk nor database: safe to call from several threads.
+    """
+    source = io.BytesIO(data)
+    if _usable_thumbnail(thumbnail):
+        width, height = imaging.inspect(source, name, _PNG, min_side=_GENERATED_MIN_SIDE)
+    else:
+        rendered = imaging.render(source, name, _PNG, (settings.THUMBNAIL_SIZE,), min_side=_GENERATED_MIN_SIDE)
+        width, height, thumbnail = rendered.width, rendered.height, rendered.renditions[settings.THUMBNAIL_SIZE]
+    return PreparedImage(
+        data=data,
+        checksum=hashlib.sha256(data).hexdigest(),
+        width=width,
+        height=height,
+        thumbnail=thumbnail,
+    )
+
+
+def generated_photo_register(
+    *,
+    invoke_id: str,
+    prompt: str,
+    negative_prompt: str,
+    params: dict[str, Any],
+    seed: int | None,
+    model_key: str,
+    model_hash: str,
+    model_name: str,
+    source_image_id: uuid.UUID | str | None = None,
+) -> tuple[Photo, bool]:
+    """The photo of InvokeAI image `invoke_id`, inserted as pending if new; (photo, created).
+
+    Idempotent: the unique invoke_id makes a second call (a resumed follower, two at once) return the same row.
+    """
+    return Photo.objects.get_or_create(
+        invoke_id=invoke_id,
+        defaults={
+            "is_generated": True,
+            "image_category": Photo.Category.GENERAL,
+            "mime_type": _PNG.mime_type,
+            "generation_prompt": prompt,
+            "generation_negative_prompt": negative_prompt,
+            "generation_params": params,
+            "seed": seed,
+            "model_key": model_key,
+            "model_hash": model_hash,
+            "model_name": model_name,
+            "source_image_id": source_image_id,
+            "retrieval_status": Photo.RetrievalStatus.PENDING,
+        },
+    )
+
+
+def generated_photo_store(*, photo_id: uuid.UUID, image: PreparedImage, relative: str) -> Photo | None:
+    """Land a downloaded image and its thumbnail at `relative`, and mark the photo retrieved.
+
+    Returns None when there was nothing to store: the photo is already retrieved (another worker won) or gone.
+    """
+    with storage.staged() as files:
+        files.write(relative, image.data)
+        _stage_renditions(files, relative, {settings.THUMBNAIL_SIZE: image.thumbnail})
+        with transaction.atomic():
+            stored = (
+                Photo.objects.filter(pk=photo_id)
+                .exclude(retrieval_status=Photo.RetrievalStatus.COMPLETED)
+                .update(
+                    width=image.width,
+                    height=image.height,
+                    file_size=len(image.data),
+                    checksum=image.checksum,
+                    local_storage_path=relative,
+                    local_thumbnail_path=storage.thumbnail_path(relative),
+                    retrieval_status=Photo.RetrievalStatus.COMPLETED,
+                    retrieval_attempts=F("retrieval_attempts") + 1,
+                    last_retrieval_attempt=timezone.now(),
+                    retrieval_error="",
+                )
+            )
+            if stored:
+                files.publish()
+    return Photo.objects.get(pk=photo_id) if stored else None
+
+
+def generated_photo_retrieval_failed(*, photo_id: uuid.UUID, error: str) -> None:
+    """Count a failed download; the photo shows `error` until a retry succeeds."""
+    Photo.objects.filter(pk=photo_id).exclude(retrieval_status=Photo.RetrievalStatus.COMPLETED).update(
+        retrieval_status=Photo.RetrievalStatus.FAILED,
+        retrieval_attempts=F("retrieval_attempts") + 1,
+        last_retrieval_attempt=timezone.now(),
+        retrieval_error=error[:2000],
+    )
+
+
+def generated_photo_retrieval_reset(*, photo_id: uuid.UUID | str) -> Photo:
+    """Give a generated photo whose download failed (or stalled) a fresh set of attempts."""
+    photo = photo_get(photo_id=photo_id, include_deleted=True)
+    if not photo.is_generated or photo.retrieval_status == Photo.RetrievalStatus.COMPLETED:
+        raise Conflict(
+            "Only a generated photo whose download from InvokeAI failed can be retried.",
+            code="nothing_to_retry",
+            details={"retrieval_status": photo.retrieval_status},
+        )
+    Photo.objects.filter(pk=photo.pk).update(
+        retrieval_status=Photo.RetrievalStatus.PENDING, retrieval_attempts=0, retrieval_error=""
+    )
+    photo.refresh_from_db()
+    return photo
+
+
+def _selection_copies(photo: Photo) -> list[str]:
+    return storage.selection_copies(photo.local_storage_path, photo.id, timezone.localdate(photo.created_at))
+
+
+def generated_photo_selection_copy(*, photo_id: uuid.UUID) -> list[str]:
+    """Copy a chosen variant to its session's selected/ and to completed/{day}/; return the copies' paths."""
+    photo = Photo.objects.get(pk=photo_id)
+    copies = _selection_copies(photo)
+    if not photo.is_available or not copies:
+        raise Conflict("Only a downloaded generated image can be chosen.", code="not_retrieved")
+    data = storage.absolute(photo.local_storage_path).read_bytes()
+    with storage.staged() as files:
+        for relative in copies:
+            files.write(relative, data)
+        files.publish()
+    return copies
+
+
+def generated_photo_selection_remove(*, photo_id: uuid.UUID) -> None:
+    """Remove the copies of a variant that is no longer the chosen one, once that has committed."""
+    photo = Photo.objects.get(pk=photo_id)
+    storage.delete_files_on_commit(_selection_copies(photo))
 
 
 def photo_delete(*, photo_id: uuid.UUID | str) -> Photo:
@@ -107,10 +307,16 @@ def photo_purge(*, photo_ids: list[uuid.UUID], only_trashed: bool = True) -> int
     if only_trashed:
         queryset = queryset.filter(deleted_at__isnull=False)
     with transaction.atomic():
-        photos = list(queryset.values_list("id", "local_storage_path"))
-        Photo.objects.filter(pk__in=[pk for pk, _ in photos]).delete()
+        photos = list(queryset.values_list("id", "local_storage_path", "created_at"))
+        Photo.objects.filter(pk__in=[pk for pk, _, _ in photos]).delete()
         storage.delete_files_on_commit(
-            path for _, original in photos if original for path in storage.renditions_of(original)
+            path
+            for pk, original, created in photos
+            if original
+            for path in [
+                *storage.renditions_of(original),
+                *storage.selection_copies(original, pk, timezone.localdate(created)),
+            ]
         )
     return len(photos)
 

@@ -9,7 +9,9 @@ Layout (relative to PHOTOS_DIR):
     thumbnails/<the same path>.webp            300 px, the grid
     thumbnails/<the same path>.display.webp    1600 px, the lightbox
 
-Every name comes from ids and dates, never from what a client sent.
+Every name comes from ids and dates, never from what a client sent. A generated photo lives at its variant
+path; choosing it in the studio copies it to `selected/` and to `completed/{the day it was generated}/`, so those
+copies can always be found again from the photo (`selection_copies`) and are deleted with it.
 """
 
 from __future__ import annotations
@@ -57,6 +59,14 @@ def generated_selected_path(session_id: object, step_id: object, photo_id: uuid.
 
 def generated_completed_path(photo_id: uuid.UUID, day: date) -> str:
     return f"generated/completed/{day.isoformat()}/{photo_id}.png"
+
+
+def selection_copies(original: str, photo_id: uuid.UUID, day: date) -> list[str]:
+    """The copies made when the generated variant at `original` is chosen; none for any other photo."""
+    parts = PurePosixPath(original).parts
+    if len(parts) != 6 or parts[:2] != ("generated", "sessions") or parts[4] != "variants":
+        return []
+    return [generated_selected_path(parts[2], parts[3], photo_id), generated_completed_path(photo_id, day)]
 
 
 def thumbnail_path(original: str) -> str:

@@ -764,7 +764,11 @@ class FakeInvokeAI:
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
-        response = self._respond(request)
+        try:
+            response = self._respond(request)
+        finally:
+            # Uploads are spooled to temporary files; close them now rather than leave it to the collector.
+            request.close()
         return response(environ, start_response)
 
     def _respond(self, request: Request) -> Response:

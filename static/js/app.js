@@ -136,6 +136,21 @@ async function trashPhoto(id) {
   });
 }
 
+async function retryDownload(control) {
+  const id = control.dataset.photoId;
+  control.disabled = true;
+  control.textContent = "Downloading…";
+  const photo = await (await api("POST", `/api/photos/${id}/retry/`)).json();
+  if (photo.retrieval_status !== "completed") toast(photo.retrieval_error || "The download failed again.", { kind: "error" });
+  if (lightbox()?.open) htmx.ajax("GET", `/photos/${id}/`, { target: "#lightbox-body", swap: "innerHTML" });
+  else window.location.reload();
+  const tile = document.querySelector(`#grid .tile[data-photo-id="${id}"]`);
+  if (tile && photo.retrieval_status === "completed") {
+    const response = await fetch(`/photos/${id}/tile/`, { credentials: "same-origin" });
+    if (response.ok) { tile.outerHTML = await response.text(); htmx.process(document.querySelector(`#grid .tile[data-photo-id="${id}"]`)); }
+  }
+}
+
 document.addEventListener("click", async (event) => {
   const control = event.target.closest("[data-action]");
   if (!control) return;
@@ -149,6 +164,7 @@ document.addEventListener("click", async (event) => {
     else if (action === "prev") step(-1);
     else if (action === "next") step(1);
     else if (action === "delete") await trashPhoto(control.dataset.photoId);
+    else if (action === "retry-download") await retryDownload(control);
     else if (action === "restore") {
       await api("POST", `/api/photos/${control.dataset.photoId}/restore/`);
       window.location.reload();

@@ -1,0 +1,94 @@
+"""The one place that knows which status changes are allowed, for steps and for sessions.
+
+    step:     pending -> running -> completed | failed | cancelled
+              pending -> failed | cancelled        (enqueueing failed, or cancelled before it was enqueued)
+    session:  active -> completed | abandoned
+
+Every change is one conditional UPDATE (`WHERE status IN <the statuses it may come from>`), so of two workers
+racing to move the same step, exactly one succeeds and the other learns it lost. Timestamps that belong to a
+status (started_at, completed_at) are set here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from gallery_project.errors import Conflict
+
+from .models import GenerationSession, GenerationStep
+
+StepStatus = GenerationStep.Status
+SessionStatus = GenerationSession.Status
+
+STEP_TRANSITIONS: dict[str, frozenset[str]] = {
+    StepStatus.PENDING: frozenset({StepStatus.RUNNING, StepStatus.FAILED, StepStatus.CANCELLED}),
+    StepStatus.RUNNING: frozenset({StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.CANCELLED}),
+    StepStatus.COMPLETED: frozenset(),
+    StepStatus.FAILED: frozenset(),
+    StepStatus.CANCELLED: frozenset(),
+}
+STEP_IN_FLIGHT = (StepStatus.PENDING, StepStatus.RUNNING)
+
+SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
+    SessionStatus.ACTIVE: frozenset({SessionStatus.COMPLETED, SessionStatus.ABANDONED}),
+    SessionStatus.COMPLETED: frozenset(),
+    SessionStatus.ABANDONED: frozenset(),
+}
+
+
+def _sources(transitions: dict[str, frozenset[str]], target: str) -> list[str]:
+    if target not in transitions:
+        raise ValueError(f"unknown status {target!r}")
+    return [source for source, targets in transitions.items() if target in targets]
+
+
+def step_can_move(source: str, target: str) -> bool:
+    return target in STEP_TRANSITIONS.get(source, frozenset())
+
+
+def step_move(*, step_id: int, to: str, **fields: Any) -> bool:
+    """Move a step to `to` if its current status allows it, setting `fields` in the same UPDATE.
+
+    Returns False when the step was not in a status `to` may follow: someone else moved it first.
+    """
+    now = timezone.now()
+    if to == StepStatus.RUNNING:
+        fields.setdefault("started_at", now)
+    elif not STEP_TRANSITIONS[to]:
+        fields.setdefault("completed_at", now)
+        fields.setdefault("follower_token", "")
+        fields.setdefault("follower_lease_until", None)
+    updated = GenerationStep.objects.filter(pk=step_id, status__in=_sources(STEP_TRANSITIONS, to)).update(
+        status=to, **fields
+    )
+    if updated:
+        GenerationSession.objects.filter(steps__pk=step_id).update(updated_at=now)
+    return bool(updated)
+
+
+def step_move_or_conflict(*, step_id: int, to: str, **fields: Any) -> None:
+    """`step_move` for a person's request: losing the race is a 409 that says what the step is doing now."""
+    if not step_move(step_id=step_id, to=to, **fields):
+        current = GenerationStep.objects.filter(pk=step_id).values_list("status", flat=True).first()
+        raise Conflict(
+            f"This step is {current}; it cannot become {to}.",
+            code="invalid_transition",
+            details={"status": current, "requested": to},
+        )
+
+
+def session_move(*, session_id: int, to: str) -> None:
+    """Complete or abandon a session; a 409 if it is no longer active."""
+    now = timezone.now()
+    updated = GenerationSession.objects.filter(pk=session_id, status__in=_sources(SESSION_TRANSITIONS, to)).update(
+        status=to, updated_at=now, completed_at=now
+    )
+    if not updated:
+        current = GenerationSession.objects.filter(pk=session_id).values_list("status", flat=True).first()
+        raise Conflict(
+            f"This session is {current}; it cannot become {to}.",
+            code="invalid_transition",
+            details={"status": current, "requested": to},
+        )

@@ -1,0 +1,460 @@
+"""The studio's writes: sessions, steps (one InvokeAI batch each), selection, cancellation, preferences.
+
+`step_create` validates against the model cache without touching the network, records the step (PENDING, with
+the batch id it is about to use), then uploads the inputs and enqueues the batch on the InvokeAI of the moment;
+it marks the step RUNNING and, once that has committed, hands it to a follower (`generation.follower`). If
+InvokeAI refuses or does not answer, the step is FAILED with InvokeAI's reason and the error is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from backends import manager
+from backends.invokeai import graphs
+from backends.invokeai.errors import ModelError
+from backends.signals import user_activity
+from gallery_project.errors import AppError, Conflict, InvalidInput, NotFound
+from photos import selectors as photo_selectors
+from photos import services as photo_services
+from photos.models import Photo
+
+from . import follower, inputs, lifecycle, models_cache
+from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative, StudioPreference
+from .selectors import session_get, step_get
+
+logger = logging.getLogger(__name__)
+
+StepStatus = GenerationStep.Status
+MODES = tuple(graphs.Mode)
+_TITLE_LENGTH = 80
+# Placeholder names while validating: the real ones exist only once the inputs are uploaded.
+_NOT_YET_UPLOADED = "not-yet-uploaded.png"
+
+
+# --- sessions ---
+
+
+def session_create(*, source_photo_id: uuid.UUID | str | None = None, title: str = "") -> GenerationSession:
+    """Start a session from scratch, or from a gallery photo (whose first step will usually be img2img)."""
+    source = None
+    if source_photo_id:
+        source = photo_selectors.photo_get(photo_id=source_photo_id)
+    now = timezone.now()
+    return GenerationSession.objects.create(
+        entry_type=GenerationSession.EntryType.PHOTO if source else GenerationSession.EntryType.SCRATCH,
+        source_image=source,
+        title=title.strip()[:200],
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def session_update(*, session_id: int, status: str | None = None, title: str | None = None) -> GenerationSession:
+    """Rename a session, or complete or abandon it (once no step of it is still generating)."""
+    session = session_get(session_id=session_id)
+    if title is not None:
+        GenerationSession.objects.filter(pk=session.pk).update(title=title.strip()[:200], updated_at=timezone.now())
+    if status is not None and status != session.status:
+        if session.steps.filter(status__in=lifecycle.STEP_IN_FLIGHT).exists():
+            raise Conflict(
+                "A step of this session is still generating: wait for it or cancel it first.",
+                code="step_in_flight",
+            )
+        lifecycle.session_move(session_id=session.pk, to=status)
+    return session_get(session_id=session_id)
+
+
+# --- steps ---
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """What a person asks of a step, as the API's flat body carries it; None means the model's default."""
+
+    prompt: str
+    model_key: str
+    negative_prompt: str = ""
+    model_hash: str = ""
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    cfg_scale: float | None = None
+    guidance: float | None = None
+    scheduler: str | None = None
+    seed: int | None = None
+    batch_size: int = 1
+    mode: str = graphs.Mode.TXT2IMG
+    parent_id: int | None = None
+    init_photo_id: uuid.UUID | str | None = None
+    mask_photo_id: uuid.UUID | str | None = None
+    strength: float = 0.75
+    # None: the model's default VAE; "": the main model's own.
+    vae_key: str | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated step, before anything is sent to InvokeAI."""
+
+    model: CachedModel
+    params: graphs.GenerationParameters
+    record: dict[str, Any]
+    init_photo: Photo | None
+    mask_photo: Photo | None
+    parent: GenerationStep | None
+
+
+def _model_for(request: StepRequest) -> CachedModel:
+    model = CachedModel.objects.filter(key=request.model_key).first()
+    if model is None and request.model_hash:
+        # A reinstalled model keeps its hash under a new key (FACTS #2).
+        model = CachedModel.objects.filter(hash=request.model_hash, type="main").first()
+    if model is None:
+        model = models_cache.model_get(key=request.model_key)
+    if not model.available:
+        raise ModelError(
+            f"Model '{model.name}' is no longer installed in InvokeAI; choose another one or reinstall it.",
+            code="model_not_installed",
+            details={"key": model.key},
+        )
+    return model
+
+
+def _input_photo(photo_id: uuid.UUID | str, field: str) -> Photo:
+    try:
+        photo = photo_selectors.photo_get(photo_id=photo_id)
+    except NotFound:
+        raise InvalidInput(
+            f"The {field} photo does not exist.", code="invalid_parameter", details={"field": field}
+        ) from None
+    if not photo.is_available:
+        raise InvalidInput(
+            f"The {field} photo has not been downloaded yet.", code="invalid_parameter", details={"field": field}
+        )
+    return photo
+
+
+def _steps_for(request: StepRequest, defaults: models_cache.StepDefaults) -> int:
+    options = defaults.steps
+    if request.steps is None:
+        return options.default
+    if options.fixed and request.steps != options.default:
+        raise InvalidInput(
+            f"'{defaults.model.name}' always runs {options.default} steps.",
+            code="invalid_parameter",
+            details={"field": "steps", "fixed_steps": options.default},
+        )
+    if not options.minimum <= request.steps <= options.maximum:
+        raise InvalidInput(
+            f"steps must be between {options.minimum} and {options.maximum} for '{defaults.model.name}'.",
+            code="invalid_parameter",
+            details={"field": "steps", "min": options.minimum, "max": options.maximum},
+        )
+    return request.steps
+
+
+def _vae_for(request: StepRequest, defaults: models_cache.StepDefaults) -> CachedModel | None:
+    key = defaults.vae_key if request.vae_key is None else request.vae_key
+    if not key or defaults.model.base == "flux":
+        return None
+    vae = next((choice for choice in defaults.vae_choices if choice.key == key), None)
+    if vae is None:
+        raise InvalidInput(
+            f"That VAE is not installed for {defaults.model.base} models.",
+            code="invalid_parameter",
+            details={"field": "vae_key"},
+        )
+    return vae
+
+
+def _plan(session: GenerationSession | None, request: StepRequest) -> _Plan:
+    """Validate the request against the model cache and fill in its defaults; no network."""
+    if request.mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}.", code="invalid_parameter")
+    mode = graphs.Mode(request.mode)
+    model = _model_for(request)
+    defaults = models_cache.step_defaults(key=model.key)
+    parent = None
+    if request.parent_id is not None:
+        parent = session.steps.filter(pk=request.parent_id).first() if session else None
+        if parent is None:
+            raise InvalidInput("The parent step is not a step of this session.", code="invalid_parameter")
+    init_photo = _input_photo(request.init_photo_id, "init") if request.init_photo_id else None
+    mask_photo = _input_photo(request.mask_photo_id, "mask") if request.mask_photo_id else None
+    width, height = request.width, request.height
+    if init_photo and mode != graphs.Mode.TXT2IMG and (width is None or height is None):
+        width, height = inputs.snapped_size(
+            width=init_photo.width,
+            height=init_photo.height,
+            side=max(defaults.width, defaults.height),
+            multiple=defaults.size_multiple,
+        )
+    width, height = width or defaults.width, height or defaults.height
+    seed = secrets.randbelow(graphs.SEED_MAX + 1) if request.seed is None else request.seed
+    vae = _vae_for(request, defaults)
+    params = graphs.GenerationParameters(
+        model=model.identifier,
+        prompt=request.prompt.strip(),
+        negative_prompt=request.negative_prompt.strip(),
+        width=width,
+        height=height,
+        steps=_steps_for(request, defaults),
+        cfg_scale=defaults.cfg_scale if request.cfg_scale is None else request.cfg_scale,
+        guidance=(defaults.guidance or 3.5) if request.guidance is None else request.guidance,
+        scheduler=request.scheduler or defaults.scheduler,
+        seed=seed,
+        batch_size=request.batch_size,
+        mode=mode,
+        init_image=_NOT_YET_UPLOADED if init_photo and mode != graphs.Mode.TXT2IMG else None,
+        mask_image=_NOT_YET_UPLOADED if mask_photo and mode == graphs.Mode.INPAINT else None,
+        strength=request.strength,
+        vae=vae.identifier if vae else None,
+        flux=models_cache.flux_companions() if model.base == "flux" else None,
+    )
+    if mode != graphs.Mode.TXT2IMG and init_photo is None:
+        raise InvalidInput(f"{mode} needs an init photo.", code="invalid_parameter", details={"field": "init_photo_id"})
+    if mode == graphs.Mode.INPAINT and mask_photo is None:
+        raise InvalidInput(
+            "Inpainting needs a mask photo.", code="invalid_parameter", details={"field": "mask_photo_id"}
+        )
+    graphs.validate(params)
+    record: dict[str, Any] = {
+        "mode": str(mode),
+        "width": width,
+        "height": height,
+        "steps": params.steps,
+        "scheduler": params.scheduler,
+        "seed": seed,
+    }
+    if model.base == "flux":
+        record["guidance"] = params.guidance
+    else:
+        record["cfg_scale"] = params.cfg_scale
+    if mode != graphs.Mode.TXT2IMG:
+        record["strength"] = params.strength
+        record["init_photo_id"] = str(init_photo.pk) if init_photo else None
+    if mode == graphs.Mode.INPAINT:
+        record["mask_photo_id"] = str(mask_photo.pk) if mask_photo else None
+    record["vae_key"] = vae.key if vae else ""
+    record["vae_name"] = vae.name if vae else ""
+    return _Plan(
+        model=model,
+        params=params,
+        record=record,
+        init_photo=init_photo if mode != graphs.Mode.TXT2IMG else None,
+        mask_photo=mask_photo if mode == graphs.Mode.INPAINT else None,
+        parent=parent,
+    )
+
+
+def _step_insert(session: GenerationSession, plan: _Plan, backend_url: str) -> GenerationStep:
+    with transaction.atomic():
+        # Locking the session serializes positions: two steps created at once get 3 and 4, not 3 twice.
+        locked = GenerationSession.objects.select_for_update().get(pk=session.pk)
+        position = (locked.steps.aggregate(last=Max("position"))["last"] or 0) + 1
+        step = GenerationStep.objects.create(
+            session=locked,
+            parent=plan.parent,
+            position=position,
+            prompt=plan.params.prompt,
+            negative_prompt=plan.params.negative_prompt,
+            parameters=plan.record,
+            model_key=plan.model.key,
+            model_hash=plan.model.hash,
+            model_name=plan.model.name,
+            batch_size=plan.params.batch_size,
+            backend_url=backend_url,
+            # Chosen here and sent with the batch, so a batch enqueued just before a crash can still be found.
+            batch_id=str(uuid.uuid4()),
+        )
+        updates: dict[str, Any] = {"updated_at": timezone.now()}
+        if not locked.title:
+            updates["title"] = plan.params.prompt[:_TITLE_LENGTH]
+        GenerationSession.objects.filter(pk=locked.pk).update(**updates)
+    return step
+
+
+def _enqueue(step: GenerationStep, plan: _Plan) -> None:
+    """Upload the inputs and enqueue the batch on the step's InvokeAI; mark the step RUNNING."""
+    client = manager.invokeai_client(step.backend_url)
+    model = models_cache.model_verify(key=plan.model.key, client=client)
+    params = replace(plan.params, model=model.identifier)
+    if plan.init_photo:
+        init = inputs.input_image(photo=plan.init_photo, width=params.width, height=params.height)
+        uploaded = client.upload_image(data=init, filename="init.png", category="general", is_intermediate=True)
+        params = replace(params, init_image=uploaded.image_name)
+    if plan.mask_photo:
+        mask = inputs.input_image(photo=plan.mask_photo, width=params.width, height=params.height, mask=True)
+        uploaded = client.upload_image(data=mask, filename="mask.png", category="mask", is_intermediate=True)
+        params = replace(params, mask_image=uploaded.image_name)
+    body = graphs.build_batch(params)
+    body["batch"]["batch_id"] = step.batch_id
+    batch = client.enqueue(body)
+    note = ""
+    if batch.enqueued < batch.requested:
+        note = f"InvokeAI's queue was full: it took {batch.enqueued} of the {batch.requested} images asked for."
+    lifecycle.step_move_or_conflict(
+        step_id=step.pk,
+        to=StepStatus.RUNNING,
+        batch_id=batch.batch_id,
+        item_ids=list(batch.item_ids),
+        model_key=model.key,
+        error_message=note,
+        last_contact_at=timezone.now(),
+    )
+    models_cache.model_mark_used(key=model.key)
+
+
+def step_validate(*, request: StepRequest) -> None:
+    """Check a request as `step_create` would, recording nothing (before starting a session for it)."""
+    _plan(None, request)
+
+
+def step_create(*, session_id: int, request: StepRequest) -> GenerationStep:
+    """Generate `request.batch_size` alternatives as one InvokeAI batch; return the RUNNING step.
+
+    Invalid parameters raise before anything is recorded. Once the step is recorded, a failure to reach or
+    convince InvokeAI leaves it FAILED with the reason, and the error is raised for the caller to show.
+    """
+    session = session_get(session_id=session_id)
+    if session.status != GenerationSession.Status.ACTIVE:
+        raise Conflict(f"This session is {session.status}; start a new one to generate again.", code="session_closed")
+    plan = _plan(session, request)
+    user_activity.send(sender=GenerationStep)
+    try:
+        backend_url = manager.current_backend_url()
+    except AppError as exc:
+        step = _step_insert(session, plan, backend_url="")
+        lifecycle.step_move(step_id=step.pk, to=StepStatus.FAILED, error_message=exc.message)
+        raise
+    step = _step_insert(session, plan, backend_url=backend_url)
+    try:
+        _enqueue(step, plan)
+    except AppError as exc:
+        lifecycle.step_move(step_id=step.pk, to=StepStatus.FAILED, error_message=exc.message)
+        raise
+    except Exception:
+        lifecycle.step_move(
+            step_id=step.pk, to=StepStatus.FAILED, error_message="The step could not be sent to InvokeAI."
+        )
+        raise
+    transaction.on_commit(lambda: follower.step_follow_enqueue(step_id=step.pk))
+    return step_get(step_id=step.pk)
+
+
+def step_request_from(
+    *, step: GenerationStep, variation: str, strength: float | None = None, prompt: str | None = None
+) -> StepRequest:
+    """The request for a step that follows `step`.
+
+    `remix`: everything but the seed; `reuse_seed`: everything, seed included (usually with a new prompt);
+    `continue`: img2img from the step's chosen alternative with the same settings, a new seed and `strength`.
+    """
+    params = step.parameters
+    base = StepRequest(
+        prompt=prompt if prompt is not None else step.prompt,
+        negative_prompt=step.negative_prompt,
+        model_key=step.model_key,
+        model_hash=step.model_hash,
+        width=params.get("width"),
+        height=params.get("height"),
+        steps=params.get("steps"),
+        cfg_scale=params.get("cfg_scale"),
+        guidance=params.get("guidance"),
+        scheduler=params.get("scheduler"),
+        batch_size=step.batch_size,
+        mode=params.get("mode", graphs.Mode.TXT2IMG),
+        parent_id=step.pk,
+        init_photo_id=params.get("init_photo_id"),
+        mask_photo_id=params.get("mask_photo_id"),
+        strength=params.get("strength", 0.75),
+        vae_key=params.get("vae_key", None),
+    )
+    if variation == "remix":
+        return base
+    if variation == "reuse_seed":
+        return replace(base, seed=step.seed)
+    if variation == "continue":
+        chosen = step.alternatives.filter(selected=True).first()
+        if chosen is None:
+            raise Conflict("Choose one of this step's images first, then continue from it.", code="nothing_selected")
+        return replace(
+            base,
+            mode=graphs.Mode.IMG2IMG,
+            init_photo_id=chosen.photo_id,
+            mask_photo_id=None,
+            strength=params.get("strength", 0.75) if strength is None else strength,
+        )
+    raise ValueError(f"unknown variation {variation!r}")
+
+
+def step_cancel(*, step_id: int) -> GenerationStep:
+    """Cancel a step's batch in InvokeAI; the images it already finished are kept.
+
+    The step becomes CANCELLED once InvokeAI has confirmed what finished and what did not, normally before
+    this returns; if InvokeAI is not answering, the follower cancels as soon as it answers again.
+    """
+    step = step_get(step_id=step_id)
+    if step.status == StepStatus.PENDING:
+        lifecycle.step_move_or_conflict(step_id=step.pk, to=StepStatus.CANCELLED, error_message="Cancelled.")
+        return step_get(step_id=step.pk)
+    requested = GenerationStep.objects.filter(pk=step.pk, status=StepStatus.RUNNING).update(
+        cancel_requested_at=timezone.now()
+    )
+    if not requested:
+        raise Conflict(f"This step is {step.status}; there is nothing to cancel.", code="invalid_transition")
+    follower.step_poll(step_id=step.pk)
+    return step_get(step_id=step.pk)
+
+
+# --- alternatives ---
+
+
+def alternative_select(*, step_id: int, photo_id: uuid.UUID | str) -> StepAlternative:
+    """Choose one of a step's images: it is marked, and copied to selected/ and completed/{day}/."""
+    step = step_get(step_id=step_id)
+    alternative = step.alternatives.select_related("photo").filter(photo_id=_uuid(photo_id)).first()
+    if alternative is None:
+        raise NotFound("That image is not one of this step's.", code="not_an_alternative")
+    if alternative.selected:
+        return alternative
+    if not alternative.photo.is_available:
+        raise Conflict("This image has not been downloaded from InvokeAI yet.", code="not_retrieved")
+    previous = step.alternatives.filter(selected=True).first()
+    with transaction.atomic():
+        # Unmark first: the database allows one selected alternative per step at any instant.
+        StepAlternative.objects.filter(step=step, selected=True).update(selected=False, selected_at=None)
+        StepAlternative.objects.filter(pk=alternative.pk).update(selected=True, selected_at=timezone.now())
+        if previous is not None:
+            photo_services.generated_photo_selection_remove(photo_id=previous.photo_id)
+        photo_services.generated_photo_selection_copy(photo_id=alternative.photo_id)
+        GenerationSession.objects.filter(pk=step.session_id).update(updated_at=timezone.now())
+    alternative.refresh_from_db()
+    return alternative
+
+
+def _uuid(value: uuid.UUID | str) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInput("image_id is not a photo id.", code="invalid_parameter") from None
+
+
+# --- preferences ---
+
+
+def preference_remember(*, user: AbstractBaseUser, model_key: str, steps: int | None) -> None:
+    """Keep the model and step count a person generated with, for the studio form's next visit."""
+    StudioPreference.objects.update_or_create(
+        user=user, defaults={"model_key": model_key, "steps": steps, "updated_at": timezone.now()}
+    )

@@ -1,0 +1,80 @@
+"""Fixtures for the studio's tests: the fake InvokeAI with its models cached, sessions, and a follower whose
+waiting moves the fake's clock instead of the wall clock."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from generation import follower, models_cache, services
+from generation.models import CachedModel
+from photos import services as photo_services
+from photos.tests.images import image_bytes
+
+PROMPT = "a lighthouse at dusk, oil painting"
+
+
+@pytest.fixture
+def invokeai(use_fake_invokeai, settings):
+    settings.MODEL_DEFINITIONS = {}
+    models_cache.models_refresh()
+    return use_fake_invokeai
+
+
+@pytest.fixture
+def sd1(invokeai) -> CachedModel:
+    return CachedModel.objects.get(name="tiny-sd1")
+
+
+@pytest.fixture
+def session(db):
+    return services.session_create()
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list[int]:
+    """Steps handed to django-q2 for following (recorded instead of queued)."""
+    handed: list[int] = []
+    monkeypatch.setattr(follower, "step_follow_enqueue", lambda *, step_id: handed.append(step_id))
+    return handed
+
+
+@pytest.fixture
+def follow(invokeai, monkeypatch, enqueued):
+    """Run the real follower; its pauses between polls advance the fake InvokeAI's clock."""
+    monkeypatch.setattr(follower, "_sleep", invokeai.clock.advance)
+
+    def run(step_id: int, **kwargs) -> str:
+        return follower.step_follow(step_id=step_id, **kwargs)
+
+    return run
+
+
+def step_request(model: CachedModel, **overrides) -> services.StepRequest:
+    values = {
+        "prompt": PROMPT,
+        "negative_prompt": "blurry",
+        "model_key": model.key,
+        "width": 64,
+        "height": 64,
+        "steps": 2,
+        "batch_size": 4,
+    }
+    return services.StepRequest(**(values | overrides))
+
+
+@pytest.fixture
+def gallery_photo(db):
+    def make(size=(640, 480), fmt="PNG", color=(30, 140, 60), plain=False):
+        if plain:
+            buffer = io.BytesIO()
+            Image.new("RGB", size, color).save(buffer, fmt)
+            data = buffer.getvalue()
+        else:
+            data = image_bytes(fmt, size, color=color)
+        name = f"source.{'png' if fmt == 'PNG' else 'jpg'}"
+        return photo_services.photo_create(file=io.BytesIO(data), filename=name, size=len(data)).photo
+
+    return make

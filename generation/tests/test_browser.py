@@ -1,0 +1,93 @@
+"""The studio in real Chromium against the fake InvokeAI: generate two alternatives, choose one, continue from it
+with img2img, and see both steps in the history.
+
+No django-q2 worker runs here: the test thread plays the follower, calling the real `step_poll` between moves
+of the fake's clock, while the page polls the step panel as it would with a worker.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ARTIFACTS
+from generation import follower
+from generation.models import GenerationStep
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"studio-{name}.png", full_page=True)
+
+
+def run_follower(page, invokeai, step: GenerationStep, *, until_images: int) -> None:
+    """Let InvokeAI make images one second at a time, the follower store them, and the page catch up each time."""
+    for _ in range(20):
+        invokeai.clock.advance(1)
+        follower.step_poll(step_id=step.pk)
+        stored = step.alternatives.filter(photo__retrieval_status="completed").count()
+        page.wait_for_function(
+            f"() => [...document.querySelectorAll('#step-panel .alternative img')].filter((i) => i.naturalWidth).length"
+            f" >= {stored}"
+        )
+        if stored >= until_images:
+            return
+    raise AssertionError(f"the follower never stored {until_images} images")
+
+
+def test_generate_choose_continue_and_see_the_history(logged_in_page, live_server, invokeai, enqueued):
+    page = logged_in_page
+    page.goto(f"{live_server.url}/studio/")
+    page.get_by_role("link", name="Studio", exact=True).wait_for()
+    assert page.locator("select[name=model_key] option").first.inner_text() == "tiny-sd1 · SD 1.x"
+    assert page.locator("input[name=width]").input_value() == "512"
+    shot(page, "empty")
+
+    page.fill("textarea[name=prompt]", "a lighthouse at dusk, oil painting")
+    page.fill("input[name=batch_size]", "2")
+    page.fill("input[name=steps]", "8")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_url(f"{live_server.url}/studio/*/")
+    first = GenerationStep.objects.get()
+    assert (first.batch_size, first.parameters["steps"], first.status) == (2, 8, "running")
+    assert enqueued == [first.pk]
+    page.locator("#step-panel .step-status", has_text="Running").wait_for()
+    assert page.locator("#step-panel .alternative.placeholder").count() == 2
+    shot(page, "running")
+
+    run_follower(page, invokeai, first, until_images=1)
+    page.locator("#step-panel .progress[aria-valuenow='50']").wait_for()
+    shot(page, "first-alternative")
+    run_follower(page, invokeai, first, until_images=2)
+    page.locator("#step-panel .step-status", has_text="Completed").wait_for()
+    # Finished: the panel no longer polls.
+    assert page.locator("#step-panel[hx-trigger]").count() == 0
+    shot(page, "alternatives")
+
+    page.locator("#step-panel .alternative").nth(1).get_by_role("button", name="Choose").click()
+    page.locator("#step-panel .alternative.selected").wait_for()
+    chosen = page.locator("#step-panel .alternative.selected").get_attribute("data-photo-id")
+    assert str(first.alternatives.get(selected=True).photo_id) == chosen
+
+    page.locator("#step-panel form.continue input[name=strength]").fill("0.5")
+    page.get_by_role("button", name="Continue from chosen").click()
+    page.locator("#step-panel h2", has_text="Step 2").wait_for()
+    second = GenerationStep.objects.get(position=2)
+    assert second.parameters["mode"] == "img2img" and second.parameters["init_photo_id"] == chosen
+    assert (second.parent_id, second.parameters["strength"]) == (first.pk, 0.5)
+    run_follower(page, invokeai, second, until_images=2)
+    page.locator("#step-panel .step-status", has_text="Completed").wait_for()
+
+    history = page.locator("#history .history-step")
+    history.nth(1).locator("img.history-thumb").wait_for()
+    assert history.count() == 2
+    assert "Step 2" in history.nth(0).inner_text() and "from step 1" in history.nth(0).inner_text()
+    assert "Step 1" in history.nth(1).inner_text() and "a lighthouse at dusk" in history.nth(1).inner_text()
+    page.wait_for_function("() => document.querySelector('#history .history-step img').naturalWidth > 0")
+    shot(page, "history")
+
+    # An earlier step can be brought back from the history.
+    history.nth(1).locator("a").click()
+    page.locator("#step-panel h2", has_text="Step 1").wait_for()
+    assert page.locator("#step-panel .alternative.selected").get_attribute("data-photo-id") == chosen

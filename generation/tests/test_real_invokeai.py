@@ -1,0 +1,117 @@
+"""The studio's end-to-end flow against a real InvokeAI: `INVOKEAI_TEST_URL=http://127.0.0.1:9090 make test`.
+
+The same path as the fake's tests (step_create, the follower task's body, selection, img2img from the choice,
+cancel), on the peer server's tiny random-weight models; images are noise, everything else is real. The
+server is shared: only our own batches are cancelled, and whatever is still ours is cancelled at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from dataclasses import replace
+
+import pytest
+from PIL import Image
+
+from backends import manager
+from backends.invokeai.graphs import seeds_from
+from generation import follower, models_cache, services
+from generation.models import CachedModel, GenerationStep
+from photos import storage
+
+from .conftest import step_request
+
+REAL_URL = os.environ.get("INVOKEAI_TEST_URL", "")
+
+pytestmark = [
+    pytest.mark.invokeai,
+    pytest.mark.django_db,
+    pytest.mark.skipif(not REAL_URL, reason="set INVOKEAI_TEST_URL to run against a real InvokeAI"),
+]
+
+
+@pytest.fixture
+def real(settings, enqueued):
+    settings.INVOKEAI_LOCAL_URL = REAL_URL
+    settings.INVOKEAI_READ_TIMEOUT = 60
+    settings.MODEL_DEFINITIONS = {}
+    models_cache.models_refresh()
+    yield
+    ours = list(GenerationStep.objects.exclude(batch_id="").values_list("batch_id", flat=True))
+    if ours:
+        manager.invokeai_client(REAL_URL).cancel_batches(ours)
+
+
+def follow_to_end(step_id: int, *, timeout: float = 300) -> GenerationStep:
+    deadline = time.monotonic() + timeout
+    while follower.step_follow(step_id=step_id, budget=30) != "finished":
+        assert time.monotonic() < deadline, "the step did not finish in time (is the shared InvokeAI busy?)"
+    return GenerationStep.objects.get(pk=step_id)
+
+
+def test_four_images_then_img2img_from_the_chosen_one(real):
+    sd1 = CachedModel.objects.get(name="tiny-sd1")
+    session = services.session_create()
+    step = services.step_create(session_id=session.pk, request=step_request(sd1, seed=4242))
+    step = follow_to_end(step.pk)
+
+    assert (step.status, step.images_retrieved, step.images_failed, step.progress) == ("completed", 4, 0, 100)
+    alternatives = list(step.alternatives.select_related("photo").order_by("index"))
+    assert [alternative.photo.seed for alternative in alternatives] == seeds_from(4242, 4)
+    for alternative in alternatives:
+        photo = alternative.photo
+        assert photo.local_storage_path == f"generated/sessions/{session.pk}/{step.pk}/variants/{photo.pk}.png"
+        with Image.open(storage.absolute(photo.local_storage_path)) as png:
+            assert png.format == "PNG" and png.size == (64, 64)
+            # InvokeAI wrote the seed it used into the image's own metadata.
+            assert json.loads(png.info["invokeai_metadata"])["seed"] == photo.seed
+        assert storage.absolute(photo.local_thumbnail_path).exists()
+
+    chosen = alternatives[2]
+    services.alternative_select(step_id=step.pk, photo_id=chosen.photo_id)
+    request = services.step_request_from(step=step, variation="continue", strength=0.5)
+    second = services.step_create(session_id=session.pk, request=replace(request, batch_size=2))
+    second = follow_to_end(second.pk)
+    assert (second.status, second.images_retrieved, second.parent_id) == ("completed", 2, step.pk)
+    assert second.parameters["init_photo_id"] == str(chosen.photo_id)
+    for alternative in second.alternatives.select_related("photo"):
+        assert alternative.photo.source_image_id == chosen.photo_id
+        assert alternative.photo.generation_params["mode"] == "img2img"
+
+
+def test_cancel_mid_batch_keeps_what_finished(real):
+    sd1 = CachedModel.objects.get(name="tiny-sd1")
+    session = services.session_create()
+    step = services.step_create(session_id=session.pk, request=step_request(sd1, width=128, height=128, steps=8))
+    deadline = time.monotonic() + 300
+    while not GenerationStep.objects.get(pk=step.pk).images_retrieved:
+        assert time.monotonic() < deadline, "no image finished in time"
+        follower.step_poll(step_id=step.pk)
+        time.sleep(0.1)
+
+    cancelled = services.step_cancel(step_id=step.pk)
+    if cancelled.status == "running":
+        cancelled = follow_to_end(step.pk)
+    assert cancelled.status == "cancelled"
+    assert 1 <= cancelled.images_retrieved < 4
+    assert cancelled.images_failed == 0
+    kept = cancelled.alternatives.select_related("photo")
+    assert all(alternative.photo.is_available for alternative in kept)
+    statuses = [cancelled.item_results[str(item_id)]["status"] for item_id in cancelled.item_ids]
+    assert statuses.count("completed") == cancelled.images_retrieved
+    assert set(statuses) == {"completed", "canceled"}
+
+
+def test_an_uploaded_init_photo_is_sized_for_the_graph(real, gallery_photo):
+    sd1 = CachedModel.objects.get(name="tiny-sd1")
+    photo = gallery_photo(size=(2400, 1600), fmt="JPEG")
+    session = services.session_create(source_photo_id=photo.pk)
+    request = step_request(sd1, mode="img2img", init_photo_id=photo.pk, width=96, height=64, batch_size=1)
+    step = follow_to_end(services.step_create(session_id=session.pk, request=request).pk)
+    assert step.status == "completed"
+    [alternative] = step.alternatives.select_related("photo")
+    with Image.open(io.BytesIO(storage.absolute(alternative.photo.local_storage_path).read_bytes())) as png:
+        assert png.size == (96, 64)

@@ -1,0 +1,24 @@
+from django.urls import path, re_path
+
+from . import views
+
+app_name = "studio"
+
+urlpatterns = [
+    path("", views.studio, name="home"),
+    path("new/", views.session_new, name="new"),
+    path("model-fields/", views.model_fields, name="model-fields"),
+    path("refresh-models/", views.models_refresh, name="refresh-models"),
+    path("photo-picker/", views.photo_picker, name="photo-picker"),
+    path("<int:pk>/", views.session_page, name="session"),
+    path("<int:pk>/generate/", views.generate, name="generate"),
+    path("<int:pk>/history/", views.history, name="history"),
+    re_path(r"^(?P<pk>\d+)/(?P<status>completed|abandoned)/$", views.session_close, name="close"),
+    path("steps/<int:pk>/", views.step_panel, name="step-panel"),
+    path("steps/<int:pk>/show/", views.step_show, name="step-show"),
+    path("steps/<int:pk>/composer/", views.composer_from_step, name="step-composer"),
+    path("steps/<int:pk>/select/<uuid:photo_id>/", views.step_select, name="step-select"),
+    path("steps/<int:pk>/cancel/", views.step_cancel, name="step-cancel"),
+    path("steps/<int:pk>/retry/", views.step_retry, name="step-retry"),
+    re_path(r"^steps/(?P<pk>\d+)/(?P<variation>remix|continue)/$", views.step_variation, name="step-variation"),
+]

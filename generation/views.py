@@ -1,0 +1,401 @@
+"""The studio page: compose a step, watch its alternatives arrive, choose, continue; one template, named partials.
+
+Views parse, call a service or selector, and render a partial of `generation/studio.html` for htmx (the whole
+page otherwise). A running step's panel polls itself every second and stops once the step has finished and its
+images are in; finishing also tells the history to refresh (`step-finished`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
+
+from backends.invokeai import graphs
+from backends.signals import user_activity
+from gallery_project.errors import AppError, InvalidInput
+from photos import selectors as photo_selectors
+from photos.models import Photo
+
+from . import models_cache, retrieval, selectors, services
+from .forms import SEED_MODES, StepForm
+from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative
+
+TEMPLATE = "generation/studio.html"
+PICKER_SIZE = 48
+
+BASE_LABELS = {"sd-1": "SD 1.x", "sd-2": "SD 2.x", "sdxl": "SDXL", "flux": "FLUX"}
+# Sizes people pick most for each base: square, portrait, landscape, near the base's native area.
+SIZE_PRESETS = {
+    "sd-1": [(512, 512), (512, 768), (768, 512)],
+    "sd-2": [(768, 768), (640, 960), (960, 640)],
+    "sdxl": [(1024, 1024), (832, 1216), (1216, 832), (896, 1152), (1152, 896)],
+    "flux": [(1024, 1024), (832, 1216), (1216, 832), (768, 1360), (1360, 768)],
+}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An alternative on the step panel, with when its failed download will be tried again (if it will)."""
+
+    alternative: StepAlternative
+    next_retry: datetime | None
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    model: CachedModel
+    label: str
+
+
+def _model_choices() -> list[ModelChoice]:
+    models = models_cache.model_list(model_type="main").filter(base__in=graphs.SUPPORTED_BASES)
+    return [
+        ModelChoice(model=model, label=f"{'★ ' if model.is_favorite else ''}{model.name} · {BASE_LABELS[model.base]}")
+        for model in models
+    ]
+
+
+def _photo(photo_id: Any) -> Photo | None:
+    if not photo_id:
+        return None
+    try:
+        return photo_selectors.photo_get(photo_id=photo_id)
+    except AppError:
+        return None
+
+
+def _values_from_step(step: GenerationStep, *, seed_mode: str = "random") -> dict[str, Any]:
+    params = step.parameters
+    return {
+        "model_key": step.model_key,
+        "prompt": step.prompt,
+        "negative_prompt": step.negative_prompt,
+        "mode": params.get("mode", "txt2img"),
+        "width": params.get("width"),
+        "height": params.get("height"),
+        "steps": params.get("steps"),
+        "cfg_scale": params.get("cfg_scale"),
+        "guidance": params.get("guidance"),
+        "scheduler": params.get("scheduler"),
+        "vae_key": params.get("vae_key"),
+        "seed_mode": seed_mode,
+        "seed": step.seed,
+        "batch_size": step.batch_size,
+        "init_photo_id": params.get("init_photo_id"),
+        "mask_photo_id": params.get("mask_photo_id"),
+        "strength": params.get("strength", 0.75),
+    }
+
+
+def _model_fields(model_key: str | None, values: dict[str, Any]) -> dict[str, Any]:
+    """What the model-dependent part of the form shows: presets, the steps slider's bounds, defaults."""
+    if not model_key:
+        return {"defaults": None}
+    defaults = models_cache.step_defaults(key=model_key)
+    steps = values.get("steps") or defaults.steps.default
+    if defaults.steps.fixed:
+        steps = defaults.steps.default
+    steps = min(max(steps, defaults.steps.minimum), defaults.steps.maximum)
+    width = values.get("width") or defaults.width
+    height = values.get("height") or defaults.height
+    vae_key = values["vae_key"] if values.get("vae_key") is not None else (defaults.vae_key or "")
+    return {
+        "defaults": defaults,
+        "is_flux": defaults.model.base == "flux",
+        "presets": SIZE_PRESETS.get(defaults.model.base, []),
+        "width": width,
+        "height": height,
+        "steps_value": steps,
+        "cfg_scale": values.get("cfg_scale") or defaults.cfg_scale,
+        "guidance": values.get("guidance") or defaults.guidance,
+        "scheduler": values.get("scheduler") or defaults.scheduler,
+        "schedulers": graphs.SCHEDULERS,
+        "vae_key": vae_key,
+    }
+
+
+def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
+    choices = _model_choices()
+    keys = [choice.model.key for choice in choices]
+    preference = selectors.preference_get(user=request.user)
+    model_key = values.get("model_key")
+    if model_key not in keys and preference and preference.model_key in keys:
+        model_key = preference.model_key
+        values.setdefault("steps", preference.steps)
+    if model_key not in keys:
+        model_key = keys[0] if keys else None
+    values = {"mode": "txt2img", "seed_mode": "random", "batch_size": 4, "strength": 0.75, **values}
+    values["model_key"] = model_key
+    return {
+        "model_choices": choices,
+        "values": values,
+        "init_photo": _photo(values.get("init_photo_id")),
+        "mask_photo": _photo(values.get("mask_photo_id")),
+        "seed_modes": SEED_MODES,
+        "max_batch_size": settings.MAX_BATCH_SIZE,
+        **_model_fields(model_key, values),
+    }
+
+
+def _session_context(session: GenerationSession, current: GenerationStep | None = None) -> dict[str, Any]:
+    steps = selectors.session_steps(session=session)
+    if current is None and steps:
+        current = steps[-1]
+    elif current is not None:
+        current = next((step for step in steps if step.pk == current.pk), current)
+    history = [
+        {
+            "step": step,
+            "chosen": next((alternative for alternative in step.alternatives.all() if alternative.selected), None),
+            "count": len(step.alternatives.all()),
+        }
+        for step in reversed(steps)
+    ]
+    return {"session": session, "steps": steps, "history": history, "step": current, **_step_context(current)}
+
+
+def _step_context(step: GenerationStep | None) -> dict[str, Any]:
+    if step is None:
+        return {}
+    alternatives = list(step.alternatives.all())
+    arrived = {alternative.item_id for alternative in alternatives}
+    waiting = [
+        {"item_id": item_id, "result": step.item_results.get(str(item_id))}
+        for item_id in step.item_ids
+        if item_id not in arrived
+    ]
+    if not step.item_ids and not step.is_finished:
+        waiting = [{"item_id": None, "result": None}] * step.batch_size
+    pending = any(alternative.photo.retrieval_status == Photo.RetrievalStatus.PENDING for alternative in alternatives)
+    return {
+        "alternatives": [
+            Shown(alternative, retrieval.next_retry_at(alternative.photo)) for alternative in alternatives
+        ],
+        "waiting": waiting,
+        "has_selection": any(alternative.selected for alternative in alternatives),
+        "failed_downloads": sum(
+            alternative.photo.retrieval_status == Photo.RetrievalStatus.FAILED for alternative in alternatives
+        ),
+        "done_items": len(step.item_results),
+        "polling": not step.is_finished or pending,
+    }
+
+
+def _render_main(request: HttpRequest, session: GenerationSession, current: GenerationStep | None = None, **extra):
+    context = {**_session_context(session, current), **extra}
+    return render(request, f"{TEMPLATE}#session-main", context)
+
+
+# --- pages ---
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def studio(request: HttpRequest) -> HttpResponse:
+    """The studio's front page: a new session's composer (from a gallery photo with ?photo=) and past sessions."""
+    user_activity.send(sender=GenerationSession)
+    values: dict[str, Any] = {}
+    source = _photo(request.GET.get("photo"))
+    if source is not None:
+        values.update(mode="img2img", init_photo_id=str(source.pk))
+    context = {
+        "sessions": selectors.session_list(limit=30),
+        "source_photo": source,
+        **_composer(request, values),
+    }
+    return render(request, TEMPLATE, context)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def session_page(request: HttpRequest, pk: int) -> HttpResponse:
+    user_activity.send(sender=GenerationSession)
+    session = selectors.session_get(session_id=pk)
+    context = _session_context(session)
+    last = context.get("step")
+    values = _values_from_step(last) if last else {}
+    if last is None and session.source_image_id:
+        values = {"mode": "img2img", "init_photo_id": str(session.source_image_id)}
+    return render(request, TEMPLATE, {**context, **_composer(request, values)})
+
+
+@require_GET
+def model_fields(request: HttpRequest) -> HttpResponse:
+    """The model-dependent fields, when the model picker changes."""
+    values = {key: request.GET.get(key) for key in ("vae_key",) if key in request.GET}
+    context = _model_fields(request.GET.get("model_key"), values)
+    return render(request, f"{TEMPLATE}#model-fields", context)
+
+
+@require_POST
+def models_refresh(request: HttpRequest) -> HttpResponse:
+    """Refresh the model cache from InvokeAI (from the composer, when it has no models yet)."""
+    session = selectors.session_get(session_id=request.POST["session"]) if request.POST.get("session") else None
+    error = ""
+    try:
+        models_cache.models_refresh()
+    except AppError as exc:
+        error = exc.message
+    context = {"session": session, "error": error, **_composer(request, {})}
+    return render(request, f"{TEMPLATE}#composer", context)
+
+
+@require_GET
+def photo_picker(request: HttpRequest) -> HttpResponse:
+    """Recent gallery photos to choose an init or mask photo from."""
+    target = request.GET.get("target", "init")
+    if target not in ("init", "mask"):
+        raise InvalidInput("Unknown picker target.", code="invalid_parameter")
+    page = photo_selectors.photo_list(limit=PICKER_SIZE, cursor=request.GET.get("cursor") or None)
+    photos = [photo for photo in page.items if photo.is_available]
+    return render(request, f"{TEMPLATE}#photo-picker", {"photos": photos, "target": target, "page": page})
+
+
+@require_GET
+def composer_from_step(request: HttpRequest, pk: int) -> HttpResponse:
+    """The composer filled from a step; with ?seed=reuse its seed is kept (the "Reuse seed" button)."""
+    step = selectors.step_get(step_id=pk)
+    seed_mode = "fixed" if request.GET.get("seed") == "reuse" else "random"
+    context = {"session": step.session, **_composer(request, _values_from_step(step, seed_mode=seed_mode))}
+    return render(request, f"{TEMPLATE}#composer", context)
+
+
+# --- generating ---
+
+
+def _error(request: HttpRequest, message: str) -> HttpResponse:
+    response = render(request, f"{TEMPLATE}#composer-error", {"error": message}, status=200)
+    return reswap(retarget(response, "#composer-error"), "innerHTML")
+
+
+def _remember(request: HttpRequest, step: GenerationStep) -> None:
+    services.preference_remember(user=request.user, model_key=step.model_key, steps=step.parameters.get("steps"))
+
+
+@require_POST
+def session_new(request: HttpRequest) -> HttpResponse:
+    """Start a session with its first step, then go to its page."""
+    form = StepForm(request.POST)
+    if not form.is_valid():
+        return _error(request, form.first_error())
+    step_request = form.to_request(last_step=None)
+    try:
+        services.step_validate(request=step_request)
+    except AppError as exc:
+        return _error(request, exc.message)
+    source = step_request.init_photo_id if step_request.mode != "txt2img" else None
+    session = services.session_create(source_photo_id=source)
+    # A failure at InvokeAI is recorded as a failed step with its reason, which the session page shows.
+    with contextlib.suppress(AppError):
+        _remember(request, services.step_create(session_id=session.pk, request=step_request))
+    url = reverse("studio:session", args=[session.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+def generate(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new step in the session from the composer."""
+    session = selectors.session_get(session_id=pk)
+    form = StepForm(request.POST)
+    if not form.is_valid():
+        return _error(request, form.first_error())
+    steps = selectors.session_steps(session=session)
+    last = steps[-1] if steps else None
+    before = last.pk if last else 0
+    try:
+        step = services.step_create(
+            session_id=session.pk, request=form.to_request(last_step=last, parent_id=before or None)
+        )
+    except AppError as exc:
+        recorded = session.steps.filter(pk__gt=before).order_by("-pk").first()
+        if recorded is None:
+            return _error(request, exc.message)
+        return _render_main(request, session, recorded)
+    _remember(request, step)
+    return _render_main(request, session, step)
+
+
+@require_POST
+def step_variation(request: HttpRequest, pk: int, variation: str) -> HttpResponse:
+    """Remix (new seed) or continue (img2img from the chosen image) in one click."""
+    step = selectors.step_get(step_id=pk)
+    try:
+        strength = float(request.POST["strength"]) if request.POST.get("strength") else None
+    except ValueError:
+        raise InvalidInput("strength must be a number between 0 and 1.", code="invalid_parameter") from None
+    try:
+        step_request = services.step_request_from(step=step, variation=variation, strength=strength)
+        new = services.step_create(session_id=step.session_id, request=step_request)
+    except AppError as exc:
+        latest = step.session.steps.order_by("-pk").first()
+        if latest is None or latest.pk == step.pk:
+            return _render_main(request, step.session, step, error=exc.message)
+        return _render_main(request, step.session, latest)
+    _remember(request, new)
+    return _render_main(request, step.session, new)
+
+
+# --- a step ---
+
+
+@require_GET
+def step_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """The step's panel; polled while it runs. Finishing also refreshes the history beside it."""
+    user_activity.send(sender=GenerationStep)
+    step = selectors.step_with_alternatives(step_id=pk)
+    context = {"step": step, "session": step.session, **_step_context(step)}
+    response = render(request, f"{TEMPLATE}#step-panel", context)
+    if request.GET.get("was") == "running" and step.is_finished:
+        trigger_client_event(response, "step-finished")
+    return response
+
+
+@require_GET
+def history(request: HttpRequest, pk: int) -> HttpResponse:
+    session = selectors.session_get(session_id=pk)
+    return render(request, f"{TEMPLATE}#history", _session_context(session))
+
+
+@require_GET
+def step_show(request: HttpRequest, pk: int) -> HttpResponse:
+    """Show an earlier step of the history as the current one."""
+    step = selectors.step_get(step_id=pk)
+    return _render_main(request, step.session, step)
+
+
+@require_POST
+def step_select(request: HttpRequest, pk: int, photo_id: uuid.UUID) -> HttpResponse:
+    step = selectors.step_get(step_id=pk)
+    services.alternative_select(step_id=step.pk, photo_id=photo_id)
+    return _render_main(request, step.session, step)
+
+
+@require_POST
+def step_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    step = services.step_cancel(step_id=pk)
+    return _render_main(request, step.session, step)
+
+
+@require_POST
+def step_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    step = selectors.step_get(step_id=pk)
+    retrieval.step_retrievals_retry(step_id=step.pk)
+    return _render_main(request, step.session, step)
+
+
+@require_POST
+def session_close(request: HttpRequest, pk: int, status: str) -> HttpResponse:
+    services.session_update(session_id=pk, status=status)
+    url = reverse("studio:home")
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

@@ -1,0 +1,74 @@
+// The studio form's behaviour htmx does not cover: showing the fields of the chosen mode, live slider values,
+// size presets, the seed field, and the photo picker dialog. Event delegation, so swapped-in parts just work.
+"use strict";
+
+function form() {
+  return document.getElementById("step-form");
+}
+
+function syncForm() {
+  const f = form();
+  if (!f) return;
+  const mode = f.querySelector('input[name="mode"]:checked')?.value || "txt2img";
+  f.querySelectorAll("[data-mode-show]").forEach((el) => {
+    const shown = el.dataset.modeShow.split(" ").includes(mode);
+    el.hidden = !shown;
+    el.querySelectorAll("input, select, textarea").forEach((input) => { input.disabled = !shown; });
+  });
+  const seedMode = f.querySelector('input[name="seed_mode"]:checked')?.value;
+  const seed = f.querySelector('input[name="seed"]');
+  if (seed) seed.disabled = seedMode !== "fixed";
+  const width = f.querySelector('input[name="width"]')?.value;
+  const height = f.querySelector('input[name="height"]')?.value;
+  f.querySelectorAll("[data-size]").forEach((chip) => {
+    chip.classList.toggle("active", chip.dataset.size === `${width}x${height}`);
+  });
+}
+
+// A range slider shows its value in the <output data-for=name> of the same form.
+document.addEventListener("input", (event) => {
+  const input = event.target;
+  if (input.type !== "range") return;
+  const output = input.form?.querySelector(`output[data-for="${input.name}"]`);
+  if (output) output.textContent = input.value;
+});
+
+document.addEventListener("change", (event) => {
+  if (event.target.closest("#step-form")) syncForm();
+});
+
+document.addEventListener("click", (event) => {
+  const chip = event.target.closest("#step-form [data-size]");
+  if (chip) {
+    const [width, height] = chip.dataset.size.split("x");
+    form().querySelector('input[name="width"]').value = width;
+    form().querySelector('input[name="height"]').value = height;
+    syncForm();
+    return;
+  }
+  const control = event.target.closest("[data-action]");
+  if (!control) return;
+  const picker = document.getElementById("photo-picker");
+  if (control.dataset.action === "pick-photo") {
+    picker.dataset.target = control.dataset.target;
+    picker.showModal();
+  } else if (control.dataset.action === "close-picker") {
+    picker.close();
+  } else if (control.dataset.action === "picked") {
+    const target = control.dataset.target;
+    form().querySelector(`input[name="${target}_photo_id"]`).value = control.dataset.photoId;
+    const preview = form().querySelector(`img[data-preview="${target}"]`);
+    preview.src = control.dataset.thumbnail;
+    preview.hidden = false;
+    picker.close();
+  }
+});
+
+document.addEventListener("htmx:afterSettle", syncForm);
+document.addEventListener("DOMContentLoaded", syncForm);
+
+// A failed request to the server (not an error the server explained) must not leave the page silent.
+document.addEventListener("htmx:sendError", () => {
+  const box = document.getElementById("composer-error");
+  if (box) box.innerHTML = '<p class="error">The server did not answer; check that Photo Studio is running.</p>';
+});
