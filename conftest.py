@@ -19,25 +19,6 @@ def _photo_store(settings, tmp_path):
     return settings.PHOTOS_DIR
 
 
-@pytest.fixture(autouse=True)
-def _photos_deleted_before_flush(request):
-    """Delete the photos a transactional test left, before pytest-django flushes the tables.
-
-    On SQLite the flush deletes tables in no fixed order; when the tallies go first, the tally triggers count
-    the photos deleted afterwards against an empty tally, and the next test starts at "-4 photos".
-    """
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None or not marker.kwargs.get("transaction"):
-        yield
-        return
-    # Requested here so that it is set up before this fixture and torn down (flushed) after it.
-    request.getfixturevalue("transactional_db")
-    yield
-    from photos.models import Photo
-
-    Photo.objects.all().delete()
-
-
 @pytest.fixture
 def user(db):
     return get_user_model().objects.create_superuser(username="owner", password="correct horse battery")
