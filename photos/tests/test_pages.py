@@ -60,12 +60,15 @@ def test_lightbox_fragment_and_permalink(owner_client):
         generation_negative_prompt="blurry",
         seed=1234,
         model_name="Dreamshaper 8",
-        generation_params={"steps": 30, "cfg_scale": 7.5},
+        generation_params={"steps": 30, "cfg_scale": 7.5, "width": 512, "height": 768, "session": 7, "step": 2},
     )
     fragment = owner_client.get(f"/photos/{photo.id}/", headers={"HX-Request": "true"}).content.decode()
     assert "<html" not in fragment
-    for text in ("a lighthouse at dusk", "blurry", "1234", "Dreamshaper 8", "Steps", "30"):
+    for text in ("a lighthouse at dusk", "blurry", "1234", "Dreamshaper 8", "<dt>Steps</dt><dd>30</dd>"):
         assert text in fragment
+    assert "<dt>CFG scale</dt><dd>7.5</dd>" in fragment
+    assert '<a href="/studio/7/">session 7, step 2</a>' in fragment
+    assert "<dt>Width</dt>" not in fragment  # the size line shows it already
     page = owner_client.get(f"/photos/{photo.id}/").content.decode()
     assert "<html" in page and "a lighthouse at dusk" in page
 
