@@ -31,7 +31,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from gallery_project.errors import AppError, NotFound, TooManyRequests
-from photos import metadata, storage
+from photos import metadata
+from photos import services as photo_services
 from photos.api import serve_photo_file
 from photos.selectors import photo_list
 from photos.views import PAGE_SIZE
@@ -206,7 +207,8 @@ def share_photo_file(request: HttpRequest, token: str, photo_id: str, variant: s
             request, photo, photo.local_thumbnail_path, "image/webp", variant, cache_control=_PUBLIC_CACHE
         )
     if variant == "display":
-        relative = storage.display_path(photo.local_storage_path)
+        # Generated photos get their display rendition on first view, which may be this one.
+        relative = photo_services.photo_display_rendition(photo=photo)
         return serve_photo_file(request, photo, relative, "image/webp", variant, cache_control=_PUBLIC_CACHE)
     if not link.allow_download:
         raise Http404

@@ -139,5 +139,4 @@ class PhotoViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def display(self, request: Request, pk: str) -> HttpResponse:
         photo = selectors.photo_get(photo_id=pk, include_deleted=True)
-        relative = services.photo_display_rendition(photo=photo) if photo.is_available else ""
-        return serve_photo_file(request, photo, relative, "image/webp", "display")
+        return serve_photo_file(request, photo, services.photo_display_rendition(photo=photo), "image/webp", "display")

@@ -105,9 +105,12 @@ def photo_display_rendition(*, photo: Photo) -> str:
 
     Uploads get theirs at upload time. Generated images are stored with their grid thumbnail only, so that the
     studio shows them the moment InvokeAI finishes them; their larger rendition is made on first view.
+    A photo not retrieved yet has no path ("", which `serve_photo_file` answers with "not retrieved").
     """
+    if not photo.is_available:
+        return ""
     relative = storage.display_path(photo.local_storage_path)
-    if photo.is_available and not storage.absolute(relative).exists():
+    if not storage.absolute(relative).exists():
         source = storage.absolute(photo.local_storage_path)
         if not source.exists():
             raise NotFound("This photo's file is missing from the photo store.", code="file_missing")

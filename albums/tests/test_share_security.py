@@ -18,7 +18,7 @@ from PIL import Image
 from albums import public, services
 from albums.models import ShareLink
 from gallery_project.errors import TooManyRequests
-from photos import metadata
+from photos import metadata, storage
 from photos import services as photo_services
 from photos.tests.images import image_bytes, with_gps
 
@@ -90,6 +90,17 @@ def test_a_valid_token_serves_every_url(client, shared):
         assert response["Referrer-Policy"] == "no-referrer"
         assert "noindex" in response["X-Robots-Tag"]
         body_of(response)
+
+
+def test_a_display_image_not_made_yet_is_made_for_the_visitor(client, shared):
+    """Generated photos get their lightbox rendition on first view; a visitor may be the first."""
+    photo = shared["inside"][2]
+    display = storage.absolute(storage.display_path(photo.local_storage_path))
+    display.unlink()
+    response = client.get(f"/s/{shared['token']}/photos/{photo.pk}/display")
+    assert response.status_code == 200
+    assert body_of(response)[:4] == b"RIFF"
+    assert display.exists()
 
 
 def _revoked(shared):
