@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from backends.invokeai.graphs import SEED_MAX
+from backends.invokeai.graphs import DEFAULT_STRENGTH, SEED_MAX
 
 from .models import GenerationStep
 from .services import MODES, StepRequest
@@ -63,7 +63,7 @@ class StepForm(forms.Form):
             parent_id=parent_id,
             init_photo_id=data["init_photo_id"] if mode != "txt2img" else None,
             mask_photo_id=data["mask_photo_id"] if mode == "inpaint" else None,
-            strength=data["strength"] or 0.75,
+            strength=data["strength"] or DEFAULT_STRENGTH,
             vae_key=data["vae_key"] if "vae_key" in self.data else None,
         )
 

@@ -7,6 +7,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from backends.invokeai import graphs
+
 from . import retrieval, selectors, services
 from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative
 from .models_cache import step_options_for
@@ -269,7 +271,7 @@ class StepCreateSerializer(serializers.Serializer):
     parent_id = serializers.IntegerField(required=False, allow_null=True)
     init_photo_id = serializers.UUIDField(required=False, allow_null=True)
     mask_photo_id = serializers.UUIDField(required=False, allow_null=True)
-    strength = serializers.FloatField(required=False, default=0.75)
+    strength = serializers.FloatField(required=False, default=graphs.DEFAULT_STRENGTH)
     vae_key = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="Omit for the model's default; empty for its own."
     )

@@ -97,7 +97,7 @@ class StepRequest:
     parent_id: int | None = None
     init_photo_id: uuid.UUID | str | None = None
     mask_photo_id: uuid.UUID | str | None = None
-    strength: float = 0.75
+    strength: float = graphs.DEFAULT_STRENGTH
     # None: the model's default VAE; "": the main model's own.
     vae_key: str | None = None
 
@@ -377,7 +377,7 @@ def step_request_from(
         parent_id=step.pk,
         init_photo_id=params.get("init_photo_id"),
         mask_photo_id=params.get("mask_photo_id"),
-        strength=params.get("strength", 0.75),
+        strength=params.get("strength", graphs.DEFAULT_STRENGTH),
         vae_key=params.get("vae_key", None),
     )
     if variation == "remix":
@@ -393,7 +393,7 @@ def step_request_from(
             mode=graphs.Mode.IMG2IMG,
             init_photo_id=chosen.photo_id,
             mask_photo_id=None,
-            strength=params.get("strength", 0.75) if strength is None else strength,
+            strength=params.get("strength", graphs.DEFAULT_STRENGTH) if strength is None else strength,
         )
     raise ValueError(f"unknown variation {variation!r}")
 

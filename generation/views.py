@@ -94,7 +94,7 @@ def _values_from_step(step: GenerationStep, *, seed_mode: str = "random") -> dic
         "batch_size": step.batch_size,
         "init_photo_id": params.get("init_photo_id"),
         "mask_photo_id": params.get("mask_photo_id"),
-        "strength": params.get("strength", 0.75),
+        "strength": params.get("strength", graphs.DEFAULT_STRENGTH),
     }
 
 
@@ -135,7 +135,7 @@ def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
         values.setdefault("steps", preference.steps)
     if model_key not in keys:
         model_key = keys[0] if keys else None
-    values = {"mode": "txt2img", "seed_mode": "random", "batch_size": 4, "strength": 0.75, **values}
+    values = {"mode": "txt2img", "seed_mode": "random", "batch_size": 4, "strength": graphs.DEFAULT_STRENGTH, **values}
     values["model_key"] = model_key
     return {
         "model_choices": choices,

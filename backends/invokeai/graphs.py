@@ -106,6 +106,10 @@ class Refiner:
     negative_aesthetic_score: float = 2.5
 
 
+# How far img2img and inpaint move from the init image when the user has not said.
+DEFAULT_STRENGTH = 0.75
+
+
 @dataclass(frozen=True)
 class GenerationParameters:
     model: ModelIdentifier
@@ -127,7 +131,7 @@ class GenerationParameters:
     # In InvokeAI's polarity: black regenerates, white keeps (see `masks.to_invokeai_mask`).
     mask_image: str | None = None
     # img2img/inpaint: 0 keeps the init image, 1 replaces it entirely.
-    strength: float = 0.75
+    strength: float = DEFAULT_STRENGTH
     # None: the main model's own VAE (FLUX always takes `flux.vae`).
     vae: ModelIdentifier | None = None
     # None: fp32 for SDXL's stock VAE (it overflows in fp16) unless the VAE is an fp16 fix, else fp16.
