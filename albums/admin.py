@@ -1,14 +1,10 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
+from photos.admin import thumbnail_html
+
 from . import selectors, services
 from .models import Album, AlbumPhoto, ShareLink
-
-
-def _thumbnail(photo_id, height: int = 48) -> str:
-    return format_html(
-        '<img src="/api/photos/{}/thumbnail" style="height:{}px;border-radius:4px" alt="">', photo_id, height
-    )
 
 
 class AlbumPhotoInline(admin.TabularInline):
@@ -30,7 +26,7 @@ class AlbumPhotoInline(admin.TabularInline):
 
     @admin.display(description="")
     def preview(self, entry: AlbumPhoto) -> str:
-        return _thumbnail(entry.photo_id) if entry.photo.is_available else "—"
+        return thumbnail_html(entry.photo_id) if entry.photo.is_available else "—"
 
     @admin.display(description="Photo")
     def photo_link(self, entry: AlbumPhoto) -> str:
@@ -53,7 +49,7 @@ class AlbumAdmin(admin.ModelAdmin):
 
     @admin.display(description="")
     def cover(self, album: Album) -> str:
-        return _thumbnail(album.cover_id) if album.cover_id else "—"
+        return thumbnail_html(album.cover_id) if album.cover_id else "—"
 
     @admin.display(description="Photos", ordering="photo_count")
     def photo_count(self, album: Album) -> int:

@@ -5,6 +5,13 @@ from . import services
 from .models import Photo
 
 
+def thumbnail_html(photo_id, height: int = 48) -> str:
+    """A photo's grid thumbnail for admin lists (the albums admin shows them too)."""
+    return format_html(
+        '<img src="/api/photos/{}/thumbnail" style="height:{}px;border-radius:4px" alt="">', photo_id, height
+    )
+
+
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin):
     list_display = [
@@ -57,7 +64,7 @@ class PhotoAdmin(admin.ModelAdmin):
     def preview(self, photo: Photo) -> str:
         if not photo.is_available:
             return "—"
-        return format_html('<img src="/api/photos/{}/thumbnail" style="height:48px;border-radius:4px">', photo.pk)
+        return thumbnail_html(photo.pk)
 
     @admin.display(description="Preview")
     def preview_large(self, photo: Photo) -> str:
