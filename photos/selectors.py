@@ -33,6 +33,10 @@ class PhotoPage:
     next_cursor: str | None
 
 
+def _bad_cursor() -> InvalidInput:
+    return InvalidInput("The cursor is not one this server handed out.", code="invalid_cursor")
+
+
 def _encode(values: list) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
@@ -43,7 +47,7 @@ def _decode(cursor: str) -> list:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         values = None
     if not isinstance(values, list):
-        raise InvalidInput("The cursor is not one this server handed out.", code="invalid_cursor")
+        raise _bad_cursor()
     return values
 
 
@@ -56,7 +60,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created, pk = _decode(cursor)
         return datetime.fromisoformat(created), uuid.UUID(hex=pk)
     except (ValueError, TypeError, AttributeError):
-        raise InvalidInput("The cursor is not one this server handed out.", code="invalid_cursor") from None
+        raise _bad_cursor() from None
 
 
 def _encode_position_cursor(photo: Photo) -> str:
@@ -71,7 +75,7 @@ def _decode_position_cursor(cursor: str) -> tuple[int, uuid.UUID]:
             raise ValueError(tag)
         return position, uuid.UUID(hex=pk)
     except (ValueError, TypeError, AttributeError):
-        raise InvalidInput("The cursor is not one this server handed out.", code="invalid_cursor") from None
+        raise _bad_cursor() from None
 
 
 def _after_cursor(queryset: QuerySet[Photo], cursor: str, sort: str) -> QuerySet[Photo]:
