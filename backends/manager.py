@@ -39,7 +39,7 @@ def backend_url_for(row: BackendSettings, ready_pod_id: str | None) -> str:
 
 def current_backend_url() -> str:
     """The base URL of the InvokeAI that new work goes to; `Unavailable` if remote mode has none."""
-    row = BackendSettings.objects.filter(pk=1).first() or BackendSettings()
+    row = BackendSettings.current()
     ready_pod_id = None
     if row.backend_mode == BackendSettings.Mode.REMOTE:
         ready_pod_id = (

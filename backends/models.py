@@ -112,6 +112,11 @@ class BackendSettings(models.Model):
     def __str__(self) -> str:
         return "Backend settings"
 
+    @classmethod
+    def current(cls) -> "BackendSettings":
+        """The row, or its defaults before anything was saved (reads never create it; services do)."""
+        return cls.objects.filter(pk=1).first() or cls()
+
     @property
     def effective_local_url(self) -> str:
         return self.local_backend_url or settings.INVOKEAI_LOCAL_URL

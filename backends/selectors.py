@@ -163,7 +163,7 @@ class Badge:
 
 def backend_badge(*, now: datetime | None = None) -> Badge:
     now = now or timezone.now()
-    row = BackendSettings.objects.filter(pk=1).first() or BackendSettings()
+    row = BackendSettings.current()
     session = pods.active_session()
     pod = None
     if session is not None:
