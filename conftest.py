@@ -48,7 +48,7 @@ def anon_api() -> APIClient:
 @pytest.fixture
 def fake_invokeai():
     """A fake InvokeAI 6.14 on 127.0.0.1 (random port): move its `clock`, inject faults (see its module)."""
-    from backends.invokeai.fake import FakeInvokeAI
+    from testing.fake_invokeai import FakeInvokeAI
 
     server = FakeInvokeAI().start()
     yield server

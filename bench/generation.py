@@ -181,7 +181,7 @@ def ingest_benchmark(args: argparse.Namespace) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from backends.invokeai.fake import FakeInvokeAI; "
+            "import sys, time; from testing.fake_invokeai import FakeInvokeAI; "
             "server = FakeInvokeAI(seconds_per_item=0).start(); print(server.url, flush=True); time.sleep(3600)",
         ],
         cwd=ROOT,

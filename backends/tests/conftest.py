@@ -11,8 +11,7 @@ from backends import manager, pods
 from backends.models import BackendSettings, PodSession
 from backends.runpod import RunPodSDK
 from backends.services import backend_settings_get
-
-from .fake_runpod import API_KEY, FakeRunPod
+from testing.fake_runpod import API_KEY, FakeRunPod
 
 
 class Clock:
@@ -133,6 +132,6 @@ def pod_env(db, runpod_key, fake_runpod, clock, fake_invokeai, settings) -> Pods
 def app_runpod(monkeypatch, runpod_key, fake_runpod, fake_invokeai, settings):
     """Views, API and tasks (which build their own adapter) on the fake RunPod; pods' InvokeAI is the fake."""
     settings.RUNPOD_PROXY_URL_TEMPLATE = fake_invokeai.url
-    monkeypatch.setattr(pods, "runpod_adapter", lambda: fake_runpod)
+    monkeypatch.setattr(pods.common, "runpod_adapter", lambda: fake_runpod)
     yield fake_runpod
     manager._clients.__dict__.clear()

@@ -9,8 +9,7 @@ import pytest
 from backends import tasks
 from backends.models import PodSession
 from backends.services import backend_settings_update
-
-from .fake_runpod import NO_INSTANCES
+from testing.fake_runpod import NO_INSTANCES
 
 pytestmark = pytest.mark.django_db
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
-from django.core.management import CommandError, call_command
 
 from backends import manager
-from backends.invokeai import fake, graphs
+from backends.invokeai import graphs
 from backends.invokeai.client import InvokeAIClient
 from backends.invokeai.errors import GenerationError, InvokeAIConnectionError, InvokeAIError
-from backends.invokeai.fake import FakeInvokeAI
 from backends.invokeai.graphs import GenerationParameters
+from testing import fake_invokeai as fake
+from testing.fake_invokeai import FakeInvokeAI
+from testing.refresh_fake_schema import SchemaError, refresh
 
 VERSION_PATH = "/api/v1/app/version"
 
@@ -189,7 +189,7 @@ def test_the_manager_follows_settings(use_fake_invokeai, settings):
 def test_the_schema_command_rebuilds_the_fakes_schema(fake_invokeai, tmp_path):
     # The fake serves its own schema as /openapi.json, so rebuilding from it must give the same file back.
     output = tmp_path / "schema.json"
-    call_command("invokeai_fake_schema", url=fake_invokeai.url, output=output, stdout=io.StringIO())
+    refresh(url=fake_invokeai.url, output=output)
     assert json.loads(output.read_text()) == json.loads(fake.SCHEMA_PATH.read_text())
-    with pytest.raises(CommandError, match=r"InvokeAI 6\.14\.2 has no node type 'no_such_node'"):
-        call_command("invokeai_fake_schema", url=fake_invokeai.url, output=output, add_type=["no_such_node"])
+    with pytest.raises(SchemaError, match=r"InvokeAI 6\.14\.2 has no node type 'no_such_node'"):
+        refresh(url=fake_invokeai.url, output=output, add_types=["no_such_node"])

@@ -18,8 +18,7 @@ from backends import manager, signals, tasks
 from backends.invokeai import graphs
 from backends.models import PodSession
 from backends.services import backend_settings_update
-
-from .fake_runpod import API_KEY
+from testing.fake_runpod import API_KEY
 
 pytestmark = pytest.mark.django_db
 

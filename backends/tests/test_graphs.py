@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from backends.invokeai import fake, graphs
+from backends.invokeai import graphs
 from backends.invokeai.client import ModelIdentifier, queue_item_from
 from backends.invokeai.errors import ModelError
 from backends.invokeai.graphs import FluxModels, GenerationParameters, Mode, Refiner
 from backends.invokeai.masks import to_invokeai_mask
 from gallery_project.errors import InvalidInput
+from testing import fake_invokeai as fake
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BOARD = "<board-id-from-POST-/api/v1/boards/>"

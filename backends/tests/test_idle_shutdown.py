@@ -157,4 +157,4 @@ def test_the_timeout_is_the_one_set_on_the_backend_page(pod_env, settings):
     assert pod_env.every_minute(44)[-1].outcome == "idle"
     backend_settings_update(idle_timeout_minutes=10)
     assert pod_env.every_minute(1)[-1].outcome == "stopped"
-    assert pods.PodSession.objects.get(pk=session.pk).stop_reason == "idle"
+    assert PodSession.objects.get(pk=session.pk).stop_reason == "idle"

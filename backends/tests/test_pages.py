@@ -13,8 +13,7 @@ from backends import crypto, pods, tasks
 from backends.models import PodSession
 from backends.services import api_key_set, backend_mode_set, backend_settings_get
 from gallery_project.tests.test_login_required import sample_path, walk
-
-from .fake_runpod import API_KEY
+from testing.fake_runpod import API_KEY
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,7 @@ from backends.models import BackendSettings, PodSession
 from backends.runpod import RunPodAuthError, RunPodCapacityError
 from backends.services import api_key_clear, backend_settings_get, backend_settings_update
 from gallery_project.errors import Conflict
-
-from .fake_runpod import NO_INSTANCES
+from testing.fake_runpod import NO_INSTANCES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_sleep")]
 

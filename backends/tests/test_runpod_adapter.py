@@ -17,8 +17,7 @@ from backends.runpod import (
     RunPodUnreachable,
 )
 from gallery_project.errors import InvalidInput
-
-from .fake_runpod import API_KEY, NO_GPUS_ON_HOST, NO_INSTANCES
+from testing.fake_runpod import API_KEY, NO_GPUS_ON_HOST, NO_INSTANCES
 
 GPU = "NVIDIA GeForce RTX 4090"
 

@@ -7,8 +7,7 @@ import pytest
 from backends import crypto, manager, services
 from backends.models import BackendSettings, PodSession
 from gallery_project.errors import InvalidInput, Unavailable
-
-from .fake_runpod import API_KEY
+from testing.fake_runpod import API_KEY
 
 pytestmark = pytest.mark.django_db
 

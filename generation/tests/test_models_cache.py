@@ -8,11 +8,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from backends.invokeai.errors import ModelError
-from backends.invokeai.fake import flux_models
 from gallery_project.schedules import SCHEDULES
 from generation import models_cache, tasks
 from generation.models import CachedModel
 from generation.step_options import parse_model_lines
+from testing.fake_invokeai import flux_models
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ It is a small WSGI app (werkzeug, a dev dependency) served on 127.0.0.1 in a thr
 server wherever the client depends on it, and the client's test module runs against both to keep it so:
 
 * enqueue bodies are validated the way InvokeAI does: each node against the server's own schema
-  (`fake_schema.json`, trimmed from its `/openapi.json`: model identifiers need all five fields, sizes are
+  (`fake_invokeai_schema.json`, trimmed from its `/openapi.json`: model identifiers need all five fields, sizes are
   multiples of 8...), then the graph (node ids, edge ends and fields, cycles, edge types) and the batch data
   (zipped lengths, item types, targets), answering FastAPI's 422 `{"detail": [{"type", "loc", "msg"}]}`;
 * answers have the shapes recorded from a live 6.14.2 (descending `item_ids`, `items_by_ids` leaving out
@@ -44,7 +44,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-SCHEMA_PATH = Path(__file__).with_name("fake_schema.json")
+SCHEMA_PATH = Path(__file__).with_name("fake_invokeai_schema.json")
 VERSION = "6.14.2"
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 _HTML = "<!doctype html><html><head><title>Invoke - Community Edition</title></head><body></body></html>"
@@ -244,7 +244,7 @@ def validate_enqueue(body: Any) -> dict[str, Any]:
                     "type": "fake_schema_missing",
                     "loc": loc,
                     "msg": f"The fake InvokeAI has no schema for '{node_type}': add it to {SCHEMA_PATH.name} "
-                    "with `manage.py invokeai_fake_schema --add-type " + node_type + "`.",
+                    "with `python -m testing.refresh_fake_schema --add-type " + node_type + "`.",
                     "input": node,
                 }
             )

@@ -22,7 +22,6 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from backends.invokeai.fake import LoopbackServer
 from backends.runpod import (
     GpuType,
     Pod,
@@ -36,6 +35,8 @@ from backends.runpod import (
     pod_from,
     unknown_gpu,
 )
+
+from .fake_invokeai import LoopbackServer
 
 API_KEY = "rpa_FAKE0TEST0KEY0abcdefghijklmnop"
 NO_INSTANCES = (
