@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from backends import manager, pods, signals
+from backends import manager, signals
 from backends.invokeai import graphs
 from backends.invokeai.client import InvokeAIClient
 from backends.models import BackendSettings, PodSession
