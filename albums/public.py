@@ -12,7 +12,9 @@ page's images and lightbox for SHARE_GRACE_SECONDS; nobody can open the page aga
 answers 404. Without that, the last permitted view would show a grid of broken images.
 
 A password, once given, unlocks the link for that browser session only, and is needed for every URL of the
-link, images included: a copied image URL does not get around it.
+link, images included: a copied image URL does not get around it. Until then every photo URL of the link answers
+the same whether or not the photo is in it (the form for a page, 404 for the rest), so the form reveals nothing
+about what the link shares.
 """
 
 from __future__ import annotations
@@ -58,14 +60,28 @@ def _public(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         except (Http404, AppError) as exc:
             if isinstance(exc, AppError) and exc.status != 404:
                 raise
-            response = render(request, "errors/404.html", {"message": services.SHARE_NOT_FOUND}, status=404)
-        response["Referrer-Policy"] = "no-referrer"
+            response = _gone(request)
+        # The token is in every URL here: it must never reach another site. "same-origin" keeps it at home, and
+        # unlike "no-referrer" it lets browsers send the Origin header that CSRF checks the password form by
+        # (Chromium sends "Origin: null" under no-referrer, and Django refuses that).
+        response["Referrer-Policy"] = "same-origin"
         response["X-Robots-Tag"] = "noindex, nofollow"
         if "Cache-Control" not in response:
             response["Cache-Control"] = "private, no-store"
         return response
 
     return wrapper
+
+
+def _gone(request: HttpRequest) -> HttpResponse:
+    """The one answer for a link that does not work, for someone who cannot use the rest of the app."""
+    return render(request, "albums/public_gone.html", {"message": services.SHARE_NOT_FOUND}, status=404)
+
+
+@_public
+def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """Any other URL under /s/: the same page as a dead link, not the app's own 404 with its way in."""
+    raise Http404
 
 
 # --- What this browser session may do with a link ---
@@ -122,15 +138,22 @@ def client_address(request: HttpRequest) -> str:
 # --- Pages ---
 
 
+def _password_form(request: HttpRequest, link: ShareLink) -> HttpResponse | None:
+    """The password form if this session has not unlocked the link yet, else None."""
+    if link.is_exhausted:
+        raise Http404  # before the password form, which would tell that the link exists
+    if _unlocked(request, link):
+        return None
+    return render(request, "albums/public_password.html")
+
+
 def _open_page(request: HttpRequest, token: str, link: ShareLink, content: Callable[[], dict]) -> HttpResponse:
     """A page load of the link: the password form if it is locked, else one counted view, else 404.
 
     `content` gives the page's context; it is only read once the view has been counted.
     """
-    if link.is_exhausted:
-        raise Http404  # before the password form, which would tell that the link exists
-    if not _unlocked(request, link):
-        return render(request, "albums/public_password.html", {"token": token})
+    if (form := _password_form(request, link)) is not None:
+        return form
     if not services.share_link_count_view(link_id=link.pk):
         raise Http404
     _remember(request, link, viewed_at=time.time())
@@ -171,13 +194,13 @@ def _password(request: HttpRequest, token: str) -> HttpResponse:
             link=link, password=request.POST.get("password", ""), client=client_address(request)
         )
     except TooManyRequests as exc:
-        context = {"token": token, "error": exc.message}
-        response = render(request, "albums/public_password.html", context, status=429)
+        response = render(request, "albums/public_password.html", {"error": exc.message}, status=429)
         response["Retry-After"] = str(exc.details["retry_after"])
         return response
     if not right:
+        # The form again, with the reason, as a login form answers a wrong password (200, not 403).
         error = "That is not the password for this link."
-        return render(request, "albums/public_password.html", {"token": token, "error": error}, status=403)
+        return render(request, "albums/public_password.html", {"error": error})
     # A new session key once the password is right, as a login does, so a planted session id gains nothing.
     request.session.cycle_key()
     _remember(request, link, unlocked=True)
@@ -185,15 +208,24 @@ def _password(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @_public
-@require_GET
+@require_http_methods(["GET", "POST"])
 def share_photo(request: HttpRequest, token: str, photo_id) -> HttpResponse:
-    """A shared photo: the lightbox body for the page's htmx, or a page of its own when opened directly."""
+    """A shared photo: the lightbox body for the page's htmx, or a page of its own when opened directly.
+
+    Whether this session may see the link is settled before the photo is looked up, so a locked link answers
+    the same for a photo it shares and one it does not.
+    """
+    if request.method == "POST":
+        return _password(request, token)
     link = services.share_link_resolve(token=token)
-    photo = selectors.share_link_photo(link=link, photo_id=photo_id)
     if not request.htmx:
+        if (form := _password_form(request, link)) is not None:
+            return form
+        photo = selectors.share_link_photo(link=link, photo_id=photo_id)
         return _open_page(request, token, link, lambda: {"photo": photo, "album": link.album})
     if not _has_viewed(request, link) or not _usable(request, link):
         raise Http404
+    photo = selectors.share_link_photo(link=link, photo_id=photo_id)
     return render(request, "albums/public.html#public-lightbox-body", {"link": link, "token": token, "photo": photo})
 
 

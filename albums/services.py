@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import secrets
 import uuid
@@ -356,18 +357,39 @@ def _window_start(now: datetime) -> datetime:
     return datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, tz=now.tzinfo)
 
 
+def _client_key(client: str) -> str:
+    """Who is guessing: an IPv4 address, or an IPv6 client's /64, which one subscriber gets whole (counting
+    single IPv6 addresses would give every guesser billions of fresh ones)."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client[:45]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def share_link_check_password(*, link: ShareLink, password: str, client: str) -> bool:
     """Check a visitor's password for a link, refusing with 429 after too many wrong ones.
 
-    Each attempt first takes a slot in two counters, one for the link and one for the client's address,
-    with an atomic increment, and is refused if either is over its limit; a right password gives its slot
-    back. Counting before checking keeps concurrent guesses from slipping past the limit together.
+    Wrong passwords are counted in three counters per window: this link from this client, this client over
+    all links, and this link from everyone. The first two lock out only the guesser, so a stranger cannot lock
+    the real recipient out; the third, far higher, is a backstop against guessing from many addresses.
+
+    Each attempt first takes a slot in every counter with an atomic increment, and is refused if any is then
+    over its limit; a refused attempt (the password was not even checked) and a right password give their
+    slots back. Counting before checking keeps concurrent guesses from slipping past a limit together, and
+    giving refused slots back keeps a locked-out guesser from filling the other counters by insisting.
     """
     now = timezone.now()
     window = _window_start(now)
+    who = _client_key(client)
     limits = {
+        f"link:{link.pk}:client:{who}": settings.SHARE_PASSWORD_FAILURES_PER_LINK_AND_CLIENT,
+        f"client:{who}": settings.SHARE_PASSWORD_FAILURES_PER_CLIENT,
         f"link:{link.pk}": settings.SHARE_PASSWORD_FAILURES_PER_LINK,
-        f"client:{client}"[:100]: settings.SHARE_PASSWORD_FAILURES_PER_CLIENT,
     }
     counters = SharePasswordFailures.objects.filter(window_start=window, key__in=limits)
     for key in limits:
@@ -375,6 +397,7 @@ def share_link_check_password(*, link: ShareLink, password: str, client: str) ->
     counters.update(failures=F("failures") + 1)
     counts = dict(counters.values_list("key", "failures"))
     if any(counts[key] > limit for key, limit in limits.items()):
+        counters.update(failures=F("failures") - 1)
         window_end = window + timedelta(seconds=settings.SHARE_PASSWORD_WINDOW_SECONDS)
         # Rounded up: in the window's last second, rounding down would tell the client to retry at once.
         retry = max(1, math.ceil((window_end - now).total_seconds()))

@@ -20,4 +20,5 @@ urlpatterns = [
         public.share_photo_file,
         name="share-photo-file",
     ),
+    re_path(r"^s/(?P<rest>.*)$", public.not_found, name="share-not-found"),
 ]

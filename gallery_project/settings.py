@@ -168,9 +168,12 @@ THUMBNAIL_SIZE = 300
 DISPLAY_SIZE = 1600
 
 # --- Share links ---
-# Wrong passwords allowed per link, and per client address (over all links), in each window; then 429.
-SHARE_PASSWORD_FAILURES_PER_LINK = 10
+# Wrong passwords allowed in each window, then 429 until it ends: per link from one client (an IPv4 address or
+# an IPv6 /64), per client over all links, and per link from all clients together (a backstop against guessing
+# from many addresses; a single client never reaches it).
+SHARE_PASSWORD_FAILURES_PER_LINK_AND_CLIENT = 10
 SHARE_PASSWORD_FAILURES_PER_CLIENT = 20
+SHARE_PASSWORD_FAILURES_PER_LINK = 100
 SHARE_PASSWORD_WINDOW_SECONDS = 15 * 60
 # Once a link's last view or download is used, the browsers that opened it may keep loading that page's
 # images and lightbox for this long; every other request for the link answers 404.

@@ -88,3 +88,52 @@ def test_album_reorder_share_open_anonymously_revoke(logged_in_page, live_server
         expect(visitor.locator("body")).to_contain_text("no longer shared")
     finally:
         visitor_context.close()
+
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_password_link_opens_in_a_browser(browser, live_server, upload, viewport):
+    """The visitor types a wrong password, then the right one, pressing Enter each time, as people do."""
+    from albums import services
+
+    album = services.album_create(name="Wedding")
+    photos = [upload(f"w{i}.jpg", image_bytes(color=(50 * i, 90, 160))) for i in range(3)]
+    services.album_add_photos(album_id=album.pk, photo_ids=[p.pk for p in photos])
+    token = services.share_link_create(album_id=album.pk, password="open sesame", allow_download=True).token
+    name = "desktop" if viewport is DESKTOP else "phone"
+
+    context = browser.new_context(viewport=viewport)
+    try:
+        visitor = context.new_page()
+        visitor.set_default_timeout(15_000)
+        visitor.goto(f"{live_server.url}/s/{token}/")
+        password = visitor.get_by_label("Password")
+        expect(password).to_be_focused()
+
+        password.fill("open sesame?")
+        password.press("Enter")
+        expect(visitor.get_by_role("alert")).to_have_text("That is not the password for this link.")
+        expect(visitor.locator("body")).not_to_contain_text("CSRF")
+        visitor.screenshot(path=f"/tmp/shares-password-wrong-{name}.png")
+
+        password = visitor.get_by_label("Password")
+        password.fill("open sesame")
+        password.press("Enter")
+        expect(visitor.locator("#grid .tile")).to_have_count(3)
+        visitor.wait_for_function(
+            "() => [...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)"
+        )
+        visitor.screenshot(path=f"/tmp/shares-password-album-{name}.png")
+        visitor.locator("#grid .tile").nth(1).click()
+        image = visitor.locator("#lightbox .lightbox-stage img")
+        expect(image).to_be_visible()
+        visitor.wait_for_function("() => document.querySelector('#lightbox .lightbox-stage img').naturalWidth > 0")
+        expect(visitor.get_by_role("link", name="Download original")).to_be_visible()
+        visitor.screenshot(path=f"/tmp/shares-password-lightbox-{name}.png")
+        visitor.keyboard.press("Escape")
+        expect(visitor.locator("#lightbox")).not_to_be_visible()
+    finally:
+        context.close()

@@ -15,6 +15,7 @@ from django.test import Client
 
 from albums import services
 from albums.models import ShareLink, SharePasswordFailures
+from gallery_project.errors import TooManyRequests
 from photos.tests.factories import PhotoFactory
 
 pytestmark = [
@@ -84,6 +85,7 @@ def test_concurrent_page_loads_are_each_counted():
 
 
 def test_wrong_passwords_are_all_counted(settings):
+    settings.SHARE_PASSWORD_FAILURES_PER_LINK_AND_CLIENT = 1000
     settings.SHARE_PASSWORD_FAILURES_PER_LINK = 1000
     settings.SHARE_PASSWORD_FAILURES_PER_CLIENT = 1000
     shared = link(password="open sesame")
@@ -93,4 +95,24 @@ def test_wrong_passwords_are_all_counted(settings):
 
     assert race(guess) == 0
     failures = dict(SharePasswordFailures.objects.values_list("key", "failures"))
-    assert failures == {f"link:{shared.pk}": THREADS * ATTEMPTS, "client:127.0.0.1": THREADS * ATTEMPTS}
+    assert failures == {
+        f"link:{shared.pk}:client:127.0.0.1": THREADS * ATTEMPTS,
+        f"link:{shared.pk}": THREADS * ATTEMPTS,
+        "client:127.0.0.1": THREADS * ATTEMPTS,
+    }
+
+
+def test_concurrent_guesses_never_pass_a_limit_and_refusals_give_their_slots_back(settings):
+    settings.SHARE_PASSWORD_FAILURES_PER_LINK_AND_CLIENT = 7
+    shared = link(password="open sesame")
+
+    def guess() -> bool:
+        try:
+            services.share_link_check_password(link=shared, password="wrong", client="127.0.0.1")
+        except TooManyRequests:
+            return False
+        return True
+
+    assert race(guess) == 7
+    failures = dict(SharePasswordFailures.objects.values_list("key", "failures"))
+    assert failures[f"link:{shared.pk}"] == 7
