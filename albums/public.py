@@ -247,10 +247,10 @@ def share_photo_file(request: HttpRequest, token: str, photo_id: str, variant: s
 
     def open_counted(path: Path) -> BinaryIO:
         try:
-            cleaned = metadata.without_location(path)
-        except metadata.LocationNotRemovable as exc:
-            # Refused rather than sent with the owner's location; the owner still has the file.
-            logger.warning("Shared photo %s not sent: its location could not be removed (%s)", photo.pk, exc)
+            cleaned = metadata.shareable_copy(path, keep_details=link.show_details)
+        except metadata.NotCleanable as exc:
+            # Refused rather than sent with the owner's location or hidden details; the owner still has the file.
+            logger.warning("Shared photo %s not sent: it could not be cleaned (%s)", photo.pk, exc)
             raise NotFound(services.SHARE_NOT_FOUND) from None
         if not services.share_link_count_download(link_id=link.pk):
             raise NotFound(services.SHARE_NOT_FOUND)
@@ -264,4 +264,6 @@ def share_photo_file(request: HttpRequest, token: str, photo_id: str, variant: s
         "original",
         cache_control=_PUBLIC_CACHE,
         open_file=open_counted,
+        # Named from the photo's id, as it is stored: the owner's file name is the owner's business.
+        download_name=Path(photo.local_storage_path).name,
     )

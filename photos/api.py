@@ -47,11 +47,13 @@ def serve_photo_file(
     *,
     cache_control: str = _IMMUTABLE,
     open_file: Callable[[Path], BinaryIO] = _open,
+    download_name: str | None = None,
 ) -> HttpResponse:
     """Send one of a photo's files with validators for conditional GET (files never change once written).
 
     `open_file` is called only when the body is sent (not for a 304), with the file's absolute path; it may
-    return a cleaned copy instead of the file itself, or raise to refuse.
+    return a cleaned copy instead of the file itself, or raise to refuse. An original is offered under
+    `download_name`, or else under the name it was uploaded with.
     """
     if not photo.is_available:
         raise NotFound("This photo's image has not been retrieved yet.", code="not_retrieved")
@@ -63,7 +65,7 @@ def serve_photo_file(
             handle = open_file(storage.absolute(relative))
         except FileNotFoundError:
             raise NotFound("This photo's file is missing from the photo store.", code="file_missing") from None
-        filename = photo.filename if variant == "original" else ""
+        filename = (download_name or photo.filename) if variant == "original" else ""
         response = FileResponse(handle, content_type=content_type, filename=filename)
     else:
         response = not_modified

@@ -1,13 +1,22 @@
-"""Take the location out of an original before it is handed to someone else, without touching its pixels.
+"""Clean an original before it is handed to someone else, without touching its pixels.
 
-The owner always gets an original byte for byte. A copy for others (`without_location`) has its EXIF GPS
-directory and its XMP packets blanked, XMP because it can repeat the coordinates. JPEG, WebP and HEIC are
-patched in place: every length and offset in the file stays the same, so the compressed image data is
-untouched and no container bookkeeping has to be redone. PNG chunks carry no offsets, so the chunks that hold
-EXIF or XMP are dropped instead. JPEG and PNG are walked segment by segment (a file may hold several blocks);
-WebP and HEIC hold one EXIF and one XMP block, located where Pillow found them. Every copy is read back before
-it is returned, and a file that cannot be cleaned raises `LocationNotRemovable` rather than leave with its
-location.
+The owner always gets an original byte for byte. A copy for others (`shareable_copy`) loses:
+
+- the location: the EXIF GPS directory, XMP packets (they can repeat the coordinates), IPTC (it can name the
+  city), and the `exif:GPS...` text chunks ImageMagick writes into PNGs;
+- whatever follows the image: a Motion Photo's video after a JPEG's end marker (with its own location atom),
+  an MPO's further frames (the copy is the first frame), bytes after a PNG's IEND or a WebP's RIFF;
+- unless the owner shows generation details, the text that generators write: every PNG text chunk (InvokeAI's
+  `invokeai_metadata` and `invokeai_graph`, AUTOMATIC1111's `parameters`, ComfyUI's `prompt` and `workflow`,
+  and whatever the next tool invents), the EXIF description and comments (AUTOMATIC1111 puts its parameters
+  in UserComment in a JPEG or WebP) and JPEG comments.
+
+JPEG, WebP and HEIC are patched in place: every length and offset before the image's end stays the same, so
+the compressed image data is untouched and no container bookkeeping has to be redone. PNG chunks carry no
+offsets, so unwanted chunks are dropped instead. JPEG and PNG are walked segment by segment (a file may hold
+several blocks); WebP and HEIC hold one EXIF and one XMP block, located where Pillow found them. Every copy is
+read back before it is returned, and a file that cannot be cleaned raises `NotCleanable` rather than leave
+with what it should not carry.
 """
 
 from __future__ import annotations
@@ -22,87 +31,131 @@ from PIL import Image, UnidentifiedImageError
 from . import imaging  # noqa: F401
 
 GPS_IFD = 0x8825
+EXIF_IFD = 0x8769
+# Free text a generator or a camera writes: ImageDescription and XPComment in IFD0, UserComment in the EXIF IFD.
+_IFD0_TEXT_TAGS = (0x010E, 0x9C9C)
+_USER_COMMENT = 0x9286
 # Bytes per value of each TIFF field type (TIFF 6.0 section 2, plus BigTIFF's 8-byte types).
 _TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8}
 _EXIF_HEADER = b"Exif\x00\x00"
 _XMP_HEADERS = (b"http://ns.adobe.com/xap/1.0/\x00", b"http://ns.adobe.com/xmp/extension/\x00")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Text chunks under these keywords hold XMP, or EXIF as ImageMagick writes it ("Raw profile type exif").
-_PNG_METADATA_KEYWORDS = (b"XML:com.adobe.xmp", b"Raw profile type exif", b"Raw profile type xmp")
+_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+# Text chunks that hold XMP, or a metadata profile as ImageMagick writes them ("Raw profile type exif", "iptc",
+# "xmp", "8bim", ...), or one GPS field each as ImageMagick copies them from a JPEG ("exif:GPSLatitude", ...).
+_PNG_XMP_KEYWORD = b"xml:com.adobe.xmp"
+_PNG_PROFILE_PREFIX = b"raw profile type "
+_PNG_GPS_PREFIX = b"exif:gps"
+_JPEG_EOI = 0xD9
+_JPEG_SOS = 0xDA
+_JPEG_APP1, _JPEG_APP2, _JPEG_APP13, _JPEG_COM = 0xE1, 0xE2, 0xED, 0xFE
+_MPF_HEADER = b"MPF\x00"
 
 
-class LocationNotRemovable(Exception):
-    """The file holds location data in a form that cannot be removed without re-encoding it."""
+class NotCleanable(Exception):
+    """The file holds data a copy must not carry, in a form that cannot be removed without re-encoding it."""
 
 
-def without_location(path: Path) -> io.BytesIO:
-    """The file at `path` with its EXIF GPS data and XMP removed, as an in-memory file."""
+def shareable_copy(path: Path, *, keep_details: bool) -> io.BytesIO:
+    """The file at `path` as someone it is shared with gets it, as an in-memory file (see the module's doc);
+    `keep_details` keeps the generation text the owner chose to show."""
     data = bytearray(path.read_bytes())
+    strip_text = not keep_details
     if data.startswith(b"\xff\xd8"):
-        _clean_jpeg(data)
+        data = _clean_jpeg(data, strip_text=strip_text)
     elif data.startswith(_PNG_SIGNATURE):
         # PNG is checked by the walk itself: reading it back with Pillow would mean decoding every pixel.
-        return io.BytesIO(_clean_png(data))
+        return io.BytesIO(_clean_png(data, strip_text=strip_text))
     else:
-        _clean_found_blocks(data)
-    _check_clean(data)
+        if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+            del data[8 + struct.unpack_from("<I", data, 4)[0] :]
+        _clean_found_blocks(data, strip_text=strip_text)
+    _check_clean(data, strip_text=strip_text)
     return io.BytesIO(bytes(data))
 
 
-def _clean_jpeg(data: bytearray) -> None:
-    position = 2
-    while position + 4 <= len(data):
+def _clean_jpeg(data: bytearray, *, strip_text: bool) -> bytearray:
+    """Blank the JPEG's unwanted segments in place; the file up to the end of its first image is returned."""
+    position, scanned = 2, False
+    while position + 2 <= len(data):
         if data[position] != 0xFF:
-            raise LocationNotRemovable("JPEG segments are not where they should be.")
+            raise NotCleanable("JPEG segments are not where they should be.")
         marker = data[position + 1]
         if marker == 0xFF:  # fill byte before a marker
             position += 1
             continue
+        if marker == _JPEG_EOI:
+            # The first image ends here: a Motion Photo's video, an MPO's other frames, anything appended.
+            return data[: position + 2]
         if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
             position += 2
             continue
-        if marker == 0xDA or marker == 0xD9:  # start of scan: metadata segments all come before it
-            return
+        if position + 4 > len(data):
+            break
         length = struct.unpack_from(">H", data, position + 2)[0]
         start, end = position + 4, position + 2 + length
-        if marker == 0xE1:  # APP1: EXIF or XMP
-            if data.startswith(_EXIF_HEADER, start):
-                _blank_gps(data, start + len(_EXIF_HEADER), end)
-            else:
-                for header in _XMP_HEADERS:
-                    if data.startswith(header, start):
-                        data[start + len(header) : end] = b" " * (end - start - len(header))
+        if length < 2 or end > len(data):
+            raise NotCleanable("A JPEG segment runs past the end of the file.")
+        if marker == _JPEG_APP1 and data.startswith(_EXIF_HEADER, start):
+            _clean_exif(data, start + len(_EXIF_HEADER), end, strip_text=strip_text)
+        elif marker == _JPEG_APP1:
+            for header in _XMP_HEADERS:
+                if data.startswith(header, start):
+                    data[start + len(header) : end] = b" " * (end - start - len(header))
+        elif (
+            (marker == _JPEG_APP2 and data.startswith(_MPF_HEADER, start))  # the index of the frames left out
+            or marker == _JPEG_APP13  # Photoshop's resources: IPTC, with its city and country fields
+            or (marker == _JPEG_COM and strip_text)
+        ):
+            data[start:end] = bytes(end - start)
         position = end
-    raise LocationNotRemovable("The JPEG ends before its image data.")
+        if marker == _JPEG_SOS:
+            position, scanned = _entropy_coded_end(data, position), True
+    if not scanned:
+        raise NotCleanable("The JPEG ends before its image data.")
+    return data  # a truncated file: nothing can follow an end it does not reach
 
 
-def _clean_png(data: bytearray) -> bytes:
+def _entropy_coded_end(data: bytearray, position: int) -> int:
+    """Where the compressed data of a scan ends: the next marker that is not a stuffed 0xFF or a restart."""
+    while (position := data.find(b"\xff", position)) >= 0 and position + 1 < len(data):
+        following = data[position + 1]
+        if following != 0x00 and not 0xD0 <= following <= 0xD7 and following != 0xFF:
+            return position
+        position += 1
+    return len(data)
+
+
+def _clean_png(data: bytearray, *, strip_text: bool) -> bytes:
     out = bytearray(_PNG_SIGNATURE)
     position = len(_PNG_SIGNATURE)
     while position + 12 <= len(data):
         length = struct.unpack_from(">I", data, position)[0]
         kind = bytes(data[position + 4 : position + 8])
         end = position + 12 + length
-        body = data[position + 8 : end - 4]
-        metadata = kind == b"eXIf" or (
-            kind in (b"tEXt", b"zTXt", b"iTXt") and body.split(b"\x00", 1)[0] in _PNG_METADATA_KEYWORDS
+        keyword = bytes(data[position + 8 : end - 4].split(b"\x00", 1)[0]).lower()
+        unwanted = kind == b"eXIf" or (
+            kind in _PNG_TEXT_CHUNKS
+            and (
+                strip_text or keyword == _PNG_XMP_KEYWORD or keyword.startswith((_PNG_PROFILE_PREFIX, _PNG_GPS_PREFIX))
+            )
         )
-        if not metadata:
+        if not unwanted:
             out += data[position:end]
         if kind == b"IEND":
-            return bytes(out)
+            return bytes(out)  # and nothing of what follows it
         position = end
-    raise LocationNotRemovable("The PNG ends before its IEND chunk.")
+    raise NotCleanable("The PNG ends before its IEND chunk.")
 
 
-def _clean_found_blocks(data: bytearray) -> None:
+def _clean_found_blocks(data: bytearray, *, strip_text: bool) -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             exif, xmp = image.info.get("exif"), image.info.get("xmp")
-            has_gps = bool(image.getexif().get_ifd(GPS_IFD))
+            unwanted = _unwanted_exif(image.getexif(), strip_text=strip_text)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise LocationNotRemovable(f"The file cannot be read ({exc}).") from None
-    if exif and has_gps:
+        raise NotCleanable(f"The file cannot be read ({exc}).") from None
+    if exif and unwanted:
         tiff = exif.removeprefix(_EXIF_HEADER)
         start = data.find(tiff)
         if start < 0:
@@ -112,28 +165,29 @@ def _clean_found_blocks(data: bytearray) -> None:
             start = data.find(_EXIF_HEADER + tiff[:8])
             start = start + len(_EXIF_HEADER) if start >= 0 else -1
         if start < 0:
-            raise LocationNotRemovable("The EXIF block is not stored in one piece.")
-        _blank_gps(data, start, start + len(tiff))
+            raise NotCleanable("The EXIF block is not stored in one piece.")
+        _clean_exif(data, start, start + len(tiff), strip_text=strip_text)
     if xmp:
         start = data.find(xmp)
         if start < 0:
-            raise LocationNotRemovable("The XMP packet is not stored in one piece.")
+            raise NotCleanable("The XMP packet is not stored in one piece.")
         data[start : start + len(xmp)] = b" " * len(xmp)
 
 
-def _blank_gps(data: bytearray, base: int, end: int) -> None:
-    """Blank the GPS directory of the TIFF structure in data[base:end] (an EXIF block), keeping every length.
+def _clean_exif(data: bytearray, base: int, end: int, *, strip_text: bool) -> None:
+    """Blank the GPS directory of the TIFF structure in data[base:end] (an EXIF block), and its free text
+    unless `strip_text` is false, keeping every length.
 
-    The directory is left with no entries, and the bytes its values were stored in are zeroed, so the
-    coordinates are not just unlinked but gone.
+    The GPS directory is left with no entries, and the bytes its values were stored in are zeroed, so the
+    coordinates are not just unlinked but gone; text values are zeroed where they are stored.
     """
     order = {b"II": "<", b"MM": ">"}.get(bytes(data[base : base + 2]))
     if order is None:
-        raise LocationNotRemovable("The EXIF block has no TIFF header.")
+        raise NotCleanable("The EXIF block has no TIFF header.")
 
     def span(offset: int, size: int) -> slice:
         if not 0 <= offset <= end - base - size:
-            raise LocationNotRemovable("The EXIF block points outside itself.")
+            raise NotCleanable("The EXIF block points outside itself.")
         return slice(base + offset, base + offset + size)
 
     def u16(offset: int) -> int:
@@ -145,31 +199,64 @@ def _blank_gps(data: bytearray, base: int, end: int) -> None:
     def zero(offset: int, size: int) -> None:
         data[span(offset, size)] = bytes(size)
 
+    def value_size(entry: int) -> int:
+        return _TIFF_TYPE_SIZES.get(u16(entry + 2), 1) * u32(entry + 4)
+
+    def zero_value(entry: int) -> None:
+        size = value_size(entry)
+        if size > 4:  # the value does not fit in the entry: it is stored elsewhere, at an offset
+            zero(u32(entry + 8), size)
+        else:
+            zero(entry + 8, 4)
+
+    def entries(directory: int) -> list[tuple[int, int]]:
+        return [(u16(entry), entry) for entry in range(directory + 2, directory + 2 + 12 * u16(directory), 12)]
+
     directory, seen = u32(4), set()
     while directory and directory not in seen:  # IFD0, then IFD1 (the embedded thumbnail's)
         seen.add(directory)
-        count = u16(directory)
-        for index in range(count):
-            entry = directory + 2 + 12 * index
-            if u16(entry) != GPS_IFD:
-                continue
-            gps = u32(entry + 8)
-            gps_count = u16(gps)
-            for gps_index in range(gps_count):
-                gps_entry = gps + 2 + 12 * gps_index
-                size = _TIFF_TYPE_SIZES.get(u16(gps_entry + 2), 1) * u32(gps_entry + 4)
-                if size > 4:  # the value does not fit in the entry: it is stored elsewhere, at an offset
-                    zero(u32(gps_entry + 8), size)
-            zero(gps, 2 + 12 * gps_count + 4)
-        directory = u32(directory + 2 + 12 * count)
+        for tag, entry in entries(directory):
+            if tag == GPS_IFD:
+                gps = u32(entry + 8)
+                gps_entries = entries(gps)
+                for _, gps_entry in gps_entries:
+                    if value_size(gps_entry) > 4:
+                        zero_value(gps_entry)
+                zero(gps, 2 + 12 * len(gps_entries) + 4)
+            elif strip_text and tag in _IFD0_TEXT_TAGS:
+                zero_value(entry)
+            elif strip_text and tag == EXIF_IFD:
+                for sub_tag, sub_entry in entries(u32(entry + 8)):
+                    if sub_tag == _USER_COMMENT:
+                        zero_value(sub_entry)
+        directory = u32(directory + 2 + 12 * u16(directory))
 
 
-def _check_clean(data: bytearray) -> None:
+def _has_text(value: object) -> bool:
+    if isinstance(value, bytes):
+        return bool(value.strip(b"\x00 "))
+    return isinstance(value, str) and bool(value.strip("\x00 "))
+
+
+def _unwanted_exif(exif: Image.Exif, *, strip_text: bool) -> bool:
+    if exif.get_ifd(GPS_IFD):
+        return True
+    texts = [exif.get(tag) for tag in _IFD0_TEXT_TAGS] + [exif.get_ifd(EXIF_IFD).get(_USER_COMMENT)]
+    return strip_text and any(_has_text(text) for text in texts)
+
+
+def _check_clean(data: bytearray, *, strip_text: bool) -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:
-            xmp = image.info.get("xmp") or b""
-            has_gps = bool(image.getexif().get_ifd(GPS_IFD))
+            info = image.info
+            leftover = (
+                _unwanted_exif(image.getexif(), strip_text=strip_text)
+                or _has_text(info.get("xmp"))
+                or bool(info.get("photoshop") or info.get("mp"))
+                or image.format == "MPO"
+                or (strip_text and _has_text(info.get("comment")))
+            )
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise LocationNotRemovable(f"The cleaned file cannot be read back ({exc}).") from None
-    if has_gps or xmp.strip():
-        raise LocationNotRemovable("Location data is still there after cleaning.")
+        raise NotCleanable(f"The cleaned file cannot be read back ({exc}).") from None
+    if leftover:
+        raise NotCleanable("Unwanted metadata is still there after cleaning.")

@@ -20,7 +20,16 @@ from albums.models import ShareLink
 from gallery_project.errors import TooManyRequests
 from photos import metadata, storage
 from photos import services as photo_services
-from photos.tests.images import image_bytes, with_gps
+from photos.tests.images import (
+    LOCATION_ATOM_TEXT,
+    SECRET_PROMPT,
+    image_bytes,
+    imagemagick_png_with_gps,
+    invokeai_png,
+    motion_photo,
+    png_chunk_keywords,
+    with_gps,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -294,9 +303,53 @@ def test_nothing_served_carries_the_location(client, api, shared, upload, fmt, n
         image = Image.open(io.BytesIO(data))
         assert image.getexif().get_ifd(metadata.GPS_IFD) == {}, variant
         assert b"Berlin" not in data and b"GPSLatitude" not in data, variant
-    assert name in response["Content-Disposition"]
+    # Named from the photo's id, not from the owner's file name.
+    assert response["Content-Disposition"] == f'inline; filename="{photo.pk}.{name.split(".")[1]}"'
     # The owner's own download is the file as it was uploaded.
     assert b"Berlin" in body_of(api.get(f"/api/photos/{photo.pk}/file"))
+
+
+def _served(client, token: str, photo, variant: str = "file") -> bytes:
+    response = client.get(f"/s/{token}/photos/{photo.pk}/{variant}")
+    assert response.status_code == 200, variant
+    if variant == "file":
+        assert response["Content-Disposition"] == f'inline; filename="{photo.pk}.{photo.local_storage_path[-3:]}"'
+    return body_of(response)
+
+
+def test_a_shared_original_carries_generation_details_only_when_the_owner_shows_them(client, api, shared, upload):
+    photo = upload("my-secret-lighthouse-prompt.png", invokeai_png())
+    photo.is_generated, photo.generation_prompt = True, SECRET_PROMPT
+    photo.save()
+    services.album_add_photos(album_id=shared["album"].pk, photo_ids=[photo.pk])
+    chunks = {b"invokeai_metadata", b"invokeai_graph", b"parameters", b"prompt", b"workflow"}
+
+    hidden = _served(client, make_link(shared, allow_download=True)[1], photo)
+    assert not {keyword for _, keyword in png_chunk_keywords(hidden)} & chunks
+    assert SECRET_PROMPT.encode() not in hidden and b"987654321" not in hidden and b"secret-model" not in hidden
+    for variant in ("thumbnail", "display"):
+        assert SECRET_PROMPT.encode() not in _served(client, shared["token"], photo, variant)
+
+    shown = _served(client, make_link(shared, allow_download=True, show_details=True)[1], photo)
+    assert chunks <= {keyword for _, keyword in png_chunk_keywords(shown)}
+    assert body_of(api.get(f"/api/photos/{photo.pk}/file")) == invokeai_png(), "the owner's copy is untouched"
+
+
+@pytest.mark.parametrize("show_details", [False, True], ids=["details-hidden", "details-shown"])
+def test_a_shared_original_carries_no_location_from_other_tools(client, shared, upload, show_details):
+    _, token = make_link(shared, allow_download=True, show_details=show_details)
+    png = upload("converted.png", imagemagick_png_with_gps())
+    motion, jpeg = motion_photo()
+    video = upload("PXL_20240601_motion.jpg", motion)
+    services.album_add_photos(album_id=shared["album"].pk, photo_ids=[png.pk, video.pk])
+
+    served_png = _served(client, token, png)
+    assert not [k for _, k in png_chunk_keywords(served_png) if k.lower().startswith((b"exif:gps", b"raw profile"))]
+    assert b"52/1" not in served_png and LOCATION_ATOM_TEXT not in served_png
+
+    served_jpeg = _served(client, token, video)
+    assert LOCATION_ATOM_TEXT not in served_jpeg and b"moov" not in served_jpeg
+    assert len(served_jpeg) == len(jpeg) and served_jpeg.endswith(b"\xff\xd9")
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
