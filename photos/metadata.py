@@ -4,8 +4,9 @@ The owner always gets an original byte for byte. A copy for others (`shareable_c
 
 - the location: the EXIF GPS directory, XMP packets (they can repeat the coordinates), IPTC (it can name the
   city), and the `exif:GPS...` text chunks ImageMagick writes into PNGs;
-- whatever follows the image: a Motion Photo's video after a JPEG's end marker (with its own location atom),
-  an MPO's further frames (the copy is the first frame), bytes after a PNG's IEND or a WebP's RIFF;
+- whatever is not the image: a Motion Photo's video after a JPEG's end marker (with its own location atom)
+  or in a HEIF's extra box, an MPO's further frames (the copy is the first frame), bytes after a PNG's IEND,
+  a WebP's RIFF or a HEIF's last box;
 - unless the owner shows generation details, the text that generators write: every PNG text chunk (InvokeAI's
   `invokeai_metadata` and `invokeai_graph`, AUTOMATIC1111's `parameters`, ComfyUI's `prompt` and `workflow`,
   and whatever the next tool invents), the EXIF description and comments (AUTOMATIC1111 puts its parameters
@@ -50,6 +51,8 @@ _JPEG_EOI = 0xD9
 _JPEG_SOS = 0xDA
 _JPEG_APP1, _JPEG_APP2, _JPEG_APP13, _JPEG_COM = 0xE1, 0xE2, 0xED, 0xFE
 _MPF_HEADER = b"MPF\x00"
+# The top-level boxes of a HEIF still image (ISO/IEC 23008-12): anything else is extra, such as a video.
+_HEIF_IMAGE_BOXES = {b"ftyp", b"meta", b"mdat", b"free", b"skip"}
 
 
 class NotCleanable(Exception):
@@ -69,6 +72,8 @@ def shareable_copy(path: Path, *, keep_details: bool) -> io.BytesIO:
     else:
         if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
             del data[8 + struct.unpack_from("<I", data, 4)[0] :]
+        elif data[4:8] == b"ftyp":
+            _clean_heif_boxes(data)
         _clean_found_blocks(data, strip_text=strip_text)
     _check_clean(data, strip_text=strip_text)
     return io.BytesIO(bytes(data))
@@ -124,6 +129,28 @@ def _entropy_coded_end(data: bytearray, position: int) -> int:
             return position
         position += 1
     return len(data)
+
+
+def _clean_heif_boxes(data: bytearray) -> None:
+    """Blank the top-level boxes a HEIF image does not consist of (a Samsung Motion Photo's `mpvd` video),
+    turning them into `free` boxes so no offset moves, and cut whatever follows the last box."""
+    position = 0
+    while position + 8 <= len(data):
+        size, kind = struct.unpack_from(">I4s", data, position)
+        header = 8
+        if size == 1:  # a 64-bit size follows the type
+            if position + 16 > len(data):
+                break
+            size, header = struct.unpack_from(">Q", data, position + 8)[0], 16
+        elif size == 0:  # the box runs to the end of the file
+            size = len(data) - position
+        if size < header or position + size > len(data):
+            break  # not a box: bytes appended to the file (a broken image box fails the read-back)
+        if kind not in _HEIF_IMAGE_BOXES:
+            data[position + 4 : position + 8] = b"free"
+            data[position + header : position + size] = bytes(size - header)
+        position += size
+    del data[position:]
 
 
 def _clean_png(data: bytearray, *, strip_text: bool) -> bytes:

@@ -17,6 +17,8 @@ from .images import (
     invokeai_png,
     jpeg_with_generation_text,
     motion_photo,
+    mp4_box,
+    mp4_with_location,
     mpo_with_gps_in_second_frame,
     png_chunk,
     png_chunk_keywords,
@@ -156,3 +158,12 @@ def test_a_webp_loses_its_exif_comment_and_what_follows_its_riff(tmp_path):
     assert len(cleaned) == len(webp)
     assert SECRET_PROMPT.encode() not in cleaned and LOCATION_ATOM_TEXT not in cleaned
     assert _read(cleaned).tobytes() == _read(webp).tobytes()
+
+
+def test_a_heif_motion_photo_loses_its_video_box_and_what_follows(tmp_path):
+    heic = with_gps("HEIF")
+    video = mp4_box(b"mpvd", mp4_with_location())
+    cleaned = _copy(tmp_path, heic + video + b"appended", "motion.heic")
+    assert len(cleaned) == len(heic) + len(video), "the video's box is kept as free space: no offset moves"
+    assert LOCATION_ATOM_TEXT not in cleaned and b"mpvd" not in cleaned and b"Berlin" not in cleaned
+    assert _read(cleaned).tobytes() == _read(heic).tobytes()
