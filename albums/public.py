@@ -226,7 +226,8 @@ def share_photo(request: HttpRequest, token: str, photo_id) -> HttpResponse:
     if not _has_viewed(request, link) or not _usable(request, link):
         raise Http404
     photo = selectors.share_link_photo(link=link, photo_id=photo_id)
-    return render(request, "albums/public.html#public-lightbox-body", {"link": link, "token": token, "photo": photo})
+    context = {"link": link, "token": token, "photo": photo, "album": link.album}
+    return render(request, "albums/public.html#public-lightbox-body", context)
 
 
 @_public

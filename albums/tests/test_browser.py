@@ -12,6 +12,9 @@ from photos.tests.images import image_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
+
 
 def tile_ids(page) -> list[str]:
     return page.locator("#grid .tile").evaluate_all("tiles => tiles.map(t => t.dataset.photoId)")
@@ -86,12 +89,14 @@ def test_album_reorder_share_open_anonymously_revoke(logged_in_page, live_server
         response = visitor.reload()
         assert response.status == 404
         expect(visitor.locator("body")).to_contain_text("no longer shared")
+        # The visitor cannot use the owner's app: the page offers no way into it.
+        expect(visitor.get_by_role("heading")).to_have_text("Link not available")
+        expect(visitor.locator("a")).to_have_count(0)
+        visitor.screenshot(path="/tmp/shares-gone-desktop.png")
+        visitor.set_viewport_size(PHONE)
+        visitor.screenshot(path="/tmp/shares-gone-phone.png")
     finally:
         visitor_context.close()
-
-
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1440, "height": 900}
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -131,8 +136,11 @@ def test_a_password_link_opens_in_a_browser(browser, live_server, upload, viewpo
         image = visitor.locator("#lightbox .lightbox-stage img")
         expect(image).to_be_visible()
         visitor.wait_for_function("() => document.querySelector('#lightbox .lightbox-stage img').naturalWidth > 0")
-        expect(visitor.get_by_role("link", name="Download original")).to_be_visible()
+        expect(visitor.get_by_role("heading", name="Wedding", level=2)).to_be_visible()
         visitor.screenshot(path=f"/tmp/shares-password-lightbox-{name}.png")
+        with visitor.expect_download() as download:
+            visitor.get_by_role("link", name="Download original").click()
+        assert download.value.suggested_filename == f"{photos[1].pk}.jpg", "named from the id, not w1.jpg"
         visitor.keyboard.press("Escape")
         expect(visitor.locator("#lightbox")).not_to_be_visible()
     finally:
