@@ -23,6 +23,8 @@ PUBLIC = {
     "albums:share",
     "albums:share-photo",
     "albums:share-photo-file",
+    # Every other URL under /s/: always the visitor's not-found page, nothing else (test_share_security.py).
+    "albums:share-not-found",
 }
 
 
