@@ -101,12 +101,15 @@ def procfile_web(tmp_path):
         )
     url = f"http://127.0.0.1:{env['PORT']}"
     try:
-        for _ in range(300):
+        # Until it answers; generous, as the machine may be busy running other tests beside this one.
+        deadline = time.monotonic() + 120
+        while True:
             try:
-                requests.get(f"{url}/login/", timeout=5)
+                requests.get(f"{url}/static/css/app.css", timeout=60)  # WhiteNoise: no view, no badge
                 break
             except requests.ConnectionError:
                 assert server.poll() is None, err.read_text()
+                assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.1)
         yield url, server
     finally:
@@ -117,10 +120,10 @@ def procfile_web(tmp_path):
 
 def test_the_procfiles_gunicorn_logs_no_token(procfile_web, tmp_path):
     url, server = procfile_web
-    assert requests.get(f"{url}/s/{TOKEN}/", timeout=10).status_code == 404
+    assert requests.get(f"{url}/s/{TOKEN}/", timeout=60).status_code == 404
     thumbnail = f"{url}/s/{TOKEN}/photos/{uuid.uuid4()}/thumbnail"
-    assert requests.get(thumbnail, headers={"Referer": f"{url}/s/{TOKEN}/"}, timeout=10).status_code == 404
-    assert requests.post(f"{url}/s/{TOKEN}/", data={"password": "x"}, timeout=10).status_code == 403
+    assert requests.get(thumbnail, headers={"Referer": f"{url}/s/{TOKEN}/"}, timeout=60).status_code == 404
+    assert requests.post(f"{url}/s/{TOKEN}/", data={"password": "x"}, timeout=60).status_code == 403
     server.send_signal(signal.SIGTERM)
     server.wait(timeout=60)
     out, err = (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text()
