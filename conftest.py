@@ -92,12 +92,44 @@ def browser():
         chromium.close()
 
 
+# Every page of a context reports its Content-Security-Policy violations to the test, navigations included.
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportCspViolation(`${location.pathname}: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`
+    + ` (${event.sourceFile}:${event.lineNumber} ${event.sample})`);
+});
+"""
+
+
+def watch_csp(context) -> list[str]:
+    """The CSP violations the pages of this browser context report (a page's `watch_console` adds its console's)."""
+    violations: list[str] = []
+    context.expose_function("reportCspViolation", lambda violation: violations.append(violation))
+    context.add_init_script(_CSP_LISTENER)
+    return violations
+
+
+def watch_console(browser_page, violations: list[str]) -> None:
+    """Chromium also logs what the policy blocked before any script could listen (a page's own first scripts)."""
+
+    def on_console(message) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            violations.append(f"console on {browser_page.url}: {message.text}")
+
+    browser_page.on("console", on_console)
+
+
 @pytest.fixture
 def page(browser, request):
-    """A fresh browser context per test; a screenshot is kept in test-artifacts/ when the test fails."""
+    """A fresh browser context per test; a screenshot is kept in test-artifacts/ when the test fails.
+
+    The test fails on a JavaScript error or a Content-Security-Policy violation on any page it went through.
+    """
     context = browser.new_context(viewport={"width": 1280, "height": 860})
+    violations = watch_csp(context)
     browser_page = context.new_page()
     browser_page.set_default_timeout(15_000)
+    watch_console(browser_page, violations)
     errors: list[str] = []
     browser_page.on("pageerror", lambda exc: errors.append(str(exc)))
     yield browser_page
@@ -107,6 +139,7 @@ def page(browser, request):
         browser_page.screenshot(path=ARTIFACTS / f"{request.node.name}.png", full_page=True)
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
-from photos.admin import thumbnail_html
+from photos.admin import ADMIN_CSS, thumbnail_html
 
 from . import selectors, services
 from .models import Album, AlbumPhoto, ShareLink
@@ -42,6 +42,9 @@ class AlbumAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "created_at", "updated_at"]
     raw_id_fields = ["cover_photo"]
     inlines = [AlbumPhotoInline]
+
+    class Media:
+        css = ADMIN_CSS
 
     def get_queryset(self, request):
         # Counts and covers come annotated with the album rows: one query for the whole changelist.

@@ -1,7 +1,8 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.authtoken.views import ObtainAuthToken
 
 from backends import api as backends_api
@@ -13,7 +14,13 @@ from .api_router import router
 api_urlpatterns = [
     re_path(r"^auth/token/?$", ObtainAuthToken.as_view(), name="api-token"),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
-    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script from a URL (the Content-Security-Policy allows no inline
+    # one); Swagger UI draws its icons as data: images.
+    re_path(
+        r"^docs/?$",
+        csp_update({"img-src": ["data:"]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
     *router.urls,
     *backends_api.urlpatterns,
     *cyberimage_urlpatterns,

@@ -4,12 +4,13 @@ from django.utils.html import format_html
 from . import services
 from .models import Photo
 
+# Sizes the thumbnails below: the Content-Security-Policy allows no style attributes.
+ADMIN_CSS = {"all": ["css/admin.css"]}
 
-def thumbnail_html(photo_id, height: int = 48) -> str:
-    """A photo's grid thumbnail for admin lists (the albums admin shows them too)."""
-    return format_html(
-        '<img src="/api/photos/{}/thumbnail" style="height:{}px;border-radius:4px" alt="">', photo_id, height
-    )
+
+def thumbnail_html(photo_id) -> str:
+    """A photo's grid thumbnail for admin lists (the albums admin shows them too; both load ADMIN_CSS)."""
+    return format_html('<img src="/api/photos/{}/thumbnail" class="admin-thumbnail" alt="">', photo_id)
 
 
 @admin.register(Photo)
@@ -53,6 +54,9 @@ class PhotoAdmin(admin.ModelAdmin):
     ]
     actions = ["move_to_trash", "restore_from_trash"]
 
+    class Media:
+        css = ADMIN_CSS
+
     def delete_model(self, request, obj: Photo) -> None:
         # The stock delete removes the row only; the files must go too, and only once the delete commits.
         services.photo_purge(photo_ids=[obj.pk], only_trashed=False)
@@ -70,7 +74,7 @@ class PhotoAdmin(admin.ModelAdmin):
     def preview_large(self, photo: Photo) -> str:
         if not photo.is_available:
             return "—"
-        return format_html('<img src="/api/photos/{}/thumbnail" style="max-height:300px">', photo.pk)
+        return format_html('<img src="/api/photos/{}/thumbnail" class="admin-preview" alt="">', photo.pk)
 
     @admin.display(description="Size")
     def dimensions(self, photo: Photo) -> str:

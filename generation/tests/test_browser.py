@@ -57,7 +57,7 @@ def test_generate_choose_continue_and_see_the_history(logged_in_page, live_serve
     shot(page, "running")
 
     run_follower(page, invokeai, first, until_images=1)
-    page.locator("#step-panel .progress[aria-valuenow='50']").wait_for()
+    page.locator("#step-panel progress.progress[value='50']").wait_for()
     shot(page, "first-alternative")
     run_follower(page, invokeai, first, until_images=2)
     page.locator("#step-panel .step-status", has_text="Completed").wait_for()
