@@ -3,6 +3,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 
@@ -80,7 +81,13 @@ class Photo(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.filename or str(self.id)
+        # What a person recognises (the admin's titles and links show it), never the bare id.
+        if self.filename:
+            return self.filename
+        if self.generation_prompt:
+            return f"Generated: {Truncator(self.generation_prompt).chars(60)}"
+        kind = "Generated image" if self.is_generated else "Photo"
+        return f"{kind} of {timezone.localtime(self.created_at):%Y-%m-%d %H:%M}"
 
     @property
     def is_deleted(self) -> bool:

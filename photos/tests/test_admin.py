@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from django.test.utils import CaptureQueriesContext
 
 from photos import storage
@@ -53,3 +54,21 @@ def test_admin_delete_removes_the_files_too(owner_client, upload, django_capture
     assert response.status_code == 302
     assert not Photo.objects.exists()
     assert not original.exists()
+
+
+def test_a_photo_is_titled_by_what_a_person_recognises(owner_client):
+    generated = PhotoFactory(filename="", is_generated=True, generation_prompt="a lighthouse at dusk, oil painting")
+    page = owner_client.get(f"/admin/photos/photo/{generated.pk}/change/").content.decode()
+    title = page.split("<title>")[1].split("</title>")[0]
+    assert "a lighthouse at dusk" in title and str(generated.pk) not in title
+    unnamed = PhotoFactory(filename="")
+    assert str(unnamed) == f"Photo of {timezone.localtime(unnamed.created_at):%Y-%m-%d %H:%M}"
+    assert str(PhotoFactory(filename="beach.jpg")) == "beach.jpg"
+
+
+def test_thumbnails_are_sized_by_the_stylesheet_not_style_attributes(owner_client):
+    photo = PhotoFactory()
+    for url in ("/admin/photos/photo/", f"/admin/photos/photo/{photo.pk}/change/"):
+        page = owner_client.get(url).content.decode()
+        assert 'class="admin-thumbnail"' in page or 'class="admin-preview"' in page
+        assert "style=" not in page and "/static/css/admin.css" in page
