@@ -149,11 +149,14 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def log_in(context, live_server, client, user) -> None:
+    """Give a browser context the user's session (for tests that make their own context, e.g. a phone's)."""
+    client.force_login(user)
+    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+
+
 @pytest.fixture
 def logged_in_page(page, live_server, user, client):
     """A page whose context carries the owner's session (tests of the login form itself use `page`)."""
-    client.force_login(user)
-    page.context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
+    log_in(page.context, live_server, client, user)
     return page
