@@ -37,6 +37,7 @@ function setSelecting(on) {
   document.body.classList.toggle("selecting", on);
   document.querySelectorAll('[data-action="select-mode"]').forEach((button) => button.setAttribute("aria-pressed", String(on)));
   if (!on) selectedTiles().forEach((tile) => tile.classList.remove("selected"));
+  anchorTile = null;
   updateSelectionBar();
 }
 
@@ -49,6 +50,9 @@ function updateSelectionBar() {
   bar.querySelectorAll("button.button").forEach((button) => { button.disabled = count === 0; });
 }
 
+// The tile clicked last without Shift: a Shift-click gives every tile from there to the clicked one its state.
+let anchorTile = null;
+
 // Captured before htmx sees the click, so a tile toggles its selection instead of opening the lightbox.
 document.addEventListener("click", (event) => {
   if (!document.body.classList.contains("selecting")) return;
@@ -56,7 +60,15 @@ document.addEventListener("click", (event) => {
   if (!tile) return;
   event.preventDefault();
   event.stopPropagation();
-  tile.classList.toggle("selected");
+  const all = Array.from(document.querySelectorAll("#grid .tile[data-photo-id]"));
+  if (event.shiftKey && anchorTile && all.includes(anchorTile)) {
+    const [from, to] = [all.indexOf(anchorTile), all.indexOf(tile)].sort((a, b) => a - b);
+    const selected = anchorTile.classList.contains("selected");
+    all.slice(from, to + 1).forEach((each) => each.classList.toggle("selected", selected));
+  } else {
+    tile.classList.toggle("selected");
+    anchorTile = tile;
+  }
   updateSelectionBar();
 }, true);
 

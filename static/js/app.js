@@ -46,13 +46,39 @@ async function api(method, url, body) {
   return response;
 }
 
+// The page's photo count, and what shows only when there are photos (or only when there are none).
 function adjustCount(delta) {
   const counter = document.getElementById("photo-count");
   if (!counter) return;
   const total = Number(counter.dataset.total) + delta;
   counter.dataset.total = total;
   counter.textContent = `${total} photo${total === 1 ? "" : "s"}`;
+  const empty = document.getElementById("empty-state");
+  if (empty) empty.hidden = total > 0;
+  document.querySelectorAll("[data-hide-when-empty]").forEach((el) => { el.hidden = total === 0; });
 }
+
+/* ---------- The phone's menu (the links fold behind a button on narrow screens) ---------- */
+function setMenu(open) {
+  const button = document.querySelector(".topbar .menu-button");
+  if (!button) return;
+  button.closest(".topbar").classList.toggle("menu-open", open);
+  button.setAttribute("aria-expanded", String(open));
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest(".menu-button");
+  if (button) setMenu(button.getAttribute("aria-expanded") !== "true");
+  else if (!event.target.closest("#site-menu")) setMenu(false);
+});
+
+document.addEventListener("keydown", (event) => {
+  const button = document.querySelector(".topbar .menu-button");
+  if (event.key === "Escape" && button?.getAttribute("aria-expanded") === "true") {
+    setMenu(false);
+    button.focus();
+  }
+});
 
 /* ---------- Filters: submit on change ---------- */
 document.addEventListener("change", (event) => {
@@ -61,17 +87,46 @@ document.addEventListener("change", (event) => {
 });
 
 /* ---------- Lightbox ---------- */
+// The open photo is in the address (?photo=<id>): a link to it opens the lightbox, and Back closes it. Opening
+// adds one history entry; moving to the next photo replaces it, so Back leaves the lightbox, not the photo.
 const lightbox = () => document.getElementById("lightbox");
+const PHOTO_PARAM = "photo";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 let currentTile = null;
+let shownPhotoId = null;
 
 function tiles() {
   return Array.from(document.querySelectorAll("#grid .tile[data-photo-id]"));
 }
 
+const tileOf = (id) => document.querySelector(`#grid .tile[data-photo-id="${id}"]`);
+
+// The photo after a tile (or before it, for the last one): where the lightbox goes when the tile leaves the grid.
+function neighbour(tile) {
+  const all = tiles();
+  const index = all.indexOf(tile);
+  return index < 0 ? null : all[index + 1] || all[index - 1] || null;
+}
+
 function openTile(tile) {
   if (!tile) return;
   currentTile = tile;
-  htmx.ajax("GET", tile.getAttribute("hx-get"), { target: "#lightbox-body", swap: "innerHTML" });
+  shownPhotoId = tile.dataset.photoId;
+  // A gallery tile is the link itself; a trash tile holds a link beside its Restore button.
+  const link = tile.matches("[hx-get]") ? tile : tile.querySelector("[hx-get]");
+  htmx.ajax("GET", link.getAttribute("hx-get"), { target: "#lightbox-body", swap: "innerHTML" });
+}
+
+// A photo named in the address: its tile if the grid has loaded it, else straight from the server.
+function openPhoto(id) {
+  const tile = tileOf(id);
+  if (tile) { openTile(tile); return; }
+  const dialog = lightbox();
+  if (!dialog || !UUID.test(id)) return;
+  currentTile = null;
+  shownPhotoId = id;
+  const url = dialog.dataset.photoUrl.replace("{id}", id);
+  htmx.ajax("GET", url, { target: "#lightbox-body", swap: "innerHTML" });
 }
 
 function step(offset) {
@@ -88,14 +143,55 @@ function step(offset) {
   }
 }
 
+function addressWith(id) {
+  const url = new URL(window.location.href);
+  if (id) url.searchParams.set(PHOTO_PARAM, id); else url.searchParams.delete(PHOTO_PARAM);
+  return url.toString();
+}
+
 document.addEventListener("htmx:afterSwap", (event) => {
   const dialog = lightbox();
-  if (dialog && event.detail.target.id === "lightbox-body" && !dialog.open) dialog.showModal();
+  if (!dialog || event.detail.target.id !== "lightbox-body") return;
+  const state = { lightbox: shownPhotoId };
+  if (dialog.open) {
+    history.replaceState({ ...history.state, ...state }, "", addressWith(shownPhotoId));
+  } else {
+    const inAddress = new URL(window.location.href).searchParams.get(PHOTO_PARAM);
+    if (inAddress !== shownPhotoId) history.pushState(state, "", addressWith(shownPhotoId));
+    // Arrived by a link to the photo: closing takes the photo out of the address instead of going Back.
+    else if (!history.state?.lightbox) history.replaceState({ ...state, entered: true }, "", window.location.href);
+    dialog.showModal();
+  }
+});
+
+// However it closes (Escape, the close button, a swipe, a click beside the photo), the address follows.
+document.addEventListener("close", (event) => {
+  if (event.target !== lightbox()) return;
+  shownPhotoId = null;
+  if (!history.state?.lightbox) return;  // Back closed it: the address has moved already
+  if (history.state.entered) history.replaceState(null, "", addressWith(null));
+  else history.back();
+}, true);
+
+window.addEventListener("popstate", () => {
+  const dialog = lightbox();
+  if (!dialog) return;
+  const id = new URL(window.location.href).searchParams.get(PHOTO_PARAM);
+  if (!id && dialog.open) dialog.close();
+  else if (id && id !== shownPhotoId) openPhoto(id);
+});
+
+document.addEventListener("DOMContentLoaded", () => {
+  const id = new URL(window.location.href).searchParams.get(PHOTO_PARAM);
+  if (id && lightbox()) openPhoto(id);
 });
 
 document.addEventListener("htmx:beforeRequest", (event) => {
   const tile = event.detail.elt.closest?.(".tile[data-photo-id]");
-  if (tile && tile.closest("#grid")) currentTile = tile;
+  if (tile && tile.closest("#grid") && event.detail.target?.id === "lightbox-body") {
+    currentTile = tile;
+    shownPhotoId = tile.dataset.photoId;
+  }
 });
 
 document.addEventListener("keydown", (event) => {
@@ -106,11 +202,47 @@ document.addEventListener("keydown", (event) => {
   else if (event.key === "Delete") { event.preventDefault(); dialog.querySelector('[data-action="delete"]')?.click(); }
 });
 
+// Touch: swipe left or right for the next or previous photo, down to close. The photo follows the finger.
+let swipe = null;
+const SWIPE_DISTANCE = 60;
+
+function swipeImage() {
+  return lightbox()?.querySelector(".lightbox-stage img");
+}
+
+document.addEventListener("touchstart", (event) => {
+  swipe = null;
+  if (event.touches.length !== 1 || !event.target.closest("#lightbox .lightbox-stage")) return;
+  swipe = { x: event.touches[0].clientX, y: event.touches[0].clientY, dx: 0, dy: 0 };
+}, { passive: true });
+
+document.addEventListener("touchmove", (event) => {
+  if (!swipe) return;
+  if (event.touches.length !== 1) { swipe = null; return; }  // a pinch: leave it to the browser's zoom
+  swipe.dx = event.touches[0].clientX - swipe.x;
+  swipe.dy = event.touches[0].clientY - swipe.y;
+  const image = swipeImage();
+  const across = Math.abs(swipe.dx) > Math.abs(swipe.dy);
+  if (image) image.style.transform = across ? `translateX(${swipe.dx}px)` : `translateY(${Math.max(0, swipe.dy)}px)`;
+}, { passive: true });
+
+function endSwipe() {
+  if (!swipe) return;
+  const { dx, dy } = swipe;
+  swipe = null;
+  const image = swipeImage();
+  if (image) image.style.transform = "";
+  if (Math.abs(dx) >= SWIPE_DISTANCE && Math.abs(dx) > Math.abs(dy)) step(dx < 0 ? 1 : -1);
+  else if (dy >= SWIPE_DISTANCE && dy > Math.abs(dx)) lightbox()?.close();
+}
+
+document.addEventListener("touchend", endSwipe, { passive: true });
+document.addEventListener("touchcancel", () => { swipe = null; swipeImage()?.style.removeProperty("transform"); }, { passive: true });
+
 async function trashPhoto(id) {
   await api("DELETE", `/api/photos/${id}/`);
-  const tile = document.querySelector(`#grid .tile[data-photo-id="${id}"]`);
-  const all = tiles();
-  const following = all[all.indexOf(tile) + 1] || all[all.indexOf(tile) - 1];
+  const tile = tileOf(id);
+  const following = neighbour(tile);
   const placeholder = tile?.nextSibling;
   const parent = tile?.parentNode;
   tile?.remove();
@@ -134,6 +266,21 @@ async function trashPhoto(id) {
       },
     },
   });
+}
+
+// From the trash: the photo leaves the trash's grid (and its count); its own page shows it restored.
+async function restorePhoto(id) {
+  await api("POST", `/api/photos/${id}/restore/`);
+  const tile = tileOf(id);
+  if (!tile) { window.location.reload(); return; }
+  const following = neighbour(tile);
+  tile.remove();
+  adjustCount(-1);
+  const dialog = lightbox();
+  if (dialog?.open) {
+    if (following) openTile(following); else dialog.close();
+  }
+  toast("Restored to the gallery.");
 }
 
 async function retryDownload(control) {
@@ -165,10 +312,8 @@ document.addEventListener("click", async (event) => {
     else if (action === "next") step(1);
     else if (action === "delete") await trashPhoto(control.dataset.photoId);
     else if (action === "retry-download") await retryDownload(control);
-    else if (action === "restore") {
-      await api("POST", `/api/photos/${control.dataset.photoId}/restore/`);
-      window.location.reload();
-    } else if (action === "close-uploads") document.getElementById("upload-panel").hidden = true;
+    else if (action === "restore") await restorePhoto(control.dataset.photoId);
+    else if (action === "close-uploads") document.getElementById("upload-panel").hidden = true;
   } catch (error) {
     toast(error.message, { kind: "error" });
   }
@@ -212,7 +357,6 @@ async function showNewTile(photoId) {
   tile.classList.add("just-added");
   htmx.process(tile);
   adjustCount(1);
-  document.getElementById("empty-state")?.remove();
 }
 
 function send(file, row) {
