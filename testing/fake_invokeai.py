@@ -15,7 +15,8 @@ server wherever the client depends on it, and the client's test module runs agai
   an item whose graph names a model key not installed fails with "Unknown model <key>", as on the real server.
 
 Faults to inject: `refuse_connections()`, `fail_requests()` (e.g. 500s), `hang_requests()` (an answer later
-than any read timeout), `fail_items()`, `vanish()`, `restart()` (in-progress items become canceled),
+than any read timeout), `hold_requests()` (a request held, before or after the server acts on it, until the test
+releases it: for races), `fail_items()`, `vanish()`, `restart()` (in-progress items become canceled),
 `reinstall_model()` (same hash, new key), and multiuser mode with logins and refreshed tokens.
 """
 
@@ -420,6 +421,31 @@ class _Fault:
     hang: bool = False
 
 
+@dataclass
+class Hold:
+    """One request held by `hold_requests()`: `reached` is set once it arrives (and, with `after`, has been acted
+    on); it is answered when the test calls `release()`."""
+
+    path: re.Pattern[str]
+    method: str | None
+    after: bool
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    taken: bool = False
+
+    def wait_reached(self, timeout: float = 10) -> None:
+        if not self.reached.wait(timeout):
+            raise AssertionError(f"no request for {self.path.pattern} reached the fake InvokeAI")
+
+    def release(self) -> None:
+        self.released.set()
+
+    def block(self) -> None:
+        self.reached.set()
+        # Bounded, so a test that forgets to release cannot hang the suite.
+        self.released.wait(timeout=30)
+
+
 def _timestamp(seconds: float | None) -> str | None:
     if seconds is None:
         return None
@@ -506,6 +532,7 @@ class FakeInvokeAI:
         # token -> whether it came from X-Refreshed-Token (rather than a login)
         self._tokens: dict[str, bool] = {}
         self._faults: list[_Fault] = []
+        self._holds: list[Hold] = []
         self._doom: list[tuple[str, str]] = []
         self._next_item_id = 1
         self._free_at = 0.0
@@ -552,6 +579,8 @@ class FakeInvokeAI:
 
     def stop(self) -> None:
         self._release.set()
+        for hold in self._holds:
+            hold.release()
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -573,6 +602,14 @@ class FakeInvokeAI:
     def hang_requests(self, path: str, *, times: int = 1, method: str | None = None) -> None:
         """Hold the next `times` matching requests until `stop()` (past any read timeout), then answer 500."""
         self._faults.append(_Fault(re.compile(path), method, times, hang=True))
+
+    def hold_requests(self, path: str, *, method: str | None = None, after: bool = False) -> Hold:
+        """Hold the next request whose path matches the regex `path` until `release()`: before the server acts on
+        it, or with `after`, once it has acted and before it answers (the client has not heard yet)."""
+        hold = Hold(re.compile(path), method, after)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
 
     def fail_items(self, count: int = 1, *, error_type: str = "RuntimeError", error_message: str = "boom") -> None:
         """The next `count` items to start will fail with this error instead of completing."""
@@ -778,6 +815,9 @@ class FakeInvokeAI:
             if fault.hang:
                 self._release.wait(timeout=30)
             return _json({"detail": "Internal Server Error"}, status=fault.status)
+        hold = self._take_hold(request)
+        if hold is not None and not hold.after:
+            hold.block()
         adapter = self._urls.bind_to_environ(request.environ)
         try:
             endpoint, arguments = adapter.match()
@@ -810,6 +850,8 @@ class FakeInvokeAI:
             refreshed = uuid.uuid4().hex
             self._tokens[refreshed] = True
             response.headers["X-Refreshed-Token"] = refreshed
+        if hold is not None and hold.after:
+            hold.block()
         return response
 
     def _take_fault(self, request: Request) -> _Fault | None:
@@ -818,6 +860,14 @@ class FakeInvokeAI:
                 if fault.times > 0 and fault.path.search(request.path) and fault.method in (None, request.method):
                     fault.times -= 1
                     return fault
+        return None
+
+    def _take_hold(self, request: Request) -> Hold | None:
+        with self._lock:
+            for hold in self._holds:
+                if not hold.taken and hold.path.search(request.path) and hold.method in (None, request.method):
+                    hold.taken = True
+                    return hold
         return None
 
     # --- endpoints ---
