@@ -254,7 +254,10 @@ class GenerateView(APIView):
             "status": _CYBERIMAGE_STATUS[step.status],
             "num_images": len(step.item_ids),
             "status_url": f"/api/status/{step.pk}",
-            "message": f"Generating {len(step.item_ids)} image(s) with {step.model_name}.",
+            # A cancel can overtake the request that makes the step: then the step says what became of it.
+            "message": step.error_message
+            if step.is_finished
+            else f"Generating {len(step.item_ids)} image(s) with {step.model_name}.",
         }
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
 

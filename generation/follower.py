@@ -279,8 +279,6 @@ def _pending_abandon(step: GenerationStep) -> None:
             manager.invokeai_client(step.backend_url).cancel_batches([step.batch_id])
         except InvokeAIError as exc:
             logger.info("Could not cancel batch %s of interrupted step %s: %s", step.batch_id, step.pk, exc.message)
-    lifecycle.step_move(
-        step_id=step.pk,
-        to=StepStatus.FAILED,
-        error_message="The app stopped while this step was being sent to InvokeAI; generate it again.",
+    lifecycle.step_end_unsent(
+        step_id=step.pk, error_message="The app stopped while this step was being sent to InvokeAI; generate it again."
     )

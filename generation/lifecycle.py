@@ -2,6 +2,11 @@
 
     step:     pending -> running -> completed | failed | cancelled
               pending -> failed | cancelled        (enqueueing failed, or cancelled before it was enqueued)
+
+A cancel never moves a step by itself: it sets `cancel_requested_at` on a pending or running step. A running
+step's follower (or the cancel request) then cancels its batch on InvokeAI and ends it CANCELLED once InvokeAI
+has confirmed; a pending step is ended by the request that is sending it, which alone knows whether its batch
+reached InvokeAI.
     session:  active -> completed | abandoned
 
 Every change is one conditional UPDATE (`WHERE status IN <the statuses it may come from>`), so of two workers
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from gallery_project.errors import Conflict
@@ -30,6 +36,7 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     StepStatus.CANCELLED: frozenset(),
 }
 STEP_IN_FLIGHT = (StepStatus.PENDING, StepStatus.RUNNING)
+CANCELLED_UNSENT = "Cancelled before it was sent to InvokeAI."
 
 SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
     SessionStatus.ACTIVE: frozenset({SessionStatus.COMPLETED, SessionStatus.ABANDONED}),
@@ -77,6 +84,28 @@ def step_move_or_conflict(*, step_id: int, to: str, **fields: Any) -> None:
             code="invalid_transition",
             details={"status": current, "requested": to},
         )
+
+
+def step_end_unsent(*, step_id: int, error_message: str) -> str | None:
+    """End a PENDING step whose batch did not reach InvokeAI: CANCELLED if a cancel was asked for meanwhile, else
+    FAILED with `error_message`.
+
+    One UPDATE decides, so a cancel arriving at the same moment is never lost (the cancel marks a pending step
+    and leaves its ending to whoever is sending it). Returns the status it got, None if it was no longer pending.
+    """
+    now = timezone.now()
+    cancelled = {"cancel_requested_at__isnull": False}
+    updated = GenerationStep.objects.filter(pk=step_id, status=StepStatus.PENDING).update(
+        status=Case(When(**cancelled, then=Value(StepStatus.CANCELLED)), default=Value(StepStatus.FAILED)),
+        error_message=Case(When(**cancelled, then=Value(CANCELLED_UNSENT)), default=Value(error_message)),
+        completed_at=now,
+        follower_token="",
+        follower_lease_until=None,
+    )
+    if not updated:
+        return None
+    GenerationSession.objects.filter(steps__pk=step_id).update(updated_at=now)
+    return GenerationStep.objects.filter(pk=step_id).values_list("status", flat=True).first()
 
 
 def session_move(*, session_id: int, to: str) -> None:

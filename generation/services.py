@@ -3,7 +3,9 @@
 `step_create` validates against the model cache without touching the network, records the step (PENDING, with
 the batch id it is about to use), then uploads the inputs and enqueues the batch on the InvokeAI of the moment;
 it marks the step RUNNING and, once that has committed, hands it to a follower (`generation.follower`). If
-InvokeAI refuses or does not answer, the step is FAILED with InvokeAI's reason and the error is raised.
+InvokeAI refuses or does not answer, the step is FAILED with InvokeAI's reason and the error is raised. A cancel
+arriving while the step is being sent ends it CANCELLED instead, with its batch cancelled on InvokeAI if it got
+there; `step_create` then returns the cancelled (or cancelling) step like any other.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from django.utils import timezone
 
 from backends import manager
 from backends.invokeai import graphs
-from backends.invokeai.errors import ModelError
+from backends.invokeai.client import InvokeAIClient
+from backends.invokeai.errors import InvokeAIError, ModelError
 from backends.signals import user_activity
 from gallery_project.errors import AppError, Conflict, InvalidInput, NotFound
 from photos import selectors as photo_selectors
@@ -284,8 +287,25 @@ def _step_insert(session: GenerationSession, plan: _Plan, backend_url: str) -> G
     return step
 
 
+def _cancel_requested(step_id: int) -> bool:
+    return GenerationStep.objects.filter(pk=step_id, cancel_requested_at__isnull=False).exists()
+
+
+def _batch_cancel_quietly(client: InvokeAIClient, step: GenerationStep) -> None:
+    """Cancel a batch nobody will follow; InvokeAI may not be answering, and the caller has its own error."""
+    try:
+        client.cancel_batches([step.batch_id])
+    except InvokeAIError as exc:
+        logger.warning("Could not cancel batch %s of step %s: %s", step.batch_id, step.pk, exc.message)
+
+
 def _enqueue(step: GenerationStep, plan: _Plan) -> None:
-    """Upload the inputs and enqueue the batch on the step's InvokeAI; mark the step RUNNING."""
+    """Upload the inputs and enqueue the batch on the step's InvokeAI; mark the step RUNNING.
+
+    A cancel may arrive at any moment while this runs (it only marks the step). Before the batch is sent it
+    means: send nothing. After, the batch is on InvokeAI and the step RUNNING, so it is cancelled there like any
+    running step's, here if the cancel came first, by the cancel request otherwise.
+    """
     client = manager.invokeai_client(step.backend_url)
     model = models_cache.model_verify(key=plan.model.key, client=client)
     params = replace(plan.params, model=model.identifier)
@@ -299,11 +319,19 @@ def _enqueue(step: GenerationStep, plan: _Plan) -> None:
         params = replace(params, mask_image=uploaded.image_name)
     body = graphs.build_batch(params)
     body["batch"]["batch_id"] = step.batch_id
-    batch = client.enqueue(body)
+    if _cancel_requested(step.pk):
+        lifecycle.step_move(step_id=step.pk, to=StepStatus.CANCELLED, error_message=lifecycle.CANCELLED_UNSENT)
+        return
+    try:
+        batch = client.enqueue(body)
+    except InvokeAIError:
+        # InvokeAI may have taken the batch before failing to answer (a read timeout): nobody would collect it.
+        _batch_cancel_quietly(client, step)
+        raise
     note = ""
     if batch.enqueued < batch.requested:
         note = f"InvokeAI's queue was full: it took {batch.enqueued} of the {batch.requested} images asked for."
-    lifecycle.step_move_or_conflict(
+    running = lifecycle.step_move(
         step_id=step.pk,
         to=StepStatus.RUNNING,
         batch_id=batch.batch_id,
@@ -313,11 +341,18 @@ def _enqueue(step: GenerationStep, plan: _Plan) -> None:
         last_contact_at=timezone.now(),
     )
     models_cache.model_mark_used(key=model.key)
+    if not running:
+        # Only the sweep of steps stuck PENDING moves one away from under us; it cannot have seen this batch.
+        _batch_cancel_quietly(client, step)
+    elif _cancel_requested(step.pk):
+        follower.step_poll(step_id=step.pk)
 
 
 def step_validate(*, request: StepRequest) -> None:
-    """Check a request as `step_create` would, recording nothing (before starting a session for it)."""
+    """Check a request as `step_create` would, recording nothing (before starting a session for it): its
+    parameters, and that there is an InvokeAI to send it to."""
     _plan(None, request)
+    manager.current_backend_url()
 
 
 def step_create(*, session_id: int, request: StepRequest) -> GenerationStep:
@@ -331,25 +366,20 @@ def step_create(*, session_id: int, request: StepRequest) -> GenerationStep:
         raise Conflict(f"This session is {session.status}; start a new one to generate again.", code="session_closed")
     plan = _plan(session, request)
     user_activity.send(sender=GenerationStep)
-    try:
-        backend_url = manager.current_backend_url()
-    except AppError as exc:
-        step = _step_insert(session, plan, backend_url="")
-        lifecycle.step_move(step_id=step.pk, to=StepStatus.FAILED, error_message=exc.message)
-        raise
+    # No InvokeAI to send to (remote mode without a pod): refused before anything is recorded.
+    backend_url = manager.current_backend_url()
     step = _step_insert(session, plan, backend_url=backend_url)
     try:
         _enqueue(step, plan)
-    except AppError as exc:
-        lifecycle.step_move(step_id=step.pk, to=StepStatus.FAILED, error_message=exc.message)
-        raise
-    except Exception:
-        lifecycle.step_move(
-            step_id=step.pk, to=StepStatus.FAILED, error_message="The step could not be sent to InvokeAI."
-        )
-        raise
-    transaction.on_commit(lambda: follower.step_follow_enqueue(step_id=step.pk))
-    return step_get(step_id=step.pk)
+    except Exception as exc:
+        message = exc.message if isinstance(exc, AppError) else "The step could not be sent to InvokeAI."
+        # A cancel that came while the step was being sent wins: the step ends cancelled, as its canceller was told.
+        if lifecycle.step_end_unsent(step_id=step.pk, error_message=message) != StepStatus.CANCELLED:
+            raise
+    step = step_get(step_id=step.pk)
+    if step.status == StepStatus.RUNNING:
+        transaction.on_commit(lambda: follower.step_follow_enqueue(step_id=step.pk))
+    return step
 
 
 def step_request_from(
@@ -402,18 +432,17 @@ def step_cancel(*, step_id: int) -> GenerationStep:
     """Cancel a step's batch in InvokeAI; the images it already finished are kept.
 
     The step becomes CANCELLED once InvokeAI has confirmed what finished and what did not, normally before
-    this returns; if InvokeAI is not answering, the follower cancels as soon as it answers again.
+    this returns; if InvokeAI is not answering, the follower cancels as soon as it answers again. A step still
+    being sent is only marked: the request sending it cancels its batch as soon as InvokeAI has it.
     """
     step = step_get(step_id=step_id)
-    if step.status == StepStatus.PENDING:
-        lifecycle.step_move_or_conflict(step_id=step.pk, to=StepStatus.CANCELLED, error_message="Cancelled.")
-        return step_get(step_id=step.pk)
-    requested = GenerationStep.objects.filter(pk=step.pk, status=StepStatus.RUNNING).update(
+    requested = GenerationStep.objects.filter(pk=step.pk, status__in=lifecycle.STEP_IN_FLIGHT).update(
         cancel_requested_at=timezone.now()
     )
     if not requested:
         raise Conflict(f"This step is {step.status}; there is nothing to cancel.", code="invalid_transition")
-    follower.step_poll(step_id=step.pk)
+    if step_get(step_id=step.pk).status == StepStatus.RUNNING:
+        follower.step_poll(step_id=step.pk)
     return step_get(step_id=step.pk)
 
 

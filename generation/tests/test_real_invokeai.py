@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import time
 from dataclasses import replace
 
@@ -17,12 +18,14 @@ import pytest
 from PIL import Image
 
 from backends import manager
+from backends.invokeai.client import InvokeAIClient
 from backends.invokeai.graphs import seeds_from
 from generation import follower, models_cache, services
 from generation.models import CachedModel, GenerationStep
 from photos import storage
 
 from .conftest import step_request
+from .test_cancel_race import Api, Concurrent
 
 REAL_URL = os.environ.get("INVOKEAI_TEST_URL", "")
 
@@ -115,3 +118,82 @@ def test_an_uploaded_init_photo_is_sized_for_the_graph(real, gallery_photo):
     [alternative] = step.alternatives.select_related("photo")
     with Image.open(io.BytesIO(storage.absolute(alternative.photo.local_storage_path).read_bytes())) as png:
         assert png.size == (96, 64)
+
+
+@pytest.fixture
+def held_enqueue(monkeypatch):
+    """Hold the client's enqueue call, before it is sent or after InvokeAI answered, until `go` is set."""
+    reached, go = threading.Event(), threading.Event()
+    real_enqueue = InvokeAIClient.enqueue
+
+    def hold(after: bool):
+        def enqueue(client, body):
+            if not after:
+                reached.set()
+                go.wait(timeout=60)
+            batch = real_enqueue(client, body)
+            if after:
+                reached.set()
+                go.wait(timeout=60)
+            return batch
+
+        monkeypatch.setattr(InvokeAIClient, "enqueue", enqueue)
+        return reached, go
+
+    return hold
+
+
+def finished(step_id: int) -> GenerationStep:
+    """The step once it has ended: a cancelled one may still wait for InvokeAI to confirm."""
+    step = GenerationStep.objects.get(pk=step_id)
+    return follow_to_end(step_id) if step.status == GenerationStep.Status.RUNNING else step
+
+
+def nothing_left_of(step: GenerationStep) -> None:
+    counts = manager.invokeai_client(REAL_URL).batch_status(step.batch_id)
+    assert (counts.pending, counts.in_progress) == (0, 0)
+    assert counts.total == len(step.item_ids) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("after", [False, True], ids=["before-invokeai-takes-it", "before-its-answer-arrives"])
+def test_a_cancel_racing_the_enqueue_leaves_nothing_of_the_batch_on_invokeai(real, held_enqueue, after):
+    reached, go = held_enqueue(after)
+    sd1 = CachedModel.objects.get(name="tiny-sd1")
+    session = services.session_create()
+    request = step_request(sd1, width=128, height=128, steps=8, batch_size=3)
+    creating = Concurrent(lambda: services.step_create(session_id=session.pk, request=request))
+    creating.start()
+    assert reached.wait(timeout=60)
+    pending = GenerationStep.objects.get()
+    assert services.step_cancel(step_id=pending.pk).cancel_requested_at is not None
+    go.set()
+
+    step = finished(creating.outcome().pk)
+    assert step.status == GenerationStep.Status.CANCELLED
+    nothing_left_of(step)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_racing_the_step_request_over_http(real, held_enqueue, live_server, user):
+    reached, go = held_enqueue(after=False)
+    sd1 = CachedModel.objects.get(name="tiny-sd1")
+    session = services.session_create()
+    api = Api(live_server.url)
+    body = {"prompt": "a lighthouse", "model_key": sd1.key, "width": 128, "height": 128, "steps": 8, "batch_size": 3}
+    try:
+        creating = Concurrent(lambda: api.post(f"/api/generation/sessions/{session.pk}/steps/", body))
+        creating.start()
+        assert reached.wait(timeout=60)
+        [job] = api.in_flight()
+        cancel = api.post(f"/api/generation/steps/{job['job_id']}/cancel")
+        assert (cancel.status_code, cancel.json()["cancel_requested"]) == (200, True)
+        go.set()
+        created = creating.outcome()
+    finally:
+        api.http.close()
+    assert created.status_code == 202, created.text
+    assert created.json()["status"] in ("cancelled", "running")
+    step = finished(created.json()["id"])
+    assert step.status == GenerationStep.Status.CANCELLED
+    nothing_left_of(step)

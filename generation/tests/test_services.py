@@ -108,18 +108,18 @@ def test_a_closed_session_takes_no_steps(invokeai, sd1, session):
         services.step_create(session_id=session.pk, request=step_request(sd1))
 
 
-def test_an_unavailable_backend_is_a_failed_step_with_the_reason(invokeai, sd1, session, monkeypatch):
+def test_an_unavailable_backend_is_refused_before_a_step_is_recorded(invokeai, sd1, session, monkeypatch):
+    """No InvokeAI to send to (remote mode without a pod) is nothing tried: no failed step to clutter the session."""
+
     def pod_not_ready():
         raise Unavailable("The RunPod GPU is still starting; try again in a minute.", code="pod_starting")
 
     monkeypatch.setattr("backends.manager.current_backend_url", pod_not_ready)
     with pytest.raises(Unavailable, match="still starting"):
         services.step_create(session_id=session.pk, request=step_request(sd1))
-    step = GenerationStep.objects.get()
-    assert (step.status, step.error_message) == (
-        Status.FAILED,
-        "The RunPod GPU is still starting; try again in a minute.",
-    )
+    with pytest.raises(Unavailable, match="still starting"):
+        services.step_validate(request=step_request(sd1))
+    assert not GenerationStep.objects.exists()
 
 
 def test_steps_are_numbered_within_their_session_and_activity_is_signalled(invokeai, sd1, session, enqueued):
@@ -314,14 +314,6 @@ def test_the_backend_is_busy_while_a_step_generates_or_images_wait(invokeai, sd1
     assert app_is_busy() is True  # its image failed to download and will be retried
     Photo.objects.update(retrieval_attempts=settings.RETRIEVAL_MAX_ATTEMPTS)
     assert app_is_busy() is False
-
-
-def test_cancelling_a_pending_step(invokeai, sd1, session):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
-    GenerationStep.objects.filter(pk=step.pk).update(status=Status.PENDING)
-    assert services.step_cancel(step_id=step.pk).status == Status.CANCELLED
-    with pytest.raises(Conflict, match="nothing to cancel"):
-        services.step_cancel(step_id=step.pk)
 
 
 def test_cancelling_while_invokeai_is_silent_is_finished_by_the_follower(invokeai, sd1, session, follow):
