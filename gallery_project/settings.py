@@ -206,6 +206,9 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
 # --- Product limits (names from the spec) ---
 MAX_UPLOAD_SIZE = env.int("MAX_UPLOAD_SIZE", default=20 * 1024 * 1024)
 MAX_BATCH_SIZE = env.int("MAX_BATCH_SIZE", default=10)
+# Largest generated image, width x height in pixels, for every model base. Unset: 1024x1024 for SD 1.x and 2.x,
+# 2048x2048 for SDXL and FLUX (generation.models_cache); InvokeAI's memory use grows with the image.
+MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=None)
 RETRIEVAL_MAX_ATTEMPTS = env.int("RETRIEVAL_MAX_ATTEMPTS", default=5)
 # Seconds before the first retry of a failed download; each further retry waits twice as long.
 RETRIEVAL_RETRY_BACKOFF = env.int("RETRIEVAL_RETRY_BACKOFF", default=30)

@@ -196,12 +196,24 @@ _CYBERIMAGE_STATUS = {
 }
 
 
+class CyberImageSettingsSerializer(serializers.Serializer):
+    """CyberImage's settings object: typed like the flat fields, so a size of "abc" is a 400, not a crash."""
+
+    num_images = serializers.IntegerField(required=False, source="batch_size")
+    num_inference_steps = serializers.IntegerField(required=False, source="steps")
+    guidance_scale = serializers.FloatField(required=False, source="cfg_scale")
+    width = serializers.IntegerField(required=False)
+    height = serializers.IntegerField(required=False)
+    seed = serializers.IntegerField(required=False)
+    scheduler = serializers.CharField(required=False)
+
+
 class GenerateSerializer(serializers.Serializer):
     prompt = serializers.CharField(max_length=5000)
     model = serializers.CharField(required=False, help_text="A model key or name from /api/models/.")
     model_id = serializers.CharField(required=False, help_text="CyberImage's name for `model`.")
     negative_prompt = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="")
-    settings = serializers.DictField(required=False, default=dict, help_text="CyberImage's settings object.")
+    settings = CyberImageSettingsSerializer(required=False, help_text="CyberImage's settings object.")
     width = serializers.IntegerField(required=False)
     height = serializers.IntegerField(required=False)
     steps = serializers.IntegerField(required=False)
@@ -210,15 +222,7 @@ class GenerateSerializer(serializers.Serializer):
     seed = serializers.IntegerField(required=False)
     batch_size = serializers.IntegerField(required=False, min_value=1)
 
-    _SETTINGS = {
-        "num_images": "batch_size",
-        "num_inference_steps": "steps",
-        "guidance_scale": "cfg_scale",
-        "width": "width",
-        "height": "height",
-        "seed": "seed",
-        "scheduler": "scheduler",
-    }
+    _FLAT = ("width", "height", "steps", "cfg_scale", "scheduler", "seed", "batch_size")
 
     def to_request(self) -> services.StepRequest:
         data = self.validated_data
@@ -226,14 +230,8 @@ class GenerateSerializer(serializers.Serializer):
         if not name:
             raise serializers.ValidationError({"model": "Name the model (a key or name from /api/models/)."})
         model = models_cache.model_find(name=name)
-        values = {
-            ours: data["settings"][theirs] for theirs, ours in self._SETTINGS.items() if theirs in data["settings"]
-        }
-        values |= {
-            key: data[key]
-            for key in ("width", "height", "steps", "cfg_scale", "scheduler", "seed", "batch_size")
-            if key in data
-        }
+        # The flat fields win over the same values in `settings`.
+        values = {**data.get("settings", {}), **{key: data[key] for key in self._FLAT if key in data}}
         return services.StepRequest(
             prompt=data["prompt"], negative_prompt=data["negative_prompt"] or "", model_key=model.key, **values
         )
@@ -245,6 +243,8 @@ class GenerateView(APIView):
         form = GenerateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         step_request = form.to_request()
+        # Refused (bad parameters, no InvokeAI to send to) before a session is made for it.
+        services.step_validate(request=step_request)
         session = services.session_create(title=step_request.prompt[:80])
         step = services.step_create(session_id=session.pk, request=step_request)
         _remember(request, step)

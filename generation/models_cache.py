@@ -8,6 +8,7 @@ because InvokeAI accepts a stale key at enqueue and only fails the item later (F
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +30,23 @@ from .step_options import StepOptions, parse_model_lines, parse_step_options
 _FLUX_COMPANION_TYPES = ("t5_encoder", "clip_embed")
 
 # Sizes, steps and guidance the UI starts from when InvokeAI's default_settings leave them unset.
+# `max_pixels` is the largest image (width x height) a step may ask for unless MAX_IMAGE_PIXELS says otherwise:
+# InvokeAI's memory grows with it (a 4000x4000 SDXL image took more than a 24 GB machine had), and SD 1.x/2.x
+# repeat their subject far past their training size anyway.
 _BASE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sd-1": {"size": 512, "steps": 30, "cfg_scale": 7.5, "scheduler": "dpmpp_2m_k"},
-    "sd-2": {"size": 768, "steps": 30, "cfg_scale": 7.5, "scheduler": "dpmpp_2m_k"},
-    "sdxl": {"size": 1024, "steps": 30, "cfg_scale": 6.0, "scheduler": "dpmpp_2m_sde_k"},
-    "flux": {"size": 1024, "steps": 30, "cfg_scale": 1.0, "scheduler": "euler", "guidance": 3.5},
+    "sd-1": {"size": 512, "max_pixels": 1024 * 1024, "steps": 30, "cfg_scale": 7.5, "scheduler": "dpmpp_2m_k"},
+    "sd-2": {"size": 768, "max_pixels": 1024 * 1024, "steps": 30, "cfg_scale": 7.5, "scheduler": "dpmpp_2m_k"},
+    "sdxl": {"size": 1024, "max_pixels": 2048 * 2048, "steps": 30, "cfg_scale": 6.0, "scheduler": "dpmpp_2m_sde_k"},
+    "flux": {
+        "size": 1024,
+        "max_pixels": 2048 * 2048,
+        "steps": 30,
+        "cfg_scale": 1.0,
+        "scheduler": "euler",
+        "guidance": 3.5,
+    },
 }
+BASE_LABELS = {"sd-1": "SD 1.x", "sd-2": "SD 2.x", "sdxl": "SDXL", "flux": "FLUX"}
 # Distilled FLUX schnell is made for few steps.
 _SCHNELL_STEPS = 4
 
@@ -54,8 +66,9 @@ class StepDefaults:
     model: CachedModel
     width: int
     height: int
-    # Width and height must be multiples of this.
+    # Width and height must be multiples of this, and their product at most max_pixels.
     size_multiple: int
+    max_pixels: int
     steps: StepOptions
     cfg_scale: float
     guidance: float | None
@@ -63,6 +76,15 @@ class StepDefaults:
     # Key of the VAE the form pre-selects; None means the model's own.
     vae_key: str | None
     vae_choices: list[CachedModel]
+
+    @property
+    def max_square(self) -> int:
+        """The side of the largest square image allowed (a whole number of size multiples)."""
+        return math.isqrt(self.max_pixels) // self.size_multiple * self.size_multiple
+
+    @property
+    def base_label(self) -> str:
+        return BASE_LABELS[self.model.base]
 
 
 def _compatible_base(model: InvokeAIModel) -> str:
@@ -261,6 +283,7 @@ def step_defaults(*, key: str) -> StepDefaults:
         width=model.default_width or base["size"],
         height=model.default_height or base["size"],
         size_multiple=16 if model.base == "flux" else 8,
+        max_pixels=settings.MAX_IMAGE_PIXELS or base["max_pixels"],
         steps=steps,
         cfg_scale=model.default_cfg_scale or base["cfg_scale"],
         guidance=(model.default_guidance or base["guidance"]) if model.base == "flux" else None,

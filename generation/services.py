@@ -166,6 +166,18 @@ def _steps_for(request: StepRequest, defaults: models_cache.StepDefaults) -> int
     return request.steps
 
 
+def _check_size(width: int, height: int, defaults: models_cache.StepDefaults) -> None:
+    if width * height > defaults.max_pixels:
+        side = defaults.max_square
+        raise InvalidInput(
+            f"{width}x{height} is too large for {defaults.base_label} models: at most {defaults.max_pixels:,} "
+            f"pixels ({side}x{side}, or as many in another shape). Larger images need more memory than "
+            "InvokeAI has here (MAX_IMAGE_PIXELS sets the limit).",
+            code="image_too_large",
+            details={"field": "width", "max_pixels": defaults.max_pixels, "width": width, "height": height},
+        )
+
+
 def _vae_for(request: StepRequest, defaults: models_cache.StepDefaults) -> CachedModel | None:
     key = defaults.vae_key if request.vae_key is None else request.vae_key
     if not key or defaults.model.base == "flux":
@@ -202,7 +214,10 @@ def _plan(session: GenerationSession | None, request: StepRequest) -> _Plan:
             side=max(defaults.width, defaults.height),
             multiple=defaults.size_multiple,
         )
-    width, height = width or defaults.width, height or defaults.height
+    # Only a missing size takes the default: 0 is a size, and a wrong one.
+    width = defaults.width if width is None else width
+    height = defaults.height if height is None else height
+    _check_size(width, height, defaults)
     seed = secrets.randbelow(graphs.SEED_MAX + 1) if request.seed is None else request.seed
     vae = _vae_for(request, defaults)
     params = graphs.GenerationParameters(

@@ -34,7 +34,6 @@ from .models import CachedModel, GenerationSession, GenerationStep, StepAlternat
 TEMPLATE = "generation/studio.html"
 PICKER_SIZE = 48
 
-BASE_LABELS = {"sd-1": "SD 1.x", "sd-2": "SD 2.x", "sdxl": "SDXL", "flux": "FLUX"}
 # Sizes people pick most for each base: square, portrait, landscape, near the base's native area.
 SIZE_PRESETS = {
     "sd-1": [(512, 512), (512, 768), (768, 512)],
@@ -61,7 +60,10 @@ class ModelChoice:
 def _model_choices() -> list[ModelChoice]:
     models = models_cache.model_list(model_type="main").filter(base__in=graphs.SUPPORTED_BASES)
     return [
-        ModelChoice(model=model, label=f"{'★ ' if model.is_favorite else ''}{model.name} · {BASE_LABELS[model.base]}")
+        ModelChoice(
+            model=model,
+            label=f"{'★ ' if model.is_favorite else ''}{model.name} · {models_cache.BASE_LABELS[model.base]}",
+        )
         for model in models
     ]
 
@@ -114,6 +116,8 @@ def _model_fields(model_key: str | None, values: dict[str, Any]) -> dict[str, An
         "defaults": defaults,
         "is_flux": defaults.model.base == "flux",
         "presets": SIZE_PRESETS.get(defaults.model.base, []),
+        "min_side": graphs.MIN_SIZE,
+        "max_side": graphs.MAX_SIZE,
         "width": width,
         "height": height,
         "steps_value": steps,

@@ -18,16 +18,24 @@ function syncForm() {
   const seedMode = f.querySelector('input[name="seed_mode"]:checked')?.value;
   const seed = f.querySelector('input[name="seed"]');
   if (seed) seed.disabled = seedMode !== "fixed";
-  const width = f.querySelector('input[name="width"]')?.value;
+  const widthInput = f.querySelector('input[name="width"]');
+  const width = widthInput?.value;
   const height = f.querySelector('input[name="height"]')?.value;
   f.querySelectorAll("[data-size]").forEach((chip) => {
     chip.classList.toggle("active", chip.dataset.size === `${width}x${height}`);
   });
+  // The server refuses an image above the base's largest; the browser says so before the form is sent.
+  const sizes = f.querySelector("[data-max-pixels]");
+  if (sizes && widthInput) {
+    const tooLarge = Number(width) * Number(height) > Number(sizes.dataset.maxPixels);
+    widthInput.setCustomValidity(tooLarge ? sizes.dataset.tooLarge : "");
+  }
 }
 
 // A range slider shows its value in the <output data-for=name> of the same form.
 document.addEventListener("input", (event) => {
   const input = event.target;
+  if (input.name === "width" || input.name === "height") syncForm();
   if (input.type !== "range") return;
   const output = input.form?.querySelector(`output[data-for="${input.name}"]`);
   if (output) output.textContent = input.value;
