@@ -206,6 +206,9 @@ def _plan(session: GenerationSession | None, request: StepRequest) -> _Plan:
             raise InvalidInput("The parent step is not a step of this session.", code="invalid_parameter")
     init_photo = _input_photo(request.init_photo_id, "init") if request.init_photo_id else None
     mask_photo = _input_photo(request.mask_photo_id, "mask") if request.mask_photo_id else None
+    if parent is None and session is not None and init_photo is not None and mode != graphs.Mode.TXT2IMG:
+        # Unsaid, a step's parent is the step of this session whose image it starts from (if it is one).
+        parent = session.steps.filter(alternatives__photo=init_photo).first()
     width, height = request.width, request.height
     if init_photo and mode != graphs.Mode.TXT2IMG and (width is None or height is None):
         width, height = inputs.snapped_size(

@@ -10,6 +10,7 @@ urlpatterns = [
     path("model-fields/", views.model_fields, name="model-fields"),
     path("refresh-models/", views.models_refresh, name="refresh-models"),
     path("photo-picker/", views.photo_picker, name="photo-picker"),
+    path("backend-notice/", views.backend_notice, name="backend-notice"),
     path("<int:pk>/", views.session_page, name="session"),
     path("<int:pk>/generate/", views.generate, name="generate"),
     path("<int:pk>/history/", views.history, name="history"),

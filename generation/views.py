@@ -16,14 +16,16 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
+from backends import manager
 from backends.invokeai import graphs
 from backends.signals import user_activity
-from gallery_project.errors import AppError, InvalidInput
+from gallery_project.errors import AppError, InvalidInput, Unavailable
 from photos import selectors as photo_selectors
 from photos.models import Photo
 
@@ -100,6 +102,23 @@ def _values_from_step(step: GenerationStep, *, seed_mode: str = "random") -> dic
     }
 
 
+def _values_from_photo(photo: Photo) -> dict[str, Any]:
+    """For "Generate from this photo": img2img from it, with the recipe it was generated with, if it was."""
+    values: dict[str, Any] = {"mode": "img2img", "init_photo_id": str(photo.pk)}
+    if not photo.is_generated:
+        return values
+    params = photo.generation_params
+    values.update(
+        model_key=photo.model_key,
+        prompt=photo.generation_prompt,
+        negative_prompt=photo.generation_negative_prompt,
+        width=params.get("width") or photo.width,
+        height=params.get("height") or photo.height,
+        **{key: params[key] for key in ("steps", "cfg_scale", "guidance", "scheduler", "strength") if key in params},
+    )
+    return values
+
+
 def _model_fields(model_key: str | None, values: dict[str, Any]) -> dict[str, Any]:
     """What the model-dependent part of the form shows: presets, the steps slider's bounds, defaults."""
     if not model_key:
@@ -129,6 +148,15 @@ def _model_fields(model_key: str | None, values: dict[str, Any]) -> dict[str, An
     }
 
 
+def _backend_problem() -> str:
+    """Why nothing can be generated right now (remote mode without a pod), or ""; said before Generate is pressed."""
+    try:
+        manager.current_backend_url()
+    except Unavailable as exc:
+        return exc.message
+    return ""
+
+
 def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
     choices = _model_choices()
     keys = [choice.model.key for choice in choices]
@@ -148,6 +176,7 @@ def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
         "mask_photo": _photo(values.get("mask_photo_id")),
         "seed_modes": SEED_MODES,
         "max_batch_size": settings.MAX_BATCH_SIZE,
+        "backend_problem": _backend_problem(),
         **_model_fields(model_key, values),
     }
 
@@ -209,10 +238,8 @@ def _render_main(request: HttpRequest, session: GenerationSession, current: Gene
 def studio(request: HttpRequest) -> HttpResponse:
     """The studio's front page: a new session's composer (from a gallery photo with ?photo=) and past sessions."""
     user_activity.send(sender=GenerationSession)
-    values: dict[str, Any] = {}
     source = _photo(request.GET.get("photo"))
-    if source is not None:
-        values.update(mode="img2img", init_photo_id=str(source.pk))
+    values = _values_from_photo(source) if source is not None else {}
     context = {
         "sessions": selectors.session_list(limit=30),
         "source_photo": source,
@@ -229,8 +256,9 @@ def session_page(request: HttpRequest, pk: int) -> HttpResponse:
     context = _session_context(session)
     last = context.get("step")
     values = _values_from_step(last) if last else {}
-    if last is None and session.source_image_id:
-        values = {"mode": "img2img", "init_photo_id": str(session.source_image_id)}
+    source = _photo(session.source_image_id) if last is None else None
+    if source is not None:
+        values = _values_from_photo(source)
     return render(request, TEMPLATE, {**context, **_composer(request, values)})
 
 
@@ -240,6 +268,12 @@ def model_fields(request: HttpRequest) -> HttpResponse:
     values = {key: request.GET.get(key) for key in ("vae_key",) if key in request.GET}
     context = _model_fields(request.GET.get("model_key"), values)
     return render(request, f"{TEMPLATE}#model-fields", context)
+
+
+@require_GET
+def backend_notice(request: HttpRequest) -> HttpResponse:
+    """The composer's notice that nothing can be generated; polled until that changes (a pod got ready)."""
+    return render(request, f"{TEMPLATE}#backend-notice", {"backend_problem": _backend_problem()})
 
 
 @require_POST
@@ -317,10 +351,11 @@ def generate(request: HttpRequest, pk: int) -> HttpResponse:
     steps = selectors.session_steps(session=session)
     last = steps[-1] if steps else None
     before = last.pk if last else 0
+    # A step from the form builds on the last one only if it reuses its seed; one that starts from an image
+    # of this session gets that image's step as its parent from the service.
+    parent_id = before if last and form.cleaned_data["seed_mode"] == "reuse" else None
     try:
-        step = services.step_create(
-            session_id=session.pk, request=form.to_request(last_step=last, parent_id=before or None)
-        )
+        step = services.step_create(session_id=session.pk, request=form.to_request(last_step=last, parent_id=parent_id))
     except AppError as exc:
         recorded = session.steps.filter(pk__gt=before).order_by("-pk").first()
         if recorded is None:
@@ -347,7 +382,11 @@ def step_variation(request: HttpRequest, pk: int, variation: str) -> HttpRespons
             return _render_main(request, step.session, step, error=exc.message)
         return _render_main(request, step.session, latest)
     _remember(request, new)
-    return _render_main(request, step.session, new)
+    # The form follows: Generate now makes more of what this button just made (img2img from the chosen image).
+    response = _render_main(request, step.session, new)
+    composer = {"session": step.session, **_composer(request, _values_from_step(new))}
+    response.content += render_to_string(f"{TEMPLATE}#composer-oob", composer, request=request).encode()
+    return response
 
 
 # --- a step ---

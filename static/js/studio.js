@@ -15,6 +15,12 @@ function syncForm() {
     el.hidden = !shown;
     el.querySelectorAll("input, select, textarea").forEach((input) => { input.disabled = !shown; });
   });
+  // Nothing to generate with (no models, no InvokeAI to send to): the notice says why; it may clear by itself.
+  // Not while htmx holds it disabled for a step being sent: the step panel's polls settle meanwhile.
+  const generate = f.querySelector('button[type="submit"]');
+  if (generate && !generate.hasAttribute("data-disabled-by-htmx")) {
+    generate.disabled = Boolean(f.querySelector("[data-blocks-generate]"));
+  }
   const seedMode = f.querySelector('input[name="seed_mode"]:checked')?.value;
   const seed = f.querySelector('input[name="seed"]');
   if (seed) seed.disabled = seedMode !== "fixed";
@@ -58,7 +64,9 @@ document.addEventListener("click", (event) => {
   if (!control) return;
   const picker = document.getElementById("photo-picker");
   if (control.dataset.action === "pick-photo") {
-    picker.dataset.target = control.dataset.target;
+    // htmx fills the body with this target's tiles; until then, a spinner rather than the other target's.
+    picker.querySelector("#picker-body").replaceChildren(spinner());
+    picker.querySelector("#picker-title").textContent = control.dataset.title;
     picker.showModal();
   } else if (control.dataset.action === "close-picker") {
     picker.close();
@@ -68,9 +76,17 @@ document.addEventListener("click", (event) => {
     const preview = form().querySelector(`img[data-preview="${target}"]`);
     preview.src = control.dataset.thumbnail;
     preview.hidden = false;
+    const opener = form().querySelector(`[data-action="pick-photo"][data-target="${target}"]`);
+    opener.textContent = opener.dataset.pickedLabel;
     picker.close();
   }
 });
+
+function spinner() {
+  const element = document.createElement("span");
+  element.className = "spinner";
+  return element;
+}
 
 document.addEventListener("htmx:afterSettle", syncForm);
 document.addEventListener("DOMContentLoaded", syncForm);
