@@ -19,6 +19,7 @@ from .runpod import INVOKEAI_PORT
 _clients = threading.local()
 
 NO_POD = "No RunPod pod is running: start one on the backend page (or switch to the local InvokeAI)."
+POD_STARTING = "The RunPod pod is still starting (a first start takes 5-10 minutes): generate once it is ready."
 
 
 def proxy_url(pod_id: str) -> str:
@@ -26,29 +27,28 @@ def proxy_url(pod_id: str) -> str:
     return settings.RUNPOD_PROXY_URL_TEMPLATE.format(pod_id=pod_id, port=INVOKEAI_PORT).rstrip("/")
 
 
-def backend_url_for(row: BackendSettings, ready_pod_id: str | None) -> str:
-    """The URL new work goes to, given the settings and the ready pod (if any)."""
+def backend_url_for(row: BackendSettings, pod: PodSession | None) -> str:
+    """The URL new work goes to, given the settings and the latest live pod session (if any)."""
     if row.backend_mode == BackendSettings.Mode.LOCAL:
         return row.effective_local_url
-    if ready_pod_id:
-        return proxy_url(ready_pod_id)
+    if pod is not None and pod.state == PodSession.State.READY:
+        return proxy_url(pod.pod_id)
     if row.remote_backend_url:
         return row.remote_backend_url
+    if pod is not None:
+        raise Unavailable(POD_STARTING, code="pod_starting")
     raise Unavailable(NO_POD, code="no_pod")
 
 
 def current_backend_url() -> str:
     """The base URL of the InvokeAI that new work goes to; `Unavailable` if remote mode has none."""
     row = BackendSettings.current()
-    ready_pod_id = None
+    pod = None
     if row.backend_mode == BackendSettings.Mode.REMOTE:
-        ready_pod_id = (
-            PodSession.objects.filter(state=PodSession.State.READY)
-            .order_by("-created_at")
-            .values_list("pod_id", flat=True)
-            .first()
-        )
-    return backend_url_for(row, ready_pod_id)
+        # A stopping pod gets no new work: it counts as no pod.
+        live = (PodSession.State.CREATING, PodSession.State.STARTING, PodSession.State.READY)
+        pod = PodSession.objects.filter(state__in=live).order_by("-created_at").only("pod_id", "state").first()
+    return backend_url_for(row, pod)
 
 
 def _cached_client(base_url: str, connect_timeout: float, read_timeout: float, retry_backoff: float):

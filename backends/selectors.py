@@ -169,9 +169,9 @@ def backend_badge(*, now: datetime | None = None) -> Badge:
     if session is not None:
         spent = costs.month_spend(now=now) if row.monthly_budget is not None else Decimal("0")
         pod = pod_status(session, row, now=now, spent=spent)
-    ready_pod_id = session.pod_id if session is not None and session.state == PodSession.State.READY else None
+    live = session if session is not None and session.state != PodSession.State.STOPPING else None
     try:
-        url, url_problem = manager.backend_url_for(row, ready_pod_id), ""
+        url, url_problem = manager.backend_url_for(row, live), ""
     except Unavailable as exc:
         url, url_problem = "", exc.message
     return Badge(

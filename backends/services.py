@@ -54,11 +54,27 @@ def backend_settings_update(**fields: Any) -> BackendSettings:
     if unknown:
         raise InvalidInput(f"These settings cannot be changed here: {', '.join(sorted(unknown))}.")
     row = backend_settings_get()
+    used_before = _url_in_use(row)
     for name, value in fields.items():
         setattr(row, name, value)
     row.full_clean()
     row.save(update_fields=list(fields))
+    if _url_in_use(row) != used_before:
+        _connection_forget(row)
     return row
+
+
+def _url_in_use(row: BackendSettings) -> str:
+    try:
+        return manager.current_backend_url()
+    except AppError:
+        return ""
+
+
+def _connection_forget(row: BackendSettings, **changes: Any) -> None:
+    """What was learned about one InvokeAI says nothing about another: "checking" until the check has run."""
+    BackendSettings.objects.filter(pk=row.pk).update(is_connected=False, api_version="", connection_error="", **changes)
+    transaction.on_commit(lambda: async_task("backends.tasks.backend_connection_check"))
 
 
 def backend_mode_set(*, mode: str) -> str:
@@ -67,18 +83,18 @@ def backend_mode_set(*, mode: str) -> str:
         raise InvalidInput(f"Unknown backend mode {mode!r}: use 'local' or 'remote'.", code="invalid_mode")
     row = backend_settings_get()
     if row.backend_mode != mode:
-        # Connected to the other backend says nothing about this one: "checking" until the check has run.
-        BackendSettings.objects.filter(pk=row.pk).update(
-            backend_mode=mode, is_connected=False, api_version="", connection_error=""
-        )
-        transaction.on_commit(lambda: async_task("backends.tasks.backend_connection_check"))
+        _connection_forget(row, backend_mode=mode)
     if mode == BackendSettings.Mode.LOCAL:
         return f"Using the local InvokeAI at {row.effective_local_url}."
     if PodSession.objects.filter(state=PodSession.State.READY).exists():
         return "Using the RunPod pod."
+    if PodSession.objects.active().exclude(state=PodSession.State.STOPPING).exists():
+        return "Remote mode is on: the studio generates on the RunPod pod once it is ready."
     if row.remote_backend_url:
         return f"Using the remote InvokeAI at {row.remote_backend_url} until a RunPod pod is ready."
-    return "Remote mode is on, but no RunPod pod is running: start one on the backend page."
+    if not api_key_get():
+        return "Remote mode is on. To rent a GPU, enter your RunPod API key in the settings, then start a pod."
+    return "Remote mode is on, but no RunPod pod is running yet: start one to generate."
 
 
 # --- the RunPod API key: stored encrypted, never shown ---

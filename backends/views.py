@@ -74,7 +74,11 @@ def pod_start(request: HttpRequest) -> HttpResponse:
     except AppError as exc:
         messages.error(request, exc.message)
     else:
-        messages.info(request, f"Starting a pod with a {session.gpu_type}.")
+        messages.info(
+            request,
+            f"Starting a pod with a {session.gpu_type}. Remote mode is on: the studio generates on the pod once it "
+            "is ready.",
+        )
     return redirect("backends:page")
 
 
@@ -85,10 +89,13 @@ def pod_stop(request: HttpRequest) -> HttpResponse:
     except AppError as exc:
         messages.error(request, exc.message)
     else:
+        local = f"Back to the local InvokeAI at {services.backend_settings_get().effective_local_url}."
         if session.state == PodSession.State.STOPPING:
-            messages.info(request, "Stopping the pod; RunPod has not confirmed it yet, the app keeps checking.")
+            messages.info(
+                request, f"Stopping the pod; RunPod has not confirmed it yet, the app keeps checking. {local}"
+            )
         else:
-            messages.info(request, "The pod is stopped.")
+            messages.info(request, f"The pod is stopped. {local}")
     return redirect("backends:page")
 
 

@@ -300,8 +300,9 @@ class InvokeAIClient:
 
     def _not_answering(self, exc: Exception) -> InvokeAIConnectionError:
         return InvokeAIConnectionError(
-            f"InvokeAI at {self.base_url} is not answering. Check that it is running and that "
-            "INVOKEAI_LOCAL_URL points at it (InvokeAI moves to port 9091 when 9090 is taken).",
+            # Not naming a setting: this address may come from the backend page, the environment or a pod.
+            f"InvokeAI at {self.base_url} is not answering. Check that it is running at that address "
+            "(InvokeAI moves to port 9091 when 9090 is taken), or choose another InvokeAI on the backend page.",
             details={"url": self.base_url, "reason": type(exc).__name__},
         )
 

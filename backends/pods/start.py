@@ -62,7 +62,8 @@ def pod_start(
     now: datetime | None = None,
     adapter: RunPodAdapter | None = None,
 ) -> PodSession:
-    """Start a pod: resume the last stopped one if it fits the settings (unless `fresh`), else create one.
+    """Start a pod: resume the last stopped one if it fits the settings (unless `fresh`), else create one, and
+    switch to remote mode so that work goes to it once it is ready.
 
     Refused without an API key, while another session is active, and once the monthly budget is spent. The
     session is saved as `creating` before RunPod is called, with the pod's name derived from its id, so a pod
@@ -112,6 +113,8 @@ def pod_start(
             session.name = pod_name(session.pk)
             session.save(update_fields=["name"])
     session = _call_runpod_to_start(session, row, now=now, adapter=adapter)
+    # A pod is started to be used: new work goes to it once it is ready (a start RunPod refused changed nothing).
+    services.backend_mode_set(mode=BackendSettings.Mode.REMOTE)
     # The first readiness check now rather than at the next minute's schedule.
     transaction.on_commit(lambda: async_task("backends.tasks.pod_advance", session.pk))
     return session

@@ -11,7 +11,7 @@ from django.utils import timezone
 from gallery_project.errors import Conflict
 
 from .. import services
-from ..models import PodSession
+from ..models import BackendSettings, PodSession
 from ..runpod import RunPodAdapter, RunPodError
 from . import common
 from .common import CREATE_GRACE, STOP_ALERT_AFTER, STOP_TERMINATE_AFTER, Reason, State, active_session
@@ -28,7 +28,12 @@ def pod_stop(
     adapter: RunPodAdapter | None = None,
 ) -> PodSession:
     """Stop the active pod (or the given session's): mark it stopping, so no new work goes to it, then ask
-    RunPod to stop it and check that it did. What is not confirmed now is retried by `pod_verify_stop`."""
+    RunPod to stop it and check that it did. What is not confirmed now is retried by `pod_verify_stop`.
+
+    Stopped by the user, the app goes back to the local InvokeAI. An automatic stop (idle, budget, longest
+    session, a start that failed) leaves remote mode on: the studio then says that no pod is running instead of
+    sending work to a local InvokeAI that someone renting a GPU most likely does not have.
+    """
     now = now or timezone.now()
     session = PodSession.objects.get(pk=session_id) if session_id else active_session()
     if session is None:
@@ -52,6 +57,8 @@ def pod_stop(
     )
     if session.state != State.STOPPING:
         return session
+    if reason == Reason.USER:
+        services.backend_mode_set(mode=BackendSettings.Mode.LOCAL)
     logger.info("Stopping pod %s (session %s): %s", session.pod_id or "(no id yet)", session.pk, reason)
     return pod_verify_stop(session_id=session.pk, now=now, adapter=adapter)
 

@@ -34,7 +34,9 @@ def test_switching_to_remote_without_a_pod_says_how_to_start_one(api):
     response = api.post("/api/backend/mode", {"mode": "remote"}, format="json")
     body = response.json()
     assert response.status_code == 200
-    assert body["message"] == "Remote mode is on, but no RunPod pod is running: start one on the backend page."
+    assert body["message"] == (
+        "Remote mode is on. To rent a GPU, enter your RunPod API key in the settings, then start a pod."
+    )
     assert (body["mode"], body["url"]) == ("remote", "")
     assert "start one on the backend page" in body["url_problem"]
     bad = api.post("/api/backend/mode/", {"mode": "cloud"}, format="json")

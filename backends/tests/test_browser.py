@@ -31,7 +31,7 @@ def test_start_watch_ready_and_stop(logged_in_page, live_server, app_runpod):
     shot(page, "local")
 
     page.get_by_text("Remote (RunPod)", exact=True).click()
-    expect(page.locator(".messages")).to_contain_text("no RunPod pod is running: start one on the backend page")
+    expect(page.locator(".messages")).to_contain_text("no RunPod pod is running yet: start one to generate")
     expect(page.locator("#backend-badge")).to_contain_text("Remote · no pod")
 
     page.locator("#start-pod").click()
@@ -56,8 +56,8 @@ def test_start_watch_ready_and_stop(logged_in_page, live_server, app_runpod):
     page.goto(f"{live_server.url}/backend/")
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#stop-pod").click()
-    expect(page.locator(".messages")).to_contain_text("The pod is stopped.")
-    expect(page.locator("#backend-badge")).to_contain_text("Remote · no pod")
+    expect(page.locator(".messages")).to_contain_text("The pod is stopped. Back to the local InvokeAI")
+    expect(page.locator("#backend-badge")).to_contain_text("Local ·")
     expect(page.locator("table.sessions")).to_contain_text("Stopped by you")
     shot(page, "stopped", full_page=True)
     assert app_runpod.running() == []

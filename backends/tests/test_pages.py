@@ -26,6 +26,7 @@ def text(response) -> str:
 
 def test_every_page_has_the_badge_and_the_backend_link(owner_client, settings):
     settings.INVOKEAI_LOCAL_URL = "http://127.0.0.1:9999"
+    settings.RUNPOD_API_KEY = ""
     assert "Local · checking…" in text(owner_client.get("/"))
     assert tasks.backend_connection_check() is False
     for path in ("/", "/trash/", "/backend/"):
@@ -35,7 +36,7 @@ def test_every_page_has_the_badge_and_the_backend_link(owner_client, settings):
         assert 'href="/backend/"' in page
     page = text(owner_client.get("/backend/"))
     assert "Local InvokeAI at <code>http://127.0.0.1:9999</code>: not answering (InvokeAI at" in page
-    assert "Switch to Remote (RunPod) to rent a GPU by the minute." in page
+    assert "Enter your RunPod API key in the settings below to rent a GPU by the minute." in page
     assert 'id="start-pod"' not in page
 
 

@@ -54,9 +54,13 @@ def test_local_mode_uses_the_local_url_from_the_page_or_the_environment(settings
     assert manager.current_backend_url() == "http://gpu-box:9090"
 
 
-def test_remote_mode_without_a_pod_says_how_to_start_one():
+def test_remote_mode_without_a_pod_says_how_to_start_one(settings):
+    settings.RUNPOD_API_KEY = ""
     message = services.backend_mode_set(mode="remote")
-    assert message == "Remote mode is on, but no RunPod pod is running: start one on the backend page."
+    assert message == "Remote mode is on. To rent a GPU, enter your RunPod API key in the settings, then start a pod."
+    settings.RUNPOD_API_KEY = API_KEY
+    message = services.backend_mode_set(mode="remote")
+    assert message == "Remote mode is on, but no RunPod pod is running yet: start one to generate."
     with pytest.raises(Unavailable, match="start one on the backend page") as caught:
         manager.current_backend_url()
     assert (caught.value.code, caught.value.status) == ("no_pod", 503)
