@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from backends import tasks
 from backends.models import BackendSettings, PodSession
 from conftest import ARTIFACTS
+from gallery_project.tests.test_browser_pages import open_menu
 from generation.models import CachedModel
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -23,6 +24,12 @@ SIZES = pytest.mark.parametrize(
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / f"backend-{name}-{page.viewport_size['width']}.png", full_page=True)
+
+
+def go_to(page, name: str) -> None:
+    """Follow a link of the top bar, as a person does (on a phone, through the menu)."""
+    open_menu(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True).click()
 
 
 def mode_radio(page, value: str):
@@ -46,7 +53,7 @@ def test_starting_a_pod_switches_to_remote_and_stopping_it_back_to_local(
     expect(page.locator("#backend-badge")).to_contain_text("starting")
     shot(page, "started-from-local")
 
-    page.get_by_role("link", name="Studio", exact=True).click()
+    go_to(page, "Studio")
     notice = page.locator("#backend-notice")
     expect(notice).to_contain_text("The RunPod pod is still starting")
     expect(page.get_by_role("button", name="Generate")).to_be_disabled()
@@ -58,7 +65,7 @@ def test_starting_a_pod_switches_to_remote_and_stopping_it_back_to_local(
     expect(notice).to_be_hidden(timeout=15_000)
     expect(page.get_by_role("button", name="Generate")).to_be_enabled()
 
-    page.get_by_role("link", name="Backend", exact=True).click()
+    go_to(page, "Backend")
     expect(page.locator("#pod-panel")).to_contain_text("Stopping it switches back to the local InvokeAI.")
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#stop-pod").click()

@@ -50,13 +50,14 @@ def no_htmx_errors(page) -> None:
 
 
 def fits_the_window(page) -> None:
-    """Nothing of the studio reaches past the right edge of the window (no sideways scrolling)."""
+    """Nothing of the studio reaches past the right edge of the window, and the page does not scroll sideways."""
     overflow = page.evaluate(
         """() => [...document.querySelectorAll('.studio *, dialog[open] *')]
             .filter((el) => el.getClientRects().length && el.getBoundingClientRect().right > window.innerWidth + 0.5)
             .map((el) => `${el.tagName}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`)"""
     )
     assert overflow == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
 
 
 def pick(page, target: str, photo_id) -> None:
