@@ -2,12 +2,12 @@
 
     step:     pending -> running -> completed | failed | cancelled
               pending -> failed | cancelled        (enqueueing failed, or cancelled before it was enqueued)
+    session:  active -> completed | abandoned
 
 A cancel never moves a step by itself: it sets `cancel_requested_at` on a pending or running step. A running
 step's follower (or the cancel request) then cancels its batch on InvokeAI and ends it CANCELLED once InvokeAI
 has confirmed; a pending step is ended by the request that is sending it, which alone knows whether its batch
 reached InvokeAI.
-    session:  active -> completed | abandoned
 
 Every change is one conditional UPDATE (`WHERE status IN <the statuses it may come from>`), so of two workers
 racing to move the same step, exactly one succeeds and the other learns it lost. Timestamps that belong to a
