@@ -90,8 +90,15 @@ class ApiKeyStateSerializer(serializers.Serializer):
 
 class WorkerHealthSerializer(serializers.Serializer):
     state = serializers.ChoiceField(
-        choices=[worker_selectors.OK, worker_selectors.STARTING, worker_selectors.STALE, worker_selectors.NEVER],
-        help_text="stale: the heartbeat is older than WORKER_HEARTBEAT_STALE_AFTER; never: none ever came.",
+        choices=[
+            worker_selectors.OK,
+            worker_selectors.STARTING,
+            worker_selectors.STALE,
+            worker_selectors.NEVER,
+            worker_selectors.UNSUPERVISED,
+        ],
+        help_text="stale: the heartbeat is older than WORKER_HEARTBEAT_STALE_AFTER; never: none ever came; "
+        "unsupervised: it beats, but its supervisor is gone.",
     )
     healthy = serializers.BooleanField()
     title = serializers.CharField(help_text="Empty while healthy.")

@@ -13,6 +13,8 @@ class WorkerHeartbeat(models.Model):
     # When the last heartbeat task finished, recorded only once django-q2 had stored its result.
     beat_at = models.DateTimeField(null=True, blank=True)
     supervisor_started_at = models.DateTimeField(null=True, blank=True)
+    # The supervisor's own last check: it is seen to be gone when this gets old.
+    supervisor_seen_at = models.DateTimeField(null=True, blank=True)
     cluster_started_at = models.DateTimeField(null=True, blank=True)
     # Since the supervisor started, and why it last restarted the cluster.
     restarts = models.PositiveIntegerField(default=0)

@@ -11,7 +11,7 @@ from django.utils.timesince import timesince
 
 from .models import WorkerHeartbeat
 
-OK, STARTING, STALE, NEVER = "ok", "starting", "stale", "never"
+OK, STARTING, STALE, NEVER, UNSUPERVISED = "ok", "starting", "stale", "never", "unsupervised"
 
 _STOPPED_WORK = (
     "Until it runs, RunPod pods are not stopped when idle, over budget or past the longest session, running "
@@ -43,7 +43,9 @@ def _stale_after() -> timedelta:
 
 def worker_health(*, now: datetime | None = None) -> WorkerHealth:
     """ok: a heartbeat within WORKER_HEARTBEAT_STALE_AFTER; starting: none yet, but the supervisor started (or
-    the app was installed) less than that ago; stale: the last heartbeat is older; never: none ever came.
+    the app was installed) less than that ago; stale: the last heartbeat is older; never: none ever came;
+    unsupervised: the worker beats, but the supervisor that started it has not checked in for that long (it was
+    killed), so nothing would restart a stalled worker.
 
     A restart by the supervisor does not start a new grace period: the alert stays until a heartbeat comes.
     """
@@ -57,6 +59,9 @@ def worker_health(*, now: datetime | None = None) -> WorkerHealth:
         state = STARTING
     else:
         state = STALE if row.beat_at is not None else NEVER
+    seen = row.supervisor_seen_at or started
+    if state in (OK, STARTING) and seen is not None and now - seen > _stale_after():
+        state = UNSUPERVISED
     title, message = _explain(state, row, now=now)
     return WorkerHealth(
         state=state,
@@ -81,6 +86,12 @@ def _explain(state: str, row: WorkerHeartbeat, *, now: datetime) -> tuple[str, s
         return "", "The worker has started; its first heartbeat is due within a minute."
     if row.beat_at is not None and state == OK:
         return "", f"The worker's last heartbeat was {_ago(row.beat_at, now)} ago."
+    if state == UNSUPERVISED and row.supervisor_seen_at is not None:
+        return "The background worker runs without its supervisor.", (
+            f"Its supervisor (`manage.py run_worker`, which `make run` starts) last checked on it "
+            f"{_ago(row.supervisor_seen_at, now)} ago: it was stopped or killed. Background work goes on, but "
+            "nothing restarts the worker if it stalls. Restart `make run` (or `manage.py run_worker`)."
+        )
     restarted = ""
     if row.restarts:
         restarted = (

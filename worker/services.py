@@ -22,8 +22,19 @@ def supervisor_start_record(*, now: datetime) -> None:
     """The supervisor started (with it, the cluster): the grace period for a first heartbeat begins."""
     WorkerHeartbeat.objects.update_or_create(
         pk=_ROW,
-        defaults={"supervisor_started_at": now, "cluster_started_at": now, "restarts": 0, "restart_reason": ""},
+        defaults={
+            "supervisor_started_at": now,
+            "supervisor_seen_at": now,
+            "cluster_started_at": now,
+            "restarts": 0,
+            "restart_reason": "",
+        },
     )
+
+
+def supervisor_seen_record(*, now: datetime) -> None:
+    """The supervisor is still there (at each of its checks)."""
+    WorkerHeartbeat.objects.filter(pk=_ROW).update(supervisor_seen_at=now)
 
 
 def cluster_restart_record(*, reason: str, now: datetime) -> None:

@@ -15,8 +15,13 @@ supervisor restarts the whole cluster, at its next check (every WORKER_SUPERVISO
 A restart kills every process of the old cluster at once, orphans included: a stalled cluster cannot stop
 gracefully (its stop waits on the same locks), and the background tasks are written to survive a kill (steps
 are followed under a lease and picked up again, schedules simply run again). The supervisor never exits because
-of the cluster, so honcho keeps the web server up. If the supervisor itself is killed, honcho stops all of
-`make run`, and the cluster with it: its processes stay in the supervisor's process group, which honcho signals.
+of the cluster, so honcho keeps the web server up.
+
+If the supervisor itself is killed, the cluster it started runs on without it, and so does the web server
+(honcho only notices a process end once nothing writes to its output, and the cluster still does): background
+work goes on, and once the supervisor has not checked in for WORKER_HEARTBEAT_STALE_AFTER, every page says the
+worker runs unsupervised and `manage.py health` fails. Stopping `make run` still stops all of it: the cluster stays
+in the supervisor's process group, which honcho signals.
 """
 
 from __future__ import annotations
@@ -149,6 +154,7 @@ class Supervisor:
 
     def _watch(self, cluster: _Cluster) -> str:
         while not self._stop.wait(self.interval):
+            _record(services.supervisor_seen_record, now=timezone.now())
             if reason := self.check(cluster):
                 return reason
         return ""

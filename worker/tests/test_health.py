@@ -29,6 +29,8 @@ def production_staleness(settings):
 
 def heartbeat_row(**fields) -> WorkerHeartbeat:
     fields.setdefault("created_at", NOW - timedelta(days=30))
+    if "supervisor_started_at" in fields:
+        fields.setdefault("supervisor_seen_at", NOW)
     row, _ = WorkerHeartbeat.objects.update_or_create(pk=1, defaults=fields)
     return row
 
@@ -97,6 +99,21 @@ def test_a_restart_keeps_the_alert_until_a_heartbeat_comes_but_gives_the_new_clu
     assert selectors.cluster_stale_reason(now=NOW) == ""
     assert selectors.cluster_stale_reason(now=NOW + timedelta(seconds=176)) == "no heartbeat for 181 s"
     services.heartbeat_record(at=NOW)
+    assert selectors.worker_health(now=NOW).state == "ok"
+
+
+def test_a_worker_whose_supervisor_stopped_checking_in_is_unsupervised():
+    heartbeat_row(beat_at=ago(seconds=20), supervisor_started_at=ago(hours=1), supervisor_seen_at=ago(seconds=170))
+    assert selectors.worker_health(now=NOW).state == "ok"
+    heartbeat_row(supervisor_seen_at=ago(minutes=4))
+    health = selectors.worker_health(now=NOW)
+    assert (health.state, health.healthy) == ("unsupervised", False)
+    assert health.title == "The background worker runs without its supervisor."
+    assert "last checked on it 240 seconds ago: it was stopped or killed" in health.message
+    heartbeat_row(beat_at=ago(minutes=5))
+    assert selectors.worker_health(now=NOW).state == "stale"
+    # A worker started without the supervisor (plain qcluster) never had one to lose.
+    heartbeat_row(beat_at=ago(seconds=20), supervisor_started_at=None, supervisor_seen_at=None)
     assert selectors.worker_health(now=NOW).state == "ok"
 
 
