@@ -88,9 +88,9 @@ def _explain(state: str, row: WorkerHeartbeat, *, now: datetime) -> tuple[str, s
         return "", f"The worker's last heartbeat was {_ago(row.beat_at, now)} ago."
     if state == UNSUPERVISED and row.supervisor_seen_at is not None:
         return "The background worker runs without its supervisor.", (
-            f"Its supervisor (`manage.py run_worker`, which `make run` starts) last checked on it "
+            f"Its supervisor (manage.py run_worker, which 'make run' starts) last checked on it "
             f"{_ago(row.supervisor_seen_at, now)} ago: it was stopped or killed. Background work goes on, but "
-            "nothing restarts the worker if it stalls. Restart `make run` (or `manage.py run_worker`)."
+            "nothing restarts the worker if it stalls. Restart 'make run' (or manage.py run_worker)."
         )
     restarted = ""
     if row.restarts:
@@ -102,8 +102,8 @@ def _explain(state: str, row: WorkerHeartbeat, *, now: datetime) -> tuple[str, s
         return "Background work has stopped.", (
             f"The worker's last heartbeat was {_ago(row.beat_at, now)} ago; it runs every minute. "
             f"{_STOPPED_WORK}{restarted} The supervisor restarts the worker by itself within a few minutes: if "
-            "this alert stays, read the worker's output (the worker lines of `make run`) and run "
-            "`manage.py health`."
+            "this alert stays, read the worker's output (the worker lines of 'make run') and run "
+            "manage.py health."
         )
     since = (
         f"it was started {_ago(row.supervisor_started_at, now)} ago"
@@ -111,8 +111,8 @@ def _explain(state: str, row: WorkerHeartbeat, *, now: datetime) -> tuple[str, s
         else f"the app was installed {_ago(row.created_at, now)} ago"
     )
     return "The background worker is not running.", (
-        f"It has not run once since {since}. {_STOPPED_WORK}{restarted} `make run` starts it beside the web "
-        "server (or run `.venv/bin/python manage.py run_worker`); its output says why it does not start."
+        f"It has not run once since {since}. {_STOPPED_WORK}{restarted} 'make run' starts it beside the web "
+        "server (or run .venv/bin/python manage.py run_worker); its output says why it does not start."
     )
 
 

@@ -72,7 +72,7 @@ def test_a_fresh_install_whose_worker_never_ran_says_so_after_the_grace_period()
     assert (health.state, health.healthy) == ("never", False)
     assert health.title == "The background worker is not running."
     assert "since the app was installed 10\xa0minutes ago" in health.message
-    assert "`make run` starts it" in health.message and "manage.py run_worker" in health.message
+    assert "'make run' starts it" in health.message and "manage.py run_worker" in health.message
 
 
 def test_a_supervisor_whose_cluster_never_beats_says_so():

@@ -130,7 +130,8 @@ def test_a_worker_killed_while_it_waits_on_the_queue_stops_everything_until_the_
     assert alive(stack.web)
     # And the minute schedule beats, not only the probe.
     scheduled = 'from django_q.models import Task; print(Task.objects.filter(group="worker.heartbeat").count())'
-    wait_for(lambda: int(stack.manage("shell", "-v0", "-c", scheduled).stdout) > 0, "a scheduled heartbeat", timeout=120)
+    count = lambda: int(stack.manage("shell", "-v0", "-c", scheduled).stdout)  # noqa: E731
+    wait_for(lambda: count() > 0, "a scheduled heartbeat", timeout=120)
 
 
 def test_killing_each_cluster_process_during_a_step_loses_no_image_and_the_pod_still_stops_on_time(
@@ -205,7 +206,7 @@ def test_killing_the_supervisor_leaves_the_web_server_and_the_worker_running_and
         lambda: (health := stack.worker())["state"] == "unsupervised" and health, "the unsupervised state", timeout=60
     )
     assert unsupervised["title"] == "The background worker runs without its supervisor."
-    assert "nothing restarts the worker if it stalls. Restart `make run`" in unsupervised["message"]
+    assert "nothing restarts the worker if it stalls. Restart 'make run'" in unsupervised["message"]
     beat_after(stack, killed_at)
     health = stack.manage("health")
     assert health.returncode == 1 and "unsupervised: The background worker runs without" in health.stderr
