@@ -26,7 +26,8 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# Serve on http://127.0.0.1:$PORT (default 8000): gunicorn and the django-q2 worker together; Ctrl-C stops both.
+# Serve on http://127.0.0.1:$PORT (default 8000): gunicorn and the supervised django-q2 worker (manage.py
+# run_worker, which restarts the cluster when it breaks, never the web server); Ctrl-C stops both.
 # PORT from the environment wins over .env, as it does for every other setting.
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput

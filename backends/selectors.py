@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from gallery_project.errors import Unavailable
+from worker.selectors import WorkerHealth, worker_health
 
 from . import costs, manager, pods, services
 from .models import BackendSettings, PodSession
@@ -68,6 +69,8 @@ class BackendStatus:
     resumable_pod_id: str
     # Starting, stopping or alerting: worth polling more often.
     changing: bool
+    # The idle stop and the other pod checks run in the background worker: whether it works.
+    worker: WorkerHealth
 
 
 def _auto_stop(session: PodSession, row: BackendSettings, *, now: datetime, spent: Decimal):
@@ -144,6 +147,7 @@ def backend_status(*, now: datetime | None = None) -> BackendStatus:
             session
             and (session.state in (PodSession.State.CREATING, PodSession.State.STARTING, PodSession.State.STOPPING))
         ),
+        worker=worker_health(now=now),
     )
 
 

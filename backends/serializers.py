@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from worker import selectors as worker_selectors
+
 from . import costs
 from .models import BackendSettings, PodSession
 
@@ -86,6 +88,29 @@ class ApiKeyStateSerializer(serializers.Serializer):
     problem = serializers.CharField()
 
 
+class WorkerHealthSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=[
+            worker_selectors.OK,
+            worker_selectors.STARTING,
+            worker_selectors.STALE,
+            worker_selectors.NEVER,
+            worker_selectors.UNSUPERVISED,
+        ],
+        help_text="stale: the heartbeat is older than WORKER_HEARTBEAT_STALE_AFTER; never: none ever came; "
+        "unsupervised: it beats, but its supervisor is gone.",
+    )
+    healthy = serializers.BooleanField()
+    title = serializers.CharField(help_text="Empty while healthy.")
+    message = serializers.CharField(help_text="What the state means and, when unhealthy, what to do.")
+    beat_at = serializers.DateTimeField(allow_null=True)
+    seconds_since_beat = serializers.IntegerField(allow_null=True)
+    stale_after = serializers.IntegerField()
+    cluster_started_at = serializers.DateTimeField(allow_null=True)
+    restarts = serializers.IntegerField(help_text="Restarts by the supervisor since it started.")
+    restart_reason = serializers.CharField()
+
+
 class BackendStatusSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=BackendSettings.Mode.choices)
     url = serializers.CharField()
@@ -105,6 +130,7 @@ class BackendStatusSerializer(serializers.Serializer):
     storage = StorageSerializer()
     idle_timeout_minutes = serializers.IntegerField()
     max_session_hours = serializers.IntegerField()
+    worker = WorkerHealthSerializer(help_text="Whether the background worker (pod checks, steps, retries) works.")
 
 
 class ModeSerializer(serializers.Serializer):

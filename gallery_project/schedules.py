@@ -11,9 +11,19 @@ class Job:
     func: str
     minutes: int
     description: str
+    # Called by django-q2 in the monitor process once the task's result is stored.
+    hook: str = ""
 
 
 SCHEDULES: list[Job] = [
+    Job(
+        name="worker.heartbeat",
+        func="worker.tasks.heartbeat",
+        hook="worker.tasks.heartbeat_saved",
+        minutes=1,
+        description="Record that the background worker works; the alert, `manage.py health` and the supervisor "
+        "read it.",
+    ),
     Job(
         name="photos.purge_expired_trash",
         func="photos.tasks.purge_expired_trash",

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "albums",
     "generation",
     "backends",
+    "worker",
 ]
 
 MIDDLEWARE = [
@@ -107,6 +108,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "backends.context_processors.backend_badge",
+                "worker.context_processors.worker_health",
             ],
         },
     },
@@ -298,6 +300,12 @@ Q_CLUSTER = {
     "poll": 0.5,
     "label": "Background tasks",
 }
+# The worker's heartbeat runs every minute; older than this (seconds), every page and the API show an alert,
+# `manage.py health` fails and the supervisor (`manage.py run_worker`) restarts the cluster. Also how long a
+# worker that has just started may take to send its first one.
+WORKER_HEARTBEAT_STALE_AFTER = env.int("WORKER_HEARTBEAT_STALE_AFTER", default=180)
+# Seconds between the supervisor's checks of the cluster's processes and heartbeat.
+WORKER_SUPERVISOR_INTERVAL = env.float("WORKER_SUPERVISOR_INTERVAL", default=10)
 
 # Every handler redacts share tokens (gallery_project/logs.py). Django's own defaults give the "django" and
 # "django.server" loggers handlers of their own, without that filter: theirs are replaced by this one.

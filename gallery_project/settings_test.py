@@ -14,3 +14,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# No worker runs beside the suite: without this, every page would show the "background work has stopped" alert
+# once the test database is three minutes old. The worker's own tests set it back.
+WORKER_HEARTBEAT_STALE_AFTER = 10**9

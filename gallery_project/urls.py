@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/", include(api_urlpatterns)),
     path("studio/", include("generation.urls")),
     path("backend/", include("backends.urls")),
+    path("worker/", include("worker.urls")),
     path("", include("albums.urls")),
     path("", include("photos.urls")),
 ]

@@ -50,7 +50,9 @@ StepStatus = GenerationStep.Status
 # A batch-status GET four times a second costs InvokeAI nothing and keeps an image's wait for us short; a busy
 # InvokeAI can take a few hundred milliseconds to answer it.
 POLL_INTERVAL = 0.25
-FOLLOW_BUDGET = 240.0
+# Short, because a follower holds a worker for all of it: with every worker following a step, the minute
+# schedules (the idle stop, the worker's heartbeat) wait behind the followers until one hands over.
+FOLLOW_BUDGET = 60.0
 LEASE = timedelta(seconds=30)
 # A step whose InvokeAI has not answered for this long fails; its images cannot be fetched from nowhere.
 UNREACHABLE_LIMIT = timedelta(minutes=15)

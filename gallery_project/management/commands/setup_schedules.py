@@ -17,12 +17,13 @@ class Command(BaseCommand):
                         "func": job.func,
                         "schedule_type": Schedule.MINUTES,
                         "minutes": job.minutes,
+                        "hook": job.hook or None,
                         "repeats": -1,
                     },
                 )
                 self.stdout.write(f"{'created' if created else 'updated'} {job.name} (every {job.minutes} min)")
             stale = Schedule.objects.exclude(name__in=[job.name for job in SCHEDULES]).filter(
-                func__regex=r"^(photos|albums|generation|backends)\."
+                func__regex=r"^(photos|albums|generation|backends|worker)\."
             )
             for name in stale.values_list("name", flat=True):
                 self.stdout.write(f"removed {name}")
