@@ -15,11 +15,12 @@ example `git worktree add /tmp/before main`) with this script, to compare before
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -86,10 +87,8 @@ class Sampler(threading.Thread):
             except psutil.NoSuchProcess:
                 continue
             for process in processes:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     sizes.append(process.memory_info().rss)
-                except psutil.NoSuchProcess:
-                    pass
         return sum(sizes), max(sizes, default=0)
 
     def run(self) -> None:
@@ -130,12 +129,14 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
     }
     for command in (["migrate", "--noinput", "--verbosity", "0"], ["ensure_superuser"]):
-        subprocess.run([python, "manage.py", *command], cwd=project, env=env, check=True, capture_output=True)
+        subprocess.run([python, "manage.py", *command], cwd=project, env=env, check=True, capture_output=True)  # noqa: S603
     port = free_port()
     workers = os.environ.get("WEB_WORKERS", "2")
-    gunicorn = subprocess.Popen(
-        [ROOT / ".venv" / "bin" / "gunicorn", "gallery_project.wsgi", "--bind", f"127.0.0.1:{port}"]
-        + ["--workers", workers, "--threads", "4", "--timeout", "120", "--no-control-socket"],
+    gunicorn = subprocess.Popen(  # noqa: S603  (the Procfile's command line)
+        [
+            *(ROOT / ".venv" / "bin" / "gunicorn", "gallery_project.wsgi", "--bind", f"127.0.0.1:{port}"),
+            *("--workers", workers, "--threads", "4", "--timeout", "120", "--no-control-socket"),
+        ],
         cwd=project,
         env=env,
         stderr=subprocess.DEVNULL,
@@ -175,7 +176,7 @@ def main() -> None:
         sampler.start()
         begin = time.monotonic()
         if args.with_import:
-            importer = subprocess.Popen(
+            importer = subprocess.Popen(  # noqa: S603
                 [python, "manage.py", "import_photos", str(sources), "--verbosity", "0"],
                 cwd=project,
                 env=env,
@@ -202,7 +203,7 @@ def main() -> None:
             importer.kill()
         gunicorn.terminate()
         gunicorn.wait()
-        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

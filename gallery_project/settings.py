@@ -217,6 +217,12 @@ RETRIEVAL_RETRY_BACKOFF = env.int("RETRIEVAL_RETRY_BACKOFF", default=30)
 TRASH_DAYS = env.int("TRASH_DAYS", default=30)
 THUMBNAIL_SIZE = 300
 DISPLAY_SIZE = 1600
+# Memory every image decode on this machine may hold at once (web processes and threads, worker, imports
+# together), in bytes; an image needing more alone is refused (413). The costliest accepted image, an 8192 px
+# WebP, needs about 1.2 GB; a 16-bit 8192 px PNG about 0.3 GB; a camera JPEG about 0.05 GB.
+IMAGE_DECODE_MEMORY = env.int("IMAGE_DECODE_MEMORY", default=1280 * 1024 * 1024)
+# Seconds a decode waits for its share of IMAGE_DECODE_MEMORY before answering 503 "busy, try again".
+IMAGE_DECODE_WAIT = env.float("IMAGE_DECODE_WAIT", default=60)
 
 # --- Share links ---
 # Wrong passwords allowed in each window, then 429 until it ends: per link from one client (an IPv4 address or

@@ -115,7 +115,7 @@ def photo_display_rendition(*, photo: Photo) -> str:
         if not source.exists():
             raise NotFound("This photo's file is missing from the photo store.", code="file_missing")
         file_type = imaging.file_type_for(photo.local_storage_path)
-        rendered = imaging.render(source, source.name, file_type, (settings.DISPLAY_SIZE,), min_side=1)
+        rendered = imaging.render(source, source.name, file_type, (settings.DISPLAY_SIZE,), min_side=1, stored=True)
         with storage.staged() as files:
             files.write(relative, rendered.renditions[settings.DISPLAY_SIZE])
             files.publish()
@@ -151,18 +151,32 @@ def _usable_thumbnail(data: bytes | None) -> bool:
 
 
 def generated_image_prepare(*, data: bytes, name: str, thumbnail: bytes | None = None) -> PreparedImage:
-    """Check that `data` is a whole PNG of a sensible size, and pair it with its grid thumbnail.
+    """Check that `data` is a whole PNG of a sensible size whose pixels decode, and pair it with its grid
+    thumbnail.
 
     InvokeAI makes a WebP thumbnail of every image; given (and usable), it is kept as it is, which spares
-    decoding the full image (most of the cost of storing one). Otherwise the thumbnail is made here. Touches
-    neither disk nor database: safe to call from several threads.
+    resampling and encoding one here. The image is decoded in full either way: a PNG whose chunks are intact
+    can still hold pixel data that does not decode, and stored, it would fail at every view. Touches neither
+    disk nor database: safe to call from several threads.
     """
     source = io.BytesIO(data)
-    if _usable_thumbnail(thumbnail):
-        width, height = imaging.inspect(source, name, _PNG, min_side=_GENERATED_MIN_SIDE)
-    else:
-        rendered = imaging.render(source, name, _PNG, (settings.THUMBNAIL_SIZE,), min_side=_GENERATED_MIN_SIDE)
-        width, height, thumbnail = rendered.width, rendered.height, rendered.renditions[settings.THUMBNAIL_SIZE]
+    try:
+        if _usable_thumbnail(thumbnail):
+            width, height = imaging.verify(source, name, _PNG, min_side=_GENERATED_MIN_SIDE)
+        else:
+            rendered = imaging.render(source, name, _PNG, (settings.THUMBNAIL_SIZE,), min_side=_GENERATED_MIN_SIDE)
+            width, height, thumbnail = rendered.width, rendered.height, rendered.renditions[settings.THUMBNAIL_SIZE]
+    except imaging.ImageRejected as exc:
+        # The refusal's advice is for someone uploading a file; here nobody can re-export anything.
+        if exc.code == "corrupt_image":
+            what = f"a damaged {name}: its pixel data does not decode ({exc.details.get('reason', 'unreadable')})"
+        else:
+            what = f"{name} in a form the gallery does not store ({exc.code})"
+        raise imaging.ImageRejected(
+            f"InvokeAI sent {what}. It was not stored; a later download may get a whole copy.",
+            code=exc.code,
+            details=exc.details,
+        ) from None
     return PreparedImage(
         data=data,
         checksum=hashlib.sha256(data).hexdigest(),

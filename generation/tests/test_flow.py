@@ -15,6 +15,7 @@ from generation import follower, retrieval, services
 from generation.models import GenerationStep, StepAlternative
 from photos import storage
 from photos.models import Photo
+from photos.tests.images import with_garbage_pixels
 
 from .conftest import PROMPT, step_request
 
@@ -257,5 +258,34 @@ def test_a_damaged_image_is_a_failed_download(invokeai, sd1, session, follow):
         image.png = image.png[: len(image.png) // 2]
     follow(step.pk)
     [photo] = Photo.objects.all()
-    assert photo.retrieval_status == "failed" and "damaged or incomplete" in photo.retrieval_error
+    assert photo.retrieval_status == "failed" and "InvokeAI sent a damaged" in photo.retrieval_error
     assert photo.local_storage_path == "" and not any(storage.root().rglob("*.png"))
+
+
+def test_an_image_with_garbage_pixels_and_a_usable_thumbnail_is_a_failed_download_then_retried(
+    invokeai, sd1, session, follow, settings
+):
+    """Its chunks and checksums are intact and InvokeAI's thumbnail is fine: only decoding finds it out."""
+    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=1))
+    invokeai.clock.advance(1)
+    manager.invokeai_client(invokeai.url).batch_status(step.batch_id)
+    [image] = invokeai.images.values()
+    whole = image.png
+    image.png = with_garbage_pixels(whole)
+
+    follow(step.pk)
+
+    [photo] = Photo.objects.all()
+    assert photo.retrieval_status == "failed" and photo.retrieval_attempts == 1
+    assert "InvokeAI sent a damaged" in photo.retrieval_error and "does not decode" in photo.retrieval_error
+    assert photo.local_storage_path == "" and not [p for p in storage.root().rglob("*") if p.is_file()]
+    step.refresh_from_db()
+    assert step.images_retrieved == 0
+
+    # Retried by the retrieval rules: InvokeAI now serves a whole copy.
+    image.png = whole
+    later = timezone.now() + timedelta(seconds=settings.RETRIEVAL_RETRY_BACKOFF + 1)
+    assert retrieval.retrievals_retry_due(now=later) == 1
+    photo.refresh_from_db()
+    assert photo.retrieval_status == "completed" and photo.retrieval_error == ""
+    assert storage.absolute(photo.local_storage_path).read_bytes() == whole

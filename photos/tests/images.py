@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import zipfile
 import zlib
 
 from PIL import Image, PngImagePlugin
@@ -187,3 +188,111 @@ def jpeg_with_generation_text() -> bytes:
     exif.get_ifd(0x8769)[0x9286] = b"ASCII\x00\x00\x00" + f"{SECRET_PROMPT}, Steps: 20".encode()
     data = image_bytes("JPEG", (320, 240), exif=exif.tobytes(), comment=SECRET_PROMPT.encode())
     return data[:2] + iptc_segment() + data[2:]
+
+
+# --- Awkward but valid images, and hostile ones ---
+
+
+def png_16bit(color_type: int, rows: list[list[tuple[int, ...]]], *, trns: bytes = b"") -> bytes:
+    """A 16-bit PNG written by hand (Pillow writes none but greyscale): rows of samples, each 0..65535.
+
+    Colour types: 0 grey, 2 RGB, 4 grey + alpha, 6 RGBA.
+    """
+    height, width = len(rows), len(rows[0])
+    raw = b"".join(b"\x00" + b"".join(struct.pack(f">{len(p)}H", *p) for p in row) for row in rows)
+    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    chunks = png_chunk(b"IHDR", header) + (png_chunk(b"tRNS", trns) if trns else b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b"")
+
+
+def halves(size: tuple[int, int], left: tuple[int, ...], right: tuple[int, ...]) -> list[list[tuple[int, ...]]]:
+    width, height = size
+    row = [left] * (width // 2) + [right] * (width - width // 2)
+    return [row] * height
+
+
+def with_garbage_pixels(png: bytes) -> bytes:
+    """The PNG with its pixel data (IDAT) replaced by noise, every chunk's checksum still right: it passes a
+    checksum check and its header reads fine, but its pixels do not decode."""
+    out, offset = bytearray(png[:8]), 8
+    while offset < len(png):
+        length, kind = struct.unpack(">I4s", png[offset : offset + 8])
+        data = png[offset + 8 : offset + 8 + length]
+        if kind == b"IDAT":
+            data = bytes((byte * 37 + 11) % 256 for byte in data)
+        out += png_chunk(kind, data)
+        offset += 12 + length
+    return bytes(out)
+
+
+def _without_jfif(jpeg: bytes) -> bytes:
+    """Pillow's JPEG without the JFIF APP0 segment it writes first, which cameras do not write."""
+    assert jpeg[2:4] == b"\xff\xe0"
+    return jpeg[:2] + jpeg[4 + struct.unpack(">H", jpeg[4:6])[0] :]
+
+
+def camera_mpo(size: tuple[int, int] = (1200, 800), orientation: int = 6) -> bytes:
+    """A camera JPEG with a large preview, laid out as cameras write them (CIPA DC-007, as in a real
+    multi-picture file: Exif APP1 with the orientation, then the MPF APP2 index, big-endian, then the
+    primary image's JPEG data, then the preview, a second whole JPEG with Exif of its own).
+
+    The primary image is red on the left and blue on the right; the preview is green all over.
+    """
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    exif[0x0112] = orientation
+    primary = Image.new("RGB", size, (220, 30, 30))
+    primary.paste((30, 30, 220), (size[0] // 2, 0, size[0], size[1]))
+    buffer = io.BytesIO()
+    primary.save(buffer, "JPEG", quality=90, exif=exif.tobytes())
+    first = _without_jfif(buffer.getvalue())
+    buffer = io.BytesIO()
+    Image.new("RGB", (size[0] // 4, size[1] // 4), (30, 200, 30)).save(buffer, "JPEG", exif=exif.tobytes())
+    preview = _without_jfif(buffer.getvalue())
+
+    assert first[2:4] == b"\xff\xe1"  # SOI, then the Exif APP1, as cameras write them
+    app1_end = 4 + struct.unpack(">H", first[4:6])[0]
+    # MP index: version, count, two 16-byte entries (primary; "large thumbnail, full HD"), then no next IFD.
+    entries_offset = 8 + 2 + 3 * 12 + 4
+    index_size = 4 + entries_offset + 32
+    primary_length = len(first) + 4 + index_size
+    ifd = struct.pack(">H", 3)
+    ifd += struct.pack(">HHI4s", 0xB000, 7, 4, b"0100")
+    ifd += struct.pack(">HHII", 0xB001, 4, 1, 2)
+    ifd += struct.pack(">HHII", 0xB002, 7, 32, entries_offset)
+    ifd += struct.pack(">I", 0)
+    tiff_start = app1_end + 4 + 4  # the APP2 marker and length, then "MPF\0"
+    preview_offset = primary_length - tiff_start
+    entries = struct.pack(">IIIHH", 0x20030000, primary_length, 0, 0, 0)
+    entries += struct.pack(">IIIHH", 0x00010002, len(preview), preview_offset, 0, 0)
+    app2 = jpeg_segment(0xE2, b"MPF\x00" + b"MM\x00\x2a" + struct.pack(">I", 8) + ifd + entries)
+    assert len(app2) == 4 + index_size
+    return first[:app1_end] + app2 + first[app1_end:] + preview
+
+
+def cmyk_profile() -> bytes:
+    """A minimal CMYK printer profile (ICC v2) whose one table maps every ink mix to one dark grey: a colour
+    that no profile-less conversion of the test's inks gives."""
+    identity = bytes(range(256))
+    fixed = b"".join(struct.pack(">i", value << 16) for value in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    lut = b"mft1" + b"\0" * 4 + bytes([4, 3, 2, 0]) + fixed + identity * 4 + bytes([128, 128, 128]) * 16 + identity * 3
+    text = b"test CMYK\0"
+    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 79
+    d50 = struct.pack(">iii", 63190, 65536, 54061)
+    tags = [(b"desc", desc), (b"wtpt", b"XYZ " + b"\0" * 4 + d50), (b"A2B0", lut)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for signature, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    header = struct.pack(">I", offset + len(body)) + b"lcms" + struct.pack(">I", 0x02100000) + b"prtrCMYKLab "
+    header += b"\0" * 12 + b"acsp" + b"\0" * 28 + d50 + b"\0" * 48
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def zip_archive() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("payload.html", "<script>alert(document.cookie)</script>")
+    return buffer.getvalue()

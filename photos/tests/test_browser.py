@@ -67,7 +67,9 @@ def test_upload_lightbox_delete_and_restore(page, live_server, user):
     page.wait_for_function("() => document.querySelectorAll('.upload-item.done').length === 2")
     failed = page.locator(".upload-item.failed")
     assert failed.count() == 1
-    assert "only .jpg" in failed.inner_text()
+    # What to do instead, in words: no library names.
+    assert "the gallery takes JPEG, PNG, WebP or HEIC photos" in failed.inner_text()
+    assert "export it again as JPEG or PNG" in failed.inner_text()
     page.wait_for_function(f"() => ({LOADED_THUMBNAILS})() === 2")
     assert thumbnails_loaded(page) == 2
     assert page.locator("#photo-count").inner_text() == "2 photos"

@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from photos.models import Photo
 
-from .images import image_bytes, truncated
+from .images import camera_mpo, image_bytes, truncated, zip_archive
 
 pytestmark = pytest.mark.django_db
 
@@ -20,17 +20,21 @@ def test_import_photos_validates_and_summarises(tmp_path):
     (source / "2024" / "c.webp").write_bytes(image_bytes("WEBP"))
     (source / "broken.jpg").write_bytes(truncated(image_bytes("JPEG", (900, 900), quality=95)))
     (source / "tiny.png").write_bytes(image_bytes("PNG", (20, 20)))
+    (source / "DSC_0042.JPG").write_bytes(camera_mpo())
+    (source / "hidden.png").write_bytes(image_bytes("PNG") + zip_archive())
     (source / "notes.txt").write_text("not a photo")
     out = io.StringIO()
 
     call_command("import_photos", str(source), stdout=out, stderr=io.StringIO())
 
     text = out.getvalue()
-    assert Photo.objects.count() == 3
-    assert "Imported 3 of 5 files" in text
-    assert "Skipped 2:" in text
+    assert Photo.objects.count() == 4
+    assert "Imported 4 of 7 files" in text
+    assert "Skipped 3:" in text
     assert "broken.jpg: 'broken.jpg' is damaged" in text
     assert "tiny.png" in text and "between 100 and 8192" in text
+    assert "hidden.png: 'hidden.png' carries" in text and "export it again as JPEG or PNG" in text
+    assert Photo.objects.get(filename="DSC_0042.JPG").mime_type == "image/jpeg"
     assert "notes.txt" not in text
 
 
@@ -38,7 +42,7 @@ def test_import_all_files_reports_other_types(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     out = io.StringIO()
     call_command("import_photos", str(tmp_path), "--all-files", stdout=out, stderr=io.StringIO())
-    assert "notes.txt" in out.getvalue() and "only .jpg" in out.getvalue()
+    assert "notes.txt" in out.getvalue() and "the gallery takes JPEG, PNG, WebP or HEIC" in out.getvalue()
 
 
 def test_import_reports_duplicates(tmp_path):

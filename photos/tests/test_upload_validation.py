@@ -3,14 +3,23 @@ message a person understands, and nothing stored: no row, no file."""
 
 from __future__ import annotations
 
+import io
 import os
+import struct
+import subprocess
+import sys
+import threading
 
 import pytest
+from PIL import Image
 
+from gallery_project.errors import AppError, Unavailable
+from photos import decode_budget
+from photos import services as photo_services
 from photos.models import Photo
 
 from .conftest import as_upload
-from .images import image_bytes, png_declaring, truncated
+from .images import image_bytes, png_declaring, truncated, with_garbage_pixels, zip_archive
 
 pytestmark = pytest.mark.django_db
 
@@ -19,16 +28,43 @@ def store_is_empty(photos_dir) -> bool:
     return not [p for p in photos_dir.rglob("*") if p.is_file()]
 
 
+TAKES = "the gallery takes JPEG, PNG, WebP or HEIC photos"
+RE_EXPORT = "export it again as JPEG or PNG"
+
+
+def webp_declaring(width: int, height: int) -> bytes:
+    """A small lossy WebP whose frame header claims another size."""
+    data = bytearray(image_bytes("WEBP", (120, 120)))
+    assert data[12:16] == b"VP8 "
+    data[26:30] = struct.pack("<HH", width, height)
+    return bytes(data)
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A JPEG whose start-of-frame claims another size than its data holds."""
+    data = bytearray(image_bytes("JPEG", (120, 120)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 REFUSALS = [
-    pytest.param("notes.txt", b"hello", "unsupported_type", "only .jpg", id="text-extension"),
-    pytest.param("anim.gif", image_bytes("GIF"), "unsupported_type", "only .jpg", id="gif"),
-    pytest.param("noextension", image_bytes(), "unsupported_type", "no extension", id="no-extension"),
-    pytest.param("really-png.jpg", image_bytes("PNG"), "format_mismatch", "contains PNG data", id="png-named-jpg"),
-    pytest.param("really-jpeg.webp", image_bytes("JPEG"), "format_mismatch", "contains JPEG", id="jpeg-named-webp"),
+    pytest.param("notes.txt", b"hello", "unsupported_type", TAKES, id="text-extension"),
+    pytest.param("anim.gif", image_bytes("GIF"), "unsupported_type", TAKES, id="gif"),
+    pytest.param("noextension", image_bytes(), "unsupported_type", "without an extension", id="no-extension"),
+    pytest.param(
+        "really-png.jpg", image_bytes("PNG"), "format_mismatch", "holds a PNG image. Rename it", id="png-named-jpg"
+    ),
+    pytest.param("really-jpeg.webp", image_bytes("JPEG"), "format_mismatch", "end in .jpg", id="jpeg-named-webp"),
+    pytest.param("really-gif.png", image_bytes("GIF"), "format_mismatch", RE_EXPORT, id="gif-named-png"),
     pytest.param("tiny.png", image_bytes("PNG", (50, 50)), "bad_dimensions", "between 100 and 8192", id="too-small"),
     pytest.param("strip.png", image_bytes("PNG", (99, 400)), "bad_dimensions", "99x400", id="one-side-too-small"),
-    pytest.param("wide.png", image_bytes("PNG", (8193, 120)), "bad_dimensions", "8193x120", id="too-wide"),
-    pytest.param("bomb.png", png_declaring(40000, 40000), "decompression_bomb", "decompression bomb", id="bomb"),
+    pytest.param("wide.png", image_bytes("PNG", (8193, 120)), "bad_dimensions", "Resize it", id="too-wide"),
+    pytest.param("bomb.png", png_declaring(40000, 40000), "decompression_bomb", "resize it to at most", id="bomb"),
+    pytest.param("bomb.webp", webp_declaring(16000, 16000), "bad_dimensions", "16000x16000", id="webp-bomb"),
+    pytest.param("bomb.jpg", jpeg_declaring(60000, 60000), "decompression_bomb", "far larger", id="jpeg-bomb"),
+    # A header that claims a large canvas its data does not fill: the decode runs out of data.
+    pytest.param("liar.png", png_declaring(4000, 4000), "corrupt_image", "damaged or incomplete", id="lying-png"),
     pytest.param(
         "cut.jpg",
         truncated(image_bytes("JPEG", (800, 600), quality=95)),
@@ -37,9 +73,22 @@ REFUSALS = [
         id="truncated-jpeg",
     ),
     pytest.param("cut.png", truncated(image_bytes("PNG", (800, 600))), "corrupt_image", "damaged", id="truncated-png"),
-    pytest.param("noise.png", os.urandom(4096), "corrupt_image", "not an image", id="random-bytes"),
-    pytest.param("empty.jpg", b"", "empty_file", "empty", id="empty"),
+    pytest.param("garbled.png", with_garbage_pixels(image_bytes("PNG")), "corrupt_image", RE_EXPORT, id="garbled-png"),
+    pytest.param("noise.png", os.urandom(4096), "corrupt_image", "is not a JPEG, PNG, WebP or HEIC image", id="random"),
+    pytest.param("empty.jpg", b"", "empty_file", "Upload the original again", id="empty"),
+    # Polyglots: a valid picture with another file after its end.
+    pytest.param("poly.png", image_bytes("PNG") + zip_archive(), "trailing_data", "after the end", id="png-zip"),
+    pytest.param("poly.webp", image_bytes("WEBP") + zip_archive(), "trailing_data", "hidden", id="webp-zip"),
+    pytest.param("poly.heic", image_bytes("HEIF") + zip_archive(), "trailing_data", "only the picture", id="heic-zip"),
 ]
+
+
+def test_no_refusal_names_the_imaging_library():
+    for param in REFUSALS:
+        name, data, _, _ = param.values
+        with pytest.raises(AppError) as refused:
+            photo_services.photo_create(file=io.BytesIO(data), filename=name, size=len(data))
+        assert "pillow" not in refused.value.message.lower() and "PIL" not in refused.value.message
 
 
 @pytest.mark.parametrize(("name", "data", "code", "message"), REFUSALS)
@@ -64,7 +113,7 @@ def test_file_over_the_size_limit_is_refused_with_413(api, settings, _photo_stor
 
     assert response.status_code == 413
     assert response.json()["code"] == "too_large"
-    assert "limit is" in response.json()["message"]
+    assert "limit is" in response.json()["message"] and "as a JPEG" in response.json()["message"]
     assert Photo.objects.count() == 0
     assert store_is_empty(_photo_store)
 
@@ -99,3 +148,117 @@ def test_each_accepted_format(api, name, fmt, mime):
     body = response.json()
     assert body["mime_type"] == mime
     assert (body["width"], body["height"]) == (320, 200)
+
+
+def test_a_jpeg_whose_data_ends_before_its_declared_size_is_shown_as_viewers_show_it(upload, _photo_store):
+    """libjpeg finishes such a file (the missing rows grey) without an error to tell it from a whole one;
+    every browser shows it the same way. Its decode is counted against the budget at the declared size."""
+    photo = upload("liar.jpg", jpeg_declaring(3000, 3000))
+    assert (photo.width, photo.height) == (3000, 3000)
+    with Image.open(_photo_store / photo.local_thumbnail_path) as thumb:
+        assert thumb.size == (300, 300)
+
+
+# --- memory: one image's decode is bounded, and so are all decodes at once ---
+
+
+def test_an_image_needing_more_decode_memory_than_allowed_is_refused_with_413(api, settings, _photo_store):
+    settings.IMAGE_DECODE_MEMORY = 32 * 1024 * 1024
+    data = image_bytes("PNG", (3000, 3000))  # 36 MB decoded, before any rendition
+
+    response = api.post("/api/photos/", {"file": as_upload("poster.png", data)}, format="multipart")
+
+    assert response.status_code == 413, response.content
+    body = response.json()
+    assert body["code"] == "image_too_costly"
+    assert "fewer pixels" in body["message"] and "as a JPEG" in body["message"]
+    assert body["details"]["width"] == 3000 and body["details"]["needed_bytes"] > settings.IMAGE_DECODE_MEMORY
+    assert Photo.objects.count() == 0
+    assert store_is_empty(_photo_store)
+
+
+def hold_decode_budget(settings, size: int):
+    """Another process (as a second gunicorn worker would be) holding `size` bytes of the decode budget."""
+    script = (
+        "import django, sys; django.setup()\n"
+        "from photos import decode_budget\n"
+        f"with decode_budget.reserve({size}, 'other.png'):\n"
+        "    print('held', flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "gallery_project.settings_test",
+        "DATA_DIR": str(settings.DATA_DIR),
+        "IMAGE_DECODE_MEMORY": str(settings.IMAGE_DECODE_MEMORY),
+    }
+    holder = subprocess.Popen(  # noqa: S603  (this interpreter, a script of the test's own)
+        [sys.executable, "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_an_upload_waits_for_decode_memory_held_by_another_process_then_says_busy(api, settings, _photo_store):
+    settings.IMAGE_DECODE_MEMORY = 64 * 1024 * 1024
+    settings.IMAGE_DECODE_WAIT = 0.3
+    holder = hold_decode_budget(settings, settings.IMAGE_DECODE_MEMORY)
+    try:
+        response = api.post("/api/photos/", {"file": as_upload("a.png", image_bytes("PNG"))}, format="multipart")
+        assert response.status_code == 503, response.content
+        assert response.json()["code"] == "decoder_busy" and "try 'a.png' again" in response.json()["message"]
+        assert Photo.objects.count() == 0
+        assert store_is_empty(_photo_store)
+    finally:
+        holder.kill()  # as the kernel does to a process out of memory: its share must not leak
+        holder.wait()
+
+    response = api.post("/api/photos/", {"file": as_upload("a.png", image_bytes("PNG"))}, format="multipart")
+    assert response.status_code == 201, response.content
+
+
+def test_decodes_share_the_budget_across_threads_and_release_it_when_they_fail(settings):
+    settings.IMAGE_DECODE_MEMORY = 4 * decode_budget.UNIT
+    settings.IMAGE_DECODE_WAIT = 0
+    with decode_budget.reserve(2 * decode_budget.UNIT, "first.png"):
+        with decode_budget.reserve(2 * decode_budget.UNIT, "second.png"):
+            assert isinstance(_try_reserve(1), Unavailable)  # the same thread asking again waits like any other
+        outcome: list[object] = []
+        thread = threading.Thread(
+            target=lambda: outcome.append(_try_reserve(3 * decode_budget.UNIT)), name="another request"
+        )
+        thread.start()
+        thread.join()
+        assert isinstance(outcome[0], Unavailable)  # 2 of 4 units held: 3 do not fit, from any thread
+
+    bad = truncated(image_bytes("PNG", (800, 600)))
+    for _ in range(3):  # a refused decode gives its share back
+        with pytest.raises(AppError, match="damaged"):
+            photo_services.photo_create(file=io.BytesIO(bad), filename="cut.png", size=len(bad))
+    with decode_budget.reserve(4 * decode_budget.UNIT, "all.png"):
+        pass
+
+
+def _try_reserve(size: int) -> object:
+    try:
+        with decode_budget.reserve(size, "thread.png"):
+            return "reserved"
+    except Unavailable as exc:
+        return exc
+
+
+def test_a_webp_is_checked_and_counted_before_its_decoder_allocates_anything(settings, monkeypatch):
+    """libwebp allocates its canvases when the file is opened: a huge declared canvas must never get there."""
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: opened.append(args) or real_open(*args, **kwargs))
+    data = webp_declaring(16000, 16000)
+    with pytest.raises(AppError, match="16000x16000"):
+        photo_services.photo_create(file=io.BytesIO(data), filename="huge.webp", size=len(data))
+    assert opened == []
+
+    settings.IMAGE_DECODE_MEMORY = 16 * 1024 * 1024
+    data = image_bytes("WEBP", (1500, 1500))  # 9 MB decoded, 36 MB while libwebp decodes it
+    with pytest.raises(AppError, match="more than this server allows"):
+        photo_services.photo_create(file=io.BytesIO(data), filename="big.webp", size=len(data))
+    assert opened == []
