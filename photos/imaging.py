@@ -229,8 +229,8 @@ def _rejecting(filename: str) -> Iterator[None]:
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, ImageCms.PyCMSError) as exc:
         raise ImageRejected(
-            f"'{filename}' is damaged or incomplete: its image data cannot be read to the end. If it was copied "
-            f"or downloaded, copy it again from the original; otherwise {RE_EXPORT[0].lower()}{RE_EXPORT[1:]}.",
+            f"'{filename}' is damaged or incomplete: its image data cannot be read to the end. Copy it again "
+            f"from the original, or {RE_EXPORT[0].lower()}{RE_EXPORT[1:]}.",
             code="corrupt_image",
             details={"reason": str(exc)},
         ) from None

@@ -14,7 +14,7 @@ from conftest import ARTIFACTS, log_in
 from photos import services
 from photos.models import Photo
 
-from .images import image_bytes
+from .images import camera_mpo, halves, image_bytes, png_16bit, with_garbage_pixels, zip_archive
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -345,3 +345,40 @@ def test_the_phone_lightbox_swipes(browser, live_server, user, client, upload):
         wait_for_no_photo_in_address(page)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("viewport", [(1440, 900), (390, 844)], ids=["desktop", "phone"])
+def test_upload_refusals_say_what_to_do_and_camera_files_are_taken(logged_in_page, live_server, viewport):
+    page = logged_in_page
+    page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
+    page.goto(f"{live_server.url}/")
+    grey16 = png_16bit(0, halves((400, 300), (10280,), (51400,)))
+
+    def encoded(name: str, data: bytes) -> list[str]:
+        return [name, "application/octet-stream", base64.b64encode(data).decode()]
+
+    files = [
+        encoded("IMG_2041.JPG", camera_mpo()),
+        encoded("scan-16bit.png", grey16),
+        encoded("animation.gif", image_bytes("GIF")),
+        encoded("hidden.png", image_bytes("PNG") + zip_archive()),
+        encoded("garbled.png", with_garbage_pixels(image_bytes("PNG"))),
+        encoded("icon.png", image_bytes("PNG", (48, 48))),
+    ]
+    page.evaluate(DROP_FILES, [files])
+
+    page.wait_for_function("() => document.querySelectorAll('.upload-item.done, .upload-item.failed').length === 6")
+    assert page.locator(".upload-item.done").count() == 2
+    failed = {row.locator(".name").inner_text(): row.inner_text() for row in page.locator(".upload-item.failed").all()}
+    assert set(failed) == {"animation.gif", "hidden.png", "garbled.png", "icon.png"}
+    assert "the gallery takes JPEG, PNG, WebP or HEIC photos" in failed["animation.gif"]
+    assert "other data after the end of its picture" in failed["hidden.png"]
+    assert "damaged or incomplete" in failed["garbled.png"]
+    assert "between 100 and 8192 px" in failed["icon.png"]
+    for text in failed.values():
+        assert "export it again as JPEG or PNG" in text or "Resize it" in text
+        assert "Pillow" not in text
+    page.wait_for_function(f"() => ({LOADED_THUMBNAILS})() === 2")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"gallery-refusals-{viewport[0]}.png", full_page=True)
+    assert Photo.objects.count() == 2

@@ -5,6 +5,8 @@ import io
 import pytest
 from django.core.management import call_command
 
+from gallery_project.errors import Unavailable
+from photos import services
 from photos.models import Photo
 
 from .images import camera_mpo, image_bytes, truncated, zip_archive
@@ -57,3 +59,24 @@ def test_import_reports_duplicates(tmp_path):
 def test_import_from_a_missing_directory_fails_clearly(tmp_path):
     with pytest.raises(Exception, match="is not a directory"):
         call_command("import_photos", str(tmp_path / "nope"))
+
+
+def test_import_waits_again_while_uploads_hold_the_decode_memory(tmp_path, monkeypatch):
+    (tmp_path / "a.jpg").write_bytes(image_bytes("JPEG"))
+    (tmp_path / "b.jpg").write_bytes(image_bytes("JPEG", color=(10, 10, 10)))
+    real_create = services.photo_create
+    busy = {"a.jpg": 2, "b.jpg": 99}
+
+    def create(**kwargs):
+        if busy[kwargs["filename"]] > 0:
+            busy[kwargs["filename"]] -= 1
+            raise Unavailable("The server is busy opening other large images.", code="decoder_busy")
+        return real_create(**kwargs)
+
+    monkeypatch.setattr(services, "photo_create", create)
+    out = io.StringIO()
+    call_command("import_photos", str(tmp_path), stdout=out, stderr=io.StringIO())
+
+    assert "Imported 1 of 2 files" in out.getvalue()
+    assert "b.jpg: The server is busy" in out.getvalue()
+    assert busy["a.jpg"] == 0 and Photo.objects.get().filename == "a.jpg"

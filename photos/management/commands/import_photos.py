@@ -1,11 +1,15 @@
+import contextlib
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from gallery_project.errors import AppError
+from gallery_project.errors import AppError, Unavailable
 from photos import services
 from photos.imaging import ALLOWED_EXTENSIONS
+
+# Each waits IMAGE_DECODE_WAIT seconds for decode memory that uploads hold.
+BUSY_ATTEMPTS = 5
 
 
 class Command(BaseCommand):
@@ -18,6 +22,17 @@ class Command(BaseCommand):
             action="store_true",
             help="Also try files whose extension is not an image type (they are reported as skipped).",
         )
+
+    def _import(self, path: Path) -> services.PhotoCreated:
+        """One file; while uploads hold the decode memory it waits its turn again, as nobody is there to retry."""
+        for _ in range(BUSY_ATTEMPTS - 1):
+            with contextlib.suppress(Unavailable):
+                return self._create(path)
+        return self._create(path)
+
+    def _create(self, path: Path) -> services.PhotoCreated:
+        with path.open("rb") as fh:
+            return services.photo_create(file=fh, filename=path.name, size=path.stat().st_size)
 
     def handle(self, *args, directory: Path, all_files: bool, **options) -> None:
         if not directory.is_dir():
@@ -33,8 +48,7 @@ class Command(BaseCommand):
         for path in progress:
             progress.set_postfix_str(path.name[-30:], refresh=False)
             try:
-                with path.open("rb") as fh:
-                    created = services.photo_create(file=fh, filename=path.name, size=path.stat().st_size)
+                created = self._import(path)
             except AppError as exc:
                 skipped.append((path, exc.message))
                 continue
