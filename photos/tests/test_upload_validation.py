@@ -65,6 +65,10 @@ REFUSALS = [
     pytest.param("bomb.jpg", jpeg_declaring(60000, 60000), "decompression_bomb", "far larger", id="jpeg-bomb"),
     # A header that claims a large canvas its data does not fill: the decode runs out of data.
     pytest.param("liar.png", png_declaring(4000, 4000), "corrupt_image", "damaged or incomplete", id="lying-png"),
+    pytest.param("liar.webp", webp_declaring(4000, 4000), "corrupt_image", "damaged or incomplete", id="lying-webp"),
+    pytest.param(
+        "cut.webp", truncated(image_bytes("WEBP", (300, 300), lossless=True)), "corrupt_image", "damaged", id="cut-webp"
+    ),
     pytest.param(
         "cut.jpg",
         truncated(image_bytes("JPEG", (800, 600), quality=95)),
