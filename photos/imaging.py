@@ -249,16 +249,6 @@ def _read_at(source: Path | BinaryIO, offset: int, size: int) -> bytes:
         source.seek(position)
 
 
-def _file_size(source: Path | BinaryIO) -> int:
-    if isinstance(source, Path):
-        return source.stat().st_size
-    position = source.tell()
-    try:
-        return source.seek(0, io.SEEK_END)
-    finally:
-        source.seek(position)
-
-
 def _webp_canvas(source: Path | BinaryIO) -> tuple[int, int] | None:
     """The canvas size a WebP file declares, read without decoding; None for other files."""
     header = _read_at(source, 0, 30)
@@ -273,57 +263,6 @@ def _webp_canvas(source: Path | BinaryIO) -> tuple[int, int] | None:
     if chunk == b"VP8 " and header[23:26] == b"\x9d\x01\x2a":
         return (int.from_bytes(header[26:28], "little") & 0x3FFF, int.from_bytes(header[28:30], "little") & 0x3FFF)
     return None
-
-
-def _image_end(source: Path | BinaryIO, image_format: str) -> int | None:
-    """Where the image ends by its own framing (PNG: after IEND; WebP: the RIFF size; HEIC: after its last
-    top-level box); None if that cannot be told."""
-    if image_format == "WEBP":
-        size = int.from_bytes(_read_at(source, 4, 4), "little")
-        return 8 + size + (size & 1)
-    if image_format == "HEIF":
-        offset, end = 0, _file_size(source)
-        while offset < end:
-            header = _read_at(source, offset, 16)
-            size = int.from_bytes(header[:4], "big")
-            if size == 1:  # a 64-bit size follows the type
-                size = int.from_bytes(header[8:16], "big")
-            if not (len(header) >= 8 and header[4:8].isascii() and header[4:8].decode().isprintable()):
-                return offset  # not a box: what follows the last one is other data
-            if size == 0:  # the box runs to the end of the file
-                return end
-            if size < 8 or offset + size > end:
-                return None  # cut short: decoding tells what is wrong
-            offset += size
-        return offset
-    if image_format == "PNG":
-        offset = 8
-        while header := _read_at(source, offset, 8):
-            if len(header) < 8:
-                return None
-            length, kind = struct.unpack(">I4s", header)
-            offset += 12 + length
-            if kind == b"IEND":
-                return offset
-        return None
-    return None
-
-
-def _check_trailer(source: Path | BinaryIO, image_format: str, filename: str) -> None:
-    """Refuse a PNG or WebP with data after the end of its image: a file hidden inside it (such as a ZIP
-    archive that is also a valid picture), which the owner could not see and a download would carry.
-
-    JPEGs may end with more: a camera's preview frame (MPO) or a motion photo's video, which the owner's own
-    download keeps and shared downloads leave out.
-    """
-    end = _image_end(source, image_format)
-    if end is not None and (extra := _file_size(source) - end) > 0:
-        raise ImageRejected(
-            f"'{filename}' carries {extra:,} bytes of other data after the end of its picture (another file "
-            f"hidden in it). {RE_EXPORT}, which keeps only the picture.",
-            code="trailing_data",
-            details={"extra_bytes": extra},
-        )
 
 
 def _check(filename: str, image_format: str | None, size: tuple[int, int], file_type: FileType, min_side: int) -> None:
@@ -366,7 +305,7 @@ def decode_cost(image_format: str, mode: str, size: tuple[int, int], largest: in
 
 @contextlib.contextmanager
 def _decoded(
-    source: Path | BinaryIO, filename: str, file_type: FileType, min_side: int, largest: int | None, *, stored: bool
+    source: Path | BinaryIO, filename: str, file_type: FileType, min_side: int, largest: int | None
 ) -> Iterator[tuple[Image.Image, tuple[int, int]]]:
     """`source` checked, then decoded within the decode budget, and its size as stored in the file.
 
@@ -383,8 +322,6 @@ def _decoded(
         image = stack.enter_context(Image.open(source))
         size = image.size
         _check(filename, image.format, size, file_type, min_side)
-        if not stored:
-            _check_trailer(source, image.format or "", filename)
         if canvas is None:
             if largest and image.format in ("JPEG", "MPO"):
                 # The smallest DCT scale still at least as large as the biggest rendition.
@@ -406,19 +343,19 @@ def render(
     sizes: tuple[int, ...],
     *,
     min_side: int = MIN_SIDE,
-    stored: bool = False,
 ) -> Rendered:
     """Check that `source` really is a `file_type` image of acceptable dimensions, and make its renditions.
 
     Raises ImageRejected for anything else: a different format, a corrupt or truncated file, dimensions
-    outside min_side..8192 px, data hidden after the picture, or a decompression bomb; TooLarge if it needs
-    more memory than IMAGE_DECODE_MEMORY; Unavailable if other decodes hold the memory for too long. Uploads
-    keep the 100 px minimum; images InvokeAI made may be smaller (64 px is its smallest size). `stored`: a
-    file already in the photo store, only made into renditions again (what came in before a check was added
-    stays viewable). Animated images and multi-picture JPEGs give their first frame.
+    outside min_side..8192 px, or a decompression bomb; TooLarge if it needs more memory than
+    IMAGE_DECODE_MEMORY; Unavailable if other decodes hold the memory for too long. Uploads keep the 100 px
+    minimum; images InvokeAI made may be smaller (64 px is its smallest size). Animated images and
+    multi-picture JPEGs give their first frame. Data after the end of the picture (a camera's preview, a
+    motion photo's video, a file appended on purpose) is kept in the owner's original; shared copies leave
+    it out (`photos.metadata`).
     """
     largest = max(sizes)
-    with _decoded(source, filename, file_type, min_side, largest, stored=stored) as (image, (width, height)):
+    with _decoded(source, filename, file_type, min_side, largest) as (image, (width, height)):
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
         if orientation in _QUARTER_TURNS:
             width, height = height, width
@@ -443,7 +380,7 @@ def verify(source: BinaryIO, filename: str, file_type: FileType, *, min_side: in
     then fail at every view. (The decode checks what `Image.verify` would: the checksums of the chunks
     before the pixels, and zlib's own checksum of the pixel data.)
     """
-    with _decoded(source, filename, file_type, min_side, None, stored=False) as (_, size):
+    with _decoded(source, filename, file_type, min_side, None) as (_, size):
         return size
 
 

@@ -115,7 +115,7 @@ def photo_display_rendition(*, photo: Photo) -> str:
         if not source.exists():
             raise NotFound("This photo's file is missing from the photo store.", code="file_missing")
         file_type = imaging.file_type_for(photo.local_storage_path)
-        rendered = imaging.render(source, source.name, file_type, (settings.DISPLAY_SIZE,), min_side=1, stored=True)
+        rendered = imaging.render(source, source.name, file_type, (settings.DISPLAY_SIZE,), min_side=1)
         with storage.staged() as files:
             files.write(relative, rendered.renditions[settings.DISPLAY_SIZE])
             files.publish()

@@ -14,7 +14,7 @@ from conftest import ARTIFACTS, log_in
 from photos import services
 from photos.models import Photo
 
-from .images import camera_mpo, halves, image_bytes, png_16bit, with_garbage_pixels, zip_archive
+from .images import camera_mpo, halves, image_bytes, png_16bit, with_garbage_pixels
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -361,7 +361,7 @@ def test_upload_refusals_say_what_to_do_and_camera_files_are_taken(logged_in_pag
         encoded("IMG_2041.JPG", camera_mpo()),
         encoded("scan-16bit.png", grey16),
         encoded("animation.gif", image_bytes("GIF")),
-        encoded("hidden.png", image_bytes("PNG") + zip_archive()),
+        encoded("scan.tiff", image_bytes("TIFF")),
         encoded("garbled.png", with_garbage_pixels(image_bytes("PNG"))),
         encoded("icon.png", image_bytes("PNG", (48, 48))),
     ]
@@ -370,9 +370,9 @@ def test_upload_refusals_say_what_to_do_and_camera_files_are_taken(logged_in_pag
     page.wait_for_function("() => document.querySelectorAll('.upload-item.done, .upload-item.failed').length === 6")
     assert page.locator(".upload-item.done").count() == 2
     failed = {row.locator(".name").inner_text(): row.inner_text() for row in page.locator(".upload-item.failed").all()}
-    assert set(failed) == {"animation.gif", "hidden.png", "garbled.png", "icon.png"}
+    assert set(failed) == {"animation.gif", "scan.tiff", "garbled.png", "icon.png"}
     assert "the gallery takes JPEG, PNG, WebP or HEIC photos" in failed["animation.gif"]
-    assert "other data after the end of its picture" in failed["hidden.png"]
+    assert "is a .tiff file" in failed["scan.tiff"]
     assert "damaged or incomplete" in failed["garbled.png"]
     assert "between 100 and 8192 px" in failed["icon.png"]
     for text in failed.values():

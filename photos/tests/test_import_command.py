@@ -9,7 +9,7 @@ from gallery_project.errors import Unavailable
 from photos import services
 from photos.models import Photo
 
-from .images import camera_mpo, image_bytes, truncated, zip_archive
+from .images import camera_mpo, image_bytes, truncated
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def test_import_photos_validates_and_summarises(tmp_path):
     (source / "broken.jpg").write_bytes(truncated(image_bytes("JPEG", (900, 900), quality=95)))
     (source / "tiny.png").write_bytes(image_bytes("PNG", (20, 20)))
     (source / "DSC_0042.JPG").write_bytes(camera_mpo())
-    (source / "hidden.png").write_bytes(image_bytes("PNG") + zip_archive())
+    (source / "icon.png").write_bytes(image_bytes("PNG", (32, 32)))
     (source / "notes.txt").write_text("not a photo")
     out = io.StringIO()
 
@@ -35,7 +35,7 @@ def test_import_photos_validates_and_summarises(tmp_path):
     assert "Skipped 3:" in text
     assert "broken.jpg: 'broken.jpg' is damaged" in text
     assert "tiny.png" in text and "between 100 and 8192" in text
-    assert "hidden.png: 'hidden.png' carries" in text and "export it again as JPEG or PNG" in text
+    assert "icon.png: 'icon.png' is 32x32 px" in text and "Resize it to fit" in text
     assert Photo.objects.get(filename="DSC_0042.JPG").mime_type == "image/jpeg"
     assert "notes.txt" not in text
 
