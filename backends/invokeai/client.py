@@ -399,11 +399,15 @@ class InvokeAIClient:
         try:
             with transport.Deadline(self.total_timeout) as deadline:
                 try:
-                    return self._exchange(method, path, headers, expect=expect, limit=limit, **kwargs)
+                    answer = self._exchange(method, path, headers, expect=expect, limit=limit, **kwargs)
                 except requests.exceptions.RequestException as exc:
                     if deadline.expired:
                         raise self._too_slow(method, path, total=True) from exc
                     raise self._connection_error(method, path, exc) from exc
+                if deadline.expired:
+                    # Cut off mid-headers, http.client takes what came as the whole answer.
+                    raise self._too_slow(method, path, total=True)
+                return answer
         except transport.AddressRefused as exc:
             raise InvokeAIAddressRefused(
                 f"InvokeAI at {self.base_url} cannot be used: {exc}, where the app sends no requests "
@@ -533,7 +537,8 @@ class InvokeAIClient:
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         body = self._request(method, path, **kwargs)
-        return None if body is None else self._decode(body)
+        assert body is not None  # only allow_404 makes None, and those callers decode themselves
+        return self._decode(body)
 
     def _decode(self, body: bytes) -> Any:
         try:
@@ -601,14 +606,14 @@ class InvokeAIClient:
 
     @_answers
     def get_model(self, key: str) -> InvokeAIModel | None:
-        body = self._json("GET", f"/api/v2/models/i/{key}", allow_404=True)
-        return None if body is None else InvokeAIModel.from_config(body)
+        body = self._request("GET", f"/api/v2/models/i/{key}", allow_404=True)
+        return None if body is None else InvokeAIModel.from_config(self._decode(body))
 
     @_answers
     def get_model_by_hash(self, hash: str) -> InvokeAIModel | None:
         """Find a model again after a reinstall gave it a new key (FACTS #2)."""
-        body = self._json("GET", "/api/v2/models/get_by_hash", params={"hash": hash}, allow_404=True)
-        return None if body is None else InvokeAIModel.from_config(body)
+        body = self._request("GET", "/api/v2/models/get_by_hash", params={"hash": hash}, allow_404=True)
+        return None if body is None else InvokeAIModel.from_config(self._decode(body))
 
     # --- queue ---
 
