@@ -1,0 +1,173 @@
+"""Bad input answers 4xx in the project's error shape, never 500: deep JSON, offsets no database can hold, and
+garbage in the query strings and forms of every page (the API as a whole is fuzzed in test_api_fuzz.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from albums import services as album_services
+from generation import follower, models_cache
+from generation import services as generation_services
+from generation.models import CachedModel
+from photos import services as photo_services
+from photos.tests.images import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+HUGE = "100000000000000000000"
+
+
+def error_shape(response) -> dict:
+    body = response.json()
+    assert set(body) == {"code", "message", "details"}, body
+    return body
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/api/albums/"),
+        ("post", "/api/generation/sessions/"),
+        ("post", "/api/generate"),
+        ("post", "/api/backend/mode"),
+        ("patch", "/api/models/some-key/"),
+        ("post", "/api/auth/token/"),
+    ],
+)
+def test_json_nested_100000_deep_is_a_400(api, method, path):
+    response = getattr(api, method)(path, data="[" * 100_000, content_type="application/json")
+    assert response.status_code == 400
+    assert error_shape(response)["code"] == "parse_error"
+
+
+def test_json_just_too_deep_is_a_400_and_deep_enough_is_read(api):
+    deep = {"name": "x", "nested": json.loads("[" * 40 + "]" * 40)}
+    response = api.post("/api/albums/", data=json.dumps(deep), content_type="application/json")
+    assert response.status_code == 400 and "nested more than 32 levels" in error_shape(response)["message"]
+    fine = {"name": "Trip", "nested": json.loads("[" * 10 + "]" * 10)}
+    assert api.post("/api/albums/", data=json.dumps(fine), content_type="application/json").status_code == 201
+
+
+@pytest.mark.parametrize("path", ["/api/photos/", "/api/backend/pod-sessions/", "/api/generation/sessions/"])
+@pytest.mark.parametrize("offset", [HUGE, str(2**63), str(2**63 - 1), "1000000001", "-1", "1e3", "x"])
+def test_an_offset_no_database_can_hold_is_a_400(api, path, offset):
+    response = api.get(path, {"offset": offset})
+    assert response.status_code == 400
+    body = error_shape(response)
+    assert body["code"] == "invalid" and "offset" in body["details"]
+
+
+@pytest.mark.parametrize("path", ["/api/photos/", "/api/backend/pod-sessions/", "/api/generation/sessions/"])
+def test_the_largest_offset_answers_an_empty_page(api, path):
+    response = api.get(path, {"offset": "1000000000"})
+    body = response.json()
+    assert response.status_code == 200
+    # The sessions list is a bare list; the others are pages.
+    assert (body if isinstance(body, list) else body["items"]) == []
+
+
+# --- pages ---
+
+# Each set mixes parameters different pages read; a page that refuses the first one it reads still answers 4xx.
+GARBAGE = [
+    {"cursor": "garbage", "photo": "not-a-uuid", "target": "elsewhere", "session": "x", "mode": "sideways"},
+    {"cursor": "WzEsIDIsIDNd", "photo": "9" * 40, "seed": "reuse", "was": "running", "strength": "nan"},
+    # A position past any integer (base64 of ["position", 99999999999999999999999, "00"]).
+    {"cursor": "WyJwb3NpdGlvbiIsIDk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5LCAiMDAiXQ", "session": HUGE, "strength": "1e999"},
+    {"cursor": "\x00", "model_key": "\x00" * 3, "vae_key": "x" * 1000, "all": HUGE},
+    {"sort": "sideways", "kind": "nothing"},
+    {"sort": "oldest", "kind": ["uploaded", "generated"], "offset": HUGE, "limit": HUGE, "page": "-1"},
+    {"width": HUGE, "height": "-8", "steps": "x", "batch_size": HUGE, "seed": HUGE, "model_key": "k", "prompt": "p"},
+    {"local_backend_url": "http://[::1", "idle_timeout_minutes": HUGE, "monthly_budget": "1e999", "gpu_type": "\x00"},
+]
+
+
+@pytest.fixture
+def objects(user, use_fake_invokeai, settings):
+    """A photo in an album with a password-protected share link, and a studio session with a finished step."""
+    settings.MODEL_DEFINITIONS = {}
+    models_cache.models_refresh()
+    data = image_bytes("PNG", (120, 120))
+    photo = photo_services.photo_create(file=io.BytesIO(data), filename="a.png", size=len(data)).photo
+    album = album_services.album_create(name="Trip")
+    album_services.album_add_photos(album_id=album.pk, photo_ids=[photo.pk])
+    share = album_services.share_link_create(album_id=album.pk, password="hunter22")
+    session = generation_services.session_create()
+    model = CachedModel.objects.get(name="tiny-sd1")
+    request = generation_services.StepRequest(prompt="a cat", model_key=model.key, width=64, height=64, steps=2)
+    step = generation_services.step_create(session_id=session.pk, request=request)
+    use_fake_invokeai.clock.advance(5)
+    follower.step_follow(step_id=step.pk)
+    return {"photo": photo.pk, "album": album.pk, "session": session.pk, "step": step.pk, "token": share.token}
+
+
+def _pages(patterns=None, prefix=""):
+    """Every page URL pattern (not the admin's or the API's), as a route with <name> placeholders."""
+    for entry in patterns if patterns is not None else get_resolver().url_patterns:
+        route = prefix + str(entry.pattern).removeprefix("^").removesuffix("$")
+        # Logging out would leave the rest of the walk to an anonymous visitor.
+        if route.startswith(("admin/", "api/", "logout/")):
+            continue
+        if isinstance(entry, URLResolver):
+            yield from _pages(entry.url_patterns, route)
+        elif isinstance(entry, URLPattern):
+            yield route
+
+
+def _urls(objects) -> list[str]:
+    """Each page twice: with the ids of real objects, and with ids no row can have."""
+    real = {
+        "<uuid:album_id>": str(objects["album"]),
+        "<uuid:photo_id>": str(objects["photo"]),
+        "<uuid:pk>": str(objects["photo"]),
+        "<str:token>": objects["token"],
+        "(?P<token>[^/]+)": objects["token"],
+        "(?P<photo_id>[0-9a-f-]{36})": str(objects["photo"]),
+        "steps/<int:pk>": f"steps/{objects['step']}",
+        "steps/(?P<pk>\\d+)": f"steps/{objects['step']}",
+        "<int:pk>": str(objects["session"]),
+        "(?P<pk>\\d+)": str(objects["session"]),
+    }
+    missing = {
+        "<uuid:album_id>": "00000000-0000-0000-0000-000000000000",
+        "<uuid:photo_id>": "00000000-0000-0000-0000-000000000000",
+        "<uuid:pk>": "00000000-0000-0000-0000-000000000000",
+        "<str:token>": "x" * 300,
+        "(?P<token>[^/]+)": "x" * 300,
+        "(?P<photo_id>[0-9a-f-]{36})": "00000000-0000-0000-0000-000000000000",
+        "<int:pk>": HUGE,
+        "(?P<pk>\\d+)": HUGE,
+    }
+    choices = {
+        "(?P<status>completed|abandoned)": "completed",
+        "(?P<variation>remix|continue)": "remix",
+        "(?P<variant>thumbnail|display|file)": "display",
+        "(?P<pod_id>[A-Za-z0-9]{1,64})": "abc123",
+    }
+    urls = set()
+    for route in _pages():
+        for values in (real, missing):
+            url = route
+            for marker, value in {**values, **choices}.items():
+                url = url.replace(marker, value)
+            assert "<" not in url and "(?P" not in url, f"a URL pattern this test cannot fill: {route}"
+            urls.add("/" + url)
+    return sorted(urls)
+
+
+def test_every_page_answers_garbage_with_a_4xx_or_ignores_it(owner_client, objects, use_fake_invokeai):
+    urls = _urls(objects)
+    assert len(urls) > 30
+    served = []
+    for url in urls:
+        for params in GARBAGE:
+            for method, htmx in (("get", {}), ("get", {"HX-Request": "true"}), ("post", {"HX-Request": "true"})):
+                response = getattr(owner_client, method)(url, params, headers=htmx)
+                assert response.status_code < 500, (method, url, params, htmx, response.content[:300])
+                served.append(response.status_code)
+    # Most of them got through to the views rather than 404 or 405 at the door.
+    assert sum(status < 400 for status in served) > len(served) // 4
