@@ -8,8 +8,6 @@ project's shape. Bounded and derandomized (the same examples every run), so it r
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import schemathesis
 from drf_spectacular.generators import SchemaGenerator
@@ -18,13 +16,7 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 
-from albums import services as album_services
 from backends import pods
-from generation import follower, models_cache
-from generation import services as generation_services
-from generation.models import CachedModel
-from photos import services as photo_services
-from photos.tests.images import image_bytes
 from testing.fake_runpod import FakeRunPod
 
 EXAMPLES = 12
@@ -52,37 +44,14 @@ def _operations() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def api(live_server, user, use_fake_invokeai, settings, monkeypatch):
-    """The schema as the live server serves it, the headers to call it with, and real objects to name."""
+def fuzzed(live_server, user, app_objects, monkeypatch):
+    """The schema as the live server serves it, and the headers to call it with."""
     monkeypatch.setattr(pods.common, "runpod_adapter", FakeRunPod)
-    settings.MODEL_DEFINITIONS = {}
-    models_cache.models_refresh()
-    data = image_bytes("PNG", (120, 120))
-    photo = photo_services.photo_create(file=io.BytesIO(data), filename="a.png", size=len(data)).photo
-    album = album_services.album_create(name="Trip")
-    album_services.album_add_photos(album_id=album.pk, photo_ids=[photo.pk])
-    share = album_services.share_link_create(album_id=album.pk)
-    model = CachedModel.objects.get(name="tiny-sd1")
-    session = generation_services.session_create()
-    step = generation_services.step_create(
-        session_id=session.pk,
-        request=generation_services.StepRequest(prompt="a cat", model_key=model.key, width=64, height=64, steps=2),
-    )
-    monkeypatch.setattr(follower, "_sleep", use_fake_invokeai.clock.advance)
-    follower.step_follow(step_id=step.pk)
     headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
-    objects = {
-        "album": str(album.pk),
-        "photo": str(photo.pk),
-        "session": session.pk,
-        "step": step.pk,
-        "model": model.key,
-        "share": share.link.pk,
-    }
     url = f"{live_server.url}/api/schema/"
     if url not in _schemas:
         _schemas[url] = schemathesis.openapi.from_url(url, headers=headers)
-    return _schemas[url], headers, objects
+    return _schemas[url], headers
 
 
 def _strategy(operation, path: str, objects: dict):
@@ -96,12 +65,12 @@ def _strategy(operation, path: str, objects: dict):
 
 
 @pytest.mark.parametrize(("path", "method"), _operations())
-def test_no_request_makes_the_api_fail(api, path, method):
-    schema, headers, objects = api
+def test_no_request_makes_the_api_fail(fuzzed, app_objects, path, method):
+    schema, headers = fuzzed
     operation = schema[path][method]
     failures: list[str] = []
 
-    @given(case=_strategy(operation, path, objects))
+    @given(case=_strategy(operation, path, app_objects))
     @settings(
         max_examples=EXAMPLES,
         derandomize=True,

@@ -3,18 +3,10 @@ garbage in the query strings and forms of every page (the API as a whole is fuzz
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
-
-from albums import services as album_services
-from generation import follower, models_cache
-from generation import services as generation_services
-from generation.models import CachedModel
-from photos import services as photo_services
-from photos.tests.images import image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -87,25 +79,6 @@ GARBAGE = [
 ]
 
 
-@pytest.fixture
-def objects(user, use_fake_invokeai, settings):
-    """A photo in an album with a password-protected share link, and a studio session with a finished step."""
-    settings.MODEL_DEFINITIONS = {}
-    models_cache.models_refresh()
-    data = image_bytes("PNG", (120, 120))
-    photo = photo_services.photo_create(file=io.BytesIO(data), filename="a.png", size=len(data)).photo
-    album = album_services.album_create(name="Trip")
-    album_services.album_add_photos(album_id=album.pk, photo_ids=[photo.pk])
-    share = album_services.share_link_create(album_id=album.pk, password="hunter22")
-    session = generation_services.session_create()
-    model = CachedModel.objects.get(name="tiny-sd1")
-    request = generation_services.StepRequest(prompt="a cat", model_key=model.key, width=64, height=64, steps=2)
-    step = generation_services.step_create(session_id=session.pk, request=request)
-    use_fake_invokeai.clock.advance(5)
-    follower.step_follow(step_id=step.pk)
-    return {"photo": photo.pk, "album": album.pk, "session": session.pk, "step": step.pk, "token": share.token}
-
-
 def _pages(patterns=None, prefix=""):
     """Every page URL pattern (not the admin's or the API's), as a route with <name> placeholders."""
     for entry in patterns if patterns is not None else get_resolver().url_patterns:
@@ -119,19 +92,19 @@ def _pages(patterns=None, prefix=""):
             yield route
 
 
-def _urls(objects) -> list[str]:
-    """Each page twice: with the ids of real objects, and with ids no row can have."""
+def _urls(app_objects) -> list[str]:
+    """Each page twice: with the ids of real app_objects, and with ids no row can have."""
     real = {
-        "<uuid:album_id>": str(objects["album"]),
-        "<uuid:photo_id>": str(objects["photo"]),
-        "<uuid:pk>": str(objects["photo"]),
-        "<str:token>": objects["token"],
-        "(?P<token>[^/]+)": objects["token"],
-        "(?P<photo_id>[0-9a-f-]{36})": str(objects["photo"]),
-        "steps/<int:pk>": f"steps/{objects['step']}",
-        "steps/(?P<pk>\\d+)": f"steps/{objects['step']}",
-        "<int:pk>": str(objects["session"]),
-        "(?P<pk>\\d+)": str(objects["session"]),
+        "<uuid:album_id>": str(app_objects["album"]),
+        "<uuid:photo_id>": str(app_objects["photo"]),
+        "<uuid:pk>": str(app_objects["photo"]),
+        "<str:token>": app_objects["token"],
+        "(?P<token>[^/]+)": app_objects["token"],
+        "(?P<photo_id>[0-9a-f-]{36})": str(app_objects["photo"]),
+        "steps/<int:pk>": f"steps/{app_objects['step']}",
+        "steps/(?P<pk>\\d+)": f"steps/{app_objects['step']}",
+        "<int:pk>": str(app_objects["session"]),
+        "(?P<pk>\\d+)": str(app_objects["session"]),
     }
     missing = {
         "<uuid:album_id>": "00000000-0000-0000-0000-000000000000",
@@ -160,8 +133,8 @@ def _urls(objects) -> list[str]:
     return sorted(urls)
 
 
-def test_every_page_answers_garbage_with_a_4xx_or_ignores_it(owner_client, objects, use_fake_invokeai):
-    urls = _urls(objects)
+def test_every_page_answers_garbage_with_a_4xx_or_ignores_it(owner_client, app_objects):
+    urls = _urls(app_objects)
     assert len(urls) > 30
     served = []
     for url in urls:
@@ -190,7 +163,7 @@ def test_a_nul_character_in_a_query_is_a_400(owner_client, url):
 
 
 @pytest.mark.parametrize("limit", [10_450_203_641, 2**63, 1_000_001])
-def test_a_share_limit_no_column_can_hold_is_a_400(api, objects, limit):
-    response = api.post(f"/api/albums/{objects['album']}/shares/", {"max_views": limit}, format="json")
+def test_a_share_limit_no_column_can_hold_is_a_400(api, app_objects, limit):
+    response = api.post(f"/api/albums/{app_objects['album']}/shares/", {"max_views": limit}, format="json")
     assert response.status_code == 400
     assert error_shape(response)["code"] in ("invalid_limit", "invalid")
