@@ -120,6 +120,7 @@ def _urls(app_objects) -> list[str]:
         "(?P<status>completed|abandoned)": "completed",
         "(?P<variation>remix|continue)": "remix",
         "(?P<variant>thumbnail|display|file)": "display",
+        "(?P<rest>.*)": "no/such/share/path",
         "(?P<pod_id>[A-Za-z0-9]{1,64})": "abc123",
     }
     urls = set()
