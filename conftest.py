@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,41 @@ def _photo_store(settings, tmp_path):
     settings.PHOTOS_DIR = settings.DATA_DIR / "photos"
     settings.PHOTOS_DIR.mkdir(parents=True)
     return settings.PHOTOS_DIR
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch):
+    """No test sends a packet beyond this machine (not even one the code under test was right to try): a
+    connection to any address but 127.0.0.0/8 or ::1 is refused and fails the test."""
+    attempts: list[str] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def loopback(sock: socket.socket, address) -> bool:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return True
+        host = str(address[0])
+        if host == "localhost":
+            return True
+        try:
+            if ipaddress.ip_address(host.split("%")[0]).is_loopback:
+                return True
+        except ValueError:
+            pass  # another name: connecting would look it up, which is already a packet out
+        attempts.append(str(address[0]))
+        return False
+
+    def connect(sock, address):
+        if not loopback(sock, address):
+            raise ConnectionRefusedError(f"tests may not connect to {address[0]}")
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        return real_connect_ex(sock, address) if loopback(sock, address) else 111  # ECONNREFUSED
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield attempts
+    assert not attempts, f"the test tried to connect beyond loopback: {attempts}"
 
 
 @pytest.fixture

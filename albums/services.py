@@ -33,6 +33,8 @@ from .selectors import (
 # One answer for every link that does not work, whatever the reason, so a visitor learns nothing from it.
 SHARE_NOT_FOUND = "This link does not exist or is no longer shared."
 SHARE_PASSWORD_MIN_LENGTH = 4
+# A view or download limit beyond this is no limit at all, and past 2**31 the database column overflows.
+SHARE_LIMIT_MAX = 1_000_000
 # The choices the share dialog offers, and the API's `expires_in`: (label, lifetime or None for no expiry).
 EXPIRY_PRESETS: dict[str, tuple[str, timedelta | None]] = {
     "1h": ("1 hour", timedelta(hours=1)),
@@ -277,8 +279,10 @@ def share_link_create(
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidInput("The expiry must be in the future.", code="invalid_expiry")
     for name, limit in (("max_views", max_views), ("max_downloads", max_downloads)):
-        if limit is not None and limit < 1:
-            raise InvalidInput(f"{name} must be at least 1, or empty for no limit.", code="invalid_limit")
+        if limit is not None and not 1 <= limit <= SHARE_LIMIT_MAX:
+            raise InvalidInput(
+                f"{name} must be between 1 and {SHARE_LIMIT_MAX:,}, or empty for no limit.", code="invalid_limit"
+            )
     if max_downloads is not None and not allow_download:
         raise InvalidInput("A download limit needs downloads to be allowed.", code="invalid_limit")
     if password and len(password) < SHARE_PASSWORD_MIN_LENGTH:

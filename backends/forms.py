@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django import forms
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
 from . import runpod
@@ -14,18 +11,13 @@ from .models import BackendSettings
 from .services import EDITABLE_FIELDS
 
 
-def _http_url(value: str) -> None:
-    # Not Django's URLValidator: it refuses LAN host names without a dot ("http://gpu-box:9090").
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("Enter an http:// or https:// URL.")
-
-
 def _safe(pattern, what: str) -> RegexValidator:
     return RegexValidator(f"^{pattern.pattern}$", f"Use only the characters RunPod requests can carry for the {what}.")
 
 
 class BackendSettingsForm(forms.ModelForm):
+    # The InvokeAI URLs are checked and normalised by the model's clean() (not Django's URLValidator: it refuses
+    # LAN host names without a dot, "http://gpu-box:9090"), so the admin and the services check them the same.
     class Meta:
         model = BackendSettings
         fields = list(EDITABLE_FIELDS)
@@ -41,8 +33,6 @@ class BackendSettingsForm(forms.ModelForm):
         self.fields["local_backend_url"].widget.attrs["placeholder"] = settings.INVOKEAI_LOCAL_URL
         self.fields["runpod_gpu_type"].widget.attrs["placeholder"] = settings.RUNPOD_POD_TYPE
         self.fields["idle_timeout_minutes"].widget.attrs["placeholder"] = settings.RUNPOD_IDLE_TIMEOUT
-        for name in ("local_backend_url", "remote_backend_url"):
-            self.fields[name].validators.append(_http_url)
         self.fields["runpod_gpu_type"].validators.append(_safe(runpod.GPU_TYPE, "GPU type"))
         self.fields["runpod_image"].validators.append(_safe(runpod.IMAGE, "image name"))
         self.fields["runpod_volume_mount_path"].validators.append(_safe(runpod.MOUNT_PATH, "mount path"))

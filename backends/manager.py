@@ -12,7 +12,7 @@ from django.conf import settings
 
 from gallery_project.errors import Unavailable
 
-from .invokeai.client import InvokeAIClient
+from .invokeai.client import InvokeAIClient, checked_base_url
 from .models import BackendSettings, PodSession
 from .runpod import INVOKEAI_PORT
 
@@ -22,19 +22,28 @@ NO_POD = "No RunPod pod is running: start one on the backend page (or switch to 
 POD_STARTING = "The RunPod pod is still starting (a first start takes 5-10 minutes): generate once it is ready."
 
 
+def checked_url(url: str) -> str:
+    """`url` in its normal form, or `InvokeAIAddressRefused` (an `Unavailable`) saying why it cannot be used.
+
+    Every URL a client is made for passes here: settings saved before the checks existed, the environment's,
+    the one RUNPOD_PROXY_URL_TEMPLATE makes from a pod id RunPod handed out.
+    """
+    return checked_base_url(url, allow_link_local=settings.INVOKEAI_ALLOW_LINK_LOCAL)
+
+
 def proxy_url(pod_id: str) -> str:
     """Where the pod's InvokeAI answers (RUNPOD_PROXY_URL_TEMPLATE)."""
-    return settings.RUNPOD_PROXY_URL_TEMPLATE.format(pod_id=pod_id, port=INVOKEAI_PORT).rstrip("/")
+    return checked_url(settings.RUNPOD_PROXY_URL_TEMPLATE.format(pod_id=pod_id, port=INVOKEAI_PORT))
 
 
 def backend_url_for(row: BackendSettings, pod: PodSession | None) -> str:
     """The URL new work goes to, given the settings and the latest live pod session (if any)."""
     if row.backend_mode == BackendSettings.Mode.LOCAL:
-        return row.effective_local_url
+        return checked_url(row.effective_local_url)
     if pod is not None and pod.state == PodSession.State.READY:
         return proxy_url(pod.pod_id)
     if row.remote_backend_url:
-        return row.remote_backend_url
+        return checked_url(row.remote_backend_url)
     if pod is not None:
         raise Unavailable(POD_STARTING, code="pod_starting")
     raise Unavailable(NO_POD, code="no_pod")
@@ -52,24 +61,20 @@ def current_backend_url() -> str:
 
 
 def _cached_client(base_url: str, connect_timeout: float, read_timeout: float, retry_backoff: float):
-    config = (
-        base_url,
-        connect_timeout,
-        read_timeout,
-        settings.INVOKEAI_EMAIL,
-        settings.INVOKEAI_PASSWORD,
-        retry_backoff,
-    )
+    options = {
+        "connect_timeout": connect_timeout,
+        "read_timeout": read_timeout,
+        "total_timeout": settings.INVOKEAI_TOTAL_TIMEOUT,
+        "max_image_bytes": settings.INVOKEAI_MAX_IMAGE_BYTES,
+        "allow_link_local": settings.INVOKEAI_ALLOW_LINK_LOCAL,
+        "email": settings.INVOKEAI_EMAIL,
+        "password": settings.INVOKEAI_PASSWORD,
+        "retry_backoff": retry_backoff,
+    }
+    config = (base_url, *options.values())
     clients = _clients.__dict__.setdefault("by_config", {})
     if config not in clients:
-        clients[config] = InvokeAIClient(
-            base_url,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            email=settings.INVOKEAI_EMAIL,
-            password=settings.INVOKEAI_PASSWORD,
-            retry_backoff=retry_backoff,
-        )
+        clients[config] = InvokeAIClient(base_url, **options)
     return clients[config]
 
 

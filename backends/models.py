@@ -1,11 +1,14 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from .invokeai.transport import RefusedURL, normalise_url
 
 # The image InvokeAI publishes; pin a version tag on the backend page for reproducible pods.
 DEFAULT_IMAGE = "ghcr.io/invoke-ai/invokeai:latest"
@@ -111,6 +114,18 @@ class BackendSettings(models.Model):
 
     def __str__(self) -> str:
         return "Backend settings"
+
+    def clean(self) -> None:
+        """Store the InvokeAI URLs in their normal form; refuse ones the app would not send requests to."""
+        errors = {}
+        for name in ("local_backend_url", "remote_backend_url"):
+            if value := getattr(self, name):
+                try:
+                    setattr(self, name, normalise_url(value, allow_link_local=settings.INVOKEAI_ALLOW_LINK_LOCAL))
+                except RefusedURL as exc:
+                    errors[name] = str(exc)
+        if errors:
+            raise ValidationError(errors)
 
     @classmethod
     def current(cls) -> "BackendSettings":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from gallery_project.pagination import limit_field, offset_field
 from worker import selectors as worker_selectors
 
 from . import costs
@@ -156,5 +157,5 @@ class PodSessionPageSerializer(serializers.Serializer):
 
 
 class PageQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
-    offset = serializers.IntegerField(min_value=0, default=0)
+    limit = limit_field(maximum=200)
+    offset = offset_field()

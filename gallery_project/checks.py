@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from PIL import features
 
+from backends.invokeai.transport import RefusedURL, normalise_url
+
 
 @register(Tags.compatibility, deploy=False)
 def check_image_codecs(app_configs=None, **kwargs) -> list:
@@ -60,26 +62,42 @@ def _bad_url(url: str) -> bool:
     return parts.scheme not in ("http", "https") or not parts.hostname
 
 
+def _invokeai_url_problem(url: str) -> str:
+    try:
+        normalise_url(url, allow_link_local=settings.INVOKEAI_ALLOW_LINK_LOCAL)
+    except RefusedURL as exc:
+        return str(exc)
+    return ""
+
+
 @register(Tags.compatibility)
 def check_backend_settings(app_configs=None, **kwargs) -> list:
     errors = []
-    if _bad_url(settings.INVOKEAI_LOCAL_URL):
+    if problem := _invokeai_url_problem(settings.INVOKEAI_LOCAL_URL):
         errors.append(
             Error(
-                f"INVOKEAI_LOCAL_URL={settings.INVOKEAI_LOCAL_URL!r} is not an http(s) URL.",
+                f"INVOKEAI_LOCAL_URL={settings.INVOKEAI_LOCAL_URL!r} cannot be used: {problem}",
                 hint="For example http://localhost:9090",
                 id="gallery.E004",
             )
         )
-    for name in ("INVOKEAI_CONNECTION_TIMEOUT", "INVOKEAI_READ_TIMEOUT"):
+    for name in ("INVOKEAI_CONNECTION_TIMEOUT", "INVOKEAI_READ_TIMEOUT", "INVOKEAI_TOTAL_TIMEOUT"):
         if getattr(settings, name) <= 0:
             errors.append(Error(f"{name} must be a positive number of seconds.", id="gallery.E005"))
+    if settings.INVOKEAI_TOTAL_TIMEOUT < settings.INVOKEAI_READ_TIMEOUT:
+        errors.append(
+            Error(
+                "INVOKEAI_TOTAL_TIMEOUT is shorter than INVOKEAI_READ_TIMEOUT: every slow answer would be cut off.",
+                id="gallery.E010",
+            )
+        )
     for name in (
         "MAX_UPLOAD_SIZE",
         "MAX_BATCH_SIZE",
         "RETRIEVAL_MAX_ATTEMPTS",
         "RETRIEVAL_RETRY_BACKOFF",
         "RUNPOD_IDLE_TIMEOUT",
+        "INVOKEAI_MAX_IMAGE_BYTES",
     ):
         if getattr(settings, name) < 1:
             errors.append(Error(f"{name} must be at least 1.", id="gallery.E006"))
@@ -96,10 +114,11 @@ def _runpod_errors() -> list:
         proxy = template.format(pod_id="abc123", port=9090)
     except (KeyError, IndexError, ValueError):
         proxy = ""
-    if not proxy or _bad_url(proxy):
+    problem = _invokeai_url_problem(proxy) if proxy else "it does not make a URL."
+    if problem:
         errors.append(
             Error(
-                f"RUNPOD_PROXY_URL_TEMPLATE={template!r} does not make an http(s) URL.",
+                f"RUNPOD_PROXY_URL_TEMPLATE={template!r} does not make a usable InvokeAI URL: {problem}",
                 hint="Only {pod_id} and {port} may be filled in, e.g. https://{pod_id}-{port}.proxy.runpod.net",
                 id="gallery.E008",
             )

@@ -146,13 +146,23 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 class AppErrorMiddleware:
-    """Render an AppError raised by a page view: a partial for htmx, a page otherwise, JSON under /api/."""
+    """Render an AppError raised by a page view: a partial for htmx, a page otherwise, JSON under /api/.
+
+    It also refuses a query string with a NUL character before any view reads it: no text column can hold one
+    (PostgreSQL raises, a 500), and views read some parameters straight from `request.GET`.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
+        if any("\x00" in key or "\x00" in value for key, values in request.GET.lists() for value in values):
+            refusal = InvalidInput("The address has a NUL character (%00) in its query.", code="invalid_character")
+            return self.process_exception(request, refusal)
+        return None
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if not isinstance(exc, AppError):

@@ -242,6 +242,15 @@ FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])
 INVOKEAI_LOCAL_URL = env.str("INVOKEAI_LOCAL_URL", default="http://localhost:9090")
 INVOKEAI_CONNECTION_TIMEOUT = env.float("INVOKEAI_CONNECTION_TIMEOUT", default=10)
 INVOKEAI_READ_TIMEOUT = env.float("INVOKEAI_READ_TIMEOUT", default=30)
+# The longest one request to InvokeAI may take, its answer (and a GET's retries) included: a server that sends
+# a byte now and then never trips the read timeout.
+INVOKEAI_TOTAL_TIMEOUT = env.float("INVOKEAI_TOTAL_TIMEOUT", default=120)
+# The largest generated image downloaded: four times a 2048x2048 RGBA PNG stored without compression (16 MiB),
+# the largest a step can make; a bigger answer is refused, not held in a worker's memory.
+INVOKEAI_MAX_IMAGE_BYTES = env.int("INVOKEAI_MAX_IMAGE_BYTES", default=64 * 1024 * 1024)
+# Link-local (169.254.x, fe80::) and cloud metadata addresses are refused as InvokeAI URLs unless this is on
+# (an InvokeAI on a direct cable with a self-assigned address). Private ranges (192.168.x, 10.x) always work.
+INVOKEAI_ALLOW_LINK_LOCAL = env.bool("INVOKEAI_ALLOW_LINK_LOCAL", default=False)
 # Only for an InvokeAI in multiuser mode (6.12+); single-user InvokeAI needs no login.
 INVOKEAI_EMAIL = env.str("INVOKEAI_EMAIL", default="")
 INVOKEAI_PASSWORD = env.str("INVOKEAI_PASSWORD", default="")
@@ -269,7 +278,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "gallery_project.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],

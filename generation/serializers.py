@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from backends.invokeai import graphs
+from gallery_project.pagination import limit_field, offset_field
 
 from . import retrieval, selectors, services
 from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative
@@ -228,8 +229,8 @@ class SessionDetailSerializer(SessionSerializer):
 
 
 class SessionListQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=selectors.MAX_SESSIONS, default=50)
-    offset = serializers.IntegerField(min_value=0, default=0)
+    limit = limit_field(maximum=selectors.MAX_SESSIONS)
+    offset = offset_field()
     status = serializers.ChoiceField(choices=GenerationSession.Status.choices, required=False)
 
 

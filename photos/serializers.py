@@ -6,6 +6,8 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from rest_framework import serializers
 
+from gallery_project.pagination import limit_field, offset_field
+
 from . import selectors
 from .models import Photo
 
@@ -87,8 +89,8 @@ class PhotoPageSerializer(serializers.Serializer):
 
 
 class PhotoListQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=selectors.MAX_LIMIT, default=50)
-    offset = serializers.IntegerField(min_value=0, default=0)
+    limit = limit_field(maximum=selectors.MAX_LIMIT)
+    offset = offset_field()
     generated = serializers.BooleanField(required=False, allow_null=True, default=None)
     sort = serializers.ChoiceField(choices=selectors.SORTS, default="newest")
     cursor = serializers.CharField(required=False, allow_blank=True, default="")

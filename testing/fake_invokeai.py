@@ -16,8 +16,9 @@ server wherever the client depends on it, and the client's test module runs agai
 
 Faults to inject: `refuse_connections()`, `fail_requests()` (e.g. 500s), `hang_requests()` (an answer later
 than any read timeout), `hold_requests()` (a request held, before or after the server acts on it, until the test
-releases it: for races), `fail_items()`, `vanish()`, `restart()` (in-progress items become canceled),
-`reinstall_model()` (same hash, new key), and multiuser mode with logins and refreshed tokens.
+releases it: for races), `rewrite_answers()` (a hostile server's answer in place of the real one), `fail_items()`,
+`vanish()`, `restart()` (in-progress items become canceled), `reinstall_model()` (same hash, new key), and
+multiuser mode with logins and refreshed tokens.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import random
 import re
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -419,6 +420,7 @@ class _Fault:
     times: int
     status: int = 500
     hang: bool = False
+    rewrite: Callable[[Response], Response] | None = None
 
 
 @dataclass
@@ -610,6 +612,13 @@ class FakeInvokeAI:
         with self._lock:
             self._holds.append(hold)
         return hold
+
+    def rewrite_answers(
+        self, path: str, rewrite: Callable[[Response], Response], *, times: int = 1, method: str | None = None
+    ) -> None:
+        """Answer the next `times` matching requests with `rewrite(real answer)`: a hostile server's answers
+        (wrong shapes, redirects, endless bodies) to the requests the client really makes."""
+        self._faults.append(_Fault(re.compile(path), method, times, rewrite=rewrite))
 
     def fail_items(self, count: int = 1, *, error_type: str = "RuntimeError", error_message: str = "boom") -> None:
         """The next `count` items to start will fail with this error instead of completing."""
@@ -811,6 +820,8 @@ class FakeInvokeAI:
     def _respond(self, request: Request) -> Response:
         self.requests.append((request.method, request.path))
         fault = self._take_fault(request)
+        if fault is not None and fault.rewrite is not None:
+            return fault.rewrite(self._answer(request))
         if fault is not None:
             if fault.hang:
                 self._release.wait(timeout=30)
@@ -818,6 +829,12 @@ class FakeInvokeAI:
         hold = self._take_hold(request)
         if hold is not None and not hold.after:
             hold.block()
+        response = self._answer(request)
+        if hold is not None and hold.after:
+            hold.block()
+        return response
+
+    def _answer(self, request: Request) -> Response:
         adapter = self._urls.bind_to_environ(request.environ)
         try:
             endpoint, arguments = adapter.match()
@@ -850,8 +867,6 @@ class FakeInvokeAI:
             refreshed = uuid.uuid4().hex
             self._tokens[refreshed] = True
             response.headers["X-Refreshed-Token"] = refreshed
-        if hold is not None and hold.after:
-            hold.block()
         return response
 
     def _take_fault(self, request: Request) -> _Fault | None:

@@ -3,22 +3,35 @@
 Every method returns dataclasses (or bytes) and raises the errors of `backends.invokeai.errors`; nothing above
 this module sees `requests`. Idempotent GETs are retried by urllib3 on refused connections and 5xx answers;
 POSTs and PUTs are never retried, because a repeated enqueue would generate the images twice.
+
+The server is not trusted to behave (`transport` has the rules): the base URL is normalised and checked, every
+connection goes only to an allowed address, every exchange has a total deadline, every answer is read with a
+size cap and checked for the shape the client reads (else `invokeai_unexpected_answer`), redirects are not
+followed, and only a short excerpt of what the server said ever reaches a message.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import mimetypes
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .errors import GenerationError, InvokeAIConnectionError, InvokeAIError, RetrievalError
+from . import transport
+from .errors import (
+    GenerationError,
+    InvokeAIAddressRefused,
+    InvokeAIConnectionError,
+    InvokeAIError,
+    RetrievalError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +40,54 @@ QUEUE = "/api/v1/queue/default"
 # or the queue was cleared), so it will never finish either.
 FINISHED_STATUSES = frozenset({"completed", "failed", "canceled"})
 LOST = "lost"
-# items_by_ids refuses more than this many ids in one request (6.14).
-_ITEMS_PER_REQUEST = 1000
+# items_by_ids refuses more than 1000 ids in one request (6.14); each item carries its graph and results (tens of
+# KB), so a page of this many stays far below the cap on a JSON answer.
+_ITEMS_PER_REQUEST = 100
 # 524 is RunPod's proxy giving up on a request held open over 100 s.
 _RETRY_STATUSES = (500, 502, 503, 504, 524)
+# The largest JSON answer read (a models list or a page of items is a few MB at most).
+MAX_JSON_BYTES = 16 << 20
+# A WebP in a 256 px box: tens of KB, about 260 KB if lossless.
+MAX_THUMBNAIL_BYTES = 1 << 20
+# Enough of an error answer to say what went wrong; the rest is not read.
+_MAX_ERROR_BYTES = 64 << 10
+# Environment proxies are not used: the address checks must see where the connection really goes.
+_NO_PROXIES = {"http": None, "https": None, "all": None}
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+# --- reading answers of the expected shape ---
+
+
+def _typed(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # true is no number to JSON, though bool is an int to Python.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise TypeError(f"{what} is {type(value).__name__}")
+    return value
+
+
+def _dict(value: Any, what: str = "the answer") -> dict[str, Any]:
+    return _typed(value, dict, what)  # type: ignore[no-any-return]
+
+
+def _list(value: Any, what: str = "the answer") -> list[Any]:
+    return _typed(value, list, what)  # type: ignore[no-any-return]
+
+
+def _int(body: dict[str, Any], key: str) -> int:
+    return _typed(body[key], int, key)  # type: ignore[no-any-return]
+
+
+def _str(body: dict[str, Any], key: str) -> str:
+    return _typed(body[key], str, key)  # type: ignore[no-any-return]
+
+
+def _optional(body: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(key)
+    return None if value is None else _typed(value, kind, key)
 
 
 @dataclass(frozen=True)
@@ -79,26 +136,27 @@ class InvokeAIModel:
         return ModelIdentifier(key=self.key, hash=self.hash, name=self.name, base=self.base, type=self.type)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> InvokeAIModel:
-        settings = config.get("default_settings") or {}
+    def from_config(cls, config: Any) -> InvokeAIModel:
+        config = _dict(config, "a model")
+        settings = _dict(config.get("default_settings") or {}, "default_settings")
         return cls(
-            key=config["key"],
-            hash=config["hash"],
-            name=config["name"],
-            base=config["base"],
-            type=config["type"],
-            format=config.get("format") or "",
-            variant=config.get("variant") or "",
-            description=config.get("description") or "",
-            source=config.get("source") or "",
+            key=_str(config, "key"),
+            hash=_str(config, "hash"),
+            name=_str(config, "name"),
+            base=_str(config, "base"),
+            type=_str(config, "type"),
+            format=_optional(config, "format", str) or "",
+            variant=_optional(config, "variant", str) or "",
+            description=_optional(config, "description", str) or "",
+            source=_optional(config, "source", str) or "",
             defaults=ModelDefaults(
-                width=settings.get("width"),
-                height=settings.get("height"),
-                steps=settings.get("steps"),
-                cfg_scale=settings.get("cfg_scale"),
-                scheduler=settings.get("scheduler"),
-                guidance=settings.get("guidance"),
-                vae=settings.get("vae"),
+                width=_optional(settings, "width", int),
+                height=_optional(settings, "height", int),
+                steps=_optional(settings, "steps", int),
+                cfg_scale=_optional(settings, "cfg_scale", (int, float)),
+                scheduler=_optional(settings, "scheduler", str),
+                guidance=_optional(settings, "guidance", (int, float)),
+                vae=_optional(settings, "vae", str),
             ),
         )
 
@@ -181,52 +239,97 @@ class UploadedImage:
     height: int
 
 
-def queue_item_from(raw: dict[str, Any], *, output_node: str, seed_node: str = "seed") -> QueueItem:
+def queue_item_from(raw: Any, *, output_node: str, seed_node: str = "seed") -> QueueItem:
     """Read an item of `items_by_ids` or `GET /i/{id}`: its seed and the image of `output_node` only.
 
     An inpaint graph saves three images per item (mask helpers too, FACTS #5): the output is the result whose
     prepared node maps back to `output_node`.
     """
+    raw = _dict(raw, "a queue item")
     seed = next(
         (
-            value["value"]
-            for value in raw.get("field_values") or []
-            if value.get("node_path") == seed_node and value.get("field_name") == "value"
+            _typed(value["value"], int, "the seed")
+            for value in _list(raw.get("field_values") or [], "field_values")
+            if _dict(value, "a field value").get("node_path") == seed_node and value.get("field_name") == "value"
         ),
         None,
     )
-    session = raw.get("session") or {}
-    mapping = session.get("prepared_source_mapping") or {}
+    session = _dict(raw.get("session") or {}, "the session")
+    mapping = _dict(session.get("prepared_source_mapping") or {}, "prepared_source_mapping")
     image_name = next(
         (
-            result["image"]["image_name"]
-            for exec_id, result in (session.get("results") or {}).items()
-            if result.get("type") == "image_output" and mapping.get(exec_id) == output_node
+            _str(_dict(result["image"], "an image"), "image_name")
+            for exec_id, result in _dict(session.get("results") or {}, "the results").items()
+            if _dict(result, "a result").get("type") == "image_output" and mapping.get(exec_id) == output_node
         ),
         None,
     )
     return QueueItem(
-        item_id=raw["item_id"],
-        status=raw["status"],
-        batch_id=raw.get("batch_id") or "",
+        item_id=_int(raw, "item_id"),
+        status=_str(raw, "status"),
+        batch_id=_optional(raw, "batch_id", str) or "",
         seed=seed,
         image_name=image_name,
-        error_type=raw.get("error_type"),
-        error_message=raw.get("error_message"),
+        error_type=_optional(raw, "error_type", str),
+        error_message=_optional(raw, "error_message", str),
     )
 
 
 def _describe_detail(body: Any) -> str:
-    """Turn FastAPI's error body (`{"detail": "..."}` or `{"detail": [{"loc", "msg"}]}`) into a sentence."""
+    """Turn FastAPI's error body (`{"detail": "..."}` or `{"detail": [{"loc", "msg"}]}`) into a short sentence."""
     detail = body.get("detail") if isinstance(body, dict) else body
     if isinstance(detail, list) and detail:
         parts = []
         for error in detail[:3]:
+            if not isinstance(error, dict):
+                parts.append(str(error))
+                continue
             # "body", "batch" and the node type pydantic adds to union members say nothing to a person.
-            loc = [str(part) for part in error.get("loc", []) if part not in ("body", "batch", "query", "path")]
+            loc = [str(part) for part in error.get("loc") or [] if part not in ("body", "batch", "query", "path")]
             parts.append(f"{'.'.join(loc)}: {error.get('msg', '')}" if loc else str(error.get("msg", "")))
-        return "; ".join(parts)
-    return str(detail) if detail else "no details"
+        return transport.excerpt("; ".join(parts))
+    return transport.excerpt(str(detail)) if detail else "no details"
+
+
+def checked_base_url(url: str, *, allow_link_local: bool) -> str:
+    """`url` in its normal form, or `InvokeAIAddressRefused` saying why it cannot be an InvokeAI's URL."""
+    try:
+        return transport.normalise_url(url, allow_link_local=allow_link_local)
+    except transport.RefusedURL as exc:
+        raise InvokeAIAddressRefused(
+            f"The InvokeAI URL {transport.excerpt(url, 120)} cannot be used: {exc}", details={"url": url}
+        ) from None
+
+
+def _answers(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """A method that reads an answer: one without the fields it reads is InvokeAI's fault, not a crash here."""
+
+    @functools.wraps(method)
+    def reading(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            client = args[0]
+            assert isinstance(client, InvokeAIClient)
+            what = f"an answer without what the app reads ({transport.excerpt(str(exc), 80)})"
+            raise client._unexpected(what) from exc
+
+    return reading
+
+
+def _json_or_text(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return body.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    content_type: str
+    body: bytes
+    location: str = ""
 
 
 class InvokeAIClient:
@@ -238,15 +341,22 @@ class InvokeAIClient:
         *,
         connect_timeout: float,
         read_timeout: float,
+        total_timeout: float | None = None,
+        max_image_bytes: int = 64 << 20,
+        allow_link_local: bool = False,
         email: str = "",
         password: str = "",
         retry_backoff: float = 0.3,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_base_url(base_url, allow_link_local=allow_link_local)
         self.timeout = (connect_timeout, read_timeout)
+        # The longest one exchange may take, answer included; a GET's retries count in it.
+        self.total_timeout = total_timeout or 4 * (connect_timeout + read_timeout)
+        self.max_image_bytes = max_image_bytes
         self._email = email
         self._password = password
         self._token = ""
+        self._last_request = ("", "")
         self._session = requests.Session()
         retry = Retry(
             total=3,
@@ -254,12 +364,13 @@ class InvokeAIClient:
             # A server too slow for the read timeout is rarely faster on a second try; once is enough.
             read=1,
             status=3,
+            redirect=0,
             backoff_factor=retry_backoff,
             status_forcelist=_RETRY_STATUSES,
             allowed_methods=frozenset({"GET", "HEAD"}),
             raise_on_status=False,
         )
-        adapter = HTTPAdapter(max_retries=retry)
+        adapter = transport.GuardedAdapter(allow_link_local=allow_link_local, max_retries=retry)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
@@ -271,32 +382,96 @@ class InvokeAIClient:
 
     # --- transport ---
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: str = "application/json",
+        limit: int = MAX_JSON_BYTES,
+        error: type[InvokeAIError] = InvokeAIError,
+        **kwargs: Any,
+    ) -> _Answer:
+        """One exchange, within the total deadline: its status and, if it is the answer expected, its body
+        (at most `limit` bytes). Redirects are answers too: the client does not follow them."""
+        self._last_request = (method, path)
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
-            response = self._session.request(
-                method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs
-            )
-        except requests.exceptions.ConnectTimeout as exc:
-            raise self._not_answering(exc) from exc
-        except requests.exceptions.Timeout as exc:
-            raise self._too_slow(method, path) from exc
-        except requests.exceptions.ConnectionError as exc:
-            # A GET whose read retries ran out arrives here, its ReadTimeoutError wrapped in a MaxRetryError.
-            if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
-                raise self._too_slow(method, path) from exc
-            raise self._not_answering(exc) from exc
-        # 6.13+ slides the login's expiry forward on each change it accepts (FACTS #14).
-        if refreshed := response.headers.get("X-Refreshed-Token"):
-            self._token = refreshed
-        return response
+            with transport.Deadline(self.total_timeout) as deadline:
+                try:
+                    answer = self._exchange(method, path, headers, expect=expect, limit=limit, **kwargs)
+                except requests.exceptions.RequestException as exc:
+                    if deadline.expired:
+                        raise self._too_slow(method, path, total=True) from exc
+                    raise self._connection_error(method, path, exc) from exc
+                if deadline.expired:
+                    # Cut off mid-headers, http.client takes what came as the whole answer.
+                    raise self._too_slow(method, path, total=True)
+                return answer
+        except transport.AddressRefused as exc:
+            raise InvokeAIAddressRefused(
+                f"InvokeAI at {self.base_url} cannot be used: {exc}, where the app sends no requests "
+                "unless INVOKEAI_ALLOW_LINK_LOCAL=true.",
+                details={"url": self.base_url, "address": exc.address},
+            ) from None
+        except transport.BodyTooLarge as exc:
+            raise error(
+                f"InvokeAI at {self.base_url} answered {method} {path} with more than {exc.limit // 1024} KiB; "
+                "the app reads no more than that.",
+                code="invokeai_answer_too_large",
+                details={"url": self.base_url, "path": path, "limit": exc.limit},
+            ) from None
 
-    def _too_slow(self, method: str, path: str) -> InvokeAIConnectionError:
-        return InvokeAIConnectionError(
-            f"InvokeAI at {self.base_url} did not answer {method} {path} within {self.timeout[1]:g} s; "
-            "it may be busy loading a model. Try again, or raise INVOKEAI_READ_TIMEOUT.",
-            details={"url": self.base_url, "path": path},
-        )
+    def _exchange(
+        self, method: str, path: str, headers: dict[str, str], *, expect: str, limit: int, **kwargs: Any
+    ) -> _Answer:
+        with self._session.request(
+            method,
+            self.base_url + path,
+            headers=headers,
+            timeout=self.timeout,
+            stream=True,
+            allow_redirects=False,
+            proxies=_NO_PROXIES,
+            **kwargs,
+        ) as response:
+            # 6.13+ slides the login's expiry forward on each change it accepts (FACTS #14).
+            if refreshed := response.headers.get("X-Refreshed-Token"):
+                self._token = refreshed
+            content_type = response.headers.get("Content-Type", "")
+            status = response.status_code
+            if status >= 400:
+                body = transport.read_capped(response, _MAX_ERROR_BYTES, truncate=True)
+            elif 200 <= status < 300 and content_type.startswith(expect):
+                body = transport.read_capped(response, limit)
+            else:
+                body = b""
+            return _Answer(status, content_type, body, response.headers.get("Location", ""))
+
+    def _connection_error(self, method: str, path: str, exc: Exception) -> InvokeAIConnectionError:
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return self._not_answering(exc)
+        if isinstance(exc, requests.exceptions.Timeout):
+            return self._too_slow(method, path)
+        # A GET whose read retries ran out arrives as a ConnectionError, its ReadTimeoutError in a MaxRetryError;
+        # a body that stopped coming, as a ConnectionError with the ReadTimeoutError itself.
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, ReadTimeoutError) or isinstance(getattr(reason, "reason", None), ReadTimeoutError):
+            return self._too_slow(method, path)
+        return self._not_answering(exc)
+
+    def _too_slow(self, method: str, path: str, *, total: bool = False) -> InvokeAIConnectionError:
+        if total:
+            message = (
+                f"InvokeAI at {self.base_url} did not finish answering {method} {path} within "
+                f"{self.total_timeout:g} s (INVOKEAI_TOTAL_TIMEOUT)."
+            )
+        else:
+            message = (
+                f"InvokeAI at {self.base_url} did not answer {method} {path} within {self.timeout[1]:g} s; "
+                "it may be busy loading a model. Try again, or raise INVOKEAI_READ_TIMEOUT."
+            )
+        return InvokeAIConnectionError(message, details={"url": self.base_url, "path": path})
 
     def _not_answering(self, exc: Exception) -> InvokeAIConnectionError:
         return InvokeAIConnectionError(
@@ -304,6 +479,14 @@ class InvokeAIClient:
             f"InvokeAI at {self.base_url} is not answering. Check that it is running at that address "
             "(InvokeAI moves to port 9091 when 9090 is taken), or choose another InvokeAI on the backend page.",
             details={"url": self.base_url, "reason": type(exc).__name__},
+        )
+
+    def _unexpected(self, what: str) -> InvokeAIError:
+        method, path = self._last_request
+        return InvokeAIError(
+            f"InvokeAI at {self.base_url} answered {method} {path} with {what}: is this an InvokeAI 6.x server?",
+            code="invokeai_unexpected_answer",
+            details={"url": self.base_url, "path": path},
         )
 
     def _request(
@@ -314,154 +497,166 @@ class InvokeAIClient:
         error: type[InvokeAIError] = InvokeAIError,
         allow_404: bool = False,
         expect: str = "application/json",
+        limit: int = MAX_JSON_BYTES,
         **kwargs: Any,
-    ) -> requests.Response | None:
-        response = self._send(method, path, **kwargs)
-        if response.status_code == 401 and self._email and path != "/api/v1/auth/login":
+    ) -> bytes | None:
+        """The body of a successful answer of type `expect`; None for a 404 if allowed."""
+        answer = self._send(method, path, expect=expect, limit=limit, error=error, **kwargs)
+        if answer.status == 401 and self._email and path != "/api/v1/auth/login":
             self._login()
-            response = self._send(method, path, **kwargs)
-        if response.status_code == 404 and allow_404:
+            answer = self._send(method, path, expect=expect, limit=limit, error=error, **kwargs)
+        if answer.status == 404 and allow_404:
             return None
-        if response.status_code == 401:
+        if answer.status == 401:
             raise InvokeAIError(
                 f"InvokeAI at {self.base_url} runs in multiuser mode and needs a login: "
                 "set INVOKEAI_EMAIL and INVOKEAI_PASSWORD.",
                 code="invokeai_login_required",
                 details={"url": self.base_url},
             )
-        if response.status_code >= 400:
+        if answer.status >= 400:
             raise error(
-                f"InvokeAI at {self.base_url} refused {method} {path} ({response.status_code}): "
-                f"{_describe_detail(self._json_or_text(response))}",
-                details={"url": self.base_url, "path": path, "status": response.status_code},
+                f"InvokeAI at {self.base_url} refused {method} {path} ({answer.status}): "
+                f"{_describe_detail(_json_or_text(answer.body))}",
+                details={"url": self.base_url, "path": path, "status": answer.status},
             )
-        content_type = response.headers.get("Content-Type", "")
-        if not content_type.startswith(expect):
-            # Since 6.12 an unknown GET path answers 200 with the web UI's HTML (FACTS #10).
+        if 300 <= answer.status < 400:
+            # InvokeAI redirects none of the paths the client uses: the URL points at something else (a proxy's
+            # login page, an http-to-https upgrade), and following it could lead anywhere.
             raise InvokeAIError(
-                f"{self.base_url}{path} answered {content_type or 'without a content type'}, not {expect}: "
-                "is this an InvokeAI 6.x server?",
-                code="invokeai_unexpected_answer",
-                details={"url": self.base_url, "path": path},
+                f"InvokeAI at {self.base_url} answered {method} {path} with a redirect "
+                f"({answer.status}) to {transport.excerpt(answer.location, 120) or 'nowhere'}; redirects are not "
+                "followed: set the InvokeAI URL to the address InvokeAI itself answers at.",
+                code="invokeai_redirected",
+                details={"url": self.base_url, "path": path, "status": answer.status},
             )
-        return response
-
-    @staticmethod
-    def _json_or_text(response: requests.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            return response.text[:500]
+        if not answer.content_type.startswith(expect):
+            # Since 6.12 an unknown GET path answers 200 with the web UI's HTML (FACTS #10).
+            raise self._unexpected(f"{transport.excerpt(answer.content_type, 60) or 'no content type'}, not {expect}")
+        return answer.body
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._request(method, path, **kwargs)
-        return None if response is None else response.json()
+        body = self._request(method, path, **kwargs)
+        assert body is not None  # only allow_404 makes None, and those callers decode themselves
+        return self._decode(body)
+
+    def _decode(self, body: bytes) -> Any:
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            # Truncated, not JSON, or nested deeper than the parser goes.
+            raise self._unexpected("something that is not JSON") from None
 
     def _login(self) -> None:
-        response = self._send(
+        answer = self._send(
             "POST",
             "/api/v1/auth/login",
             json={"email": self._email, "password": self._password, "remember_me": True},
         )
-        if response.status_code == 403:
+        if answer.status == 403:
             # Single-user mode refuses logins and needs none.
             self._email = ""
             return
-        if response.status_code != 200:
+        if answer.status != 200:
             raise InvokeAIError(
                 f"InvokeAI at {self.base_url} refused the login of {self._email}: "
-                f"{_describe_detail(self._json_or_text(response))}. "
+                f"{_describe_detail(_json_or_text(answer.body))}. "
                 "Check INVOKEAI_EMAIL and INVOKEAI_PASSWORD.",
                 code="invokeai_login_refused",
                 details={"url": self.base_url},
             )
-        self._token = response.json()["token"]
+        try:
+            self._token = _str(_dict(self._decode(answer.body)), "token")
+        except (KeyError, TypeError):
+            raise self._unexpected("a login answer without a token") from None
 
     # --- server ---
 
+    @_answers
     def connect(self) -> str:
         """Check that InvokeAI answers (and log in if it runs in multiuser mode); return its version."""
-        version = self._json("GET", "/api/v1/app/version")["version"]
+        version = _str(_dict(self._json("GET", "/api/v1/app/version")), "version")
         if self._email and not self._token:
             self._login()
         return version
 
+    @_answers
     def queue_status(self) -> QueueStatus:
-        body = self._json("GET", f"{QUEUE}/status")
-        queue = body["queue"]
+        body = _dict(self._json("GET", f"{QUEUE}/status"))
+        queue = _dict(body["queue"], "queue")
         return QueueStatus(
-            pending=queue["pending"],
-            in_progress=queue["in_progress"],
-            completed=queue["completed"],
-            failed=queue["failed"],
-            canceled=queue["canceled"],
-            total=queue["total"],
-            is_processing=body["processor"]["is_processing"],
+            pending=_int(queue, "pending"),
+            in_progress=_int(queue, "in_progress"),
+            completed=_int(queue, "completed"),
+            failed=_int(queue, "failed"),
+            canceled=_int(queue, "canceled"),
+            total=_int(queue, "total"),
+            is_processing=_typed(_dict(body["processor"], "processor")["is_processing"], bool, "is_processing"),
         )
 
     # --- models ---
 
+    @_answers
     def list_models(self, *, model_type: str | None = None, bases: Iterable[str] = ()) -> list[InvokeAIModel]:
         params: dict[str, Any] = {"base_models": list(bases)}
         if model_type:
             params["model_type"] = model_type
-        body = self._json("GET", "/api/v2/models/", params=params)
-        return [InvokeAIModel.from_config(config) for config in body["models"]]
+        body = _dict(self._json("GET", "/api/v2/models/", params=params))
+        return [InvokeAIModel.from_config(config) for config in _list(body["models"], "models")]
 
+    @_answers
     def get_model(self, key: str) -> InvokeAIModel | None:
-        body = self._json("GET", f"/api/v2/models/i/{key}", allow_404=True)
-        return None if body is None else InvokeAIModel.from_config(body)
+        body = self._request("GET", f"/api/v2/models/i/{key}", allow_404=True)
+        return None if body is None else InvokeAIModel.from_config(self._decode(body))
 
+    @_answers
     def get_model_by_hash(self, hash: str) -> InvokeAIModel | None:
         """Find a model again after a reinstall gave it a new key (FACTS #2)."""
-        body = self._json("GET", "/api/v2/models/get_by_hash", params={"hash": hash}, allow_404=True)
-        return None if body is None else InvokeAIModel.from_config(body)
+        body = self._request("GET", "/api/v2/models/get_by_hash", params={"hash": hash}, allow_404=True)
+        return None if body is None else InvokeAIModel.from_config(self._decode(body))
 
     # --- queue ---
 
+    @_answers
     def enqueue(self, body: dict[str, Any]) -> EnqueuedBatch:
         """Enqueue one batch (an `enqueue_batch` body, as `graphs.build_batch` makes)."""
-        result = self._json("POST", f"{QUEUE}/enqueue_batch", json=body, error=GenerationError)
-        if not result["enqueued"]:
+        result = _dict(self._json("POST", f"{QUEUE}/enqueue_batch", json=body, error=GenerationError))
+        requested, enqueued = _int(result, "requested"), _int(result, "enqueued")
+        batch_id = _str(_dict(result["batch"], "batch"), "batch_id")
+        item_ids = tuple(sorted(_typed(item_id, int, "an item id") for item_id in _list(result["item_ids"])))
+        if not enqueued:
             raise GenerationError(
-                f"InvokeAI at {self.base_url} accepted none of the {result['requested']} images: "
+                f"InvokeAI at {self.base_url} accepted none of the {requested} images: "
                 "its queue is full. Wait for it to drain, or cancel what is waiting.",
                 code="invokeai_queue_full",
             )
-        if result["enqueued"] < result["requested"]:
-            logger.warning(
-                "InvokeAI queued %s of %s items of batch %s (queue full)",
-                result["enqueued"],
-                result["requested"],
-                result["batch"]["batch_id"],
-            )
-        return EnqueuedBatch(
-            batch_id=result["batch"]["batch_id"],
-            item_ids=tuple(sorted(result["item_ids"])),
-            requested=result["requested"],
-            enqueued=result["enqueued"],
-        )
+        if enqueued < requested:
+            logger.warning("InvokeAI queued %s of %s items of batch %s (queue full)", enqueued, requested, batch_id)
+        return EnqueuedBatch(batch_id=batch_id, item_ids=item_ids, requested=requested, enqueued=enqueued)
 
+    @_answers
     def batch_status(self, batch_id: str) -> BatchStatus:
-        body = self._json("GET", f"{QUEUE}/b/{batch_id}/status")
+        body = _dict(self._json("GET", f"{QUEUE}/b/{batch_id}/status"))
         return BatchStatus(
             batch_id=batch_id,
-            pending=body["pending"],
-            in_progress=body["in_progress"],
-            waiting=body.get("waiting", 0),
-            completed=body["completed"],
-            failed=body["failed"],
-            canceled=body["canceled"],
-            total=body["total"],
+            pending=_int(body, "pending"),
+            in_progress=_int(body, "in_progress"),
+            waiting=_optional(body, "waiting", int) or 0,
+            completed=_int(body, "completed"),
+            failed=_int(body, "failed"),
+            canceled=_int(body, "canceled"),
+            total=_int(body, "total"),
         )
 
+    @_answers
     def queue_items(self, item_ids: Sequence[int], *, output_node: str) -> list[QueueItem]:
         """The items, in the order asked; an item the server no longer has comes back with status "lost"."""
         found: dict[int, QueueItem] = {}
         for start in range(0, len(item_ids), _ITEMS_PER_REQUEST):
             chunk = list(item_ids[start : start + _ITEMS_PER_REQUEST])
-            for raw in self._json("POST", f"{QUEUE}/items_by_ids", json={"item_ids": chunk}):
-                found[raw["item_id"]] = queue_item_from(raw, output_node=output_node)
+            for raw in _list(self._json("POST", f"{QUEUE}/items_by_ids", json={"item_ids": chunk})):
+                item = queue_item_from(raw, output_node=output_node)
+                found[item.item_id] = item
         return [found.get(item_id) or QueueItem(item_id=item_id, status=LOST) for item_id in item_ids]
 
     def batch_progress(self, batch: EnqueuedBatch, *, output_node: str) -> BatchProgress:
@@ -471,51 +666,60 @@ class InvokeAIClient:
             items=self.queue_items(batch.item_ids, output_node=output_node),
         )
 
+    @_answers
     def cancel_batches(self, batch_ids: Sequence[str]) -> int:
         """Cancel every pending or running item of these batches; return how many were canceled."""
-        body = self._json("PUT", f"{QUEUE}/cancel_by_batch_ids", json={"batch_ids": list(batch_ids)})
-        return body["canceled"]
+        body = _dict(self._json("PUT", f"{QUEUE}/cancel_by_batch_ids", json={"batch_ids": list(batch_ids)}))
+        return _int(body, "canceled")
 
     # --- images ---
 
-    def _image_part(self, name: str, part: str, content_type: str) -> requests.Response:
-        response = self._request(
+    def _image_part(self, name: str, part: str, content_type: str, limit: int) -> bytes:
+        body = self._request(
             "GET",
             f"/api/v1/images/i/{name}/{part}",
             allow_404=True,
             expect=content_type,
             error=RetrievalError,
+            limit=limit,
         )
-        if response is None:
+        if body is None:
             raise RetrievalError(
                 f"InvokeAI at {self.base_url} no longer has image {name}.",
                 code="image_missing",
                 details={"image_name": name},
             )
-        return response
+        return body
 
     def image(self, name: str) -> bytes:
-        """The full image, PNG, with InvokeAI's metadata in its text chunks."""
-        return self._image_part(name, "full", "image/png").content
+        """The full image, PNG, with InvokeAI's metadata in its text chunks; at most `max_image_bytes`."""
+        return self._image_part(name, "full", "image/png", self.max_image_bytes)
 
     def thumbnail(self, name: str) -> bytes:
         """InvokeAI's WebP thumbnail (fits a 256 px box)."""
-        return self._image_part(name, "thumbnail", "image/webp").content
+        return self._image_part(name, "thumbnail", "image/webp", MAX_THUMBNAIL_BYTES)
 
+    @_answers
     def image_metadata(self, name: str) -> dict[str, Any] | None:
         """The image's core_metadata (prompt, seed, model, steps...), or None if it has none."""
-        return self._image_part(name, "metadata", "application/json").json()
+        body = self._decode(self._image_part(name, "metadata", "application/json", MAX_JSON_BYTES))
+        return None if body is None else _dict(body)
 
+    @_answers
     def upload_image(
         self, *, data: bytes, filename: str, category: str, is_intermediate: bool = False
     ) -> UploadedImage:
         """Upload an init, mask or control image; InvokeAI stores it as a PNG under a new name (FACTS #9)."""
         content_type = mimetypes.guess_type(filename)[0] or "image/png"
-        body = self._json(
-            "POST",
-            "/api/v1/images/upload",
-            params={"image_category": category, "is_intermediate": str(is_intermediate).lower()},
-            files={"file": (filename, data, content_type)},
-            error=GenerationError,
+        body = _dict(
+            self._json(
+                "POST",
+                "/api/v1/images/upload",
+                params={"image_category": category, "is_intermediate": str(is_intermediate).lower()},
+                files={"file": (filename, data, content_type)},
+                error=GenerationError,
+            )
         )
-        return UploadedImage(image_name=body["image_name"], width=body["width"], height=body["height"])
+        return UploadedImage(
+            image_name=_str(body, "image_name"), width=_int(body, "width"), height=_int(body, "height")
+        )

@@ -22,6 +22,13 @@ class InvokeAIConnectionError(InvokeAIError, Unavailable):
     code = "invokeai_unreachable"
 
 
+class InvokeAIAddressRefused(InvokeAIConnectionError):
+    """The InvokeAI URL, or an address its host resolves to, is one the app sends no requests to (see
+    `transport`): link-local or cloud metadata, or not a usable URL at all."""
+
+    code = "invokeai_address_refused"
+
+
 class ModelError(InvokeAIError, InvalidInput):
     """The chosen model cannot be used: no longer installed, or of a kind the graph builders do not drive."""
 

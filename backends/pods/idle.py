@@ -72,8 +72,9 @@ def _pod_is_busy(session: PodSession, *, now: datetime) -> bool:
 
     An InvokeAI that does not answer is not busy: a pod whose InvokeAI died must not run forever.
     """
-    url = manager.proxy_url(session.pod_id)
+    url = ""
     try:
+        url = manager.proxy_url(session.pod_id)
         queue = manager.probe_client(url).queue_status()
     except InvokeAIError as exc:
         services.connection_record(connected=False, error=exc.message, url=url, now=now)

@@ -242,8 +242,9 @@ def pod_advance(*, session_id: int, now: datetime | None = None, adapter: RunPod
         return _not_ready(
             session, now=now, progress=Progress.CONTAINER, cost_per_hour=price, message=f"{Progress.CONTAINER.label}."
         )
-    url = manager.proxy_url(session.pod_id)
+    url = ""
     try:
+        url = manager.proxy_url(session.pod_id)
         version = manager.probe_client(url).connect()
     except InvokeAIError as exc:
         return _not_ready(
@@ -251,8 +252,8 @@ def pod_advance(*, session_id: int, now: datetime | None = None, adapter: RunPod
             now=now,
             progress=Progress.INVOKEAI,
             cost_per_hour=price,
-            message=f"{Progress.INVOKEAI.label} at {url} (a first start sets InvokeAI up and can take 5-10 "
-            f"minutes): {exc.message}",
+            message=f"{Progress.INVOKEAI.label} at {url or 'the proxy URL'} (a first start sets InvokeAI up and "
+            f"can take 5-10 minutes): {exc.message}",
         )
     if common.session_update(
         session,
