@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -18,10 +19,30 @@ class Command(BaseCommand):
             action="store_true",
             help="Also try files whose extension is not an image type (they are reported as skipped).",
         )
+        parser.add_argument(
+            "--owner",
+            metavar="USERNAME",
+            help="The account the photos belong to (default: the first superuser).",
+        )
 
-    def handle(self, *args, directory: Path, all_files: bool, **options) -> None:
+    def _owner(self, username: str | None):
+        users = get_user_model().objects
+        if username:
+            owner = users.filter(**{users.model.USERNAME_FIELD: username}).first()
+            if owner is None:
+                raise CommandError(f"There is no account named {username!r}.")
+            return owner
+        owner = users.filter(is_superuser=True).order_by("pk").first()
+        if owner is None:
+            raise CommandError(
+                "There is no account yet: create one (open the gallery, or `manage.py ensure_superuser`)."
+            )
+        return owner
+
+    def handle(self, *args, directory: Path, all_files: bool, owner: str | None, **options) -> None:
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory.")
+        account = self._owner(owner)
         files = sorted(
             path
             for path in directory.rglob("*")
@@ -34,7 +55,9 @@ class Command(BaseCommand):
             progress.set_postfix_str(path.name[-30:], refresh=False)
             try:
                 with path.open("rb") as fh:
-                    created = services.photo_create(file=fh, filename=path.name, size=path.stat().st_size)
+                    created = services.photo_create(
+                        owner=account, file=fh, filename=path.name, size=path.stat().st_size
+                    )
             except AppError as exc:
                 skipped.append((path, exc.message))
                 continue
@@ -44,7 +67,11 @@ class Command(BaseCommand):
             imported += 1
             duplicates += bool(created.duplicate_of)
 
-        self.stdout.write(self.style.SUCCESS(f"Imported {imported} of {len(files)} files from {directory}."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Imported {imported} of {len(files)} files from {directory} for {account.get_username()}."
+            )
+        )
         if duplicates:
             self.stdout.write(f"{duplicates} of them were already in the gallery (kept as duplicates).")
         if skipped:
