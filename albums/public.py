@@ -171,7 +171,7 @@ def share(request: HttpRequest, token: str) -> HttpResponse:
         # The next grid page of a page this session has open: part of that view, so not counted again.
         if link.album_id is None or not _has_viewed(request, link) or not _usable(request, link):
             raise Http404
-        page = photo_list(album_id=link.album_id, limit=PAGE_SIZE, cursor=cursor)
+        page = photo_list(owner=link.owner_id, album_id=link.album_id, limit=PAGE_SIZE, cursor=cursor)
         return render(request, "albums/public.html#public-grid-page", {"link": link, "token": token, "page": page})
     if link.album_id is None:
         return _open_page(request, token, link, lambda: {"photo": link.photo})
@@ -179,7 +179,10 @@ def share(request: HttpRequest, token: str) -> HttpResponse:
         request,
         token,
         link,
-        lambda: {"album": link.album, "page": photo_list(album_id=link.album_id, limit=PAGE_SIZE)},
+        lambda: {
+            "album": link.album,
+            "page": photo_list(owner=link.owner_id, album_id=link.album_id, limit=PAGE_SIZE),
+        },
     )
 
 
