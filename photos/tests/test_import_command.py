@@ -12,7 +12,7 @@ from .images import image_bytes, truncated
 pytestmark = pytest.mark.django_db
 
 
-def test_import_photos_validates_and_summarises(tmp_path):
+def test_import_photos_validates_and_summarises(tmp_path, user):
     source = tmp_path / "camera"
     (source / "2024" / "summer").mkdir(parents=True)
     (source / "a.jpg").write_bytes(image_bytes("JPEG"))
@@ -34,14 +34,14 @@ def test_import_photos_validates_and_summarises(tmp_path):
     assert "notes.txt" not in text
 
 
-def test_import_all_files_reports_other_types(tmp_path):
+def test_import_all_files_reports_other_types(tmp_path, user):
     (tmp_path / "notes.txt").write_text("x")
     out = io.StringIO()
     call_command("import_photos", str(tmp_path), "--all-files", stdout=out, stderr=io.StringIO())
     assert "notes.txt" in out.getvalue() and "only .jpg" in out.getvalue()
 
 
-def test_import_reports_duplicates(tmp_path):
+def test_import_reports_duplicates(tmp_path, user):
     data = image_bytes()
     (tmp_path / "one.jpg").write_bytes(data)
     (tmp_path / "two.jpg").write_bytes(data)
