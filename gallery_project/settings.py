@@ -5,6 +5,7 @@ Every variable is documented in `.env.example`.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -63,7 +64,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -92,6 +94,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "gallery_project.errors.AppErrorMiddleware",
+    # Last, as django-axes asks: it turns a login refused for too many failures into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "gallery_project.urls"
@@ -137,6 +141,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "photos:gallery"
 LOGOUT_REDIRECT_URL = "login"
@@ -232,6 +238,28 @@ SHARE_GRACE_SECONDS = 60 * 60
 # Reverse proxies whose X-Forwarded-For names the client (gunicorn trusts the same list, see the Procfile).
 FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])
 
+# --- Logins (django-axes): the login page, the admin's and POST /api/auth/token/ ---
+# After this many wrong passwords for one username from one address, that pair is refused until no failure
+# has come from it for the cool-off. Other addresses are not affected: an attacker cannot lock the owner out.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "gallery_project.clients.client_address"
+AXES_LOCKOUT_CALLABLE = "gallery_project.views.login_locked_out"
+# No banner on every manage.py command; failures and lockouts are still logged with username and address.
+AXES_VERBOSE = False
+
+# --- API tokens (django-rest-knox): only a hash of each is stored ---
+# Days a token lives; each use extends it (at most once a minute), so only tokens left unused expire.
+# 0: tokens never expire.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS) if API_TOKEN_TTL_DAYS else None,
+    "AUTO_REFRESH": True,
+}
+
 # --- InvokeAI and RunPod ---
 INVOKEAI_LOCAL_URL = env.str("INVOKEAI_LOCAL_URL", default="http://localhost:9090")
 INVOKEAI_CONNECTION_TIMEOUT = env.float("INVOKEAI_CONNECTION_TIMEOUT", default=10)
@@ -257,7 +285,7 @@ RUNPOD_POD_PREFIX = env.str("RUNPOD_POD_PREFIX", default="photo-studio")
 REST_FRAMEWORK = {
     # Token first, so an unauthenticated API call answers 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -322,5 +350,7 @@ LOGGING = {
         "django": {"level": "INFO"},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
+        # Failures and lockouts are warnings; below that django-axes reports every routine clean-up.
+        "axes": {"level": "WARNING"},
     },
 }
