@@ -177,7 +177,11 @@ def test_history_and_closing_the_session(owner_client, done_step):
 def test_a_failed_download_offers_retry_in_the_lightbox(owner_client, user):
     photo = Photo.objects.create(
         owner=user,
-        is_generated=True, retrieval_status="failed", retrieval_attempts=2, retrieval_error="boom", invoke_id="y.png"
+        is_generated=True,
+        retrieval_status="failed",
+        retrieval_attempts=2,
+        retrieval_error="boom",
+        invoke_id="y.png",
     )
     lightbox = owner_client.get(f"/photos/{photo.pk}/", headers=HX).content.decode()
     assert "Download from InvokeAI failed (2 attempts): boom" in lightbox

@@ -94,4 +94,3 @@ def test_tallies_are_rebuilt_after_a_flush(upload, user):
     upload()
     upload("theirs.jpg", owner=guest)
     assert_tallies_exact(user, guest)
-
