@@ -3,6 +3,7 @@
 Every variable is documented in `.env.example`.
 """
 
+import contextlib
 import os
 import secrets
 from datetime import timedelta
@@ -24,7 +25,13 @@ def _path_from_env(name: str, default: str) -> Path:
     return (path if path.is_absolute() else BASE_DIR / path).resolve()
 
 
+# DATA_DIR holds the database, the secret key and people's photos: nothing this process writes (there or
+# anywhere) is readable by other accounts on the machine, and DATA_DIR itself is made private.
+os.umask(0o077)
 DATA_DIR = _path_from_env("DATA_DIR", "data")
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+with contextlib.suppress(PermissionError):  # a directory of another account's; the system check says so
+    DATA_DIR.chmod(0o700)
 PHOTOS_DIR = DATA_DIR / "photos"
 
 
@@ -34,7 +41,6 @@ def _secret_key() -> str:
         return key
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
         # Written aside and linked into place: the web server and the worker may start together, and
         # link() fails for the second one, so both end up reading the same complete key.
         draft = DATA_DIR / f".secret_key.{os.getpid()}"
@@ -167,6 +173,16 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# --- Behind HTTPS (HTTPS=true): cookies only over HTTPS; the rest is opt-in because it can lock a site out ---
+HTTPS = env.bool("HTTPS", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=HTTPS)
+# Browsers then refuse plain HTTP to this host for that many seconds: set it once HTTPS works.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    # Only behind a proxy that sets this header itself: anyone else could claim HTTPS with it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
