@@ -22,7 +22,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from rest_framework.permissions import BasePermission
 
-STAFF_ONLY = "Only staff accounts may change the backend."
+STAFF_ONLY = "Only staff accounts may see or change the backend and its models."
 
 # The account whose rows a read is of: the acting user (an anonymous one owns nothing), or an account's id.
 Owner: TypeAlias = AbstractBaseUser | AnonymousUser | int

@@ -34,6 +34,6 @@ def test_a_second_account_sees_its_own_gallery_only(page, live_server, upload): 
     expect(page).to_have_url(f"{live_server.url}/")
     response = page.goto(f"{live_server.url}/backend/")
     assert response.status == 403
-    expect(page.locator("body")).to_contain_text("Only staff accounts may change the backend.")
+    expect(page.locator("body")).to_contain_text("Only staff accounts may see or change the backend and its models.")
     page.screenshot(path=ARTIFACTS / "guest-backend-403.png")
     assert page.goto(f"{live_server.url}/photos/{owners.pk}/").status == 404
