@@ -166,3 +166,27 @@ def test_import_photos_for_an_account(tmp_path, user, guest):
     assert Photo.objects.filter(owner=user).count() == 1, "by default, the first superuser's"
     with pytest.raises(CommandError, match="no account named 'nobody'"):
         call_command("import_photos", str(camera), "--owner", "nobody", verbosity=0)
+
+
+def test_every_admin_list_opens_for_a_superuser_with_an_owner_column_where_rows_have_owners(client, user):
+    from django.contrib import admin
+
+    from albums import services as album_services
+    from generation import services as generation_services
+    from generation.models import GenerationStep
+
+    guest = other_account()
+    photo = PhotoFactory(owner=guest)
+    album = album_services.album_create(owner=guest, name="Theirs")
+    album_services.share_link_create(owner=guest, album_id=album.pk)
+    session = generation_services.session_create(owner=guest, source_photo_id=photo.pk)
+    GenerationStep.objects.create(
+        session=session, position=1, prompt="p", model_key="k", model_hash="h", model_name="m", batch_size=1
+    )
+    client.force_login(user)
+    for model, model_admin in admin.site._registry.items():
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        response = client.get(url)
+        assert response.status_code == 200, url
+        if hasattr(model_admin, "owner_field"):
+            assert f"column-{model_admin.owner_field}" in response.content.decode(), url
