@@ -143,6 +143,7 @@ class BackendStatusBriefSerializer(serializers.Serializer):
     last_connected_at = serializers.DateTimeField(allow_null=True)
     ready = serializers.SerializerMethodField(help_text="Whether there is an InvokeAI to send new work to.")
     pod_state = serializers.SerializerMethodField(help_text="The state of the active RunPod pod, if any.")
+    worker = WorkerHealthSerializer(help_text="Whether the background worker (which follows every step) works.")
 
     def get_ready(self, status) -> bool:
         return bool(status.url)

@@ -114,7 +114,7 @@ def test_only_staff_touch_the_backend(client, guest, guest_api, user):
 
     # What they may know of the backend: whether generating can work now; not where, or at what cost.
     status = guest_api.get("/api/backend/status").json()
-    assert set(status) == {"mode", "connected", "api_version", "last_connected_at", "ready", "pod_state"}
+    assert set(status) == {"mode", "connected", "api_version", "last_connected_at", "ready", "pod_state", "worker"}
     page = client.get("/").content.decode()
     assert 'href="/backend/"' not in page and "Backend</a>" not in page
 

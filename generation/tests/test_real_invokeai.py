@@ -159,16 +159,16 @@ def nothing_left_of(step: GenerationStep) -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("after", [False, True], ids=["before-invokeai-takes-it", "before-its-answer-arrives"])
-def test_a_cancel_racing_the_enqueue_leaves_nothing_of_the_batch_on_invokeai(real, held_enqueue, after):
+def test_a_cancel_racing_the_enqueue_leaves_nothing_of_the_batch_on_invokeai(real, held_enqueue, after, user):
     reached, go = held_enqueue(after)
     sd1 = CachedModel.objects.get(name="tiny-sd1")
-    session = services.session_create()
+    session = services.session_create(owner=user)
     request = step_request(sd1, width=128, height=128, steps=8, batch_size=3)
-    creating = Concurrent(lambda: services.step_create(session_id=session.pk, request=request))
+    creating = Concurrent(lambda: services.step_create(owner=user, session_id=session.pk, request=request))
     creating.start()
     assert reached.wait(timeout=60)
     pending = GenerationStep.objects.get()
-    assert services.step_cancel(step_id=pending.pk).cancel_requested_at is not None
+    assert services.step_cancel(owner=user, step_id=pending.pk).cancel_requested_at is not None
     go.set()
 
     step = finished(creating.outcome().pk)
@@ -180,7 +180,7 @@ def test_a_cancel_racing_the_enqueue_leaves_nothing_of_the_batch_on_invokeai(rea
 def test_a_cancel_racing_the_step_request_over_http(real, held_enqueue, live_server, user):
     reached, go = held_enqueue(after=False)
     sd1 = CachedModel.objects.get(name="tiny-sd1")
-    session = services.session_create()
+    session = services.session_create(owner=user)
     api = Api(live_server.url)
     body = {"prompt": "a lighthouse", "model_key": sd1.key, "width": 128, "height": 128, "steps": 8, "batch_size": 3}
     try:
