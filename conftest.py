@@ -8,8 +8,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
+
+from testing.accounts import owner_account
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +59,8 @@ def _loopback_only(monkeypatch):
 
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_superuser(username="owner", password="correct horse battery")
+    """The gallery's owner (a superuser); the photos, albums and sessions tests make belong to it."""
+    return owner_account()
 
 
 @pytest.fixture

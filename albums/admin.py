@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
+from gallery_project.permissions import OwnedAdmin
 from photos.admin import ADMIN_CSS, thumbnail_html
 
 from . import selectors, services
@@ -35,7 +36,7 @@ class AlbumPhotoInline(admin.TabularInline):
 
 
 @admin.register(Album)
-class AlbumAdmin(admin.ModelAdmin):
+class AlbumAdmin(OwnedAdmin):
     list_display = ["cover", "name", "photo_count", "is_archived", "created_at", "updated_at"]
     list_filter = ["is_archived"]
     search_fields = ["name", "description", "=id"]
@@ -48,7 +49,7 @@ class AlbumAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # Counts and covers come annotated with the album rows: one query for the whole changelist.
-        return selectors.album_list()
+        return selectors.albums_annotated(super().get_queryset(request))
 
     @admin.display(description="")
     def cover(self, album: Album) -> str:
@@ -60,7 +61,7 @@ class AlbumAdmin(admin.ModelAdmin):
 
 
 @admin.register(ShareLink)
-class ShareLinkAdmin(admin.ModelAdmin):
+class ShareLinkAdmin(OwnedAdmin):
     """Links are created in the app, which shows the token once; here they can be looked at and revoked."""
 
     list_display = [
@@ -107,6 +108,6 @@ class ShareLinkAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected links")
     def revoke(self, request, queryset) -> None:
-        for link_id in queryset.filter(revoked_at=None).values_list("id", flat=True):
-            services.share_link_revoke(link_id=link_id)
+        for link_id, owner_id in queryset.filter(revoked_at=None).values_list("id", "owner"):
+            services.share_link_revoke(link_id=link_id, owner=owner_id)
         self.message_user(request, "The links are revoked: they and every URL they served answer 404.")

@@ -36,14 +36,16 @@ def _parsed(serializer_class: type[serializers.Serializer], data) -> dict:
     return form.validated_data
 
 
-def _album_detail(album_id) -> dict:
-    album = selectors.album_get(album_id=album_id)
+def _album_detail(request: Request, album_id) -> dict:
+    album = selectors.album_get(album_id=album_id, owner=request.user)
     photo_ids = selectors.album_photo_ids(album_id=album.pk)
     return AlbumDetailSerializer(album, context={"photo_ids": photo_ids}).data
 
 
 def _share_created(request: Request, **target) -> Response:
-    created = services.share_link_create(**target, **_parsed(ShareLinkCreateSerializer, request.data))
+    created = services.share_link_create(
+        owner=request.user, **target, **_parsed(ShareLinkCreateSerializer, request.data)
+    )
     url = request.build_absolute_uri(reverse("albums:share", kwargs={"token": created.token}))
     body = ShareLinkCreatedSerializer(created.link, context={"url": url}).data
     return Response(body, status=status.HTTP_201_CREATED)
@@ -56,26 +58,26 @@ class AlbumViewSet(viewsets.GenericViewSet):
 
     @extend_schema(responses=AlbumSerializer(many=True))
     def list(self, request: Request) -> Response:
-        return Response(AlbumSerializer(selectors.album_list(), many=True).data)
+        return Response(AlbumSerializer(selectors.album_list(owner=request.user), many=True).data)
 
     @extend_schema(request=AlbumCreateSerializer, responses={201: AlbumDetailSerializer})
     def create(self, request: Request) -> Response:
-        album = services.album_create(**_parsed(AlbumCreateSerializer, request.data))
-        return Response(_album_detail(album.pk), status=status.HTTP_201_CREATED)
+        album = services.album_create(owner=request.user, **_parsed(AlbumCreateSerializer, request.data))
+        return Response(_album_detail(request, album.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=AlbumDetailSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(_album_detail(pk))
+        return Response(_album_detail(request, pk))
 
     @extend_schema(request=AlbumUpdateSerializer, responses=AlbumDetailSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         changes = _parsed(AlbumUpdateSerializer, request.data)
         cover = changes.pop("cover_photo_id", ...)
         if changes:
-            services.album_update(album_id=pk, **changes)
+            services.album_update(album_id=pk, owner=request.user, **changes)
         if cover is not ...:
-            services.album_set_cover(album_id=pk, photo_id=cover)
-        return Response(_album_detail(pk))
+            services.album_set_cover(album_id=pk, owner=request.user, photo_id=cover)
+        return Response(_album_detail(request, pk))
 
     @extend_schema(request=AlbumUpdateSerializer, responses=AlbumDetailSerializer)
     def update(self, request: Request, pk: str) -> Response:
@@ -83,7 +85,7 @@ class AlbumViewSet(viewsets.GenericViewSet):
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
-        services.album_delete(album_id=pk)
+        services.album_delete(album_id=pk, owner=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -97,8 +99,9 @@ class AlbumViewSet(viewsets.GenericViewSet):
     def photos(self, request: Request, pk: str) -> Response:
         photo_ids = _parsed(PhotoIdsSerializer, request.data)["photo_ids"]
         if request.method == "DELETE":
-            return Response({"removed": services.album_remove_photos(album_id=pk, photo_ids=photo_ids)})
-        return Response({"added": services.album_add_photos(album_id=pk, photo_ids=photo_ids)})
+            removed = services.album_remove_photos(album_id=pk, owner=request.user, photo_ids=photo_ids)
+            return Response({"removed": removed})
+        return Response({"added": services.album_add_photos(album_id=pk, owner=request.user, photo_ids=photo_ids)})
 
     @extend_schema(
         request=PhotoIdsSerializer,
@@ -107,8 +110,9 @@ class AlbumViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def reorder(self, request: Request, pk: str) -> Response:
-        services.album_reorder(album_id=pk, photo_ids=_parsed(PhotoIdsSerializer, request.data)["photo_ids"])
-        return Response(_album_detail(pk))
+        photo_ids = _parsed(PhotoIdsSerializer, request.data)["photo_ids"]
+        services.album_reorder(album_id=pk, owner=request.user, photo_ids=photo_ids)
+        return Response(_album_detail(request, pk))
 
     @extend_schema(
         request=AlbumMoveSerializer,
@@ -119,6 +123,7 @@ class AlbumViewSet(viewsets.GenericViewSet):
     def move(self, request: Request) -> Response:
         move = _parsed(AlbumMoveSerializer, request.data)
         services.album_move_photos(
+            owner=request.user,
             photo_ids=move["photo_ids"],
             source_album_id=move["from_album_id"],
             target_album_id=move["to_album_id"],
@@ -151,11 +156,11 @@ class ShareLinkViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         query = _parsed(ShareLinkListQuerySerializer, request.query_params)
         links = selectors.share_link_list(
-            active_only=query["active"], album_id=query["album_id"], photo_id=query["photo_id"]
+            owner=request.user, active_only=query["active"], album_id=query["album_id"], photo_id=query["photo_id"]
         )
         return Response(ShareLinkSerializer(links, many=True).data)
 
     @extend_schema(responses={204: None}, description="Revoke the link: it and every URL it served answer 404.")
     def destroy(self, request: Request, pk: str) -> Response:
-        services.share_link_revoke(link_id=pk)
+        services.share_link_revoke(link_id=pk, owner=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,8 +1,9 @@
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -16,6 +17,8 @@ class Album(models.Model):
     """A named, ordered selection of photos. Deleting an album leaves its photos in the gallery."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Empty only for albums from before accounts existed, until the first account adopts them.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="albums")
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
     # Explicit cover; when empty (or no longer a live photo of the album) the first photo is the cover.
@@ -27,9 +30,11 @@ class Album(models.Model):
     class Meta:
         ordering = [Lower("name"), "id"]
         constraints = [
+            # Per owner: another account's album names are neither in the way nor revealed by a refusal.
             models.UniqueConstraint(
+                F("owner"),
                 Lower("name"),
-                name="album_unique_name",
+                name="album_unique_name_per_owner",
                 violation_error_message=_("An album with this name already exists."),
             ),
         ]
@@ -86,6 +91,8 @@ class ShareLink(models.Model):
         TRASHED = "trashed", _("Photo in the trash")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Always the owner of the album or photo shared (the services only share what the owner owns).
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="share_links")
     album = models.ForeignKey(Album, null=True, blank=True, on_delete=models.CASCADE, related_name="share_links")
     photo = models.ForeignKey(
         "photos.Photo", null=True, blank=True, on_delete=models.CASCADE, related_name="share_links"

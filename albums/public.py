@@ -32,6 +32,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from gallery_project.clients import client_address
 from gallery_project.errors import AppError, NotFound, TooManyRequests
 from photos import metadata
 from photos import services as photo_services
@@ -122,19 +123,6 @@ def _link(request: HttpRequest, token: str) -> ShareLink:
     return link
 
 
-def client_address(request: HttpRequest) -> str:
-    """The client's address: REMOTE_ADDR, or behind a trusted proxy the nearest X-Forwarded-For hop that is
-    not one of our proxies (the hops further left are whatever the client chose to send)."""
-    address = request.META.get("REMOTE_ADDR", "")
-    trusted = settings.FORWARDED_ALLOW_IPS
-    if "*" not in trusted and address not in trusted:
-        return address
-    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-    if "*" in trusted:
-        return hops[0] if hops else address
-    return next((hop for hop in reversed(hops) if hop not in trusted), address)
-
-
 # --- Pages ---
 
 
@@ -171,7 +159,7 @@ def share(request: HttpRequest, token: str) -> HttpResponse:
         # The next grid page of a page this session has open: part of that view, so not counted again.
         if link.album_id is None or not _has_viewed(request, link) or not _usable(request, link):
             raise Http404
-        page = photo_list(album_id=link.album_id, limit=PAGE_SIZE, cursor=cursor)
+        page = photo_list(owner=link.owner_id, album_id=link.album_id, limit=PAGE_SIZE, cursor=cursor)
         return render(request, "albums/public.html#public-grid-page", {"link": link, "token": token, "page": page})
     if link.album_id is None:
         return _open_page(request, token, link, lambda: {"photo": link.photo})
@@ -179,7 +167,10 @@ def share(request: HttpRequest, token: str) -> HttpResponse:
         request,
         token,
         link,
-        lambda: {"album": link.album, "page": photo_list(album_id=link.album_id, limit=PAGE_SIZE)},
+        lambda: {
+            "album": link.album,
+            "page": photo_list(owner=link.owner_id, album_id=link.album_id, limit=PAGE_SIZE),
+        },
     )
 
 

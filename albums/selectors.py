@@ -1,4 +1,7 @@
-"""Reads of albums and share links, each a fixed number of queries however many photos an album holds."""
+"""Reads of albums and share links, each a fixed number of queries however many photos an album holds.
+
+Every read is of one owner's albums and links (gallery_project.permissions): another account's are not found.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from gallery_project.errors import NotFound
+from gallery_project.permissions import Owner, owned_by
 from photos.models import Photo
 from photos.selectors import available_q, live_photos
 
@@ -22,8 +26,8 @@ def live_entries() -> QuerySet[AlbumPhoto]:
     return AlbumPhoto.objects.filter(photo__deleted_at=None)
 
 
-def album_list(*, archived: bool | None = None) -> QuerySet[Album]:
-    """Albums with `photo_count` (live photos) and `cover_id`, in one query.
+def albums_annotated(albums: QuerySet[Album]) -> QuerySet[Album]:
+    """The albums with `photo_count` (live photos) and `cover_id`, in one query.
 
     The cover is the chosen photo while it is a live, available photo of the album, and otherwise the album's
     first such photo, so trashing or removing the cover never leaves an album without one.
@@ -33,28 +37,34 @@ def album_list(*, archived: bool | None = None) -> QuerySet[Album]:
     count = entries.order_by().values("album").annotate(n=Count("pk")).values("n")
     chosen = showable.filter(photo_id=OuterRef("cover_photo_id")).values("photo_id")[:1]
     first = showable.order_by("position", "id").values("photo_id")[:1]
-    albums = Album.objects.annotate(
+    return albums.annotate(
         photo_count=Coalesce(Subquery(count), 0),
         cover_id=Coalesce(Subquery(chosen), Subquery(first), output_field=UUIDField()),
     )
+
+
+def album_list(*, owner: Owner, archived: bool | None = None) -> QuerySet[Album]:
+    """The owner's albums, annotated as `albums_annotated` does."""
+    albums = albums_annotated(owned_by(Album.objects.all(), owner))
     if archived is not None:
         albums = albums.filter(is_archived=archived)
     return albums
 
 
-def album_get(*, album_id: uuid.UUID | str) -> Album:
+def album_get(*, album_id: uuid.UUID | str, owner: Owner) -> Album:
     try:
-        return album_list().get(pk=album_id)
+        return album_list(owner=owner).get(pk=album_id)
     except (Album.DoesNotExist, ValidationError):
         raise NotFound("This album does not exist.", details={"album_id": str(album_id)}) from None
 
 
 def album_photo_ids(*, album_id: uuid.UUID | str) -> list[uuid.UUID]:
-    """The ids of the album's live photos, in the album's order."""
+    """The ids of the album's live photos, in the album's order (of an album the caller got for its owner)."""
     return list(live_entries().filter(album_id=album_id).order_by("position", "id").values_list("photo_id", flat=True))
 
 
 def album_ids_of_photo(*, photo_id: uuid.UUID | str) -> set[uuid.UUID]:
+    """The albums holding a photo (one the caller got for its owner: albums only ever hold their owner's)."""
     return set(AlbumPhoto.objects.filter(photo_id=photo_id).values_list("album_id", flat=True))
 
 
@@ -74,12 +84,14 @@ def share_link_unspent_q() -> Q:
 
 def share_link_list(
     *,
+    owner: Owner,
     active_only: bool = False,
     album_id: uuid.UUID | str | None = None,
     photo_id: uuid.UUID | str | None = None,
 ) -> QuerySet[ShareLink]:
-    """Share links, newest first, with their album or photo; `active_only` keeps the ones that still work."""
-    links = ShareLink.objects.select_related("album", "photo")
+    """The owner's share links, newest first, with their album or photo; `active_only` keeps the ones that
+    still work."""
+    links = owned_by(ShareLink.objects.select_related("album", "photo"), owner)
     if album_id is not None:
         links = links.filter(album_id=album_id)
     if photo_id is not None:
@@ -100,7 +112,7 @@ def share_link_photo(*, link: ShareLink, photo_id: uuid.UUID | str) -> Photo:
         if str(link.photo_id) != str(photo_id):
             raise NotFound("This photo is not shared by this link.")
         return link.photo
-    photo = live_photos().filter(pk=photo_id, album_entries__album_id=link.album_id).first()
+    photo = live_photos(owner=link.owner_id).filter(pk=photo_id, album_entries__album_id=link.album_id).first()
     if photo is None:
         raise NotFound("This photo is not shared by this link.")
     return photo

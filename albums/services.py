@@ -1,4 +1,8 @@
-"""Writes to albums and share links (the spec's AlbumService and section 7.2)."""
+"""Writes to albums and share links (the spec's AlbumService and section 7.2).
+
+Each takes the acting user as `owner` and works only on that account's albums, photos and links: anything
+else is not found, and an album or a link never refers to another account's photo.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
 from gallery_project.errors import Conflict, InvalidInput, NotFound, TooManyRequests
+from gallery_project.permissions import Owner, owned_by
 from photos.selectors import live_photos, photo_get
 
 from .models import Album, AlbumPhoto, ShareLink, SharePasswordFailures
@@ -49,10 +55,10 @@ DEFAULT_EXPIRY = "7d"
 # --- Albums ---
 
 
-def _album(album_id: uuid.UUID | str, *, lock: bool = True) -> Album:
-    """The album row, by default locked until the transaction ends: writes to one album's entries happen one
-    at a time, so two concurrent appends cannot take the same position."""
-    albums = Album.objects.select_for_update() if lock else Album.objects.all()
+def _album(album_id: uuid.UUID | str, *, owner: Owner, lock: bool = True) -> Album:
+    """The owner's album, by default locked until the transaction ends: writes to one album's entries happen
+    one at a time, so two concurrent appends cannot take the same position."""
+    albums = owned_by(Album.objects.select_for_update() if lock else Album.objects.all(), owner)
     try:
         return albums.get(pk=album_id)
     except (Album.DoesNotExist, ValidationError):
@@ -77,20 +83,21 @@ def _touch(album_id: uuid.UUID | str) -> None:
     Album.objects.filter(pk=album_id).update(updated_at=timezone.now())
 
 
-def album_create(*, name: str, description: str = "") -> Album:
-    return _validated_save(Album(name=name, description=description))
+def album_create(*, owner: AbstractBaseUser, name: str, description: str = "") -> Album:
+    return _validated_save(Album(owner=owner, name=name, description=description))
 
 
 def album_update(
     *,
     album_id: uuid.UUID | str,
+    owner: Owner,
     name: str | None = None,
     description: str | None = None,
     is_archived: bool | None = None,
 ) -> Album:
     """Rename, describe, archive or unarchive an album; arguments left as None are kept."""
     with transaction.atomic():
-        album = _album(album_id)
+        album = _album(album_id, owner=owner)
         if name is not None:
             album.name = name
         if description is not None:
@@ -100,10 +107,10 @@ def album_update(
         return _validated_save(album)
 
 
-def album_delete(*, album_id: uuid.UUID | str) -> None:
+def album_delete(*, album_id: uuid.UUID | str, owner: Owner) -> None:
     """Delete an album and its share links; its photos stay in the gallery."""
     with transaction.atomic():
-        _album(album_id).delete()
+        _album(album_id, owner=owner).delete()
 
 
 def _unique(photo_ids: Sequence[uuid.UUID | str]) -> list[uuid.UUID]:
@@ -113,15 +120,16 @@ def _unique(photo_ids: Sequence[uuid.UUID | str]) -> list[uuid.UUID]:
         raise InvalidInput("photo_ids must be photo ids.", code="invalid_photo_ids") from None
 
 
-def album_add_photos(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.UUID | str]) -> int:
+def album_add_photos(*, album_id: uuid.UUID | str, owner: Owner, photo_ids: Sequence[uuid.UUID | str]) -> int:
     """Append photos after the album's last one, in the given order; photos already there stay where they are.
 
-    Returns how many were added. Unknown or trashed photos are refused, and nothing is added.
+    Returns how many were added. Unknown or trashed photos (or another account's) are refused, and nothing is
+    added.
     """
     wanted = _unique(photo_ids)
     with transaction.atomic():
-        album = _album(album_id)
-        existing = set(live_photos().filter(pk__in=wanted).values_list("pk", flat=True))
+        album = _album(album_id, owner=owner)
+        existing = set(live_photos(owner=owner).filter(pk__in=wanted).values_list("pk", flat=True))
         if missing := [str(pk) for pk in wanted if pk not in existing]:
             raise InvalidInput(
                 "Some of these photos do not exist or are in the trash.",
@@ -142,11 +150,11 @@ def album_add_photos(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.UUID
     return len(new)
 
 
-def album_remove_photos(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.UUID | str]) -> int:
+def album_remove_photos(*, album_id: uuid.UUID | str, owner: Owner, photo_ids: Sequence[uuid.UUID | str]) -> int:
     """Take photos out of an album (they stay in the gallery); photos not in it are ignored."""
     wanted = _unique(photo_ids)
     with transaction.atomic():
-        album = _album(album_id)
+        album = _album(album_id, owner=owner)
         removed, _ = album.entries.filter(photo_id__in=wanted).delete()
         if album.cover_photo_id in wanted:
             album.cover_photo = None
@@ -156,7 +164,7 @@ def album_remove_photos(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.U
     return removed
 
 
-def album_reorder(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.UUID | str]) -> None:
+def album_reorder(*, album_id: uuid.UUID | str, owner: Owner, photo_ids: Sequence[uuid.UUID | str]) -> None:
     """Put the album's photos in the given order, which must name each of its live photos once.
 
     Photos in the trash keep their slot among the others, so restoring one puts it back where it was.
@@ -165,7 +173,7 @@ def album_reorder(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.UUID | 
     if len(order) != len(photo_ids):
         raise InvalidInput("photo_ids names a photo twice.", code="duplicate_photo_ids")
     with transaction.atomic():
-        album = _album(album_id)
+        album = _album(album_id, owner=owner)
         entries = list(
             album.entries.select_related("photo")
             .only("id", "photo_id", "position", "photo__deleted_at")
@@ -194,10 +202,10 @@ def album_reorder(*, album_id: uuid.UUID | str, photo_ids: Sequence[uuid.UUID | 
         _touch(album.pk)
 
 
-def album_set_cover(*, album_id: uuid.UUID | str, photo_id: uuid.UUID | str | None) -> Album:
+def album_set_cover(*, album_id: uuid.UUID | str, owner: Owner, photo_id: uuid.UUID | str | None) -> Album:
     """Choose the album's cover among its live photos; None goes back to its first photo."""
     with transaction.atomic():
-        album = _album(album_id)
+        album = _album(album_id, owner=owner)
         if photo_id is not None and not live_entries().filter(album=album, photo_id=photo_id).exists():
             raise InvalidInput(
                 "The cover must be a photo of the album.",
@@ -211,6 +219,7 @@ def album_set_cover(*, album_id: uuid.UUID | str, photo_id: uuid.UUID | str | No
 
 def album_move_photos(
     *,
+    owner: Owner,
     photo_ids: Sequence[uuid.UUID | str],
     source_album_id: uuid.UUID | str | None,
     target_album_id: uuid.UUID | str | None,
@@ -225,22 +234,22 @@ def album_move_photos(
     wanted = _unique(photo_ids)
     with transaction.atomic():
         if target_album_id is None:
-            leaving = AlbumPhoto.objects.filter(photo_id__in=wanted).values_list("album_id", flat=True)
-            album_ids = {str(pk) for pk in leaving}
+            leaving = owned_by(AlbumPhoto.objects.filter(photo_id__in=wanted), owner, via="album__owner")
+            album_ids = {str(pk) for pk in leaving.values_list("album_id", flat=True)}
         else:
             album_ids = {str(target_album_id)}
         if source_album_id is not None:
             album_ids.add(str(source_album_id))
         # Lock every album involved first, always in the same order, so two opposite moves cannot deadlock.
         for album_id in sorted(album_ids):
-            _album(album_id)
+            _album(album_id, owner=owner)
         if target_album_id is None:
             for album_id in sorted(album_ids):
-                album_remove_photos(album_id=album_id, photo_ids=wanted)
+                album_remove_photos(album_id=album_id, owner=owner, photo_ids=wanted)
             return
-        album_add_photos(album_id=target_album_id, photo_ids=wanted)
+        album_add_photos(album_id=target_album_id, owner=owner, photo_ids=wanted)
         if source_album_id is not None:
-            album_remove_photos(album_id=source_album_id, photo_ids=wanted)
+            album_remove_photos(album_id=source_album_id, owner=owner, photo_ids=wanted)
 
 
 # --- Share links ---
@@ -264,6 +273,7 @@ def generate_share_token() -> str:
 
 def share_link_create(
     *,
+    owner: AbstractBaseUser,
     album_id: uuid.UUID | str | None = None,
     photo_id: uuid.UUID | str | None = None,
     expires_at: datetime | None = None,
@@ -273,7 +283,7 @@ def share_link_create(
     show_details: bool = False,
     password: str = "",
 ) -> ShareLinkCreated:
-    """Create a link to one album or one live photo; the returned token is never shown again."""
+    """Create a link to one of the owner's albums or live photos; the returned token is never shown again."""
     if (album_id is None) == (photo_id is None):
         raise InvalidInput("A link shares either an album or a photo.", code="invalid_share_target")
     if expires_at is not None and expires_at <= timezone.now():
@@ -289,10 +299,11 @@ def share_link_create(
         raise InvalidInput(
             f"The password must have at least {SHARE_PASSWORD_MIN_LENGTH} characters.", code="weak_password"
         )
-    album = _album(album_id, lock=False) if album_id is not None else None
-    photo = photo_get(photo_id=photo_id) if photo_id is not None else None
+    album = _album(album_id, owner=owner, lock=False) if album_id is not None else None
+    photo = photo_get(photo_id=photo_id, owner=owner) if photo_id is not None else None
     token = generate_share_token()
     link = ShareLink.objects.create(
+        owner=owner,
         album=album,
         photo=photo,
         token_hash=token_hash(token),
@@ -306,10 +317,10 @@ def share_link_create(
     return ShareLinkCreated(link=link, token=token)
 
 
-def share_link_revoke(*, link_id: uuid.UUID | str) -> ShareLink:
-    """Revoke a link at once: its page and every image URL it served answer 404 from now on."""
+def share_link_revoke(*, link_id: uuid.UUID | str, owner: Owner) -> ShareLink:
+    """Revoke one of the owner's links at once: its page and every image URL it served answer 404 from now on."""
     try:
-        link = ShareLink.objects.select_related("album", "photo").get(pk=link_id)
+        link = owned_by(ShareLink.objects.select_related("album", "photo"), owner).get(pk=link_id)
     except (ShareLink.DoesNotExist, ValidationError):
         raise NotFound("This share link does not exist.", details={"share_id": str(link_id)}) from None
     if link.revoked_at is None:

@@ -18,17 +18,17 @@ from . import selectors, services
 
 @require_GET
 def album_list(request: HttpRequest) -> HttpResponse:
-    albums = list(selectors.album_list())
+    albums = list(selectors.album_list(owner=request.user))
     context = {
         "albums": [album for album in albums if not album.is_archived],
         "archived": [album for album in albums if album.is_archived],
-        "uncategorized": photo_list(album_id=UNCATEGORIZED, limit=1),
+        "uncategorized": photo_list(owner=request.user, album_id=UNCATEGORIZED, limit=1),
     }
     return render(request, "albums/album_list.html", context)
 
 
 def _album_page(request: HttpRequest, album, album_id) -> HttpResponse:
-    page = photo_list(album_id=album_id, limit=PAGE_SIZE, cursor=request.GET.get("cursor") or None)
+    page = photo_list(owner=request.user, album_id=album_id, limit=PAGE_SIZE, cursor=request.GET.get("cursor") or None)
     template = "albums/album.html"
     if request.htmx and request.GET.get("cursor"):
         template += "#grid-page"
@@ -38,7 +38,7 @@ def _album_page(request: HttpRequest, album, album_id) -> HttpResponse:
 @require_GET
 @vary_on_headers("HX-Request")
 def album_detail(request: HttpRequest, album_id: uuid.UUID) -> HttpResponse:
-    return _album_page(request, selectors.album_get(album_id=album_id), album_id)
+    return _album_page(request, selectors.album_get(album_id=album_id, owner=request.user), album_id)
 
 
 @require_GET
@@ -62,17 +62,17 @@ def _uuid_param(request: HttpRequest, name: str) -> uuid.UUID | None:
 def album_choices(request: HttpRequest) -> HttpResponse:
     """The albums to add photos to, or (with `from`) to move them to from that album, for a dialog."""
     source = _uuid_param(request, "from")
-    albums = [album for album in selectors.album_list(archived=False) if album.pk != source]
+    albums = [album for album in selectors.album_list(owner=request.user, archived=False) if album.pk != source]
     return render(request, "albums/album_list.html#album-choices", {"albums": albums, "source": source})
 
 
 @require_GET
 def photo_albums(request: HttpRequest, photo_id: uuid.UUID) -> HttpResponse:
     """The lightbox's album picker: which albums hold this photo, and the current album's actions."""
-    photo = photo_get(photo_id=photo_id)
+    photo = photo_get(photo_id=photo_id, owner=request.user)
     context = {
         "photo": photo,
-        "albums": selectors.album_list(archived=False),
+        "albums": selectors.album_list(owner=request.user, archived=False),
         "member_of": selectors.album_ids_of_photo(photo_id=photo.pk),
         "current_album": _uuid_param(request, "album"),
     }
@@ -85,6 +85,7 @@ def share_list(request: HttpRequest) -> HttpResponse:
     """Every active link (every link with ?all=1); with htmx, the table rows (a share dialog's list, too)."""
     show_all = request.GET.get("all") == "1"
     links = selectors.share_link_list(
+        owner=request.user,
         active_only=not show_all,
         album_id=_uuid_param(request, "album"),
         photo_id=_uuid_param(request, "photo"),
@@ -101,8 +102,11 @@ def share_new(request: HttpRequest) -> HttpResponse:
     album_id, photo_id = _uuid_param(request, "album"), _uuid_param(request, "photo")
     if (album_id is None) == (photo_id is None):
         raise InvalidInput("Share either an album or a photo.", code="invalid_share_target")
-    target = selectors.album_get(album_id=album_id) if album_id else photo_get(photo_id=photo_id)
-    links = selectors.share_link_list(album_id=album_id, photo_id=photo_id)
+    if album_id:
+        target = selectors.album_get(album_id=album_id, owner=request.user)
+    else:
+        target = photo_get(photo_id=photo_id, owner=request.user)
+    links = selectors.share_link_list(owner=request.user, album_id=album_id, photo_id=photo_id)
     context = {
         "album": target if album_id else None,
         "photo": target if photo_id else None,

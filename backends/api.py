@@ -1,4 +1,7 @@
-"""The backend API: status, mode, pod start and stop, session history. Thin: parse, call a service, render."""
+"""The backend API: status, mode, pod start and stop, session history. Thin: parse, call a service, render.
+
+Staff only, but for the status, which every account reads in brief (gallery_project.permissions).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gallery_project.permissions import IsStaff, is_staff
+
 from . import pods, selectors, services
 from .serializers import (
+    BackendStatusBriefSerializer,
     BackendStatusSerializer,
     ModeResultSerializer,
     ModeSerializer,
@@ -27,12 +33,20 @@ def _session_body(session) -> dict:
 
 
 class BackendStatusApi(APIView):
-    @extend_schema(responses=BackendStatusSerializer)
+    @extend_schema(
+        responses=BackendStatusSerializer,
+        description="For staff; other accounts get only whether generating can work now (BackendStatusBrief).",
+    )
     def get(self, request: Request) -> Response:
-        return Response(BackendStatusSerializer(selectors.backend_status()).data)
+        serializer = BackendStatusSerializer if is_staff(request.user) else BackendStatusBriefSerializer
+        return Response(serializer(selectors.backend_status()).data)
 
 
-class BackendModeApi(APIView):
+class StaffApi(APIView):
+    permission_classes = [*APIView.permission_classes, IsStaff]
+
+
+class BackendModeApi(StaffApi):
     @extend_schema(request=ModeSerializer, responses=ModeResultSerializer)
     def post(self, request: Request) -> Response:
         form = ModeSerializer(data=request.data)
@@ -41,7 +55,7 @@ class BackendModeApi(APIView):
         return Response(BackendStatusSerializer(selectors.backend_status()).data | {"message": message})
 
 
-class PodStartApi(APIView):
+class PodStartApi(StaffApi):
     @extend_schema(
         request=PodStartSerializer,
         responses={
@@ -57,7 +71,7 @@ class PodStartApi(APIView):
         return Response(_session_body(session), status=status.HTTP_202_ACCEPTED)
 
 
-class PodStopApi(APIView):
+class PodStopApi(StaffApi):
     @extend_schema(request=None, responses={202: PodSessionSerializer, 409: OpenApiResponse(description="No pod")})
     def post(self, request: Request) -> Response:
         session = pods.pod_stop()
@@ -65,7 +79,7 @@ class PodStopApi(APIView):
         return Response(_session_body(session), status=code)
 
 
-class PodSessionListApi(APIView):
+class PodSessionListApi(StaffApi):
     @extend_schema(parameters=[PageQuerySerializer], responses=PodSessionPageSerializer)
     def get(self, request: Request) -> Response:
         query = PageQuerySerializer(data=request.query_params)

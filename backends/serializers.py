@@ -134,6 +134,25 @@ class BackendStatusSerializer(serializers.Serializer):
     worker = WorkerHealthSerializer(help_text="Whether the background worker (pod checks, steps, retries) works.")
 
 
+class BackendStatusBriefSerializer(serializers.Serializer):
+    """The status for accounts that are not staff: whether generating can work now, not where it runs (a pod's
+    URL opens its InvokeAI to anyone who has it), what it costs or how it is set up."""
+
+    mode = serializers.ChoiceField(choices=BackendSettings.Mode.choices)
+    connected = serializers.BooleanField()
+    api_version = serializers.CharField()
+    last_connected_at = serializers.DateTimeField(allow_null=True)
+    ready = serializers.SerializerMethodField(help_text="Whether there is an InvokeAI to send new work to.")
+    pod_state = serializers.SerializerMethodField(help_text="The state of the active RunPod pod, if any.")
+    worker = WorkerHealthSerializer(help_text="Whether the background worker (which follows every step) works.")
+
+    def get_ready(self, status) -> bool:
+        return bool(status.url)
+
+    def get_pod_state(self, status) -> str | None:
+        return status.pod.session.state if status.pod and status.pod.session.is_active else None
+
+
 class ModeSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=BackendSettings.Mode.choices)
 

@@ -1,4 +1,7 @@
-"""The backend page (mode, pod start and stop, settings, costs, history) and the status badge on every page."""
+"""The backend page (mode, pod start and stop, settings, costs, history) and the status badge on every page.
+
+The page and its forms are for staff only; the badge is on everyone's pages, without costs for other accounts.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh
 
 from gallery_project.errors import AppError
+from gallery_project.permissions import staff_required
 
 from . import costs, pods, selectors, services
 from .forms import ApiKeyForm, BackendSettingsForm, PodStartForm
@@ -38,6 +42,7 @@ def _page_context(**extra) -> dict:
 
 @require_GET
 @vary_on_headers("HX-Request")
+@staff_required
 def backend_page(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         # The pod panel polls itself while a pod starts or stops, with only what it shows; once the pod is
@@ -55,6 +60,7 @@ def badge(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@staff_required
 def mode_set(request: HttpRequest) -> HttpResponse:
     try:
         messages.info(request, services.backend_mode_set(mode=request.POST.get("mode", "")))
@@ -64,6 +70,7 @@ def mode_set(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@staff_required
 def pod_start(request: HttpRequest) -> HttpResponse:
     form = PodStartForm(request.POST)
     if not form.is_valid():
@@ -83,6 +90,7 @@ def pod_start(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@staff_required
 def pod_stop(request: HttpRequest) -> HttpResponse:
     try:
         session = pods.pod_stop()
@@ -100,6 +108,7 @@ def pod_stop(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@staff_required
 def pod_terminate(request: HttpRequest, pod_id: str) -> HttpResponse:
     try:
         pods.pod_terminate_stopped(pod_id=pod_id)
@@ -111,6 +120,7 @@ def pod_terminate(request: HttpRequest, pod_id: str) -> HttpResponse:
 
 
 @require_POST
+@staff_required
 def settings_save(request: HttpRequest) -> HttpResponse:
     form = BackendSettingsForm(request.POST, instance=services.backend_settings_get())
     if not form.is_valid():
@@ -122,6 +132,7 @@ def settings_save(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@staff_required
 def api_key_save(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST)
     if form.is_valid() and form.cleaned_data["remove"]:

@@ -52,7 +52,10 @@ def configure(args: argparse.Namespace) -> None:
     settings.ALLOWED_HOSTS.append("testserver")
 
 
-def fill(count: int) -> None:
+def fill(count: int):
+    """The bench account, owning `count` photos (another account owns a tenth as many, so that the lists have
+    someone else's rows to pass over)."""
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
 
@@ -60,23 +63,27 @@ def fill(count: int) -> None:
 
     call_command("migrate", verbosity=0)
     call_command("collectstatic", verbosity=0, interactive=False)
-    have = Photo.objects.count()
+    users = get_user_model().objects
+    user, _ = users.get_or_create(username="bench", defaults={"is_superuser": True, "is_staff": True})
+    other, _ = users.get_or_create(username="bench-other")
+    have = Photo.objects.filter(owner=user).count()
     if have == count:
         print(f"reusing {count} photos already in the database")
-        return
+        return user
     Photo.objects.all().delete()
     rng = random.Random(42)
     start = datetime(2023, 1, 1, tzinfo=UTC)
     span = int(timedelta(days=3 * 365).total_seconds())
     began = time.perf_counter()
     batch = []
-    for index in range(count):
+    for index in range(count + count // 10):
         photo_id = uuid.UUID(int=rng.getrandbits(128), version=4)
         created = start + timedelta(seconds=rng.randrange(span))
         generated = rng.random() < 0.2
         batch.append(
             Photo(
                 id=photo_id,
+                owner=user if index < count else other,
                 filename=f"IMG_{index:06d}.jpg",
                 width=6000,
                 height=4000,
@@ -98,7 +105,8 @@ def fill(count: int) -> None:
     Photo.objects.bulk_create(batch)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    print(f"inserted {count} photos in {time.perf_counter() - began:.1f} s")
+    print(f"inserted {count} photos (and {count // 10} of another account) in {time.perf_counter() - began:.1f} s")
+    return user
 
 
 def measure(client, path: str, rounds: int, headers: dict | None = None) -> tuple[list[float], int]:
@@ -138,23 +146,21 @@ def main() -> None:
     parser.add_argument("--profile", metavar="PATH", help="profile 50 requests to PATH instead of measuring")
     args = parser.parse_args()
     configure(args)
-    fill(args.photos)
+    user = fill(args.photos)
 
-    from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
 
     from photos import selectors
     from photos.models import Photo
 
-    user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True})
     client = Client()
     client.force_login(user)
 
     if args.profile:
         profile(client, args.profile)
         return
-    live = Photo.objects.filter(deleted_at=None).order_by("-created_at", "-id")
+    live = Photo.objects.filter(owner=user, deleted_at=None).order_by("-created_at", "-id")
     total = live.count()
     before_last_api = selectors.encode_cursor(live[total - 51])
     before_last_page = selectors.encode_cursor(live[total - 61])

@@ -57,6 +57,14 @@ def configure(url: str) -> None:
     call_command("migrate", verbosity=0)
 
 
+def bench_account():
+    """The account the bench's sessions and images belong to."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects
+    return users.filter(username="bench").first() or users.create_superuser(username="bench", password=None)
+
+
 def completed_at(value: str) -> float:
     """InvokeAI's item timestamps are UTC, to the millisecond."""
     return datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC).timestamp()
@@ -102,11 +110,11 @@ def project_run(model_key: str, size: int, steps: int, seed: int) -> tuple[float
     photo_services.generated_photo_store = timed_store
     try:
         start = time.monotonic()
-        session = services.session_create()
+        session = services.session_create(owner=bench_account())
         request = services.StepRequest(
             prompt=PROMPT, model_key=model_key, width=size, height=size, steps=steps, seed=seed, batch_size=4
         )
-        step = services.step_create(session_id=session.pk, request=request)
+        step = services.step_create(session_id=session.pk, owner=session.owner, request=request)
         while follower.step_follow(step_id=step.pk) != "finished":
             pass
         elapsed = time.monotonic() - start
@@ -194,13 +202,13 @@ def ingest_benchmark(args: argparse.Namespace) -> None:
         settings.MAX_BATCH_SIZE = args.ingest
         models_cache.models_refresh()
         model = CachedModel.objects.get(name="tiny-sd1", available=True)
-        session = services.session_create()
+        session = services.session_create(owner=bench_account())
         made = time.monotonic()
         request = services.StepRequest(
             prompt=PROMPT, model_key=model.key, width=1024, height=1024, steps=1, batch_size=args.ingest
         )
         # With zero generation time the fake makes every image while answering the enqueue.
-        step = services.step_create(session_id=session.pk, request=request)
+        step = services.step_create(session_id=session.pk, owner=session.owner, request=request)
         made = time.monotonic() - made
         start = time.monotonic()
         assert follower.step_follow(step_id=step.pk) == "finished"

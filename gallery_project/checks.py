@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from urllib.parse import urlsplit
 
@@ -52,6 +53,15 @@ def check_data_dir(app_configs=None, **kwargs) -> list:
                 f"DATA_DIR {data_dir} is not writable: {exc.strerror or exc}.",
                 hint="Point DATA_DIR at a directory this user can write, or fix its permissions.",
                 id="gallery.E003",
+            )
+        ]
+    if data_dir.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        # Settings make it private; this stays only when that failed (a directory of another account's).
+        return [
+            Warning(
+                f"DATA_DIR {data_dir} is open to other accounts on this machine (photos, database, secret key).",
+                hint=f"chmod 700 {data_dir}",
+                id="gallery.W010",
             )
         ]
     return []

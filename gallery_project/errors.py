@@ -190,7 +190,9 @@ def handler500(request: HttpRequest) -> HttpResponse:
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _page_or_json(request, 403, "permission_denied", "You do not have permission to do this.")
+    # A PermissionDenied raised with a reason (gallery_project.permissions) says why; CSRF failures do not.
+    reason = str(exception) if isinstance(exception, DjangoPermissionDenied) and str(exception) else ""
+    return _page_or_json(request, 403, "permission_denied", reason or "You do not have permission to do this.")
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

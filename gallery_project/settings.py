@@ -3,8 +3,10 @@
 Every variable is documented in `.env.example`.
 """
 
+import contextlib
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -23,7 +25,13 @@ def _path_from_env(name: str, default: str) -> Path:
     return (path if path.is_absolute() else BASE_DIR / path).resolve()
 
 
+# DATA_DIR holds the database, the secret key and people's photos: nothing this process writes (there or
+# anywhere) is readable by other accounts on the machine, and DATA_DIR itself is made private.
+os.umask(0o077)
 DATA_DIR = _path_from_env("DATA_DIR", "data")
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+with contextlib.suppress(PermissionError):  # a directory of another account's; the system check says so
+    DATA_DIR.chmod(0o700)
 PHOTOS_DIR = DATA_DIR / "photos"
 
 
@@ -33,7 +41,6 @@ def _secret_key() -> str:
         return key
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
         # Written aside and linked into place: the web server and the worker may start together, and
         # link() fails for the second one, so both end up reading the same complete key.
         draft = DATA_DIR / f".secret_key.{os.getpid()}"
@@ -63,7 +70,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -92,6 +100,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "gallery_project.errors.AppErrorMiddleware",
+    # Last, as django-axes asks: it turns a login refused for too many failures into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "gallery_project.urls"
@@ -137,6 +147,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "gallery_project.accounts.LoginLimitsBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "photos:gallery"
 LOGOUT_REDIRECT_URL = "login"
@@ -161,6 +176,16 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# --- Behind HTTPS (HTTPS=true): cookies only over HTTPS; the rest is opt-in because it can lock a site out ---
+HTTPS = env.bool("HTTPS", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=HTTPS)
+# Browsers then refuse plain HTTP to this host for that many seconds: set it once HTTPS works.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    # Only behind a proxy that sets this header itself: anyone else could claim HTTPS with it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -238,6 +263,28 @@ SHARE_GRACE_SECONDS = 60 * 60
 # Reverse proxies whose X-Forwarded-For names the client (gunicorn trusts the same list, see the Procfile).
 FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])
 
+# --- Logins (django-axes): the login page, the admin's and POST /api/auth/token/ ---
+# After this many wrong passwords for one username from one address, that pair is refused until no failure
+# has come from it for the cool-off. Other addresses are not affected: an attacker cannot lock the owner out.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "gallery_project.clients.client_address"
+AXES_LOCKOUT_CALLABLE = "gallery_project.views.login_locked_out"
+# No banner on every manage.py command; failures and lockouts are still logged with username and address.
+AXES_VERBOSE = False
+
+# --- API tokens (django-rest-knox): only a hash of each is stored ---
+# Days a token lives; each use extends it (at most once a minute), so only tokens left unused expire.
+# 0: tokens never expire.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS) if API_TOKEN_TTL_DAYS else None,
+    "AUTO_REFRESH": True,
+}
+
 # --- InvokeAI and RunPod ---
 INVOKEAI_LOCAL_URL = env.str("INVOKEAI_LOCAL_URL", default="http://localhost:9090")
 INVOKEAI_CONNECTION_TIMEOUT = env.float("INVOKEAI_CONNECTION_TIMEOUT", default=10)
@@ -272,7 +319,7 @@ RUNPOD_POD_PREFIX = env.str("RUNPOD_POD_PREFIX", default="photo-studio")
 REST_FRAMEWORK = {
     # Token first, so an unauthenticated API call answers 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -337,5 +384,7 @@ LOGGING = {
         "django": {"level": "INFO"},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
+        # Failures and lockouts are warnings; below that django-axes reports every routine clean-up.
+        "axes": {"level": "WARNING"},
     },
 }

@@ -3,22 +3,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.settings import api_settings
 
 from backends import api as backends_api
 from generation.api import cyberimage_urlpatterns
 
 from . import views
+from .api import TokenLoginView
 from .api_router import router
 
 api_urlpatterns = [
-    # ObtainAuthToken names DRF's parsers itself; the project's JSON parser bounds nesting.
-    re_path(
-        r"^auth/token/?$",
-        ObtainAuthToken.as_view(parser_classes=api_settings.DEFAULT_PARSER_CLASSES),
-        name="api-token",
-    ),
+    re_path(r"^auth/token/?$", TokenLoginView.as_view(), name="api-token"),
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script from a URL (the Content-Security-Policy allows no inline
     # one); Swagger UI draws its icons as data: images.

@@ -4,6 +4,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from gallery_project.errors import AppError
+from gallery_project.permissions import OwnedAdmin
 
 from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative, StudioPreference
 from .models_cache import models_refresh, step_options_for
@@ -105,7 +106,7 @@ class StepInline(_ReadOnly, admin.TabularInline):
 
 
 @admin.register(GenerationSession)
-class GenerationSessionAdmin(_ReadOnly, admin.ModelAdmin):
+class GenerationSessionAdmin(_ReadOnly, OwnedAdmin):
     list_display = ["__str__", "status", "entry_type", "created_at", "updated_at"]
     list_filter = ["status", "entry_type"]
     search_fields = ["title", "steps__prompt"]
@@ -123,7 +124,8 @@ class AlternativeInline(_ReadOnly, admin.TabularInline):
 
 
 @admin.register(GenerationStep)
-class GenerationStepAdmin(_ReadOnly, admin.ModelAdmin):
+class GenerationStepAdmin(_ReadOnly, OwnedAdmin):
+    owner_field = "session__owner"
     list_display = ["__str__", "status", "progress", "model_name", "images_retrieved", "images_failed", "created_at"]
     list_filter = ["status"]
     list_select_related = ["session"]

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from backends import manager
 from backends.signals import user_activity
 from gallery_project.errors import AppError
+from gallery_project.permissions import IsStaff, owned_by
 from photos import selectors as photo_selectors
 from photos.api import PhotoViewSet, serve_photo_file
 from photos.models import Photo
@@ -52,6 +53,12 @@ class CachedModelViewSet(viewsets.GenericViewSet):
     queryset = CachedModel.objects.none()
     lookup_field = "key"
 
+    def get_permissions(self):
+        # Everyone reads the model list to generate; what it holds and how it is set up is the staff's.
+        if self.action in ("list", "retrieve"):
+            return super().get_permissions()
+        return [*super().get_permissions(), IsStaff()]
+
     @extend_schema(parameters=[ModelListQuerySerializer])
     def list(self, request: Request) -> Response:
         query = ModelListQuerySerializer(data=request.query_params)
@@ -82,8 +89,8 @@ class CachedModelViewSet(viewsets.GenericViewSet):
 # --- the studio: sessions and steps (spec section 5.2) ---
 
 
-def _step_body(step_id: int) -> dict[str, Any]:
-    return StepSerializer(selectors.step_with_alternatives(step_id=step_id)).data
+def _step_body(request: Request, step_id: int | str) -> dict[str, Any]:
+    return StepSerializer(selectors.step_with_alternatives(step_id=step_id, owner=request.user)).data
 
 
 def _remember(request: Request, step: GenerationStep) -> None:
@@ -99,7 +106,7 @@ class GenerationSessionViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         query = SessionListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        sessions = selectors.session_list(**query.validated_data)
+        sessions = selectors.session_list(owner=request.user, **query.validated_data)
         return Response(SessionSerializer(sessions, many=True).data)
 
     @extend_schema(request=SessionCreateSerializer, responses={201: SessionDetailSerializer})
@@ -107,19 +114,21 @@ class GenerationSessionViewSet(viewsets.GenericViewSet):
         form = SessionCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         session = services.session_create(
-            source_photo_id=form.validated_data.get("source_image_id"), title=form.validated_data["title"]
+            owner=request.user,
+            source_photo_id=form.validated_data.get("source_image_id"),
+            title=form.validated_data["title"],
         )
         return Response(SessionDetailSerializer(session).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=SessionDetailSerializer)
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(SessionDetailSerializer(selectors.session_get(session_id=pk)).data)
+        return Response(SessionDetailSerializer(selectors.session_get(session_id=pk, owner=request.user)).data)
 
     @extend_schema(request=SessionUpdateSerializer, responses=SessionDetailSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         form = SessionUpdateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        session = services.session_update(session_id=int(pk), **form.validated_data)
+        session = services.session_update(session_id=int(pk), owner=request.user, **form.validated_data)
         return Response(SessionDetailSerializer(session).data)
 
     @extend_schema(request=StepCreateSerializer, responses={202: StepAcceptedSerializer})
@@ -127,10 +136,10 @@ class GenerationSessionViewSet(viewsets.GenericViewSet):
     def steps(self, request: Request, pk: str) -> Response:
         form = StepCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        step = services.step_create(session_id=int(pk), request=form.to_request())
+        step = services.step_create(session_id=int(pk), owner=request.user, request=form.to_request())
         _remember(request, step)
         body = StepAcceptedSerializer(
-            {**_step_body(step.pk), "status_url": f"/api/generation/steps/{step.pk}/status"}
+            {**_step_body(request, step.pk), "status_url": f"/api/generation/steps/{step.pk}/status"}
         ).data
         # 202: the images are still being made; the status URL follows them.
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
@@ -142,34 +151,34 @@ class GenerationStepViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"\d+"
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(_step_body(int(pk)))
+        return Response(_step_body(request, pk))
 
     @extend_schema(responses=StepSerializer)
     @action(detail=True, methods=["get"])
     def status(self, request: Request, pk: str) -> Response:
         user_activity.send(sender=GenerationStep)
-        return Response(_step_body(selectors.step_get(step_id=pk).pk))
+        return Response(_step_body(request, pk))
 
     @extend_schema(request=StepSelectSerializer, responses=StepSerializer)
     @action(detail=True, methods=["post"])
     def select(self, request: Request, pk: str) -> Response:
         form = StepSelectSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        services.alternative_select(step_id=int(pk), photo_id=form.validated_data["image_id"])
-        return Response(_step_body(int(pk)))
+        services.alternative_select(step_id=int(pk), owner=request.user, photo_id=form.validated_data["image_id"])
+        return Response(_step_body(request, pk))
 
     @extend_schema(request=None, responses=RetriedSerializer)
     @action(detail=True, methods=["post"], url_path="retry-retrievals")
     def retry_retrievals(self, request: Request, pk: str) -> Response:
-        step = selectors.step_get(step_id=pk)
+        step = selectors.step_get(step_id=pk, owner=request.user)
         stored = retrieval.step_retrievals_retry(step_id=step.pk)
-        return Response({"stored": stored, "step": _step_body(step.pk)})
+        return Response({"stored": stored, "step": _step_body(request, step.pk)})
 
     @extend_schema(request=None, responses=StepSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        step = services.step_cancel(step_id=selectors.step_get(step_id=pk).pk)
-        return Response(_step_body(step.pk))
+        step = services.step_cancel(step_id=int(pk), owner=request.user)
+        return Response(_step_body(request, step.pk))
 
 
 class PhotoRetrievalViewSet(viewsets.GenericViewSet):
@@ -182,7 +191,7 @@ class PhotoRetrievalViewSet(viewsets.GenericViewSet):
     @extend_schema(request=None, responses={200: PhotoSerializer, 409: OpenApiResponse(description="Nothing to retry")})
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
-        return Response(PhotoSerializer(retrieval.photo_retrieval_retry(photo_id=pk)).data)
+        return Response(PhotoSerializer(retrieval.photo_retrieval_retry(photo_id=pk, owner=request.user)).data)
 
 
 # --- CyberImage's simple surface, for scripts: one call makes a one-step session ---
@@ -244,9 +253,9 @@ class GenerateView(APIView):
         form.is_valid(raise_exception=True)
         step_request = form.to_request()
         # Refused (bad parameters, no InvokeAI to send to) before a session is made for it.
-        services.step_validate(request=step_request)
-        session = services.session_create(title=step_request.prompt[:80])
-        step = services.step_create(session_id=session.pk, request=step_request)
+        services.step_validate(owner=request.user, request=step_request)
+        session = services.session_create(owner=request.user, title=step_request.prompt[:80])
+        step = services.step_create(session_id=session.pk, owner=request.user, request=step_request)
         _remember(request, step)
         body = {
             "job_id": str(step.pk),
@@ -266,7 +275,7 @@ class JobStatusView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, job_id: str) -> Response:
         user_activity.send(sender=GenerationStep)
-        step = selectors.step_with_alternatives(step_id=job_id)
+        step = selectors.step_with_alternatives(step_id=job_id, owner=request.user)
         done = len(step.item_results)
         images = [
             {
@@ -309,14 +318,15 @@ class JobStatusView(APIView):
 class JobImageView(APIView):
     @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
     def get(self, request: Request, image_id: str) -> HttpResponse:
-        photo = photo_selectors.photo_get(photo_id=image_id, include_deleted=True)
+        photo = photo_selectors.photo_get(photo_id=image_id, owner=request.user, include_deleted=True)
         return serve_photo_file(request, photo, photo.local_storage_path, photo.mime_type, "original")
 
 
 class QueueView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        steps = list(selectors.steps_in_flight())
+        # Our own steps: other accounts' prompts are theirs. InvokeAI's counts are everyone's work.
+        steps = list(owned_by(selectors.steps_in_flight(), request.user, via="session__owner"))
         body: dict[str, Any] = {
             "pending": sum(step.status == GenerationStep.Status.PENDING for step in steps),
             "processing": sum(step.status == GenerationStep.Status.RUNNING for step in steps),

@@ -83,6 +83,11 @@ class GenerationSession(models.Model):
         COMPLETED = "completed", _("Completed")
         ABANDONED = "abandoned", _("Abandoned")
 
+    # Empty only for sessions from before accounts existed, until the first account adopts them. The session's
+    # steps, and the photos they generate, belong to this account too.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="generation_sessions"
+    )
     entry_type = models.CharField(max_length=10, choices=EntryType, default=EntryType.SCRATCH)
     source_image = models.ForeignKey("photos.Photo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     title = models.CharField(max_length=200, blank=True)

@@ -32,6 +32,7 @@ from backends.invokeai.client import QueueItem
 from backends.invokeai.errors import InvokeAIConnectionError
 from backends.signals import images_generated
 from gallery_project.errors import AppError, Conflict
+from gallery_project.permissions import Owner
 from photos import selectors as photo_selectors
 from photos import services as photo_services
 from photos import storage
@@ -73,6 +74,7 @@ def _photo_params(step: GenerationStep) -> dict[str, Any]:
 def _register(step: GenerationStep, item: QueueItem) -> Photo:
     index = step.item_ids.index(item.item_id)
     photo, _ = photo_services.generated_photo_register(
+        owner_id=step.session.owner_id,
         invoke_id=item.image_name or "",
         prompt=step.prompt,
         negative_prompt=step.negative_prompt,
@@ -217,9 +219,9 @@ def retrievals_retry_due(*, now: datetime | None = None) -> int:
     return stored
 
 
-def photo_retrieval_retry(*, photo_id: uuid.UUID | str) -> Photo:
-    """The Retry button: a fresh set of attempts for a failed download, and the first one now."""
-    photo = photo_selectors.photo_get(photo_id=photo_id, include_deleted=True)
+def photo_retrieval_retry(*, photo_id: uuid.UUID | str, owner: Owner) -> Photo:
+    """The Retry button: a fresh set of attempts for one of the owner's failed downloads, and the first one now."""
+    photo = photo_selectors.photo_get(photo_id=photo_id, owner=owner, include_deleted=True)
     alternative = StepAlternative.objects.select_related("step").filter(photo=photo).first()
     if alternative is None:
         raise Conflict(

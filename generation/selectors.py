@@ -1,4 +1,8 @@
-"""Reads for the studio and its API: sessions with their steps and images, a step's status, what is in flight."""
+"""Reads for the studio and its API: sessions with their steps and images, a step's status, what is in flight.
+
+Sessions and steps are read for their owner (gallery_project.permissions): another account's are not found.
+What is in flight is read for everyone, by the background work that keeps the backend busy or idle.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from gallery_project.errors import NotFound
+from gallery_project.permissions import Owner, owned_by
 from photos.models import Photo
 
 from .lifecycle import STEP_IN_FLIGHT
@@ -27,17 +32,19 @@ def _alternatives() -> Prefetch:
     return Prefetch("alternatives", queryset=StepAlternative.objects.select_related("photo").order_by("index"))
 
 
-def session_list(*, limit: int = 50, offset: int = 0, status: str | None = None) -> QuerySet[GenerationSession]:
-    """Sessions, most recently active first, each with its step count."""
-    sessions = GenerationSession.objects.annotate(step_count=Count("steps"))
+def session_list(
+    *, owner: Owner, limit: int = 50, offset: int = 0, status: str | None = None
+) -> QuerySet[GenerationSession]:
+    """The owner's sessions, most recently active first, each with its step count."""
+    sessions = owned_by(GenerationSession.objects.all(), owner).annotate(step_count=Count("steps"))
     if status:
         sessions = sessions.filter(status=status)
     return sessions.order_by("-updated_at", "-id")[offset : offset + min(limit, MAX_SESSIONS)]
 
 
-def session_get(*, session_id: int | str) -> GenerationSession:
+def session_get(*, session_id: int | str, owner: Owner) -> GenerationSession:
     try:
-        return GenerationSession.objects.get(pk=int(session_id))
+        return owned_by(GenerationSession.objects.all(), owner).get(pk=int(session_id))
     except (GenerationSession.DoesNotExist, ValueError):
         raise NotFound("This studio session does not exist.", details={"session_id": str(session_id)}) from None
 
@@ -47,16 +54,20 @@ def session_steps(*, session: GenerationSession) -> list[GenerationStep]:
     return list(session.steps.order_by("position").select_related("parent").prefetch_related(_alternatives()))
 
 
-def step_get(*, step_id: int | str) -> GenerationStep:
+def _steps(owner: Owner) -> QuerySet[GenerationStep]:
+    return owned_by(GenerationStep.objects.select_related("session"), owner, via="session__owner")
+
+
+def step_get(*, step_id: int | str, owner: Owner) -> GenerationStep:
     try:
-        return GenerationStep.objects.select_related("session").get(pk=int(step_id))
+        return _steps(owner).get(pk=int(step_id))
     except (GenerationStep.DoesNotExist, ValueError):
         raise NotFound("This generation step does not exist.", details={"step_id": str(step_id)}) from None
 
 
-def step_with_alternatives(*, step_id: int | str) -> GenerationStep:
-    step = step_get(step_id=step_id)
-    return GenerationStep.objects.select_related("session").prefetch_related(_alternatives()).get(pk=step.pk)
+def step_with_alternatives(*, step_id: int | str, owner: Owner) -> GenerationStep:
+    step = step_get(step_id=step_id, owner=owner)
+    return _steps(owner).prefetch_related(_alternatives()).get(pk=step.pk)
 
 
 def retrieval_stats(*, step: GenerationStep) -> RetrievalStats:

@@ -6,6 +6,9 @@ it marks the step RUNNING and, once that has committed, hands it to a follower (
 InvokeAI refuses or does not answer, the step is FAILED with InvokeAI's reason and the error is raised. A cancel
 arriving while the step is being sent ends it CANCELLED instead, with its batch cancelled on InvokeAI if it got
 there; `step_create` then returns the cancelled (or cancelling) step like any other.
+
+Every function takes the acting user as `owner`: sessions, steps and the photos they start from are that
+account's, and the images a step makes belong to its session's owner.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from backends.invokeai.client import InvokeAIClient
 from backends.invokeai.errors import InvokeAIError, ModelError
 from backends.signals import user_activity
 from gallery_project.errors import AppError, Conflict, InvalidInput, NotFound
+from gallery_project.permissions import Owner
 from photos import selectors as photo_selectors
 from photos import services as photo_services
 from photos.models import Photo
@@ -47,13 +51,16 @@ _NOT_YET_UPLOADED = "not-yet-uploaded.png"
 # --- sessions ---
 
 
-def session_create(*, source_photo_id: uuid.UUID | str | None = None, title: str = "") -> GenerationSession:
+def session_create(
+    *, owner: AbstractBaseUser, source_photo_id: uuid.UUID | str | None = None, title: str = ""
+) -> GenerationSession:
     """Start a session from scratch, or from a gallery photo (whose first step will usually be img2img)."""
     source = None
     if source_photo_id:
-        source = photo_selectors.photo_get(photo_id=source_photo_id)
+        source = photo_selectors.photo_get(photo_id=source_photo_id, owner=owner)
     now = timezone.now()
     return GenerationSession.objects.create(
+        owner=owner,
         entry_type=GenerationSession.EntryType.PHOTO if source else GenerationSession.EntryType.SCRATCH,
         source_image=source,
         title=title.strip()[:200],
@@ -62,9 +69,11 @@ def session_create(*, source_photo_id: uuid.UUID | str | None = None, title: str
     )
 
 
-def session_update(*, session_id: int, status: str | None = None, title: str | None = None) -> GenerationSession:
+def session_update(
+    *, session_id: int, owner: Owner, status: str | None = None, title: str | None = None
+) -> GenerationSession:
     """Rename a session, or complete or abandon it (once no step of it is still generating)."""
-    session = session_get(session_id=session_id)
+    session = session_get(session_id=session_id, owner=owner)
     if title is not None:
         GenerationSession.objects.filter(pk=session.pk).update(title=title.strip()[:200], updated_at=timezone.now())
     if status is not None and status != session.status:
@@ -74,7 +83,7 @@ def session_update(*, session_id: int, status: str | None = None, title: str | N
                 code="step_in_flight",
             )
         lifecycle.session_move(session_id=session.pk, to=status)
-    return session_get(session_id=session_id)
+    return session_get(session_id=session_id, owner=owner)
 
 
 # --- steps ---
@@ -133,9 +142,9 @@ def _model_for(request: StepRequest) -> CachedModel:
     return model
 
 
-def _input_photo(photo_id: uuid.UUID | str, field: str) -> Photo:
+def _input_photo(photo_id: uuid.UUID | str, field: str, owner: Owner) -> Photo:
     try:
-        photo = photo_selectors.photo_get(photo_id=photo_id)
+        photo = photo_selectors.photo_get(photo_id=photo_id, owner=owner)
     except NotFound:
         raise InvalidInput(
             f"The {field} photo does not exist.", code="invalid_parameter", details={"field": field}
@@ -192,7 +201,7 @@ def _vae_for(request: StepRequest, defaults: models_cache.StepDefaults) -> Cache
     return vae
 
 
-def _plan(session: GenerationSession | None, request: StepRequest) -> _Plan:
+def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner) -> _Plan:
     """Validate the request against the model cache and fill in its defaults; no network."""
     if request.mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}.", code="invalid_parameter")
@@ -204,8 +213,8 @@ def _plan(session: GenerationSession | None, request: StepRequest) -> _Plan:
         parent = session.steps.filter(pk=request.parent_id).first() if session else None
         if parent is None:
             raise InvalidInput("The parent step is not a step of this session.", code="invalid_parameter")
-    init_photo = _input_photo(request.init_photo_id, "init") if request.init_photo_id else None
-    mask_photo = _input_photo(request.mask_photo_id, "mask") if request.mask_photo_id else None
+    init_photo = _input_photo(request.init_photo_id, "init", owner) if request.init_photo_id else None
+    mask_photo = _input_photo(request.mask_photo_id, "mask", owner) if request.mask_photo_id else None
     if parent is None and session is not None and init_photo is not None and mode != graphs.Mode.TXT2IMG:
         # Unsaid, a step's parent is the step of this session whose image it starts from (if it is one).
         parent = session.steps.filter(alternatives__photo=init_photo).first()
@@ -366,23 +375,23 @@ def _enqueue(step: GenerationStep, plan: _Plan) -> None:
         follower.step_poll(step_id=step.pk)
 
 
-def step_validate(*, request: StepRequest) -> None:
+def step_validate(*, owner: Owner, request: StepRequest) -> None:
     """Check a request as `step_create` would, recording nothing (before starting a session for it): its
     parameters, and that there is an InvokeAI to send it to."""
-    _plan(None, request)
+    _plan(None, request, owner)
     manager.current_backend_url()
 
 
-def step_create(*, session_id: int, request: StepRequest) -> GenerationStep:
+def step_create(*, session_id: int, owner: Owner, request: StepRequest) -> GenerationStep:
     """Generate `request.batch_size` alternatives as one InvokeAI batch; return the RUNNING step.
 
     Invalid parameters raise before anything is recorded. Once the step is recorded, a failure to reach or
     convince InvokeAI leaves it FAILED with the reason, and the error is raised for the caller to show.
     """
-    session = session_get(session_id=session_id)
+    session = session_get(session_id=session_id, owner=owner)
     if session.status != GenerationSession.Status.ACTIVE:
         raise Conflict(f"This session is {session.status}; start a new one to generate again.", code="session_closed")
-    plan = _plan(session, request)
+    plan = _plan(session, request, owner)
     user_activity.send(sender=GenerationStep)
     # No InvokeAI to send to (remote mode without a pod): refused before anything is recorded.
     backend_url = manager.current_backend_url()
@@ -394,7 +403,7 @@ def step_create(*, session_id: int, request: StepRequest) -> GenerationStep:
         # A cancel that came while the step was being sent wins: the step ends cancelled, as its canceller was told.
         if lifecycle.step_end_unsent(step_id=step.pk, error_message=message) != StepStatus.CANCELLED:
             raise
-    step = step_get(step_id=step.pk)
+    step = step_get(step_id=step.pk, owner=owner)
     if step.status == StepStatus.RUNNING:
         transaction.on_commit(lambda: follower.step_follow_enqueue(step_id=step.pk))
     return step
@@ -446,30 +455,30 @@ def step_request_from(
     raise ValueError(f"unknown variation {variation!r}")
 
 
-def step_cancel(*, step_id: int) -> GenerationStep:
+def step_cancel(*, step_id: int, owner: Owner) -> GenerationStep:
     """Cancel a step's batch in InvokeAI; the images it already finished are kept.
 
     The step becomes CANCELLED once InvokeAI has confirmed what finished and what did not, normally before
     this returns; if InvokeAI is not answering, the follower cancels as soon as it answers again. A step still
     being sent is only marked: the request sending it cancels its batch as soon as InvokeAI has it.
     """
-    step = step_get(step_id=step_id)
+    step = step_get(step_id=step_id, owner=owner)
     requested = GenerationStep.objects.filter(pk=step.pk, status__in=lifecycle.STEP_IN_FLIGHT).update(
         cancel_requested_at=timezone.now()
     )
     if not requested:
         raise Conflict(f"This step is {step.status}; there is nothing to cancel.", code="invalid_transition")
-    if step_get(step_id=step.pk).status == StepStatus.RUNNING:
+    if step_get(step_id=step.pk, owner=owner).status == StepStatus.RUNNING:
         follower.step_poll(step_id=step.pk)
-    return step_get(step_id=step.pk)
+    return step_get(step_id=step.pk, owner=owner)
 
 
 # --- alternatives ---
 
 
-def alternative_select(*, step_id: int, photo_id: uuid.UUID | str) -> StepAlternative:
+def alternative_select(*, step_id: int, owner: Owner, photo_id: uuid.UUID | str) -> StepAlternative:
     """Choose one of a step's images: it is marked, and copied to selected/ and completed/{day}/."""
-    step = step_get(step_id=step_id)
+    step = step_get(step_id=step_id, owner=owner)
     alternative = step.alternatives.select_related("photo").filter(photo_id=_uuid(photo_id)).first()
     if alternative is None:
         raise NotFound("That image is not one of this step's.", code="not_an_alternative")

@@ -26,6 +26,7 @@ from backends import manager
 from backends.invokeai import graphs
 from backends.signals import user_activity
 from gallery_project.errors import AppError, InvalidInput, Unavailable
+from gallery_project.permissions import is_staff, staff_required
 from photos import selectors as photo_selectors
 from photos.models import Photo
 
@@ -70,11 +71,11 @@ def _model_choices() -> list[ModelChoice]:
     ]
 
 
-def _photo(photo_id: Any) -> Photo | None:
+def _photo(request: HttpRequest, photo_id: Any) -> Photo | None:
     if not photo_id:
         return None
     try:
-        return photo_selectors.photo_get(photo_id=photo_id)
+        return photo_selectors.photo_get(photo_id=photo_id, owner=request.user)
     except AppError:
         return None
 
@@ -172,8 +173,9 @@ def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
     return {
         "model_choices": choices,
         "values": values,
-        "init_photo": _photo(values.get("init_photo_id")),
-        "mask_photo": _photo(values.get("mask_photo_id")),
+        "init_photo": _photo(request, values.get("init_photo_id")),
+        "mask_photo": _photo(request, values.get("mask_photo_id")),
+        "can_refresh_models": is_staff(request.user),
         "seed_modes": SEED_MODES,
         "max_batch_size": settings.MAX_BATCH_SIZE,
         "backend_problem": _backend_problem(),
@@ -238,10 +240,10 @@ def _render_main(request: HttpRequest, session: GenerationSession, current: Gene
 def studio(request: HttpRequest) -> HttpResponse:
     """The studio's front page: a new session's composer (from a gallery photo with ?photo=) and past sessions."""
     user_activity.send(sender=GenerationSession)
-    source = _photo(request.GET.get("photo"))
+    source = _photo(request, request.GET.get("photo"))
     values = _values_from_photo(source) if source is not None else {}
     context = {
-        "sessions": selectors.session_list(limit=30),
+        "sessions": selectors.session_list(owner=request.user, limit=30),
         "source_photo": source,
         **_composer(request, values),
     }
@@ -252,11 +254,11 @@ def studio(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def session_page(request: HttpRequest, pk: int) -> HttpResponse:
     user_activity.send(sender=GenerationSession)
-    session = selectors.session_get(session_id=pk)
+    session = selectors.session_get(session_id=pk, owner=request.user)
     context = _session_context(session)
     last = context.get("step")
     values = _values_from_step(last) if last else {}
-    source = _photo(session.source_image_id) if last is None else None
+    source = _photo(request, session.source_image_id) if last is None else None
     if source is not None:
         values = _values_from_photo(source)
     return render(request, TEMPLATE, {**context, **_composer(request, values)})
@@ -277,9 +279,12 @@ def backend_notice(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@staff_required
 def models_refresh(request: HttpRequest) -> HttpResponse:
     """Refresh the model cache from InvokeAI (from the composer, when it has no models yet)."""
-    session = selectors.session_get(session_id=request.POST["session"]) if request.POST.get("session") else None
+    session = None
+    if request.POST.get("session"):
+        session = selectors.session_get(session_id=request.POST["session"], owner=request.user)
     error = ""
     try:
         models_cache.models_refresh()
@@ -295,7 +300,7 @@ def photo_picker(request: HttpRequest) -> HttpResponse:
     target = request.GET.get("target", "init")
     if target not in ("init", "mask"):
         raise InvalidInput("Unknown picker target.", code="invalid_parameter")
-    page = photo_selectors.photo_list(limit=PICKER_SIZE, cursor=request.GET.get("cursor") or None)
+    page = photo_selectors.photo_list(owner=request.user, limit=PICKER_SIZE, cursor=request.GET.get("cursor") or None)
     photos = [photo for photo in page.items if photo.is_available]
     return render(request, f"{TEMPLATE}#photo-picker", {"photos": photos, "target": target, "page": page})
 
@@ -303,7 +308,7 @@ def photo_picker(request: HttpRequest) -> HttpResponse:
 @require_GET
 def composer_from_step(request: HttpRequest, pk: int) -> HttpResponse:
     """The composer filled from a step; with ?seed=reuse its seed is kept (the "Reuse seed" button)."""
-    step = selectors.step_get(step_id=pk)
+    step = selectors.step_get(step_id=pk, owner=request.user)
     seed_mode = "fixed" if request.GET.get("seed") == "reuse" else "random"
     context = {"session": step.session, **_composer(request, _values_from_step(step, seed_mode=seed_mode))}
     return render(request, f"{TEMPLATE}#composer", context)
@@ -329,14 +334,14 @@ def session_new(request: HttpRequest) -> HttpResponse:
         return _error(request, form.first_error())
     step_request = form.to_request(last_step=None)
     try:
-        services.step_validate(request=step_request)
+        services.step_validate(owner=request.user, request=step_request)
     except AppError as exc:
         return _error(request, exc.message)
     source = step_request.init_photo_id if step_request.mode != "txt2img" else None
-    session = services.session_create(source_photo_id=source)
+    session = services.session_create(owner=request.user, source_photo_id=source)
     # A failure at InvokeAI is recorded as a failed step with its reason, which the session page shows.
     with contextlib.suppress(AppError):
-        _remember(request, services.step_create(session_id=session.pk, request=step_request))
+        _remember(request, services.step_create(session_id=session.pk, owner=request.user, request=step_request))
     url = reverse("studio:session", args=[session.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
@@ -344,7 +349,7 @@ def session_new(request: HttpRequest) -> HttpResponse:
 @require_POST
 def generate(request: HttpRequest, pk: int) -> HttpResponse:
     """A new step in the session from the composer."""
-    session = selectors.session_get(session_id=pk)
+    session = selectors.session_get(session_id=pk, owner=request.user)
     form = StepForm(request.POST)
     if not form.is_valid():
         return _error(request, form.first_error())
@@ -355,7 +360,9 @@ def generate(request: HttpRequest, pk: int) -> HttpResponse:
     # of this session gets that image's step as its parent from the service.
     parent_id = before if last and form.cleaned_data["seed_mode"] == "reuse" else None
     try:
-        step = services.step_create(session_id=session.pk, request=form.to_request(last_step=last, parent_id=parent_id))
+        step = services.step_create(
+            session_id=session.pk, owner=request.user, request=form.to_request(last_step=last, parent_id=parent_id)
+        )
     except AppError as exc:
         recorded = session.steps.filter(pk__gt=before).order_by("-pk").first()
         if recorded is None:
@@ -368,14 +375,14 @@ def generate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def step_variation(request: HttpRequest, pk: int, variation: str) -> HttpResponse:
     """Remix (new seed) or continue (img2img from the chosen image) in one click."""
-    step = selectors.step_get(step_id=pk)
+    step = selectors.step_get(step_id=pk, owner=request.user)
     try:
         strength = float(request.POST["strength"]) if request.POST.get("strength") else None
     except ValueError:
         raise InvalidInput("strength must be a number between 0 and 1.", code="invalid_parameter") from None
     try:
         step_request = services.step_request_from(step=step, variation=variation, strength=strength)
-        new = services.step_create(session_id=step.session_id, request=step_request)
+        new = services.step_create(session_id=step.session_id, owner=request.user, request=step_request)
     except AppError as exc:
         latest = step.session.steps.order_by("-pk").first()
         if latest is None or latest.pk == step.pk:
@@ -396,7 +403,7 @@ def step_variation(request: HttpRequest, pk: int, variation: str) -> HttpRespons
 def step_panel(request: HttpRequest, pk: int) -> HttpResponse:
     """The step's panel; polled while it runs. Finishing also refreshes the history beside it."""
     user_activity.send(sender=GenerationStep)
-    step = selectors.step_with_alternatives(step_id=pk)
+    step = selectors.step_with_alternatives(step_id=pk, owner=request.user)
     context = {"step": step, "session": step.session, **_step_context(step)}
     response = render(request, f"{TEMPLATE}#step-panel", context)
     if request.GET.get("was") == "running" and step.is_finished:
@@ -406,39 +413,39 @@ def step_panel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def history(request: HttpRequest, pk: int) -> HttpResponse:
-    session = selectors.session_get(session_id=pk)
+    session = selectors.session_get(session_id=pk, owner=request.user)
     return render(request, f"{TEMPLATE}#history", _session_context(session))
 
 
 @require_GET
 def step_show(request: HttpRequest, pk: int) -> HttpResponse:
     """Show an earlier step of the history as the current one."""
-    step = selectors.step_get(step_id=pk)
+    step = selectors.step_get(step_id=pk, owner=request.user)
     return _render_main(request, step.session, step)
 
 
 @require_POST
 def step_select(request: HttpRequest, pk: int, photo_id: uuid.UUID) -> HttpResponse:
-    step = selectors.step_get(step_id=pk)
-    services.alternative_select(step_id=step.pk, photo_id=photo_id)
+    step = selectors.step_get(step_id=pk, owner=request.user)
+    services.alternative_select(step_id=step.pk, owner=request.user, photo_id=photo_id)
     return _render_main(request, step.session, step)
 
 
 @require_POST
 def step_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    step = services.step_cancel(step_id=pk)
+    step = services.step_cancel(step_id=pk, owner=request.user)
     return _render_main(request, step.session, step)
 
 
 @require_POST
 def step_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    step = selectors.step_get(step_id=pk)
+    step = selectors.step_get(step_id=pk, owner=request.user)
     retrieval.step_retrievals_retry(step_id=step.pk)
     return _render_main(request, step.session, step)
 
 
 @require_POST
 def session_close(request: HttpRequest, pk: int, status: str) -> HttpResponse:
-    services.session_update(session_id=pk, status=status)
+    services.session_update(session_id=pk, owner=request.user, status=status)
     url = reverse("studio:home")
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

@@ -85,7 +85,7 @@ class PhotoViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         query = PhotoListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        page = selectors.photo_list(**query.validated_data)
+        page = selectors.photo_list(owner=request.user, **query.validated_data)
         return Response(PhotoPageSerializer(page).data)
 
     @extend_schema(
@@ -104,6 +104,7 @@ class PhotoViewSet(viewsets.GenericViewSet):
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]
         created = services.photo_create(
+            owner=request.user,
             file=upload,
             filename=upload.name,
             size=upload.size,
@@ -113,32 +114,34 @@ class PhotoViewSet(viewsets.GenericViewSet):
         return Response(body, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(PhotoSerializer(selectors.photo_get(photo_id=pk, include_deleted=True)).data)
+        return Response(
+            PhotoSerializer(selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)).data
+        )
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
-        services.photo_delete(photo_id=pk)
+        services.photo_delete(photo_id=pk, owner=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=PhotoSerializer)
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str) -> Response:
-        return Response(PhotoSerializer(services.photo_restore(photo_id=pk)).data)
+        return Response(PhotoSerializer(services.photo_restore(photo_id=pk, owner=request.user)).data)
 
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def file(self, request: Request, pk: str) -> HttpResponse:
-        photo = selectors.photo_get(photo_id=pk, include_deleted=True)
+        photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
         return serve_photo_file(request, photo, photo.local_storage_path, photo.mime_type, "original")
 
     @extend_schema(responses={(200, "image/webp"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def thumbnail(self, request: Request, pk: str) -> HttpResponse:
-        photo = selectors.photo_get(photo_id=pk, include_deleted=True)
+        photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
         return serve_photo_file(request, photo, photo.local_thumbnail_path, "image/webp", "thumbnail")
 
     @extend_schema(responses={(200, "image/webp"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def display(self, request: Request, pk: str) -> HttpResponse:
-        photo = selectors.photo_get(photo_id=pk, include_deleted=True)
+        photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
         return serve_photo_file(request, photo, services.photo_display_rendition(photo=photo), "image/webp", "display")

@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -24,6 +25,9 @@ class Photo(models.Model):
         FAILED = "failed", _("Failed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Empty only for photos from before accounts existed, until the first account adopts them
+    # (gallery_project.accounts). An account with photos cannot be deleted: their files would stay behind.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="photos")
     filename = models.CharField(_("original file name"), max_length=255, blank=True)
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)
@@ -61,11 +65,13 @@ class Photo(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            # The gallery's list queries: live photos by date (keyset pagination on created_at, id).
-            models.Index(fields=["created_at", "id"], name="photo_live_created", condition=Q(deleted_at=None)),
+            # The gallery's list queries: an owner's live photos by date (keyset pagination on created_at, id).
             models.Index(
-                fields=["is_generated", "created_at", "id"],
-                name="photo_live_kind_created",
+                fields=["owner", "created_at", "id"], name="photo_owner_live_created", condition=Q(deleted_at=None)
+            ),
+            models.Index(
+                fields=["owner", "is_generated", "created_at", "id"],
+                name="photo_owner_live_kind_created",
                 condition=Q(deleted_at=None),
             ),
             models.Index(fields=["deleted_at"], name="photo_trash", condition=Q(deleted_at__isnull=False)),
@@ -100,19 +106,32 @@ class Photo(models.Model):
 
 
 class PhotoTally(models.Model):
-    """How many photos are live, live and generated, and in the trash.
+    """How many photos an owner has live, live and generated, and in the trash.
 
     Counting 100,000 rows costs 5-20 ms on every gallery page; these rows answer in one indexed read. They
-    are maintained by database triggers (migration 0002), not by Python code, so every write path keeps them
-    exact: services, admin, bulk updates, raw SQL. A missing row means zero.
+    are maintained by database triggers (migration 0003), not by Python code, so every write path keeps them
+    exact: services, admin, bulk updates, raw SQL, a photo changing owner. A missing row means zero; photos
+    without an owner are not counted.
     """
 
     LIVE = "live"
     LIVE_GENERATED = "live_generated"
     TRASH = "trash"
 
-    name = models.CharField(primary_key=True, max_length=20)
+    # No index of its own: the unique (owner, name) index serves lookups by owner. No database constraint
+    # either: `flush` deletes accounts before photos, and the photos' delete triggers then count for accounts
+    # already gone (photo_tallies_rebuild clears such rows; Django still cascades a deleted account's).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    name = models.CharField(max_length=20)
     count = models.BigIntegerField(default=0)
 
+    class Meta:
+        constraints = [
+            # The triggers' upserts (ON CONFLICT (owner_id, name)) need exactly this unique index.
+            models.UniqueConstraint(fields=["owner", "name"], name="photo_tally_owner_name"),
+        ]
+
     def __str__(self) -> str:
-        return f"{self.name}: {self.count}"
+        return f"{self.owner_id} {self.name}: {self.count}"

@@ -1,4 +1,7 @@
-"""Reads of the photo store: filtered, paginated lists (offset or keyset cursor) and single photos."""
+"""Reads of the photo store: filtered, paginated lists (offset or keyset cursor) and single photos.
+
+Every read is of one owner's photos (gallery_project.permissions): another account's photo is not found.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import F, Q, QuerySet
 
 from gallery_project.errors import InvalidInput, NotFound
+from gallery_project.permissions import Owner, owned_by
 
 from .models import Photo, PhotoTally
 
@@ -90,11 +94,11 @@ def _after_cursor(queryset: QuerySet[Photo], cursor: str, sort: str) -> QuerySet
     return queryset.filter(Q(created_at__gte=created), Q(created_at__gt=created) | Q(id__gt=pk))
 
 
-def _tallied_total(*, deleted: bool, generated: bool | None) -> int | None:
-    """The total from the trigger-kept tallies, or None when they don't cover this filter."""
+def _tallied_total(*, owner: Owner, deleted: bool, generated: bool | None) -> int | None:
+    """The owner's total from the trigger-kept tallies, or None when they don't cover this filter."""
     if deleted and generated is not None:
         return None
-    tallies = dict(PhotoTally.objects.values_list("name", "count"))
+    tallies = dict(owned_by(PhotoTally.objects, owner).values_list("name", "count"))
     if deleted:
         return tallies.get(PhotoTally.TRASH, 0)
     live, live_generated = tallies.get(PhotoTally.LIVE, 0), tallies.get(PhotoTally.LIVE_GENERATED, 0)
@@ -103,8 +107,12 @@ def _tallied_total(*, deleted: bool, generated: bool | None) -> int | None:
     return live_generated if generated else live - live_generated
 
 
-def live_photos() -> QuerySet[Photo]:
-    return Photo.objects.filter(deleted_at=None)
+def owned_photos(owner: Owner) -> QuerySet[Photo]:
+    return owned_by(Photo.objects.all(), owner)
+
+
+def live_photos(*, owner: Owner) -> QuerySet[Photo]:
+    return owned_photos(owner).filter(deleted_at=None)
 
 
 def available_q(prefix: str = "") -> Q:
@@ -116,6 +124,7 @@ def available_q(prefix: str = "") -> Q:
 
 def photo_list(
     *,
+    owner: Owner,
     generated: bool | None = None,
     sort: str = "newest",
     limit: int = 50,
@@ -125,11 +134,12 @@ def photo_list(
     album_id: uuid.UUID | str | None = None,
     queryset: QuerySet[Photo] | None = None,
 ) -> PhotoPage:
-    """A page of photos, newest or oldest first; `cursor` continues after a page at constant cost.
+    """A page of the owner's photos, newest or oldest first; `cursor` continues after a page at constant cost.
 
     `album_id` keeps the photos of one album, in the album's order (`sort` does not apply), or with
     `UNCATEGORIZED` the photos in no album. The albums app owns albums; this only follows the reverse
-    relation of its AlbumPhoto rows (`album_entries`), so photos never imports albums.
+    relation of its AlbumPhoto rows (`album_entries`), so photos never imports albums. A `queryset` given is
+    narrowed to the owner's photos too.
     """
     if sort not in SORTS:
         raise InvalidInput(f"sort must be one of {', '.join(SORTS)}.", code="invalid_sort")
@@ -139,9 +149,11 @@ def photo_list(
         raise InvalidInput("offset cannot be negative.", code="invalid_offset")
     total = None
     if queryset is None:
-        queryset = Photo.objects.filter(deleted_at__isnull=False) if deleted else live_photos()
+        queryset = owned_photos(owner).filter(deleted_at__isnull=False) if deleted else live_photos(owner=owner)
         if album_id is None:  # the tallies count photos by kind, not by album
-            total = _tallied_total(deleted=deleted, generated=generated)
+            total = _tallied_total(owner=owner, deleted=deleted, generated=generated)
+    else:
+        queryset = owned_by(queryset, owner)
     if generated is not None:
         queryset = queryset.filter(is_generated=generated)
     if album_id == UNCATEGORIZED:
@@ -172,8 +184,9 @@ def photo_list(
     return PhotoPage(items=items, total=total, limit=limit, offset=offset, next_cursor=next_cursor)
 
 
-def photo_get(*, photo_id: uuid.UUID | str, include_deleted: bool = False) -> Photo:
-    queryset = Photo.objects.all() if include_deleted else live_photos()
+def photo_get(*, photo_id: uuid.UUID | str, owner: Owner, include_deleted: bool = False) -> Photo:
+    """One of the owner's photos; any other id, another account's photo included, is not found."""
+    queryset = owned_photos(owner) if include_deleted else live_photos(owner=owner)
     try:
         return queryset.get(pk=photo_id)
     except (Photo.DoesNotExist, ValidationError):

@@ -16,16 +16,18 @@ from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
 from gallery_project.errors import Conflict, NotFound
+from gallery_project.permissions import Owner
 
 from . import imaging, storage
 from .models import Photo, PhotoTally
-from .selectors import photo_get
+from .selectors import live_photos, owned_photos, photo_get
 
 _CHUNK = 1024 * 1024
 
@@ -49,12 +51,13 @@ def _copy_hashing(source: BinaryIO, destination: BinaryIO) -> tuple[str, int]:
 
 def photo_create(
     *,
+    owner: AbstractBaseUser,
     file: BinaryIO,
     filename: str,
     size: int,
     image_category: str = Photo.Category.USER,
 ) -> PhotoCreated:
-    """Validate an uploaded image, store it with its renditions, and insert its row.
+    """Validate an uploaded image, store it with its renditions, and insert its row as the owner's photo.
 
     Either everything lands (original, thumbnail, display image, row) or nothing does: files are written
     under temporary names, renamed into place inside the transaction, and removed again if anything fails.
@@ -75,10 +78,12 @@ def photo_create(
         imaging.check_size(filename, written)
         rendered = imaging.render(temp, filename, file_type, imaging.default_sizes())
         _stage_renditions(files, original, rendered.renditions)
-        duplicate_of = list(Photo.objects.filter(checksum=checksum, deleted_at=None).values_list("id", flat=True))
+        # The owner's own photos only: another account's would tell that it holds the same image.
+        duplicate_of = list(live_photos(owner=owner).filter(checksum=checksum).values_list("id", flat=True))
         with transaction.atomic():
             photo = Photo.objects.create(
                 id=photo_id,
+                owner=owner,
                 filename=filename[:255],
                 width=rendered.width,
                 height=rendered.height,
@@ -188,6 +193,7 @@ def generated_image_prepare(*, data: bytes, name: str, thumbnail: bytes | None =
 
 def generated_photo_register(
     *,
+    owner_id: int,
     invoke_id: str,
     prompt: str,
     negative_prompt: str,
@@ -198,13 +204,15 @@ def generated_photo_register(
     model_name: str,
     source_image_id: uuid.UUID | str | None = None,
 ) -> tuple[Photo, bool]:
-    """The photo of InvokeAI image `invoke_id`, inserted as pending if new; (photo, created).
+    """The photo of InvokeAI image `invoke_id`, inserted as pending if new; (photo, created). It belongs to
+    `owner_id`, the owner of the studio session that made it.
 
     Idempotent: the unique invoke_id makes a second call (a resumed follower, two at once) return the same row.
     """
     return Photo.objects.get_or_create(
         invoke_id=invoke_id,
         defaults={
+            "owner_id": owner_id,
             "is_generated": True,
             "image_category": Photo.Category.GENERAL,
             "mime_type": _PNG.mime_type,
@@ -262,8 +270,9 @@ def generated_photo_retrieval_failed(*, photo_id: uuid.UUID, error: str) -> None
 
 
 def generated_photo_retrieval_reset(*, photo_id: uuid.UUID | str) -> Photo:
-    """Give a generated photo whose download failed (or stalled) a fresh set of attempts."""
-    photo = photo_get(photo_id=photo_id, include_deleted=True)
+    """Give a generated photo whose download failed (or stalled) a fresh set of attempts (the caller has
+    checked that the acting user may)."""
+    photo = Photo.objects.get(pk=photo_id)
     if not photo.is_generated or photo.retrieval_status == Photo.RetrievalStatus.COMPLETED:
         raise Conflict(
             "Only a generated photo whose download from InvokeAI failed can be retried.",
@@ -301,17 +310,17 @@ def generated_photo_selection_remove(*, photo_id: uuid.UUID) -> None:
     storage.delete_files_on_commit(_selection_copies(photo))
 
 
-def photo_delete(*, photo_id: uuid.UUID | str) -> Photo:
-    """Move a photo to the trash; it can be restored until the trash is purged."""
-    photo = photo_get(photo_id=photo_id, include_deleted=True)
+def photo_delete(*, photo_id: uuid.UUID | str, owner: Owner) -> Photo:
+    """Move one of the owner's photos to the trash; it can be restored until the trash is purged."""
+    photo = photo_get(photo_id=photo_id, owner=owner, include_deleted=True)
     if photo.deleted_at is None:
         photo.deleted_at = timezone.now()
         photo.save(update_fields=["deleted_at"])
     return photo
 
 
-def photo_restore(*, photo_id: uuid.UUID | str) -> Photo:
-    photo = photo_get(photo_id=photo_id, include_deleted=True)
+def photo_restore(*, photo_id: uuid.UUID | str, owner: Owner) -> Photo:
+    photo = photo_get(photo_id=photo_id, owner=owner, include_deleted=True)
     if photo.deleted_at is not None:
         photo.deleted_at = None
         photo.save(update_fields=["deleted_at"])
@@ -347,25 +356,34 @@ def photo_purge_expired(*, now: datetime | None = None) -> int:
     return purged
 
 
-def trash_empty() -> int:
+def trash_empty(*, owner: Owner) -> int:
+    """Purge the owner's trash (other accounts' trash is theirs to empty)."""
     purged = 0
-    while ids := list(Photo.objects.filter(deleted_at__isnull=False).values_list("id", flat=True)[:500]):
+    trashed = owned_photos(owner).filter(deleted_at__isnull=False)
+    while ids := list(trashed.values_list("id", flat=True)[:500]):
         purged += photo_purge(photo_ids=ids)
     return purged
 
 
 def photo_tallies_rebuild() -> None:
-    """Recount the tallies from the rows (the triggers keep them exact; a flush can leave them wrong).
+    """Recount every owner's tallies from the rows (the triggers keep them exact; a flush can leave them wrong).
 
     `manage.py flush` (and the test runner after each transactional test) empties the tables one by one; on
     SQLite it empties the tallies before the photos, and the photos' delete triggers then leave negative counts.
     """
-    live = Photo.objects.filter(deleted_at=None)
-    counts = {
-        PhotoTally.LIVE: live.count(),
-        PhotoTally.LIVE_GENERATED: live.filter(is_generated=True).count(),
-        PhotoTally.TRASH: Photo.objects.exclude(deleted_at=None).count(),
-    }
+    live, trashed = Q(deleted_at=None), Q(deleted_at__isnull=False)
+    counts = (
+        Photo.objects.exclude(owner=None)
+        .values("owner")
+        .annotate(
+            live=Count("pk", filter=live),
+            live_generated=Count("pk", filter=live & Q(is_generated=True)),
+            trash=Count("pk", filter=trashed),
+        )
+    )
+    names = (PhotoTally.LIVE, PhotoTally.LIVE_GENERATED, PhotoTally.TRASH)
     with transaction.atomic():
-        for name, count in counts.items():
-            PhotoTally.objects.update_or_create(name=name, defaults={"count": count})
+        PhotoTally.objects.all().delete()
+        PhotoTally.objects.bulk_create(
+            PhotoTally(owner_id=row["owner"], name=name, count=row[name]) for row in counts for name in names
+        )

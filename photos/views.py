@@ -29,6 +29,7 @@ def _filters(request: HttpRequest) -> dict[str, str]:
 def gallery(request: HttpRequest) -> HttpResponse:
     filters = _filters(request)
     page = selectors.photo_list(
+        owner=request.user,
         generated=KINDS[filters["kind"]],
         sort=filters["sort"],
         limit=PAGE_SIZE,
@@ -45,7 +46,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def photo_detail(request: HttpRequest, pk) -> HttpResponse:
     """The lightbox body for htmx; the same content as a page of its own for a direct link."""
-    photo = selectors.photo_get(photo_id=pk, include_deleted=True)
+    photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
     template = "photos/photo.html"
     if request.htmx:
         template += "#lightbox-body"
@@ -55,14 +56,16 @@ def photo_detail(request: HttpRequest, pk) -> HttpResponse:
 @require_GET
 def photo_tile(request: HttpRequest, pk) -> HttpResponse:
     """One grid tile, for photos added by the upload script without reloading the grid."""
-    photo = selectors.photo_get(photo_id=pk)
+    photo = selectors.photo_get(photo_id=pk, owner=request.user)
     return render(request, "photos/gallery.html#photo-tile", {"photo": photo})
 
 
 @require_GET
 @vary_on_headers("HX-Request")
 def trash(request: HttpRequest) -> HttpResponse:
-    page = selectors.photo_list(deleted=True, limit=PAGE_SIZE, cursor=request.GET.get("cursor") or None)
+    page = selectors.photo_list(
+        owner=request.user, deleted=True, limit=PAGE_SIZE, cursor=request.GET.get("cursor") or None
+    )
     template = "photos/trash.html"
     if request.htmx and request.GET.get("cursor"):
         template += "#trash-page"
@@ -71,5 +74,5 @@ def trash(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def trash_empty(request: HttpRequest) -> HttpResponse:
-    services.trash_empty()
+    services.trash_empty(owner=request.user)
     return redirect("photos:trash")

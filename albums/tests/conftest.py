@@ -18,8 +18,8 @@ def photos(db):
 
 
 @pytest.fixture
-def album(db):
-    return services.album_create(name="Holiday")
+def album(user):
+    return services.album_create(owner=user, name="Holiday")
 
 
 def ids_in(album) -> list:

@@ -36,8 +36,8 @@ def test_create_refuses_a_taken_or_reserved_name(api, album):
         assert set(response.json()) == {"code", "message", "details"}
 
 
-def test_retrieve_update_delete(api, album, photos):
-    services.album_add_photos(album_id=album.pk, photo_ids=[photos[0].pk, photos[1].pk])
+def test_retrieve_update_delete(api, album, photos, user):
+    services.album_add_photos(owner=user, album_id=album.pk, photo_ids=[photos[0].pk, photos[1].pk])
     body = api.get(f"/api/albums/{album.pk}").json()
     assert body["photo_ids"] == [str(photos[0].pk), str(photos[1].pk)]
     assert body["cover_thumbnail_url"] == f"/api/photos/{photos[0].pk}/thumbnail"
@@ -87,15 +87,15 @@ def test_bad_photo_ids_are_400(api, album, body):
     assert response.json()["code"] == "invalid"
 
 
-def test_adding_a_trashed_photo_is_400(api, album, photos):
-    photo_services.photo_delete(photo_id=photos[0].pk)
+def test_adding_a_trashed_photo_is_400(api, album, photos, user):
+    photo_services.photo_delete(owner=user, photo_id=photos[0].pk)
     response = api.post(f"/api/albums/{album.pk}/photos/", {"photo_ids": [str(photos[0].pk)]}, format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "unknown_photos"
 
 
-def test_reorder(api, album, photos):
-    services.album_add_photos(album_id=album.pk, photo_ids=[p.pk for p in photos[:3]])
+def test_reorder(api, album, photos, user):
+    services.album_add_photos(owner=user, album_id=album.pk, photo_ids=[p.pk for p in photos[:3]])
     order = [str(photos[i].pk) for i in (2, 0, 1)]
     response = api.post(f"/api/albums/{album.pk}/reorder", {"photo_ids": order}, format="json")
     assert response.status_code == 200
@@ -106,10 +106,10 @@ def test_reorder(api, album, photos):
     assert stale.json()["code"] == "album_changed"
 
 
-def test_photo_list_by_album_in_album_order_with_cursor(api, album, photos):
-    services.album_add_photos(album_id=album.pk, photo_ids=[p.pk for p in photos])
+def test_photo_list_by_album_in_album_order_with_cursor(api, album, photos, user):
+    services.album_add_photos(owner=user, album_id=album.pk, photo_ids=[p.pk for p in photos])
     order = [photos[i].pk for i in (3, 0, 4, 1, 2)]
-    services.album_reorder(album_id=album.pk, photo_ids=order)
+    services.album_reorder(owner=user, album_id=album.pk, photo_ids=order)
 
     seen, cursor = [], ""
     while True:
@@ -124,8 +124,8 @@ def test_photo_list_by_album_in_album_order_with_cursor(api, album, photos):
     assert [item["id"] for item in body["items"]] == [str(pk) for pk in order[3:]]
 
 
-def test_photo_list_uncategorized_and_bad_album_ids(api, album, photos):
-    services.album_add_photos(album_id=album.pk, photo_ids=[photos[0].pk])
+def test_photo_list_uncategorized_and_bad_album_ids(api, album, photos, user):
+    services.album_add_photos(owner=user, album_id=album.pk, photo_ids=[photos[0].pk])
     body = api.get("/api/photos/?album_id=none").json()
     assert body["total"] == 4
     assert str(photos[0].pk) not in {item["id"] for item in body["items"]}
@@ -138,9 +138,9 @@ def test_photo_list_uncategorized_and_bad_album_ids(api, album, photos):
     assert response.json()["code"] == "invalid_cursor"
 
 
-def test_move(api, album, photos):
-    other = services.album_create(name="Other")
-    services.album_add_photos(album_id=album.pk, photo_ids=[photos[0].pk, photos[1].pk])
+def test_move(api, album, photos, user):
+    other = services.album_create(owner=user, name="Other")
+    services.album_add_photos(owner=user, album_id=album.pk, photo_ids=[photos[0].pk, photos[1].pk])
     body = {"photo_ids": [str(photos[0].pk)], "from_album_id": str(album.pk), "to_album_id": str(other.pk)}
     assert api.post("/api/albums/move/", body, format="json").status_code == 204
     assert (ids_in(album), ids_in(other)) == ([photos[1].pk], [photos[0].pk])
@@ -152,11 +152,11 @@ def test_move(api, album, photos):
     assert api.post("/api/albums/move/", bad, format="json").status_code == 400
 
 
-def test_album_list_query_count_does_not_grow(api, django_assert_num_queries):
+def test_album_list_query_count_does_not_grow(api, django_assert_num_queries, user):
     def fill(count):
         for _ in range(count):
-            album = services.album_create(name=f"A{uuid.uuid4().hex[:6]}")
-            services.album_add_photos(album_id=album.pk, photo_ids=[PhotoFactory().pk for _ in range(3)])
+            album = services.album_create(owner=user, name=f"A{uuid.uuid4().hex[:6]}")
+            services.album_add_photos(owner=user, album_id=album.pk, photo_ids=[PhotoFactory().pk for _ in range(3)])
 
     fill(2)
     with django_assert_num_queries(1):
@@ -166,11 +166,11 @@ def test_album_list_query_count_does_not_grow(api, django_assert_num_queries):
         assert len(api.get("/api/albums/").json()) == 12
 
 
-def test_album_detail_query_count_does_not_grow(api, album, django_assert_num_queries):
-    services.album_add_photos(album_id=album.pk, photo_ids=[PhotoFactory().pk for _ in range(2)])
+def test_album_detail_query_count_does_not_grow(api, album, django_assert_num_queries, user):
+    services.album_add_photos(owner=user, album_id=album.pk, photo_ids=[PhotoFactory().pk for _ in range(2)])
     with django_assert_num_queries(2):  # the album (count and cover annotated) + its photo ids
         api.get(f"/api/albums/{album.pk}/")
-    services.album_add_photos(album_id=album.pk, photo_ids=[PhotoFactory().pk for _ in range(40)])
+    services.album_add_photos(owner=user, album_id=album.pk, photo_ids=[PhotoFactory().pk for _ in range(40)])
     with django_assert_num_queries(2):
         assert len(api.get(f"/api/albums/{album.pk}/").json()["photo_ids"]) == 42
 
@@ -238,9 +238,9 @@ def test_sharing_something_missing_is_404(api):
     assert api.post(f"/api/photos/{uuid.uuid4()}/shares/", {}, format="json").status_code == 404
 
 
-def test_list_filters_and_revoke(api, album, photos):
-    album_link = services.share_link_create(album_id=album.pk).link
-    photo_link = services.share_link_create(photo_id=photos[0].pk).link
+def test_list_filters_and_revoke(api, album, photos, user):
+    album_link = services.share_link_create(owner=user, album_id=album.pk).link
+    photo_link = services.share_link_create(owner=user, photo_id=photos[0].pk).link
     assert {s["id"] for s in api.get(f"/api/shares/?album_id={album.pk}").json()} == {str(album_link.pk)}
     assert {s["id"] for s in api.get(f"/api/shares/?photo_id={photos[0].pk}").json()} == {str(photo_link.pk)}
 
@@ -252,13 +252,13 @@ def test_list_filters_and_revoke(api, album, photos):
     assert api.delete(f"/api/shares/{uuid.uuid4()}/").status_code == 404
 
 
-def test_share_list_query_count_does_not_grow(api, album, django_assert_num_queries):
-    services.share_link_create(album_id=album.pk)
+def test_share_list_query_count_does_not_grow(api, album, django_assert_num_queries, user):
+    services.share_link_create(owner=user, album_id=album.pk)
     with django_assert_num_queries(1):
         api.get("/api/shares/")
     for _ in range(5):
-        services.share_link_create(photo_id=PhotoFactory().pk)
-        services.share_link_create(album_id=album.pk)
+        services.share_link_create(owner=user, photo_id=PhotoFactory().pk)
+        services.share_link_create(owner=user, album_id=album.pk)
     with django_assert_num_queries(1):
         assert len(api.get("/api/shares/").json()) == 11
 

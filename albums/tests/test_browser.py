@@ -100,14 +100,14 @@ def test_album_reorder_share_open_anonymously_revoke(logged_in_page, live_server
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_a_password_link_opens_in_a_browser(browser, live_server, upload, viewport):
+def test_a_password_link_opens_in_a_browser(browser, live_server, upload, viewport, user):
     """The visitor types a wrong password, then the right one, pressing Enter each time, as people do."""
     from albums import services
 
-    album = services.album_create(name="Wedding")
+    album = services.album_create(owner=user, name="Wedding")
     photos = [upload(f"w{i}.jpg", image_bytes(color=(50 * i, 90, 160))) for i in range(3)]
-    services.album_add_photos(album_id=album.pk, photo_ids=[p.pk for p in photos])
-    token = services.share_link_create(album_id=album.pk, password="open sesame", allow_download=True).token
+    services.album_add_photos(owner=user, album_id=album.pk, photo_ids=[p.pk for p in photos])
+    token = services.share_link_create(owner=user, album_id=album.pk, password="open sesame", allow_download=True).token
     name = "desktop" if viewport is DESKTOP else "phone"
 
     context = browser.new_context(viewport=viewport)

@@ -52,7 +52,8 @@ def race(work: Callable[[], bool]) -> int:
 
 
 def link(**settings) -> ShareLink:
-    return services.share_link_create(photo_id=PhotoFactory().pk, **settings).link
+    photo = PhotoFactory()
+    return services.share_link_create(owner=photo.owner, photo_id=photo.pk, **settings).link
 
 
 def test_no_view_is_lost():
@@ -74,7 +75,8 @@ def test_downloads_stop_exactly_at_the_limit():
 
 
 def test_concurrent_page_loads_are_each_counted():
-    shared = services.share_link_create(photo_id=PhotoFactory().pk, max_views=50)
+    photo = PhotoFactory()
+    shared = services.share_link_create(owner=photo.owner, photo_id=photo.pk, max_views=50)
     url = f"/s/{shared.token}/"
 
     def load() -> bool:

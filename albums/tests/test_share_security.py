@@ -50,17 +50,17 @@ def urls(token: str, photo_id) -> list[str]:
 
 
 @pytest.fixture
-def shared(upload):
+def shared(upload, user):
     """An album of three photos (one generated, with a prompt), a photo outside it, a link to the album."""
-    album = services.album_create(name="Trip")
+    album = services.album_create(owner=user, name="Trip")
     inside = [upload(f"in{i}.jpg", image_bytes(color=(40 * i, 90, 90))) for i in range(2)]
     generated = upload("gen.png", image_bytes("PNG"))
     generated.is_generated, generated.generation_prompt = True, "a secret prompt about a lighthouse"
     generated.save()
     inside.append(generated)
     outside = upload("outside.jpg", image_bytes(color=(1, 2, 3)))
-    services.album_add_photos(album_id=album.pk, photo_ids=[p.pk for p in inside])
-    created = services.share_link_create(album_id=album.pk, allow_download=True)
+    services.album_add_photos(owner=user, album_id=album.pk, photo_ids=[p.pk for p in inside])
+    created = services.share_link_create(owner=user, album_id=album.pk, allow_download=True)
     return {
         "album": album,
         "inside": inside,
@@ -71,7 +71,7 @@ def shared(upload):
 
 
 def make_link(shared, **settings) -> tuple[ShareLink, str]:
-    created = services.share_link_create(album_id=shared["album"].pk, **settings)
+    created = services.share_link_create(owner=shared["album"].owner, album_id=shared["album"].pk, **settings)
     return created.link, created.token
 
 
@@ -134,7 +134,7 @@ def test_a_display_image_not_made_yet_is_made_for_the_visitor(client, shared):
 
 def _revoked(shared):
     link, token = make_link(shared)
-    services.share_link_revoke(link_id=link.pk)
+    services.share_link_revoke(owner=link.owner, link_id=link.pk)
     return token
 
 
@@ -193,14 +193,14 @@ def test_a_dead_link_shows_a_visitor_no_way_into_the_app(client, shared, not_fou
         assert_not_found(client.get(url), not_found_body)
 
 
-def test_revoking_closes_every_url_already_handed_out_at_once(client, shared):
+def test_revoking_closes_every_url_already_handed_out_at_once(client, shared, user):
     photo = shared["inside"][1]
     assert client.get(f"/s/{shared['token']}/").status_code == 200
     copied = urls(shared["token"], photo.pk)[1:]
     for url in copied:
         body_of(client.get(url))
 
-    services.share_link_revoke(link_id=shared["link"].pk)
+    services.share_link_revoke(owner=user, link_id=shared["link"].pk)
     for viewer in (client, Client()):
         for url in urls(shared["token"], photo.pk):
             assert_not_found(viewer.get(url))
@@ -213,9 +213,9 @@ def test_a_photo_outside_the_album_is_not_reachable(client, shared, not_found_bo
         assert_not_found(client.get(url, headers={"HX-Request": "true"}), not_found_body)
 
 
-def test_a_photo_link_shares_that_photo_only(client, shared):
+def test_a_photo_link_shares_that_photo_only(client, shared, user):
     photo, other = shared["outside"], shared["inside"][0]
-    token = services.share_link_create(photo_id=photo.pk).token
+    token = services.share_link_create(owner=user, photo_id=photo.pk).token
     page = client.get(f"/s/{token}/")
     assert page.status_code == 200
     assert f"/s/{token}/photos/{photo.pk}/display".encode() in page.content
@@ -227,29 +227,29 @@ def test_a_photo_link_shares_that_photo_only(client, shared):
     assert_not_found(client.get(f"/s/{token}/photos/{photo.pk}/file"))
 
 
-def test_trashed_photos_vanish_from_the_share_and_come_back(client, shared):
+def test_trashed_photos_vanish_from_the_share_and_come_back(client, shared, user):
     photo = shared["inside"][0]
-    photo_services.photo_delete(photo_id=photo.pk)
+    photo_services.photo_delete(owner=user, photo_id=photo.pk)
     page = client.get(f"/s/{shared['token']}/").content.decode()
     assert str(photo.pk) not in page
     for url in urls(shared["token"], photo.pk)[1:]:
         assert_not_found(client.get(url))
 
-    photo_services.photo_restore(photo_id=photo.pk)
+    photo_services.photo_restore(owner=user, photo_id=photo.pk)
     assert str(photo.pk) in client.get(f"/s/{shared['token']}/").content.decode()
 
 
-def test_a_link_to_a_trashed_photo_pauses(client, shared):
+def test_a_link_to_a_trashed_photo_pauses(client, shared, user):
     photo = shared["outside"]
-    token = services.share_link_create(photo_id=photo.pk).token
-    photo_services.photo_delete(photo_id=photo.pk)
+    token = services.share_link_create(owner=user, photo_id=photo.pk).token
+    photo_services.photo_delete(owner=user, photo_id=photo.pk)
     assert_not_found(client.get(f"/s/{token}/"))
-    photo_services.photo_restore(photo_id=photo.pk)
+    photo_services.photo_restore(owner=user, photo_id=photo.pk)
     assert client.get(f"/s/{token}/").status_code == 200
 
 
-def test_deleting_the_album_ends_its_links(client, shared):
-    services.album_delete(album_id=shared["album"].pk)
+def test_deleting_the_album_ends_its_links(client, shared, user):
+    services.album_delete(owner=user, album_id=shared["album"].pk)
     assert_not_found(client.get(f"/s/{shared['token']}/"))
     assert not ShareLink.objects.exists()
 
@@ -280,22 +280,22 @@ def test_generation_details_only_when_the_owner_allows_them(client, shared):
         assert "/api/" not in fragment.content.decode()
 
 
-def test_images_are_revalidated_so_revocation_reaches_caches(client, shared):
+def test_images_are_revalidated_so_revocation_reaches_caches(client, shared, user):
     photo = shared["inside"][0]
     response = client.get(f"/s/{shared['token']}/photos/{photo.pk}/thumbnail")
     body_of(response)
     assert response["Cache-Control"] == "private, no-cache"
     again = client.get(f"/s/{shared['token']}/photos/{photo.pk}/thumbnail", HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304
-    services.share_link_revoke(link_id=shared["link"].pk)
+    services.share_link_revoke(owner=user, link_id=shared["link"].pk)
     revalidated = client.get(f"/s/{shared['token']}/photos/{photo.pk}/thumbnail", HTTP_IF_NONE_MATCH=response["ETag"])
     assert revalidated.status_code == 404
 
 
 @pytest.mark.parametrize(("fmt", "name"), [("JPEG", "gps.jpg"), ("PNG", "gps.png"), ("WEBP", "gps.webp")])
-def test_nothing_served_carries_the_location(client, api, shared, upload, fmt, name):
+def test_nothing_served_carries_the_location(client, api, shared, upload, fmt, name, user):
     photo = upload(name, with_gps(fmt))
-    services.album_add_photos(album_id=shared["album"].pk, photo_ids=[photo.pk])
+    services.album_add_photos(owner=user, album_id=shared["album"].pk, photo_ids=[photo.pk])
     for variant in VARIANTS:
         response = client.get(f"/s/{shared['token']}/photos/{photo.pk}/{variant}")
         assert response.status_code == 200, variant
@@ -321,7 +321,7 @@ def test_a_shared_original_carries_generation_details_only_when_the_owner_shows_
     photo = upload("my-secret-lighthouse-prompt.png", invokeai_png())
     photo.is_generated, photo.generation_prompt = True, SECRET_PROMPT
     photo.save()
-    services.album_add_photos(album_id=shared["album"].pk, photo_ids=[photo.pk])
+    services.album_add_photos(owner=shared["album"].owner, album_id=shared["album"].pk, photo_ids=[photo.pk])
     chunks = {b"invokeai_metadata", b"invokeai_graph", b"parameters", b"prompt", b"workflow"}
 
     hidden = _served(client, make_link(shared, allow_download=True)[1], photo)
@@ -341,7 +341,7 @@ def test_a_shared_original_carries_no_location_from_other_tools(client, shared, 
     png = upload("converted.png", imagemagick_png_with_gps())
     motion, jpeg = motion_photo()
     video = upload("PXL_20240601_motion.jpg", motion)
-    services.album_add_photos(album_id=shared["album"].pk, photo_ids=[png.pk, video.pk])
+    services.album_add_photos(owner=shared["album"].owner, album_id=shared["album"].pk, photo_ids=[png.pk, video.pk])
 
     served_png = _served(client, token, png)
     assert not [k for _, k in png_chunk_keywords(served_png) if k.lower().startswith((b"exif:gps", b"raw profile"))]
@@ -353,12 +353,12 @@ def test_a_shared_original_carries_no_location_from_other_tools(client, shared, 
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
-def test_an_original_whose_location_cannot_be_removed_is_not_sent(client, shared, upload):
+def test_an_original_whose_location_cannot_be_removed_is_not_sent(client, shared, upload, user):
     data = bytearray(with_gps("JPEG"))
     start = data.index(b"Exif\x00\x00") + 6
     data[start + 4 : start + 8] = b"\xff\xff\xff\x00"
     photo = upload("odd.jpg", bytes(data))
-    services.album_add_photos(album_id=shared["album"].pk, photo_ids=[photo.pk])
+    services.album_add_photos(owner=user, album_id=shared["album"].pk, photo_ids=[photo.pk])
     assert_not_found(client.get(f"/s/{shared['token']}/photos/{photo.pk}/file"))
     assert ShareLink.objects.get(pk=shared["link"].pk).download_count == 0
 
@@ -573,8 +573,8 @@ def test_the_client_address_behind_a_trusted_proxy(settings):
 # --- Tokens ---
 
 
-def test_tokens_are_long_random_and_stored_only_as_a_hash(shared):
-    tokens = {services.share_link_create(album_id=shared["album"].pk).token for _ in range(20)}
+def test_tokens_are_long_random_and_stored_only_as_a_hash(shared, user):
+    tokens = {services.share_link_create(owner=user, album_id=shared["album"].pk).token for _ in range(20)}
     assert len(tokens) == 20
     assert all(len(token) >= 43 and re.fullmatch(r"[A-Za-z0-9_-]+", token) for token in tokens)
     stored = set(ShareLink.objects.values_list("token_hash", flat=True))

@@ -21,14 +21,14 @@ def app_objects(user, use_fake_invokeai, settings, monkeypatch) -> dict:
     settings.MODEL_DEFINITIONS = {}
     models_cache.models_refresh()
     data = image_bytes("PNG", (120, 120))
-    photo = photo_services.photo_create(file=io.BytesIO(data), filename="a.png", size=len(data)).photo
-    album = album_services.album_create(name="Trip")
-    album_services.album_add_photos(album_id=album.pk, photo_ids=[photo.pk])
-    share = album_services.share_link_create(album_id=album.pk, password="hunter22")
+    photo = photo_services.photo_create(owner=user, file=io.BytesIO(data), filename="a.png", size=len(data)).photo
+    album = album_services.album_create(owner=user, name="Trip")
+    album_services.album_add_photos(album_id=album.pk, owner=user, photo_ids=[photo.pk])
+    share = album_services.share_link_create(owner=user, album_id=album.pk, password="hunter22")
     model = CachedModel.objects.get(name="tiny-sd1")
-    session = generation_services.session_create()
+    session = generation_services.session_create(owner=user)
     request = generation_services.StepRequest(prompt="a cat", model_key=model.key, width=64, height=64, steps=2)
-    step = generation_services.step_create(session_id=session.pk, request=request)
+    step = generation_services.step_create(session_id=session.pk, owner=user, request=request)
     # The follower's pauses move the fake's clock, so the step finishes without waiting.
     monkeypatch.setattr(follower, "_sleep", use_fake_invokeai.clock.advance)
     follower.step_follow(step_id=step.pk)

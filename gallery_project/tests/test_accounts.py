@@ -4,6 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from photos.models import Photo
+
 pytestmark = pytest.mark.django_db
 
 
@@ -55,3 +57,27 @@ def test_ensure_superuser_without_variables_does_nothing(monkeypatch):
     monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD", raising=False)
     call_command("ensure_superuser")
     assert not get_user_model().objects.exists()
+
+
+def test_rows_without_an_owner_go_to_the_first_account_however_it_was_made(monkeypatch):
+    from albums.models import Album
+    from photos.tests.factories import PhotoFactory
+
+    photo = PhotoFactory.build(owner=None)
+    photo.save()
+    album = Album.objects.create(name="From before")
+    monkeypatch.delenv("DJANGO_SUPERUSER_USERNAME", raising=False)
+    call_command("ensure_superuser")
+    assert Photo.objects.get().owner is None, "no account yet: they wait"
+
+    admin = get_user_model().objects.create_superuser(username="made-by-createsuperuser", password="x-long-pass")
+    call_command("ensure_superuser")
+    photo.refresh_from_db()
+    album.refresh_from_db()
+    assert photo.owner == admin and album.owner == admin
+
+
+def test_the_test_clients_login_still_works(client, user):
+    """Logins limits apply to requests; authenticate() without one (scripts, client.login) is not refused."""
+    assert client.login(username="owner", password="correct horse battery")
+    assert client.get("/").status_code == 200

@@ -13,7 +13,7 @@ import schemathesis
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from schemathesis import GenerationMode
 
 from backends import pods
@@ -47,7 +47,7 @@ def _operations() -> list[tuple[str, str]]:
 def fuzzed(live_server, user, app_objects, monkeypatch):
     """The schema as the live server serves it, and the headers to call it with."""
     monkeypatch.setattr(pods.common, "runpod_adapter", FakeRunPod)
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    headers = {"Authorization": f"Token {AuthToken.objects.create(user)[1]}"}
     url = f"{live_server.url}/api/schema/"
     if url not in _schemas:
         _schemas[url] = schemathesis.openapi.from_url(url, headers=headers)

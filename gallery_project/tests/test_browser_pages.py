@@ -50,14 +50,14 @@ def site(user, upload, invokeai, sd1, session, follow):  # noqa: F811
         upload(f"holiday-{i}.jpg", image_bytes("JPEG", size, color=(40 * i, 120, 200 - 40 * i)))
         for i, size in enumerate([(1600, 1000), (800, 1200), (1200, 1200), (2400, 900)])
     ]
-    step = generation_services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=2))
+    step = generation_services.step_create(session_id=session.pk, owner=user, request=step_request(sd1, batch_size=2))
     follow(step.pk)
-    album = album_services.album_create(name="Summer by the sea", description="Two weeks on the coast.")
-    album_services.album_add_photos(album_id=album.pk, photo_ids=[p.pk for p in photos[:3]])
-    shared = album_services.share_link_create(album_id=album.pk, allow_download=True)
-    locked = album_services.share_link_create(photo_id=photos[0].pk, password="open sesame")
+    album = album_services.album_create(owner=user, name="Summer by the sea", description="Two weeks on the coast.")
+    album_services.album_add_photos(album_id=album.pk, owner=user, photo_ids=[p.pk for p in photos[:3]])
+    shared = album_services.share_link_create(owner=user, album_id=album.pk, allow_download=True)
+    locked = album_services.share_link_create(owner=user, photo_id=photos[0].pk, password="open sesame")
     trashed = upload("old.jpg", image_bytes("JPEG", (900, 600), color=(90, 90, 90)))
-    photo_services.photo_delete(photo_id=trashed.pk)
+    photo_services.photo_delete(photo_id=trashed.pk, owner=user)
     return {
         "generated": step.alternatives.first().photo,
         "trashed": trashed,

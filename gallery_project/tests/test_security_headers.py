@@ -32,7 +32,7 @@ def assert_strict(response) -> dict[str, list[str]]:
 
 def test_every_kind_of_page_sends_the_policy(owner_client, client, user):
     photo = PhotoFactory()
-    token = album_services.share_link_create(photo_id=photo.pk).token
+    token = album_services.share_link_create(owner=photo.owner, photo_id=photo.pk).token
     for url in ["/", f"/photos/{photo.pk}/", "/trash/", "/albums/", "/shares/", "/studio/", "/backend/", "/admin/"]:
         response = owner_client.get(url)
         assert response.status_code == 200, url

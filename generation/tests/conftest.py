@@ -29,8 +29,8 @@ def sd1(invokeai) -> CachedModel:
 
 
 @pytest.fixture
-def session(db):
-    return services.session_create()
+def session(user):
+    return services.session_create(owner=user)
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def step_request(model: CachedModel, **overrides) -> services.StepRequest:
 
 
 @pytest.fixture
-def gallery_photo(db):
+def gallery_photo(user):
     def make(size=(640, 480), fmt="PNG", color=(30, 140, 60), plain=False):
         if plain:
             buffer = io.BytesIO()
@@ -75,6 +75,6 @@ def gallery_photo(db):
         else:
             data = image_bytes(fmt, size, color=color)
         name = f"source.{'png' if fmt == 'PNG' else 'jpg'}"
-        return photo_services.photo_create(file=io.BytesIO(data), filename=name, size=len(data)).photo
+        return photo_services.photo_create(owner=user, file=io.BytesIO(data), filename=name, size=len(data)).photo
 
     return make

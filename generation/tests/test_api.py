@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from rest_framework.test import APIClient
 
 from generation.models import GenerationSession, GenerationStep
 from photos.models import Photo
+from testing.accounts import other_account
 
 from .conftest import PROMPT
 
@@ -183,6 +185,25 @@ def test_cyberimage_generate_status_image_and_queue(api, invokeai, sd1, follow):
     assert b"".join(image.streaming_content).startswith(b"\x89PNG")
     assert image.status_code == 200 and image["Content-Type"] == "image/png"
     assert api.get("/api/queue/").json()["jobs"] == []
+
+
+def test_a_scripts_images_belong_to_its_account_and_nobody_else_sees_them(api, invokeai, sd1, follow):
+    guest = other_account()
+    guest_api = APIClient()
+    guest_api.force_authenticate(guest)
+    body = {"prompt": "a guest's lighthouse", "model": "tiny-sd1", "settings": {"num_images": 2, "width": 64}}
+    job = guest_api.post("/api/generate", body, format="json").json()["job_id"]
+    follow(int(job))
+    images = guest_api.get(f"/api/status/{job}").json()["images"]
+    assert len(images) == 2
+    assert set(Photo.objects.filter(pk__in=[image["id"] for image in images]).values_list("owner", flat=True)) == {
+        guest.pk
+    }
+    # The owner's script sees neither the job, its images nor its prompt in the queue.
+    assert api.get(f"/api/status/{job}").status_code == 404
+    assert api.get(images[0]["url"]).status_code == 404
+    assert api.get("/api/photos/").json()["total"] == 0
+    assert guest_api.get("/api/photos/?generated=true").json()["total"] == 2
 
 
 def test_cyberimage_errors(api, invokeai, sd1):

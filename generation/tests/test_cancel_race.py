@@ -78,9 +78,11 @@ def batch_items(invokeai, batch_id: str) -> list[str]:
 
 
 @pytest.fixture
-def create(invokeai, sd1, session, enqueued):
+def create(invokeai, sd1, session, enqueued, user):
     def start(**overrides) -> Concurrent:
-        thread = Concurrent(lambda: services.step_create(session_id=session.pk, request=step_request(sd1, **overrides)))
+        thread = Concurrent(
+            lambda: services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, **overrides))
+        )
         thread.start()
         return thread
 
@@ -92,13 +94,13 @@ def create(invokeai, sd1, session, enqueued):
     [r"^/api/v2/models/i/", r"^/api/v1/images/upload$"],
     ids=["while-checking-the-model", "while-uploading-the-init-photo"],
 )
-def test_a_cancel_before_the_batch_is_sent_sends_nothing(invokeai, create, gallery_photo, held):
+def test_a_cancel_before_the_batch_is_sent_sends_nothing(invokeai, create, gallery_photo, held, user):
     photo = gallery_photo()
     hold = invokeai.hold_requests(held)
     creating = create(mode="img2img", init_photo_id=photo.pk)
     hold.wait_reached()
 
-    cancelling = services.step_cancel(step_id=pending_step().pk)
+    cancelling = services.step_cancel(owner=user, step_id=pending_step().pk)
     assert (cancelling.status, cancelling.cancel_requested_at is not None) == (Status.PENDING, True)
     hold.release()
 
@@ -109,12 +111,12 @@ def test_a_cancel_before_the_batch_is_sent_sends_nothing(invokeai, create, galle
 
 
 @pytest.mark.parametrize("after", [False, True], ids=["before-invokeai-takes-it", "before-its-answer-arrives"])
-def test_a_cancel_while_the_batch_is_being_enqueued_cancels_it_on_invokeai(invokeai, create, after):
+def test_a_cancel_while_the_batch_is_being_enqueued_cancels_it_on_invokeai(invokeai, create, after, user):
     hold = invokeai.hold_requests(ENQUEUE, after=after)
     creating = create()
     hold.wait_reached()
 
-    cancelling = services.step_cancel(step_id=pending_step().pk)
+    cancelling = services.step_cancel(owner=user, step_id=pending_step().pk)
     assert (cancelling.status, cancelling.cancel_requested_at is not None) == (Status.PENDING, True)
     hold.release()
 
@@ -124,7 +126,7 @@ def test_a_cancel_while_the_batch_is_being_enqueued_cancels_it_on_invokeai(invok
     assert batch_items(invokeai, step.batch_id) == ["canceled"] * 4
 
 
-def test_a_cancel_between_running_and_the_enqueuer_s_last_look(invokeai, create, monkeypatch):
+def test_a_cancel_between_running_and_the_enqueuer_s_last_look(invokeai, create, monkeypatch, user):
     """The step is RUNNING already: the cancel cancels the batch itself; the enqueuer finds nothing left to do."""
     marked, go_on = threading.Event(), threading.Event()
     mark_used = models_cache.model_mark_used
@@ -140,7 +142,7 @@ def test_a_cancel_between_running_and_the_enqueuer_s_last_look(invokeai, create,
 
     running = GenerationStep.objects.get()
     assert running.status == Status.RUNNING
-    assert services.step_cancel(step_id=running.pk).status == Status.CANCELLED
+    assert services.step_cancel(owner=user, step_id=running.pk).status == Status.CANCELLED
     go_on.set()
 
     step = creating.outcome()
@@ -148,20 +150,20 @@ def test_a_cancel_between_running_and_the_enqueuer_s_last_look(invokeai, create,
     assert left_running(invokeai, step.batch_id) == []
 
 
-def test_a_cancel_after_the_step_was_created(invokeai, sd1, session, enqueued):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
-    assert services.step_cancel(step_id=step.pk).status == Status.CANCELLED
+def test_a_cancel_after_the_step_was_created(invokeai, sd1, session, enqueued, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
+    assert services.step_cancel(owner=user, step_id=step.pk).status == Status.CANCELLED
     assert left_running(invokeai, step.batch_id) == []
 
 
-def test_a_cancel_while_invokeai_fails_to_answer_the_enqueue(invokeai, create, settings):
+def test_a_cancel_while_invokeai_fails_to_answer_the_enqueue(invokeai, create, settings, user):
     """InvokeAI took the batch but answered too late: the batch is cancelled there and the step ends cancelled,
     because the cancel came first; the creating request answers with it rather than with the timeout."""
     settings.INVOKEAI_READ_TIMEOUT = 1
     hold = invokeai.hold_requests(ENQUEUE, after=True)
     creating = create()
     hold.wait_reached()
-    services.step_cancel(step_id=pending_step().pk)
+    services.step_cancel(owner=user, step_id=pending_step().pk)
 
     step = creating.outcome()
     hold.release()
@@ -169,34 +171,34 @@ def test_a_cancel_while_invokeai_fails_to_answer_the_enqueue(invokeai, create, s
     assert batch_items(invokeai, step.batch_id) == ["canceled"] * 4
 
 
-def test_an_enqueue_answered_too_late_is_failed_and_its_batch_cancelled(invokeai, sd1, session, settings):
+def test_an_enqueue_answered_too_late_is_failed_and_its_batch_cancelled(invokeai, sd1, session, settings, user):
     """No cancel at all: the timeout is the answer, and the batch InvokeAI took anyway does not run unseen."""
     settings.INVOKEAI_READ_TIMEOUT = 1
     hold = invokeai.hold_requests(ENQUEUE, after=True)
     with pytest.raises(InvokeAIConnectionError, match="did not answer"):
-        services.step_create(session_id=session.pk, request=step_request(sd1))
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     hold.release()
     step = GenerationStep.objects.get()
     assert step.status == Status.FAILED and "did not answer" in step.error_message
     assert batch_items(invokeai, step.batch_id) == ["canceled"] * 4
 
 
-def test_a_cancel_racing_the_sweep_of_interrupted_steps_keeps_cancelled(invokeai, sd1, session, enqueued):
+def test_a_cancel_racing_the_sweep_of_interrupted_steps_keeps_cancelled(invokeai, sd1, session, enqueued, user):
     """A step left PENDING by a crash, with a cancel asked for, ends cancelled (not failed) when swept."""
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     GenerationStep.objects.filter(pk=step.pk).update(status=Status.PENDING, item_ids=[])
-    services.step_cancel(step_id=step.pk)
+    services.step_cancel(owner=user, step_id=step.pk)
     assert follower.steps_resume(now=timezone.now() + timedelta(minutes=10)) == 1
     step.refresh_from_db()
     assert (step.status, step.error_message) == (Status.CANCELLED, lifecycle.CANCELLED_UNSENT)
     assert left_running(invokeai, step.batch_id) == []
 
 
-def test_a_finished_step_has_nothing_to_cancel(invokeai, sd1, session, enqueued):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
-    services.step_cancel(step_id=step.pk)
+def test_a_finished_step_has_nothing_to_cancel(invokeai, sd1, session, enqueued, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
+    services.step_cancel(owner=user, step_id=step.pk)
     with pytest.raises(Conflict, match="nothing to cancel"):
-        services.step_cancel(step_id=step.pk)
+        services.step_cancel(owner=user, step_id=step.pk)
 
 
 # --- the same races as real concurrent HTTP requests to the running server ---

@@ -28,8 +28,8 @@ def alternatives(step: GenerationStep) -> list[StepAlternative]:
     return list(StepAlternative.objects.filter(step=step).select_related("photo").order_by("index"))
 
 
-def test_a_four_image_step_end_to_end(invokeai, sd1, session, follow):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, seed=1234))
+def test_a_four_image_step_end_to_end(invokeai, sd1, session, follow, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, seed=1234))
     assert step.status == Status.RUNNING
     assert len(step.item_ids) == 4 and step.batch_id and step.backend_url == invokeai.url
     assert step.position == 1 and step.parameters["seed"] == 1234
@@ -57,8 +57,8 @@ def test_a_four_image_step_end_to_end(invokeai, sd1, session, follow):
     assert session.title == PROMPT
 
 
-def test_each_image_is_stored_as_soon_as_its_item_completes(invokeai, sd1, session):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_each_image_is_stored_as_soon_as_its_item_completes(invokeai, sd1, session, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     invokeai.clock.advance(1.2)
     assert follower.step_poll(step_id=step.pk).finished is False
     step.refresh_from_db()
@@ -70,9 +70,9 @@ def test_each_image_is_stored_as_soon_as_its_item_completes(invokeai, sd1, sessi
     assert [path for _, path in invokeai.requests if "items_by_ids" in path] == []
 
 
-def test_two_of_four_items_fail(invokeai, sd1, session, follow):
+def test_two_of_four_items_fail(invokeai, sd1, session, follow, user):
     invokeai.fail_items(2, error_type="RuntimeError", error_message="CUDA out of memory")
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     follow(step.pk)
     step.refresh_from_db()
     assert (step.status, step.images_retrieved, step.images_failed) == (Status.COMPLETED, 2, 2)
@@ -82,9 +82,9 @@ def test_two_of_four_items_fail(invokeai, sd1, session, follow):
     assert Photo.objects.count() == 2
 
 
-def test_a_step_whose_items_all_fail_is_failed(invokeai, sd1, session, follow):
+def test_a_step_whose_items_all_fail_is_failed(invokeai, sd1, session, follow, user):
     invokeai.fail_items(4)
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     follow(step.pk)
     step.refresh_from_db()
     assert (step.status, step.images_failed) == (Status.FAILED, 4)
@@ -92,10 +92,10 @@ def test_a_step_whose_items_all_fail_is_failed(invokeai, sd1, session, follow):
     assert not Photo.objects.exists()
 
 
-def test_a_failed_download_is_retried_with_backoff(invokeai, sd1, session, follow, settings):
+def test_a_failed_download_is_retried_with_backoff(invokeai, sd1, session, follow, settings, user):
     settings.RETRIEVAL_RETRY_BACKOFF = 30
     invokeai.fail_requests(r"^/api/v1/images/i/.+/full$", status=404, times=1)
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     follow(step.pk)
     step.refresh_from_db()
     assert (step.status, step.images_retrieved, step.images_failed) == (Status.COMPLETED, 3, 0)
@@ -114,10 +114,10 @@ def test_a_failed_download_is_retried_with_backoff(invokeai, sd1, session, follo
     assert step.images_retrieved == 4
 
 
-def test_after_the_last_attempt_a_download_waits_for_the_retry_button(invokeai, sd1, session, follow, settings):
+def test_after_the_last_attempt_a_download_waits_for_the_retry_button(invokeai, sd1, session, follow, settings, user):
     settings.RETRIEVAL_MAX_ATTEMPTS = 2
     invokeai.fail_requests(r"^/api/v1/images/i/.+/full$", status=404, times=2)
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=1))
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=1))
     follow(step.pk)
     [photo] = Photo.objects.all()
     later = timezone.now() + timedelta(hours=1)
@@ -127,17 +127,17 @@ def test_after_the_last_attempt_a_download_waits_for_the_retry_button(invokeai, 
     assert retrieval.next_retry_at(photo) is None
     assert retrieval.retrievals_retry_due(now=later + timedelta(hours=1)) == 0
 
-    retried = retrieval.photo_retrieval_retry(photo_id=photo.pk)
+    retried = retrieval.photo_retrieval_retry(owner=user, photo_id=photo.pk)
     assert (retried.retrieval_status, retried.retrieval_attempts) == ("completed", 1)
     step.refresh_from_db()
     assert step.images_retrieved == 1
 
 
-def test_cancel_mid_batch_keeps_the_finished_images(invokeai, sd1, session):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_cancel_mid_batch_keeps_the_finished_images(invokeai, sd1, session, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     invokeai.clock.advance(1.5)  # the first image is done, the second is being made
 
-    cancelled = services.step_cancel(step_id=step.pk)
+    cancelled = services.step_cancel(owner=user, step_id=step.pk)
 
     assert (cancelled.status, cancelled.images_retrieved, cancelled.images_failed) == (Status.CANCELLED, 1, 0)
     assert cancelled.error_message == "Cancelled after 1 of 4 images."
@@ -146,10 +146,10 @@ def test_cancel_mid_batch_keeps_the_finished_images(invokeai, sd1, session):
     assert Photo.objects.filter(retrieval_status="completed").count() == 1
 
 
-def test_invokeai_down_at_enqueue_fails_the_step_with_a_clear_error(invokeai, sd1, session, enqueued):
+def test_invokeai_down_at_enqueue_fails_the_step_with_a_clear_error(invokeai, sd1, session, enqueued, user):
     invokeai.refuse_connections()
     with pytest.raises(InvokeAIConnectionError, match=f"InvokeAI at {invokeai.url} is not answering") as caught:
-        services.step_create(session_id=session.pk, request=step_request(sd1))
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     assert caught.value.status == 503
     [step] = GenerationStep.objects.all()
     assert step.status == Status.FAILED and "is not answering" in step.error_message
@@ -157,8 +157,8 @@ def test_invokeai_down_at_enqueue_fails_the_step_with_a_clear_error(invokeai, sd
     assert not Photo.objects.exists() and enqueued == []
 
 
-def test_invokeai_restart_mid_batch_reports_what_it_cancelled_and_lost(invokeai, sd1, session, follow):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_invokeai_restart_mid_batch_reports_what_it_cancelled_and_lost(invokeai, sd1, session, follow, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     invokeai.clock.advance(1.5)
     follower.step_poll(step_id=step.pk)
     invokeai.refuse_connections()
@@ -180,8 +180,8 @@ def test_invokeai_restart_mid_batch_reports_what_it_cancelled_and_lost(invokeai,
     assert "2 of 4 images failed" in step.error_message
 
 
-def test_a_worker_restart_mid_step_resumes_without_duplicates(invokeai, sd1, session, follow, enqueued):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_a_worker_restart_mid_step_resumes_without_duplicates(invokeai, sd1, session, follow, enqueued, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     # A follower took the step, stored two images, and its worker died holding the lease.
     assert follower._lease_take(step.pk, "dead-worker")
     invokeai.clock.advance(2.5)
@@ -202,24 +202,24 @@ def test_a_worker_restart_mid_step_resumes_without_duplicates(invokeai, sd1, ses
     assert Photo.objects.count() == 4 and StepAlternative.objects.count() == 4
 
 
-def test_a_second_follower_steps_aside(invokeai, sd1, session, follow):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_a_second_follower_steps_aside(invokeai, sd1, session, follow, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     assert follower._lease_take(step.pk, "first")
     assert follow(step.pk) == "not followed: finished, or another follower holds it"
     follower._lease_release(step.pk, "first")
     assert follow(step.pk) == "finished"
 
 
-def test_a_follower_out_of_time_hands_over(invokeai, sd1, session, follow, enqueued):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_a_follower_out_of_time_hands_over(invokeai, sd1, session, follow, enqueued, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     assert follow(step.pk, budget=0) == "handed over to a new follower"
     assert enqueued == [step.pk]
     step.refresh_from_db()
     assert step.follower_token == "" and step.follower_lease_until is None
 
 
-def test_a_step_whose_invokeai_stays_silent_fails(invokeai, sd1, session):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_a_step_whose_invokeai_stays_silent_fails(invokeai, sd1, session, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     GenerationStep.objects.filter(pk=step.pk).update(last_contact_at=timezone.now() - timedelta(minutes=16))
     invokeai.refuse_connections()
     assert follower.step_poll(step_id=step.pk).finished
@@ -227,8 +227,8 @@ def test_a_step_whose_invokeai_stays_silent_fails(invokeai, sd1, session):
     assert step.status == Status.FAILED and "stopped answering for more than 15 minutes" in step.error_message
 
 
-def test_a_step_interrupted_before_enqueueing_is_failed_and_its_batch_cancelled(invokeai, sd1, session):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_a_step_interrupted_before_enqueueing_is_failed_and_its_batch_cancelled(invokeai, sd1, session, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     # As if the app died between enqueueing and recording: still PENDING, the batch id known.
     GenerationStep.objects.filter(pk=step.pk).update(
         status=Status.PENDING, created_at=timezone.now() - timedelta(minutes=6)
@@ -239,9 +239,9 @@ def test_a_step_interrupted_before_enqueueing_is_failed_and_its_batch_cancelled(
     assert {invokeai.items[item_id].status for item_id in step.item_ids} == {"canceled"}
 
 
-def test_invokeai_s_thumbnail_is_kept_and_one_is_made_when_it_has_none(invokeai, sd1, session, follow):
+def test_invokeai_s_thumbnail_is_kept_and_one_is_made_when_it_has_none(invokeai, sd1, session, follow, user):
     invokeai.fail_requests(r"^/api/v1/images/i/.+/thumbnail$", status=404, times=1)
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=2))
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=2))
     follow(step.pk)
     made_here, kept = (alt.photo for alt in alternatives(step))
     assert storage.absolute(kept.local_thumbnail_path).read_bytes() == invokeai.images[kept.invoke_id].webp
@@ -250,8 +250,8 @@ def test_invokeai_s_thumbnail_is_kept_and_one_is_made_when_it_has_none(invokeai,
     assert storage.absolute(made_here.local_thumbnail_path).read_bytes() != invokeai.images[made_here.invoke_id].webp
 
 
-def test_a_damaged_image_is_a_failed_download(invokeai, sd1, session, follow):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=1))
+def test_a_damaged_image_is_a_failed_download(invokeai, sd1, session, follow, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=1))
     invokeai.clock.advance(1)
     manager.invokeai_client(invokeai.url).batch_status(step.batch_id)  # the fake runs its queue on requests
     for image in invokeai.images.values():
@@ -266,7 +266,7 @@ def test_an_image_with_garbage_pixels_and_a_usable_thumbnail_is_a_failed_downloa
     invokeai, sd1, session, follow, settings
 ):
     """Its chunks and checksums are intact and InvokeAI's thumbnail is fine: only decoding finds it out."""
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=1))
+    step = services.step_create(owner=session.owner, session_id=session.pk, request=step_request(sd1, batch_size=1))
     invokeai.clock.advance(1)
     manager.invokeai_client(invokeai.url).batch_status(step.batch_id)
     [image] = invokeai.images.values()

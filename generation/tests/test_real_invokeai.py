@@ -55,10 +55,10 @@ def follow_to_end(step_id: int, *, timeout: float = 300) -> GenerationStep:
     return GenerationStep.objects.get(pk=step_id)
 
 
-def test_four_images_then_img2img_from_the_chosen_one(real):
+def test_four_images_then_img2img_from_the_chosen_one(real, user):
     sd1 = CachedModel.objects.get(name="tiny-sd1")
-    session = services.session_create()
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, seed=4242))
+    session = services.session_create(owner=user)
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, seed=4242))
     step = follow_to_end(step.pk)
 
     assert (step.status, step.images_retrieved, step.images_failed, step.progress) == ("completed", 4, 0, 100)
@@ -74,9 +74,9 @@ def test_four_images_then_img2img_from_the_chosen_one(real):
         assert storage.absolute(photo.local_thumbnail_path).exists()
 
     chosen = alternatives[2]
-    services.alternative_select(step_id=step.pk, photo_id=chosen.photo_id)
+    services.alternative_select(owner=user, step_id=step.pk, photo_id=chosen.photo_id)
     request = services.step_request_from(step=step, variation="continue", strength=0.5)
-    second = services.step_create(session_id=session.pk, request=replace(request, batch_size=2))
+    second = services.step_create(owner=user, session_id=session.pk, request=replace(request, batch_size=2))
     second = follow_to_end(second.pk)
     assert (second.status, second.images_retrieved, second.parent_id) == ("completed", 2, step.pk)
     assert second.parameters["init_photo_id"] == str(chosen.photo_id)
@@ -85,17 +85,19 @@ def test_four_images_then_img2img_from_the_chosen_one(real):
         assert alternative.photo.generation_params["mode"] == "img2img"
 
 
-def test_cancel_mid_batch_keeps_what_finished(real):
+def test_cancel_mid_batch_keeps_what_finished(real, user):
     sd1 = CachedModel.objects.get(name="tiny-sd1")
-    session = services.session_create()
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, width=128, height=128, steps=8))
+    session = services.session_create(owner=user)
+    step = services.step_create(
+        owner=user, session_id=session.pk, request=step_request(sd1, width=128, height=128, steps=8)
+    )
     deadline = time.monotonic() + 300
     while not GenerationStep.objects.get(pk=step.pk).images_retrieved:
         assert time.monotonic() < deadline, "no image finished in time"
         follower.step_poll(step_id=step.pk)
         time.sleep(0.1)
 
-    cancelled = services.step_cancel(step_id=step.pk)
+    cancelled = services.step_cancel(owner=user, step_id=step.pk)
     if cancelled.status == "running":
         cancelled = follow_to_end(step.pk)
     assert cancelled.status == "cancelled"
@@ -108,12 +110,12 @@ def test_cancel_mid_batch_keeps_what_finished(real):
     assert set(statuses) == {"completed", "canceled"}
 
 
-def test_an_uploaded_init_photo_is_sized_for_the_graph(real, gallery_photo):
+def test_an_uploaded_init_photo_is_sized_for_the_graph(real, gallery_photo, user):
     sd1 = CachedModel.objects.get(name="tiny-sd1")
     photo = gallery_photo(size=(2400, 1600), fmt="JPEG")
-    session = services.session_create(source_photo_id=photo.pk)
+    session = services.session_create(owner=user, source_photo_id=photo.pk)
     request = step_request(sd1, mode="img2img", init_photo_id=photo.pk, width=96, height=64, batch_size=1)
-    step = follow_to_end(services.step_create(session_id=session.pk, request=request).pk)
+    step = follow_to_end(services.step_create(owner=user, session_id=session.pk, request=request).pk)
     assert step.status == "completed"
     [alternative] = step.alternatives.select_related("photo")
     with Image.open(io.BytesIO(storage.absolute(alternative.photo.local_storage_path).read_bytes())) as png:
@@ -157,16 +159,16 @@ def nothing_left_of(step: GenerationStep) -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("after", [False, True], ids=["before-invokeai-takes-it", "before-its-answer-arrives"])
-def test_a_cancel_racing_the_enqueue_leaves_nothing_of_the_batch_on_invokeai(real, held_enqueue, after):
+def test_a_cancel_racing_the_enqueue_leaves_nothing_of_the_batch_on_invokeai(real, held_enqueue, after, user):
     reached, go = held_enqueue(after)
     sd1 = CachedModel.objects.get(name="tiny-sd1")
-    session = services.session_create()
+    session = services.session_create(owner=user)
     request = step_request(sd1, width=128, height=128, steps=8, batch_size=3)
-    creating = Concurrent(lambda: services.step_create(session_id=session.pk, request=request))
+    creating = Concurrent(lambda: services.step_create(owner=user, session_id=session.pk, request=request))
     creating.start()
     assert reached.wait(timeout=60)
     pending = GenerationStep.objects.get()
-    assert services.step_cancel(step_id=pending.pk).cancel_requested_at is not None
+    assert services.step_cancel(owner=user, step_id=pending.pk).cancel_requested_at is not None
     go.set()
 
     step = finished(creating.outcome().pk)
@@ -178,7 +180,7 @@ def test_a_cancel_racing_the_enqueue_leaves_nothing_of_the_batch_on_invokeai(rea
 def test_a_cancel_racing_the_step_request_over_http(real, held_enqueue, live_server, user):
     reached, go = held_enqueue(after=False)
     sd1 = CachedModel.objects.get(name="tiny-sd1")
-    session = services.session_create()
+    session = services.session_create(owner=user)
     api = Api(live_server.url)
     body = {"prompt": "a lighthouse", "model_key": sd1.key, "width": 128, "height": 128, "steps": 8, "batch_size": 3}
     try:

@@ -25,7 +25,7 @@ def test_a_300_mb_image_is_a_failed_download(invokeai, sd1, session, follow, set
     settings.INVOKEAI_MAX_IMAGE_BYTES = 1 << 20
     body = Streamed(total=300 << 20)
     invokeai.rewrite_answers(r"^/api/v1/images/i/.+/full$", endless("image/png", body))
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=1))
+    step = services.step_create(session_id=session.pk, owner=session.owner, request=step_request(sd1, batch_size=1))
     follow(step.pk)
     [photo] = Photo.objects.all()
     assert photo.retrieval_status == "failed"
@@ -37,7 +37,7 @@ def test_a_300_mb_image_is_a_failed_download(invokeai, sd1, session, follow, set
 def test_a_300_mb_thumbnail_is_replaced_by_one_made_from_the_image(invokeai, sd1, session, follow):
     body = Streamed(total=300 << 20)
     invokeai.rewrite_answers(r"^/api/v1/images/i/.+/thumbnail$", endless("image/webp", body))
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=1))
+    step = services.step_create(session_id=session.pk, owner=session.owner, request=step_request(sd1, batch_size=1))
     follow(step.pk)
     [photo] = Photo.objects.all()
     assert photo.retrieval_status == "completed"

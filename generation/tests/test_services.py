@@ -47,34 +47,37 @@ def uploads(invokeai) -> list:
         ({"parent_id": 999}, "not a step of this session"),
     ],
 )
-def test_invalid_requests_are_refused_before_anything_is_recorded(invokeai, sd1, session, overrides, message):
+def test_invalid_requests_are_refused_before_anything_is_recorded(invokeai, sd1, session, overrides, message, user):
     invokeai.requests.clear()
     with pytest.raises(InvalidInput, match=message):
-        services.step_create(session_id=session.pk, request=step_request(sd1, **overrides))
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, **overrides))
     assert not GenerationStep.objects.exists()
     assert [path for _, path in invokeai.requests if "enqueue" in path] == []
 
 
-def test_unknown_and_uninstalled_models(invokeai, sd1, session):
+def test_unknown_and_uninstalled_models(invokeai, sd1, session, user):
     with pytest.raises(NotFound, match="not in the model cache"):
-        services.step_create(session_id=session.pk, request=services.StepRequest(prompt="x", model_key="nope"))
+        services.step_create(
+            owner=user, session_id=session.pk, request=services.StepRequest(prompt="x", model_key="nope")
+        )
     CachedModel.objects.filter(pk=sd1.pk).update(available=False)
     with pytest.raises(ModelError, match="no longer installed"):
-        services.step_create(session_id=session.pk, request=step_request(sd1))
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
 
 
-def test_a_model_reinstalled_under_a_new_key_is_followed_by_its_hash(invokeai, sd1, session, enqueued):
+def test_a_model_reinstalled_under_a_new_key_is_followed_by_its_hash(invokeai, sd1, session, enqueued, user):
     new_key = invokeai.reinstall_model("tiny-sd1")["key"]
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=1))
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=1))
     assert step.model_key == new_key
     # An API client that only knows the hash and a stale key still gets the model.
     request = step_request(sd1, batch_size=1, model_key="stale-key", model_hash=sd1.hash)
-    assert services.step_create(session_id=session.pk, request=request).model_key == new_key
+    assert services.step_create(owner=user, session_id=session.pk, request=request).model_key == new_key
 
 
-def test_defaults_come_from_the_model_base(invokeai, session, enqueued):
+def test_defaults_come_from_the_model_base(invokeai, session, enqueued, user):
     sdxl = CachedModel.objects.get(name="tiny-sdxl")
     step = services.step_create(
+        owner=user,
         session_id=session.pk,
         request=services.StepRequest(prompt="a fox", model_key=sdxl.key, steps=2, width=64, height=64),
     )
@@ -86,29 +89,34 @@ def test_defaults_come_from_the_model_base(invokeai, session, enqueued):
     )
     assert 0 <= params["seed"] <= 2**32 - 1
     sd1 = CachedModel.objects.get(name="tiny-sd1")
-    plan = services._plan(session, services.StepRequest(prompt="a fox", model_key=sd1.key))
+    plan = services._plan(session, services.StepRequest(prompt="a fox", model_key=sd1.key), session.owner)
     assert (plan.params.width, plan.params.height, plan.params.steps) == (512, 512, 30)
-    plan = services._plan(session, services.StepRequest(prompt="a fox", model_key=sdxl.key))
+    plan = services._plan(session, services.StepRequest(prompt="a fox", model_key=sdxl.key), session.owner)
     assert (plan.params.width, plan.params.height) == (1024, 1024)
 
 
-def test_the_model_step_options_bound_the_steps(invokeai, sd1, session, enqueued):
+def test_the_model_step_options_bound_the_steps(invokeai, sd1, session, enqueued, user):
     CachedModel.objects.filter(pk=sd1.pk).update(options={"fixed_steps": 4})
     with pytest.raises(InvalidInput, match="always runs 4 steps"):
-        services.step_create(session_id=session.pk, request=step_request(sd1, steps=20))
-    assert services.step_create(session_id=session.pk, request=step_request(sd1, steps=None)).parameters["steps"] == 4
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, steps=20))
+    assert (
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, steps=None)).parameters[
+            "steps"
+        ]
+        == 4
+    )
     CachedModel.objects.filter(pk=sd1.pk).update(options={"steps": {"min": 2, "max": 8, "default": 6}})
     with pytest.raises(InvalidInput, match="between 2 and 8"):
-        services.step_create(session_id=session.pk, request=step_request(sd1, steps=9))
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, steps=9))
 
 
-def test_a_closed_session_takes_no_steps(invokeai, sd1, session):
-    services.session_update(session_id=session.pk, status="abandoned")
+def test_a_closed_session_takes_no_steps(invokeai, sd1, session, user):
+    services.session_update(owner=user, session_id=session.pk, status="abandoned")
     with pytest.raises(Conflict, match="This session is abandoned"):
-        services.step_create(session_id=session.pk, request=step_request(sd1))
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
 
 
-def test_an_unavailable_backend_is_refused_before_a_step_is_recorded(invokeai, sd1, session, monkeypatch):
+def test_an_unavailable_backend_is_refused_before_a_step_is_recorded(invokeai, sd1, session, monkeypatch, user):
     """No InvokeAI to send to (remote mode without a pod) is nothing tried: no failed step to clutter the session."""
 
     def pod_not_ready():
@@ -116,19 +124,21 @@ def test_an_unavailable_backend_is_refused_before_a_step_is_recorded(invokeai, s
 
     monkeypatch.setattr("backends.manager.current_backend_url", pod_not_ready)
     with pytest.raises(Unavailable, match="still starting"):
-        services.step_create(session_id=session.pk, request=step_request(sd1))
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     with pytest.raises(Unavailable, match="still starting"):
-        services.step_validate(request=step_request(sd1))
+        services.step_validate(owner=user, request=step_request(sd1))
     assert not GenerationStep.objects.exists()
 
 
-def test_steps_are_numbered_within_their_session_and_activity_is_signalled(invokeai, sd1, session, enqueued):
+def test_steps_are_numbered_within_their_session_and_activity_is_signalled(invokeai, sd1, session, enqueued, user):
     seen = []
     user_activity.connect(lambda sender, **kwargs: seen.append(sender), weak=False, dispatch_uid="test-activity")
     try:
-        first = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=1))
-        second = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=1))
-        other = services.step_create(session_id=services.session_create().pk, request=step_request(sd1, batch_size=1))
+        first = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=1))
+        second = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=1))
+        other = services.step_create(
+            owner=user, session_id=services.session_create(owner=user).pk, request=step_request(sd1, batch_size=1)
+        )
     finally:
         user_activity.disconnect(dispatch_uid="test-activity")
     assert (first.position, second.position, other.position) == (1, 2, 1)
@@ -136,15 +146,15 @@ def test_steps_are_numbered_within_their_session_and_activity_is_signalled(invok
 
 
 def test_the_follower_is_enqueued_once_the_step_is_committed(
-    invokeai, sd1, session, django_capture_on_commit_callbacks, enqueued
+    invokeai, sd1, session, django_capture_on_commit_callbacks, enqueued, user
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        step = services.step_create(session_id=session.pk, request=step_request(sd1))
+        step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     assert enqueued == [step.pk]
 
 
-def test_enqueue_records_the_batch_it_chose(invokeai, sd1, session, enqueued):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_enqueue_records_the_batch_it_chose(invokeai, sd1, session, enqueued, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     assert {invokeai.items[item_id].batch["batch_id"] for item_id in step.item_ids} == {step.batch_id}
     assert step.item_ids == sorted(step.item_ids)
 
@@ -152,10 +162,10 @@ def test_enqueue_records_the_batch_it_chose(invokeai, sd1, session, enqueued):
 # --- img2img and inpainting inputs ---
 
 
-def test_img2img_uploads_the_init_photo_at_the_step_size(invokeai, sd1, session, gallery_photo, enqueued):
+def test_img2img_uploads_the_init_photo_at_the_step_size(invokeai, sd1, session, gallery_photo, enqueued, user):
     photo = gallery_photo(size=(3000, 2000), fmt="JPEG")
     request = step_request(sd1, mode="img2img", init_photo_id=photo.pk, width=None, height=None, strength=0.6)
-    step = services.step_create(session_id=session.pk, request=request)
+    step = services.step_create(owner=user, session_id=session.pk, request=request)
     # 3:2 at about the area of SD1's 512 square, in multiples of 8.
     assert (step.parameters["width"], step.parameters["height"]) == (624, 416)
     assert (step.parameters["init_photo_id"], step.parameters["strength"]) == (str(photo.pk), 0.6)
@@ -166,11 +176,11 @@ def test_img2img_uploads_the_init_photo_at_the_step_size(invokeai, sd1, session,
     assert graph["nodes"]["denoise"]["denoising_start"] == pytest.approx(0.4)
 
 
-def test_inpaint_uploads_the_mask_in_invokeai_polarity(invokeai, sd1, session, gallery_photo, enqueued):
+def test_inpaint_uploads_the_mask_in_invokeai_polarity(invokeai, sd1, session, gallery_photo, enqueued, user):
     init = gallery_photo(size=(256, 256))
     mask = gallery_photo(size=(256, 256), color=(255, 255, 255), plain=True)
     request = step_request(sd1, mode="inpaint", init_photo_id=init.pk, mask_photo_id=mask.pk, width=128, height=128)
-    step = services.step_create(session_id=session.pk, request=request)
+    step = services.step_create(owner=user, session_id=session.pk, request=request)
     uploaded = {image.category: image for image in uploads(invokeai)}
     assert set(uploaded) == {"general", "mask"}
     with Image.open(io.BytesIO(uploaded["mask"].png)) as converted:
@@ -179,44 +189,46 @@ def test_inpaint_uploads_the_mask_in_invokeai_polarity(invokeai, sd1, session, g
     assert step.parameters["mask_photo_id"] == str(mask.pk)
 
 
-def test_an_init_photo_must_exist_and_be_downloaded(invokeai, sd1, session, gallery_photo):
-    pending = Photo.objects.create(is_generated=True, retrieval_status="pending", invoke_id="x.png")
+def test_an_init_photo_must_exist_and_be_downloaded(invokeai, sd1, session, gallery_photo, user):
+    pending = Photo.objects.create(owner=user, is_generated=True, retrieval_status="pending", invoke_id="x.png")
     with pytest.raises(InvalidInput, match="init photo has not been downloaded"):
-        services.step_create(session_id=session.pk, request=step_request(sd1, mode="img2img", init_photo_id=pending.pk))
+        services.step_create(
+            owner=user, session_id=session.pk, request=step_request(sd1, mode="img2img", init_photo_id=pending.pk)
+        )
 
 
 # --- variations of a step ---
 
 
 @pytest.fixture
-def finished_step(invokeai, sd1, session, follow):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=2, seed=77))
+def finished_step(invokeai, sd1, session, follow, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=2, seed=77))
     follow(step.pk)
     step.refresh_from_db()
     return step
 
 
-def test_remix_keeps_everything_but_the_seed(finished_step, enqueued):
+def test_remix_keeps_everything_but_the_seed(finished_step, enqueued, user):
     request = services.step_request_from(step=finished_step, variation="remix")
-    step = services.step_create(session_id=finished_step.session_id, request=request)
+    step = services.step_create(owner=user, session_id=finished_step.session_id, request=request)
     assert step.parent_id == finished_step.pk and step.position == 2
     assert step.prompt == finished_step.prompt and step.parameters["steps"] == 2
     assert step.parameters["seed"] != 77
 
 
-def test_reuse_seed_keeps_the_seed_with_a_new_prompt(finished_step, enqueued):
+def test_reuse_seed_keeps_the_seed_with_a_new_prompt(finished_step, enqueued, user):
     request = services.step_request_from(step=finished_step, variation="reuse_seed", prompt="the same, at dawn")
-    step = services.step_create(session_id=finished_step.session_id, request=request)
+    step = services.step_create(owner=user, session_id=finished_step.session_id, request=request)
     assert (step.prompt, step.parameters["seed"]) == ("the same, at dawn", 77)
 
 
-def test_continue_is_img2img_from_the_chosen_image(finished_step, invokeai, enqueued):
+def test_continue_is_img2img_from_the_chosen_image(finished_step, invokeai, enqueued, user):
     with pytest.raises(Conflict, match="Choose one of this step's images first"):
         services.step_request_from(step=finished_step, variation="continue")
     chosen = finished_step.alternatives.order_by("index").last()
-    services.alternative_select(step_id=finished_step.pk, photo_id=chosen.photo_id)
+    services.alternative_select(owner=user, step_id=finished_step.pk, photo_id=chosen.photo_id)
     request = services.step_request_from(step=finished_step, variation="continue", strength=0.5)
-    step = services.step_create(session_id=finished_step.session_id, request=request)
+    step = services.step_create(owner=user, session_id=finished_step.session_id, request=request)
     assert step.parameters["mode"] == "img2img" and step.parameters["init_photo_id"] == str(chosen.photo_id)
     assert step.parameters["strength"] == 0.5 and step.parent_id == finished_step.pk
     assert (step.parameters["width"], step.parameters["height"]) == (64, 64)
@@ -228,10 +240,10 @@ def test_continue_is_img2img_from_the_chosen_image(finished_step, invokeai, enqu
 
 
 def test_selecting_copies_the_image_and_a_new_choice_moves_the_copies(
-    finished_step, django_capture_on_commit_callbacks
+    finished_step, django_capture_on_commit_callbacks, user
 ):
     first, second = finished_step.alternatives.order_by("index").select_related("photo")
-    services.alternative_select(step_id=finished_step.pk, photo_id=first.photo_id)
+    services.alternative_select(owner=user, step_id=finished_step.pk, photo_id=first.photo_id)
     day = timezone.localdate(first.photo.created_at).isoformat()
     selected = f"generated/sessions/{finished_step.session_id}/{finished_step.pk}/selected/{first.photo_id}.png"
     completed = f"generated/completed/{day}/{first.photo_id}.png"
@@ -240,7 +252,7 @@ def test_selecting_copies_the_image_and_a_new_choice_moves_the_copies(
     assert storage.absolute(completed).read_bytes() == original
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.alternative_select(step_id=finished_step.pk, photo_id=second.photo_id)
+        services.alternative_select(owner=user, step_id=finished_step.pk, photo_id=second.photo_id)
     assert list(finished_step.alternatives.filter(selected=True).values_list("photo_id", flat=True)) == [
         second.photo_id
     ]
@@ -256,18 +268,18 @@ def test_the_database_allows_one_selected_image_per_step(finished_step):
         StepAlternative.objects.filter(pk=second.pk).update(selected=True)
 
 
-def test_only_a_step_s_own_downloaded_image_can_be_chosen(finished_step, gallery_photo):
+def test_only_a_step_s_own_downloaded_image_can_be_chosen(finished_step, gallery_photo, user):
     with pytest.raises(NotFound, match="not one of this step's"):
-        services.alternative_select(step_id=finished_step.pk, photo_id=gallery_photo().pk)
+        services.alternative_select(owner=user, step_id=finished_step.pk, photo_id=gallery_photo().pk)
     alternative = finished_step.alternatives.first()
     Photo.objects.filter(pk=alternative.photo_id).update(retrieval_status="failed", local_storage_path="")
     with pytest.raises(Conflict, match="not been downloaded"):
-        services.alternative_select(step_id=finished_step.pk, photo_id=alternative.photo_id)
+        services.alternative_select(owner=user, step_id=finished_step.pk, photo_id=alternative.photo_id)
 
 
-def test_purging_a_chosen_image_removes_its_copies(finished_step, django_capture_on_commit_callbacks):
+def test_purging_a_chosen_image_removes_its_copies(finished_step, django_capture_on_commit_callbacks, user):
     alternative = finished_step.alternatives.select_related("photo").first()
-    services.alternative_select(step_id=finished_step.pk, photo_id=alternative.photo_id)
+    services.alternative_select(owner=user, step_id=finished_step.pk, photo_id=alternative.photo_id)
     copies = storage.selection_copies(
         alternative.photo.local_storage_path,
         alternative.photo_id,
@@ -283,18 +295,21 @@ def test_purging_a_chosen_image_removes_its_copies(finished_step, django_capture
 # --- sessions, preferences, the busy signal ---
 
 
-def test_a_session_from_a_photo(gallery_photo):
+def test_a_session_from_a_photo(gallery_photo, user):
     photo = gallery_photo()
-    session = services.session_create(source_photo_id=photo.pk)
+    session = services.session_create(owner=user, source_photo_id=photo.pk)
     assert (session.entry_type, session.source_image_id) == ("photo", photo.pk)
 
 
-def test_a_session_cannot_close_while_a_step_generates(invokeai, sd1, session, enqueued):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_a_session_cannot_close_while_a_step_generates(invokeai, sd1, session, enqueued, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     with pytest.raises(Conflict, match="still generating"):
-        services.session_update(session_id=session.pk, status="completed")
-    services.step_cancel(step_id=step.pk)
-    assert services.session_update(session_id=session.pk, status="completed", title="Lighthouses").status == "completed"
+        services.session_update(owner=user, session_id=session.pk, status="completed")
+    services.step_cancel(owner=user, step_id=step.pk)
+    assert (
+        services.session_update(owner=user, session_id=session.pk, status="completed", title="Lighthouses").status
+        == "completed"
+    )
     assert GenerationSession.objects.get().title == "Lighthouses"
 
 
@@ -304,10 +319,10 @@ def test_preferences_are_remembered_per_user(user, sd1):
     assert StudioPreference.objects.get(user=user).steps == 14
 
 
-def test_the_backend_is_busy_while_a_step_generates_or_images_wait(invokeai, sd1, session, follow, settings):
+def test_the_backend_is_busy_while_a_step_generates_or_images_wait(invokeai, sd1, session, follow, settings, user):
     assert app_is_busy() is False
     invokeai.fail_requests(r"^/api/v1/images/i/.+/full$", status=404, times=1)
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=1))
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=1))
     assert app_is_busy() is True
     follow(step.pk)
     assert GenerationStep.objects.get().status == Status.COMPLETED
@@ -316,10 +331,10 @@ def test_the_backend_is_busy_while_a_step_generates_or_images_wait(invokeai, sd1
     assert app_is_busy() is False
 
 
-def test_cancelling_while_invokeai_is_silent_is_finished_by_the_follower(invokeai, sd1, session, follow):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_cancelling_while_invokeai_is_silent_is_finished_by_the_follower(invokeai, sd1, session, follow, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     invokeai.refuse_connections()
-    assert services.step_cancel(step_id=step.pk).status == Status.RUNNING
+    assert services.step_cancel(owner=user, step_id=step.pk).status == Status.RUNNING
     invokeai.accept_connections()
     follow(step.pk)
     step.refresh_from_db()

@@ -30,27 +30,29 @@ def refused(invokeai) -> None:
     ("model", "width", "height"),
     [("tiny-sdxl", 4000, 4000), ("tiny-sdxl", 2048, 2056), ("tiny-sd1", 1024, 1032), ("tiny-sd1", 4096, 512)],
 )
-def test_sizes_beyond_the_base_s_largest_are_refused(invokeai, session, model, width, height):
+def test_sizes_beyond_the_base_s_largest_are_refused(invokeai, session, model, width, height, user):
     model = CachedModel.objects.get(name=model)
     with pytest.raises(InvalidInput, match=rf"^{width}x{height} is too large for .* models: at most") as caught:
-        services.step_create(session_id=session.pk, request=step_request(model, width=width, height=height))
+        services.step_create(owner=user, session_id=session.pk, request=step_request(model, width=width, height=height))
     assert caught.value.code == "image_too_large"
     refused(invokeai)
 
 
 @pytest.mark.parametrize(("model", "width", "height"), [("tiny-sdxl", 2048, 2048), ("tiny-sd1", 1024, 1024)])
-def test_the_largest_size_itself_is_allowed(invokeai, session, enqueued, model, width, height):
+def test_the_largest_size_itself_is_allowed(invokeai, session, enqueued, model, width, height, user):
     model = CachedModel.objects.get(name=model)
-    step = services.step_create(session_id=session.pk, request=step_request(model, width=width, height=height))
+    step = services.step_create(
+        owner=user, session_id=session.pk, request=step_request(model, width=width, height=height)
+    )
     assert (step.parameters["width"], step.parameters["height"]) == (width, height)
 
 
-def test_max_image_pixels_sets_the_limit_for_every_base(invokeai, sdxl, sd1, session, enqueued, settings):
+def test_max_image_pixels_sets_the_limit_for_every_base(invokeai, sdxl, sd1, session, enqueued, settings, user):
     settings.MAX_IMAGE_PIXELS = 512 * 512
     with pytest.raises(InvalidInput, match=r"at most 262,144 pixels \(512x512, or as many in another shape\)"):
-        services.step_create(session_id=session.pk, request=step_request(sdxl, width=1024, height=1024))
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sdxl, width=1024, height=1024))
     settings.MAX_IMAGE_PIXELS = 2048 * 2048
-    services.step_create(session_id=session.pk, request=step_request(sd1, width=2048, height=2048))
+    services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, width=2048, height=2048))
 
 
 @pytest.mark.parametrize(
@@ -61,9 +63,9 @@ def test_max_image_pixels_sets_the_limit_for_every_base(invokeai, sdxl, sd1, ses
         (10**12, "too large"),
     ],
 )
-def test_a_size_that_is_not_one_is_refused_not_replaced(invokeai, sd1, session, width, message):
+def test_a_size_that_is_not_one_is_refused_not_replaced(invokeai, sd1, session, width, message, user):
     with pytest.raises(InvalidInput, match=message):
-        services.step_create(session_id=session.pk, request=step_request(sd1, width=width))
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, width=width))
     refused(invokeai)
 
 

@@ -197,11 +197,11 @@ def test_the_form_follows_continue_and_only_derived_steps_say_where_they_come_fr
 
 @SIZES
 def test_generate_from_a_generated_photo_starts_from_its_recipe(
-    logged_in_page, live_server, invokeai, enqueued, sd1, viewport
+    logged_in_page, live_server, invokeai, enqueued, sd1, viewport, user
 ):
-    session = services.session_create()
+    session = services.session_create(owner=user)
     request = step_request(sd1, width=96, height=64, steps=3, batch_size=1, cfg_scale=6.5, scheduler="euler")
-    step = services.step_create(session_id=session.pk, request=request)
+    step = services.step_create(owner=user, session_id=session.pk, request=request)
     invokeai.clock.advance(2)
     follower.step_poll(step_id=step.pk)
     photo = step.alternatives.get().photo
@@ -232,10 +232,10 @@ def test_generate_from_a_generated_photo_starts_from_its_recipe(
 
 @SIZES
 def test_placeholders_fit_their_column_and_generate_is_disabled_while_sending(
-    logged_in_page, live_server, invokeai, enqueued, sd1, viewport
+    logged_in_page, live_server, invokeai, enqueued, sd1, viewport, user
 ):
-    session = services.session_create()
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=4))
+    session = services.session_create(owner=user)
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=4))
     invokeai.clock.advance(1.2)
     follower.step_poll(step_id=step.pk)
 

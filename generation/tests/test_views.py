@@ -98,8 +98,8 @@ def test_invokeai_down_shows_the_failed_step_and_what_to_do(owner_client, invoke
     assert "choose another InvokeAI on the backend page" in page
 
 
-def test_the_step_panel_polls_until_the_step_is_done(owner_client, invokeai, sd1, session, follow):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+def test_the_step_panel_polls_until_the_step_is_done(owner_client, invokeai, sd1, session, follow, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     running = owner_client.get(f"/studio/steps/{step.pk}/?was=running", headers=HX)
     assert 'hx-trigger="every 1s"' in running.content.decode() and "HX-Trigger" not in running
     follow(step.pk)
@@ -110,8 +110,8 @@ def test_the_step_panel_polls_until_the_step_is_done(owner_client, invokeai, sd1
 
 
 @pytest.fixture
-def done_step(invokeai, sd1, session, follow):
-    step = services.step_create(session_id=session.pk, request=step_request(sd1, batch_size=2, seed=5))
+def done_step(invokeai, sd1, session, follow, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=2, seed=5))
     follow(step.pk)
     return GenerationStep.objects.get(pk=step.pk)
 
@@ -138,9 +138,9 @@ def test_reuse_seed_fills_the_composer(owner_client, done_step):
     assert PROMPT in composer
 
 
-def test_cancel_and_retry_from_the_panel(owner_client, invokeai, sd1, session):
+def test_cancel_and_retry_from_the_panel(owner_client, invokeai, sd1, session, user):
     invokeai.fail_requests(r"^/api/v1/images/i/.+/full$", status=404, times=1)
-    step = services.step_create(session_id=session.pk, request=step_request(sd1))
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     invokeai.clock.advance(1.5)
     cancelled = owner_client.post(f"/studio/steps/{step.pk}/cancel/", headers=HX).content.decode()
     assert "Cancelled after 1 of 4 images." in cancelled and "Download failed" in cancelled
@@ -156,9 +156,9 @@ def test_a_model_with_fixed_steps_disables_the_slider(owner_client, invokeai, sd
     assert "always runs 4 steps" in fields
 
 
-def test_the_photo_picker_offers_downloaded_photos(owner_client, invokeai, gallery_photo):
+def test_the_photo_picker_offers_downloaded_photos(owner_client, user, invokeai, gallery_photo):
     photo = gallery_photo()
-    Photo.objects.create(is_generated=True, retrieval_status="pending", invoke_id="x.png")
+    Photo.objects.create(owner=user, is_generated=True, retrieval_status="pending", invoke_id="x.png")
     picker = owner_client.get("/studio/photo-picker/?target=mask", headers=HX).content.decode()
     assert picker.count('data-action="picked"') == 1 and str(photo.pk) in picker
 
@@ -174,9 +174,14 @@ def test_history_and_closing_the_session(owner_client, done_step):
     assert "Completed" in page and "Remix" not in page
 
 
-def test_a_failed_download_offers_retry_in_the_lightbox(owner_client, db):
+def test_a_failed_download_offers_retry_in_the_lightbox(owner_client, user):
     photo = Photo.objects.create(
-        is_generated=True, retrieval_status="failed", retrieval_attempts=2, retrieval_error="boom", invoke_id="y.png"
+        owner=user,
+        is_generated=True,
+        retrieval_status="failed",
+        retrieval_attempts=2,
+        retrieval_error="boom",
+        invoke_id="y.png",
     )
     lightbox = owner_client.get(f"/photos/{photo.pk}/", headers=HX).content.decode()
     assert "Download from InvokeAI failed (2 attempts): boom" in lightbox

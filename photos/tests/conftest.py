@@ -6,6 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from photos import services
+from testing.accounts import owner_account
 
 from .images import image_bytes
 
@@ -16,6 +17,7 @@ def upload():
 
     def _upload(name: str = "holiday.jpg", data: bytes | None = None, **kwargs):
         data = image_bytes() if data is None else data
+        kwargs.setdefault("owner", owner_account())
         return services.photo_create(file=io.BytesIO(data), filename=name, size=len(data), **kwargs).photo
 
     return _upload

@@ -6,6 +6,7 @@ import factory
 from django.utils import timezone
 
 from photos.models import Photo
+from testing.accounts import owner_account
 
 
 class PhotoFactory(factory.django.DjangoModelFactory):
@@ -15,6 +16,7 @@ class PhotoFactory(factory.django.DjangoModelFactory):
         model = Photo
 
     id = factory.LazyFunction(uuid.uuid4)
+    owner = factory.LazyFunction(owner_account)
     filename = factory.Sequence(lambda n: f"photo-{n}.jpg")
     width = 640
     height = 480

@@ -122,7 +122,7 @@ def photos_in_the_trash(upload, count: int) -> list:
     trashed = []
     for i in range(count):
         photo = upload(f"old-{i}.jpg", image_bytes("JPEG", (600, 400), color=(50 * i, 90, 90)))
-        services.photo_delete(photo_id=photo.pk)
+        services.photo_delete(photo_id=photo.pk, owner=photo.owner)
         trashed.append(photo)
     return trashed
 
@@ -270,11 +270,11 @@ def test_the_lightbox_has_an_address_and_back_closes_it(logged_in_page, live_ser
     assert page.url == f"{live_server.url}/?kind=generated"
 
 
-def test_the_shared_lightbox_has_an_address_too(page, live_server, upload):
+def test_the_shared_lightbox_has_an_address_too(page, live_server, upload, user):
     photos = [upload(f"p{i}.jpg", image_bytes(color=(80 * i, 100, 100))) for i in range(2)]
-    album = album_services.album_create(name="Trip")
-    album_services.album_add_photos(album_id=album.pk, photo_ids=[p.pk for p in photos])
-    token = album_services.share_link_create(album_id=album.pk).token
+    album = album_services.album_create(owner=user, name="Trip")
+    album_services.album_add_photos(album_id=album.pk, owner=user, photo_ids=[p.pk for p in photos])
+    token = album_services.share_link_create(owner=user, album_id=album.pk).token
     page.goto(f"{live_server.url}/s/{token}/?photo={photos[1].pk}")
     dialog = page.locator("#lightbox")
     expect(dialog).to_be_visible()

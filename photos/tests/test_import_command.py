@@ -14,7 +14,7 @@ from .images import camera_mpo, image_bytes, truncated
 pytestmark = pytest.mark.django_db
 
 
-def test_import_photos_validates_and_summarises(tmp_path):
+def test_import_photos_validates_and_summarises(tmp_path, user):
     source = tmp_path / "camera"
     (source / "2024" / "summer").mkdir(parents=True)
     (source / "a.jpg").write_bytes(image_bytes("JPEG"))
@@ -40,14 +40,14 @@ def test_import_photos_validates_and_summarises(tmp_path):
     assert "notes.txt" not in text
 
 
-def test_import_all_files_reports_other_types(tmp_path):
+def test_import_all_files_reports_other_types(tmp_path, user):
     (tmp_path / "notes.txt").write_text("x")
     out = io.StringIO()
     call_command("import_photos", str(tmp_path), "--all-files", stdout=out, stderr=io.StringIO())
     assert "notes.txt" in out.getvalue() and "the gallery takes JPEG, PNG, WebP or HEIC" in out.getvalue()
 
 
-def test_import_reports_duplicates(tmp_path):
+def test_import_reports_duplicates(tmp_path, user):
     data = image_bytes()
     (tmp_path / "one.jpg").write_bytes(data)
     (tmp_path / "two.jpg").write_bytes(data)
@@ -61,7 +61,7 @@ def test_import_from_a_missing_directory_fails_clearly(tmp_path):
         call_command("import_photos", str(tmp_path / "nope"))
 
 
-def test_import_waits_again_while_uploads_hold_the_decode_memory(tmp_path, monkeypatch):
+def test_import_waits_again_while_uploads_hold_the_decode_memory(tmp_path, monkeypatch, user):
     (tmp_path / "a.jpg").write_bytes(image_bytes("JPEG"))
     (tmp_path / "b.jpg").write_bytes(image_bytes("JPEG", color=(10, 10, 10)))
     real_create = services.photo_create

@@ -78,9 +78,9 @@ def test_unknown_photo_page_is_404(owner_client):
     assert response.status_code == 404
 
 
-def test_trash_page_lists_trashed_photos_and_empties(owner_client, upload, django_capture_on_commit_callbacks):
+def test_trash_page_lists_trashed_photos_and_empties(owner_client, upload, django_capture_on_commit_callbacks, user):
     photo = upload()
-    services.photo_delete(photo_id=photo.id)
+    services.photo_delete(owner=user, photo_id=photo.id)
     html = owner_client.get("/trash/").content.decode()
     assert str(photo.id) in html and "Restore" in html
 

@@ -70,23 +70,23 @@ def test_transparency_survives_in_the_thumbnail(upload, _photo_store):
         assert thumb.mode == "RGBA"
 
 
-def test_duplicates_are_reported(upload):
+def test_duplicates_are_reported(upload, user):
     data = image_bytes()
     first = upload("one.jpg", data)
-    created = services.photo_create(file=io.BytesIO(data), filename="again.jpg", size=len(data))
+    created = services.photo_create(owner=user, file=io.BytesIO(data), filename="again.jpg", size=len(data))
 
     assert created.duplicate_of == [first.id]
     assert Photo.objects.count() == 2
 
 
-def test_trashed_photo_is_not_reported_as_duplicate(upload):
+def test_trashed_photo_is_not_reported_as_duplicate(upload, user):
     data = image_bytes()
-    services.photo_delete(photo_id=upload("one.jpg", data).id)
-    created = services.photo_create(file=io.BytesIO(data), filename="again.jpg", size=len(data))
+    services.photo_delete(owner=user, photo_id=upload("one.jpg", data).id)
+    created = services.photo_create(owner=user, file=io.BytesIO(data), filename="again.jpg", size=len(data))
     assert created.duplicate_of == []
 
 
-def test_failure_after_the_files_are_written_leaves_nothing(monkeypatch, _photo_store):
+def test_failure_after_the_files_are_written_leaves_nothing(monkeypatch, _photo_store, user):
     """Inject a failure between writing the files and inserting the row."""
 
     def fail(**kwargs):
@@ -95,14 +95,14 @@ def test_failure_after_the_files_are_written_leaves_nothing(monkeypatch, _photo_
     monkeypatch.setattr(Photo.objects, "create", fail)
     data = image_bytes()
     with pytest.raises(IntegrityError):
-        services.photo_create(file=io.BytesIO(data), filename="a.jpg", size=len(data))
+        services.photo_create(owner=user, file=io.BytesIO(data), filename="a.jpg", size=len(data))
 
     assert files_in(_photo_store) == []
     monkeypatch.undo()
     assert Photo.objects.count() == 0
 
 
-def test_failure_after_the_files_are_renamed_into_place_leaves_nothing(monkeypatch, _photo_store):
+def test_failure_after_the_files_are_renamed_into_place_leaves_nothing(monkeypatch, _photo_store, user):
     real_publish = storage.StagedFiles.publish
 
     def publish_then_fail(self):
@@ -113,16 +113,16 @@ def test_failure_after_the_files_are_renamed_into_place_leaves_nothing(monkeypat
     monkeypatch.setattr(storage.StagedFiles, "publish", publish_then_fail)
     data = image_bytes()
     with pytest.raises(OSError, match="failed to commit"):
-        services.photo_create(file=io.BytesIO(data), filename="a.jpg", size=len(data))
+        services.photo_create(owner=user, file=io.BytesIO(data), filename="a.jpg", size=len(data))
 
     assert files_in(_photo_store) == []
     assert Photo.objects.count() == 0
 
 
-def test_refused_upload_leaves_no_partial_file(_photo_store):
+def test_refused_upload_leaves_no_partial_file(_photo_store, user):
     data = b"\x89PNG\r\n\x1a\n" + b"\x00" * 500
     with pytest.raises(AppError):
-        services.photo_create(file=io.BytesIO(data), filename="bad.png", size=len(data))
+        services.photo_create(owner=user, file=io.BytesIO(data), filename="bad.png", size=len(data))
     assert files_in(_photo_store) == []
 
 

@@ -13,28 +13,28 @@ from photos.models import Photo
 pytestmark = pytest.mark.django_db
 
 
-def test_delete_hides_restore_brings_back(upload):
+def test_delete_hides_restore_brings_back(upload, user):
     photo = upload()
-    services.photo_delete(photo_id=photo.id)
+    services.photo_delete(owner=user, photo_id=photo.id)
 
-    assert selectors.photo_list().total == 0
-    assert selectors.photo_list(deleted=True).items == [Photo.objects.get()]
+    assert selectors.photo_list(owner=user).total == 0
+    assert selectors.photo_list(owner=user, deleted=True).items == [Photo.objects.get()]
 
-    services.photo_restore(photo_id=photo.id)
-    assert [p.id for p in selectors.photo_list().items] == [photo.id]
-    assert selectors.photo_list(deleted=True).total == 0
+    services.photo_restore(owner=user, photo_id=photo.id)
+    assert [p.id for p in selectors.photo_list(owner=user).items] == [photo.id]
+    assert selectors.photo_list(owner=user, deleted=True).total == 0
 
 
-def test_delete_twice_keeps_the_first_date(upload):
+def test_delete_twice_keeps_the_first_date(upload, user):
     photo = upload()
-    first = services.photo_delete(photo_id=photo.id).deleted_at
-    assert services.photo_delete(photo_id=photo.id).deleted_at == first
+    first = services.photo_delete(owner=user, photo_id=photo.id).deleted_at
+    assert services.photo_delete(owner=user, photo_id=photo.id).deleted_at == first
 
 
-def test_purge_removes_rows_then_files_after_commit(upload, _photo_store, django_capture_on_commit_callbacks):
+def test_purge_removes_rows_then_files_after_commit(upload, _photo_store, django_capture_on_commit_callbacks, user):
     photo = upload()
     paths = [storage.absolute(p) for p in storage.renditions_of(photo.local_storage_path)]
-    services.photo_delete(photo_id=photo.id)
+    services.photo_delete(owner=user, photo_id=photo.id)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         assert services.photo_purge(photo_ids=[photo.id]) == 1
@@ -67,10 +67,10 @@ def test_scheduled_purge_only_takes_expired_photos(upload, settings, django_capt
     assert storage.absolute(recent.local_storage_path).exists()
 
 
-def test_empty_trash(upload, django_capture_on_commit_callbacks):
+def test_empty_trash(upload, django_capture_on_commit_callbacks, user):
     for name in ("a.jpg", "b.jpg"):
-        services.photo_delete(photo_id=upload(name).id)
+        services.photo_delete(owner=user, photo_id=upload(name).id)
     upload("kept.jpg")
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.trash_empty() == 2
+        assert services.trash_empty(owner=user) == 2
     assert Photo.objects.count() == 1

@@ -100,11 +100,11 @@ def test_a_picture_that_is_also_a_zip_is_kept_as_uploaded_and_shared_without_the
     assert b"PK\x03\x04" not in shared and b"payload.html" not in shared
 
 
-def test_no_refusal_names_the_imaging_library():
+def test_no_refusal_names_the_imaging_library(user):
     for param in REFUSALS:
         name, data, _, _ = param.values
         with pytest.raises(AppError) as refused:
-            photo_services.photo_create(file=io.BytesIO(data), filename=name, size=len(data))
+            photo_services.photo_create(owner=user, file=io.BytesIO(data), filename=name, size=len(data))
         assert "pillow" not in refused.value.message.lower() and "PIL" not in refused.value.message
 
 
@@ -234,7 +234,7 @@ def test_an_upload_waits_for_decode_memory_held_by_another_process_then_says_bus
     assert response.status_code == 201, response.content
 
 
-def test_decodes_share_the_budget_across_threads_and_release_it_when_they_fail(settings):
+def test_decodes_share_the_budget_across_threads_and_release_it_when_they_fail(settings, user):
     settings.IMAGE_DECODE_MEMORY = 4 * decode_budget.UNIT
     settings.IMAGE_DECODE_WAIT = 0
     with decode_budget.reserve(2 * decode_budget.UNIT, "first.png"):
@@ -251,7 +251,7 @@ def test_decodes_share_the_budget_across_threads_and_release_it_when_they_fail(s
     bad = truncated(image_bytes("PNG", (800, 600)))
     for _ in range(3):  # a refused decode gives its share back
         with pytest.raises(AppError, match="damaged"):
-            photo_services.photo_create(file=io.BytesIO(bad), filename="cut.png", size=len(bad))
+            photo_services.photo_create(owner=user, file=io.BytesIO(bad), filename="cut.png", size=len(bad))
     with decode_budget.reserve(4 * decode_budget.UNIT, "all.png"):
         pass
 
@@ -264,18 +264,18 @@ def _try_reserve(size: int) -> object:
         return exc
 
 
-def test_a_webp_is_checked_and_counted_before_its_decoder_allocates_anything(settings, monkeypatch):
+def test_a_webp_is_checked_and_counted_before_its_decoder_allocates_anything(settings, monkeypatch, user):
     """libwebp allocates its canvases when the file is opened: a huge declared canvas must never get there."""
     opened = []
     real_open = Image.open
     monkeypatch.setattr(Image, "open", lambda *args, **kwargs: opened.append(args) or real_open(*args, **kwargs))
     data = webp_declaring(16000, 16000)
     with pytest.raises(AppError, match="16000x16000"):
-        photo_services.photo_create(file=io.BytesIO(data), filename="huge.webp", size=len(data))
+        photo_services.photo_create(owner=user, file=io.BytesIO(data), filename="huge.webp", size=len(data))
     assert opened == []
 
     settings.IMAGE_DECODE_MEMORY = 16 * 1024 * 1024
     data = image_bytes("WEBP", (1500, 1500))  # 9 MB decoded, 36 MB while libwebp decodes it
     with pytest.raises(AppError, match="more than this server allows"):
-        photo_services.photo_create(file=io.BytesIO(data), filename="big.webp", size=len(data))
+        photo_services.photo_create(owner=user, file=io.BytesIO(data), filename="big.webp", size=len(data))
     assert opened == []

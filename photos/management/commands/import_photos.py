@@ -1,6 +1,7 @@
 import contextlib
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -22,21 +23,41 @@ class Command(BaseCommand):
             action="store_true",
             help="Also try files whose extension is not an image type (they are reported as skipped).",
         )
+        parser.add_argument(
+            "--owner",
+            metavar="USERNAME",
+            help="The account the photos belong to (default: the first superuser).",
+        )
 
-    def _import(self, path: Path) -> services.PhotoCreated:
+    def _owner(self, username: str | None):
+        users = get_user_model().objects
+        if username:
+            owner = users.filter(**{users.model.USERNAME_FIELD: username}).first()
+            if owner is None:
+                raise CommandError(f"There is no account named {username!r}.")
+            return owner
+        owner = users.filter(is_superuser=True).order_by("pk").first()
+        if owner is None:
+            raise CommandError(
+                "There is no account yet: create one (open the gallery, or `manage.py ensure_superuser`)."
+            )
+        return owner
+
+    def _import(self, path: Path, owner) -> services.PhotoCreated:
         """One file; while uploads hold the decode memory it waits its turn again, as nobody is there to retry."""
         for _ in range(BUSY_ATTEMPTS - 1):
             with contextlib.suppress(Unavailable):
-                return self._create(path)
-        return self._create(path)
+                return self._create(path, owner)
+        return self._create(path, owner)
 
-    def _create(self, path: Path) -> services.PhotoCreated:
+    def _create(self, path: Path, owner) -> services.PhotoCreated:
         with path.open("rb") as fh:
-            return services.photo_create(file=fh, filename=path.name, size=path.stat().st_size)
+            return services.photo_create(owner=owner, file=fh, filename=path.name, size=path.stat().st_size)
 
-    def handle(self, *args, directory: Path, all_files: bool, **options) -> None:
+    def handle(self, *args, directory: Path, all_files: bool, owner: str | None, **options) -> None:
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory.")
+        account = self._owner(owner)
         files = sorted(
             path
             for path in directory.rglob("*")
@@ -48,7 +69,7 @@ class Command(BaseCommand):
         for path in progress:
             progress.set_postfix_str(path.name[-30:], refresh=False)
             try:
-                created = self._import(path)
+                created = self._import(path, account)
             except AppError as exc:
                 skipped.append((path, exc.message))
                 continue
@@ -58,7 +79,11 @@ class Command(BaseCommand):
             imported += 1
             duplicates += bool(created.duplicate_of)
 
-        self.stdout.write(self.style.SUCCESS(f"Imported {imported} of {len(files)} files from {directory}."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Imported {imported} of {len(files)} files from {directory} for {account.get_username()}."
+            )
+        )
         if duplicates:
             self.stdout.write(f"{duplicates} of them were already in the gallery (kept as duplicates).")
         if skipped:
