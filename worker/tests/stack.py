@@ -23,6 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil
 import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from worker.supervisor import Roster, alive, cluster_roster
 
@@ -103,6 +105,11 @@ class Stack:
             **env,
         }
         self.api = requests.Session()
+        # A busy machine can make gunicorn close a kept-alive connection just as the next request goes out on
+        # it (a reset): reads are safe to send again, writes are not.
+        self.api.mount(
+            "http://", HTTPAdapter(max_retries=Retry(total=3, read=3, backoff_factor=0.2, allowed_methods={"GET"}))
+        )
         self._processes: list[subprocess.Popen[bytes]] = []
         self._seen: dict[int, psutil.Process] = {}
 
