@@ -40,6 +40,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(TEST_SETTINGS) $(BIN)/mypy
 
 check-migrations: $(VENV)/.installed-dev
 	$(TEST_SETTINGS) $(BIN)/python manage.py makemigrations --check --dry-run

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.contrib import admin
 from django.utils.html import format_html
 
@@ -7,6 +9,13 @@ from photos.admin import ADMIN_CSS, thumbnail_html
 from . import selectors, services
 from .models import Album, AlbumPhoto, ShareLink
 
+_ALBUM_PHOTO_INLINE_FIELDS = (
+    "preview",
+    "photo_link",
+    "position",
+    "added_at",
+)
+
 
 class AlbumPhotoInline(admin.TabularInline):
     """The album's photos in order. Read-only apart from removing: adding and ordering happen in the app, and
@@ -15,8 +24,8 @@ class AlbumPhotoInline(admin.TabularInline):
     model = AlbumPhoto
     extra = 0
     can_delete = True
-    fields = ["preview", "photo_link", "position", "added_at"]
-    readonly_fields = fields
+    fields = _ALBUM_PHOTO_INLINE_FIELDS
+    readonly_fields = _ALBUM_PHOTO_INLINE_FIELDS
     ordering = ["position", "id"]
 
     def get_queryset(self, request):
@@ -52,12 +61,29 @@ class AlbumAdmin(OwnedAdmin):
         return selectors.albums_annotated(super().get_queryset(request))
 
     @admin.display(description="")
-    def cover(self, album: Album) -> str:
+    def cover(self, album: selectors.AnnotatedAlbum) -> str:
         return thumbnail_html(album.cover_id) if album.cover_id else "—"
 
     @admin.display(description="Photos", ordering="photo_count")
-    def photo_count(self, album: Album) -> int:
+    def photo_count(self, album: selectors.AnnotatedAlbum) -> int:
         return album.photo_count
+
+
+_SHARE_LINK_ADMIN_FIELDS = (
+    "id",
+    "album",
+    "photo",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "max_views",
+    "view_count",
+    "max_downloads",
+    "download_count",
+    "allow_download",
+    "show_details",
+    "has_password",
+)
 
 
 @admin.register(ShareLink)
@@ -77,22 +103,8 @@ class ShareLinkAdmin(OwnedAdmin):
     ]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "allow_download"]
     list_select_related = ["album", "photo"]
-    fields = [
-        "id",
-        "album",
-        "photo",
-        "created_at",
-        "expires_at",
-        "revoked_at",
-        "max_views",
-        "view_count",
-        "max_downloads",
-        "download_count",
-        "allow_download",
-        "show_details",
-        "has_password",
-    ]
-    readonly_fields = fields
+    fields = _SHARE_LINK_ADMIN_FIELDS
+    readonly_fields = _SHARE_LINK_ADMIN_FIELDS
     actions = ["revoke"]
 
     def has_add_permission(self, request) -> bool:

@@ -9,6 +9,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from gallery_project.permissions import signed_in
+
 from . import selectors, services
 from .models import Album, ShareLink
 from .serializers import (
@@ -44,7 +46,7 @@ def _album_detail(request: Request, album_id) -> dict:
 
 def _share_created(request: Request, **target) -> Response:
     created = services.share_link_create(
-        owner=request.user, **target, **_parsed(ShareLinkCreateSerializer, request.data)
+        owner=signed_in(request.user), **target, **_parsed(ShareLinkCreateSerializer, request.data)
     )
     url = request.build_absolute_uri(reverse("albums:share", kwargs={"token": created.token}))
     body = ShareLinkCreatedSerializer(created.link, context={"url": url}).data
@@ -62,7 +64,7 @@ class AlbumViewSet(viewsets.GenericViewSet):
 
     @extend_schema(request=AlbumCreateSerializer, responses={201: AlbumDetailSerializer})
     def create(self, request: Request) -> Response:
-        album = services.album_create(owner=request.user, **_parsed(AlbumCreateSerializer, request.data))
+        album = services.album_create(owner=signed_in(request.user), **_parsed(AlbumCreateSerializer, request.data))
         return Response(_album_detail(request, album.pk), status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=AlbumDetailSerializer)

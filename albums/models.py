@@ -141,7 +141,7 @@ class ShareLink(models.Model):
             return self.Status.EXPIRED
         if self.is_exhausted:
             return self.Status.EXHAUSTED
-        if self.photo_id is not None and self.photo.deleted_at is not None:
+        if self.photo is not None and self.photo.deleted_at is not None:
             return self.Status.TRASHED
         return self.Status.ACTIVE
 
@@ -151,7 +151,7 @@ class ShareLink(models.Model):
 
     @property
     def status_label(self) -> str:
-        return self.Status(self.status).label
+        return str(self.Status(self.status).label)
 
 
 class SharePasswordFailures(models.Model):

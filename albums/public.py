@@ -28,12 +28,13 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from gallery_project.clients import client_address
 from gallery_project.errors import AppError, NotFound, TooManyRequests
+from gallery_project.http import HtmxRequest
 from photos import metadata
 from photos import services as photo_services
 from photos.api import serve_photo_file
@@ -50,12 +51,12 @@ _SESSION_KEY = "share_links"
 _PUBLIC_CACHE = "private, no-cache"
 
 
-def _public(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def _public(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Open to anyone; any 404 becomes the one share-not-found page; privacy headers on every answer."""
 
     @login_not_required
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
         try:
             response = view(request, *args, **kwargs)
         except (Http404, AppError) as exc:
@@ -150,7 +151,7 @@ def _open_page(request: HttpRequest, token: str, link: ShareLink, content: Calla
 
 @_public
 @require_http_methods(["GET", "POST"])
-def share(request: HttpRequest, token: str) -> HttpResponse:
+def share(request: HtmxRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         return _password(request, token)
     link = services.share_link_resolve(token=token)
@@ -200,7 +201,7 @@ def _password(request: HttpRequest, token: str) -> HttpResponse:
 
 @_public
 @require_http_methods(["GET", "POST"])
-def share_photo(request: HttpRequest, token: str, photo_id) -> HttpResponse:
+def share_photo(request: HtmxRequest, token: str, photo_id) -> HttpResponse:
     """A shared photo: the lightbox body for the page's htmx, or a page of its own when opened directly.
 
     Whether this session may see the link is settled before the photo is looked up, so a locked link answers
@@ -223,7 +224,7 @@ def share_photo(request: HttpRequest, token: str, photo_id) -> HttpResponse:
 
 @_public
 @require_GET
-def share_photo_file(request: HttpRequest, token: str, photo_id: str, variant: str) -> HttpResponse:
+def share_photo_file(request: HttpRequest, token: str, photo_id: str, variant: str) -> HttpResponseBase:
     link = _link(request, token)
     photo = selectors.share_link_photo(link=link, photo_id=photo_id)
     if variant == "thumbnail":

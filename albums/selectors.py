@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING, TypeAlias, TypedDict
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, UUIDField
@@ -20,13 +21,24 @@ from photos.selectors import available_q, live_photos
 
 from .models import Album, AlbumPhoto, ShareLink
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class AlbumTotals(TypedDict):
+    photo_count: int
+    cover_id: uuid.UUID | None
+
+
+AnnotatedAlbum: TypeAlias = "WithAnnotations[Album, AlbumTotals]"
+
 
 def live_entries() -> QuerySet[AlbumPhoto]:
     """Album entries whose photo is not in the trash (trashed photos keep their entry and place)."""
     return AlbumPhoto.objects.filter(photo__deleted_at=None)
 
 
-def albums_annotated(albums: QuerySet[Album]) -> QuerySet[Album]:
+def albums_annotated(albums: QuerySet[Album]) -> QuerySet[AnnotatedAlbum]:
     """The albums with `photo_count` (live photos) and `cover_id`, in one query.
 
     The cover is the chosen photo while it is a live, available photo of the album, and otherwise the album's
@@ -108,10 +120,12 @@ def share_link_list(
 def share_link_photo(*, link: ShareLink, photo_id: uuid.UUID | str) -> Photo:
     """A photo the link shares: its one photo, or a live photo of its album. Anything else is not found, so a
     valid token cannot be used to reach any other photo."""
-    if link.photo_id is not None:
+    if link.photo is not None:
         if str(link.photo_id) != str(photo_id):
             raise NotFound("This photo is not shared by this link.")
         return link.photo
+    if link.album_id is None:
+        raise NotFound("This photo is not shared by this link.")
     photo = live_photos(owner=link.owner_id).filter(pk=photo_id, album_entries__album_id=link.album_id).first()
     if photo is None:
         raise NotFound("This photo is not shared by this link.")

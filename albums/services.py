@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
@@ -83,7 +83,7 @@ def _touch(album_id: uuid.UUID | str) -> None:
     Album.objects.filter(pk=album_id).update(updated_at=timezone.now())
 
 
-def album_create(*, owner: AbstractBaseUser, name: str, description: str = "") -> Album:
+def album_create(*, owner: User, name: str, description: str = "") -> Album:
     return _validated_save(Album(owner=owner, name=name, description=description))
 
 
@@ -273,7 +273,7 @@ def generate_share_token() -> str:
 
 def share_link_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     album_id: uuid.UUID | str | None = None,
     photo_id: uuid.UUID | str | None = None,
     expires_at: datetime | None = None,

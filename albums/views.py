@@ -10,10 +10,13 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from gallery_project.errors import InvalidInput
+from gallery_project.http import HtmxRequest
+from photos.models import Photo
 from photos.selectors import UNCATEGORIZED, photo_get, photo_list
 from photos.views import PAGE_SIZE
 
 from . import selectors, services
+from .models import Album
 
 
 @require_GET
@@ -27,7 +30,7 @@ def album_list(request: HttpRequest) -> HttpResponse:
     return render(request, "albums/album_list.html", context)
 
 
-def _album_page(request: HttpRequest, album, album_id) -> HttpResponse:
+def _album_page(request: HtmxRequest, album, album_id) -> HttpResponse:
     page = photo_list(owner=request.user, album_id=album_id, limit=PAGE_SIZE, cursor=request.GET.get("cursor") or None)
     template = "albums/album.html"
     if request.htmx and request.GET.get("cursor"):
@@ -37,13 +40,13 @@ def _album_page(request: HttpRequest, album, album_id) -> HttpResponse:
 
 @require_GET
 @vary_on_headers("HX-Request")
-def album_detail(request: HttpRequest, album_id: uuid.UUID) -> HttpResponse:
+def album_detail(request: HtmxRequest, album_id: uuid.UUID) -> HttpResponse:
     return _album_page(request, selectors.album_get(album_id=album_id, owner=request.user), album_id)
 
 
 @require_GET
 @vary_on_headers("HX-Request")
-def uncategorized(request: HttpRequest) -> HttpResponse:
+def uncategorized(request: HtmxRequest) -> HttpResponse:
     """The built-in view of photos in no album: the same page as an album's, without its controls."""
     return _album_page(request, None, UNCATEGORIZED)
 
@@ -81,7 +84,7 @@ def photo_albums(request: HttpRequest, photo_id: uuid.UUID) -> HttpResponse:
 
 @require_GET
 @vary_on_headers("HX-Request")
-def share_list(request: HttpRequest) -> HttpResponse:
+def share_list(request: HtmxRequest) -> HttpResponse:
     """Every active link (every link with ?all=1); with htmx, the table rows (a share dialog's list, too)."""
     show_all = request.GET.get("all") == "1"
     links = selectors.share_link_list(
@@ -100,12 +103,13 @@ def share_list(request: HttpRequest) -> HttpResponse:
 def share_new(request: HttpRequest) -> HttpResponse:
     """The share dialog for one album or one photo: a form for a new link and the target's links so far."""
     album_id, photo_id = _uuid_param(request, "album"), _uuid_param(request, "photo")
-    if (album_id is None) == (photo_id is None):
-        raise InvalidInput("Share either an album or a photo.", code="invalid_share_target")
-    if album_id:
+    target: Album | Photo
+    if album_id is not None and photo_id is None:
         target = selectors.album_get(album_id=album_id, owner=request.user)
-    else:
+    elif photo_id is not None and album_id is None:
         target = photo_get(photo_id=photo_id, owner=request.user)
+    else:
+        raise InvalidInput("Share either an album or a photo.", code="invalid_share_target")
     links = selectors.share_link_list(owner=request.user, album_id=album_id, photo_id=photo_id)
     context = {
         "album": target if album_id else None,

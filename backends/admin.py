@@ -4,31 +4,29 @@ from django.http import HttpRequest
 from .models import BackendSettings, PodSession
 from .services import EDITABLE_FIELDS
 
+# What the app learns from InvokeAI and RunPod: shown, never edited.
+_KNOWN_FIELDS = (
+    "is_connected",
+    "api_version",
+    "last_connected_at",
+    "connection_error",
+    "last_activity_at",
+    "lifetime_usage_hours",
+    "lifetime_cost",
+    "lifetime_images",
+    "stopped_pods",
+    "reconciled_at",
+)
+
 
 @admin.register(BackendSettings)
 class BackendSettingsAdmin(admin.ModelAdmin):
     # The encrypted API key is not a field here at all: it is entered on the backend page and never shown.
     fieldsets = [
         (None, {"fields": ["backend_mode", *EDITABLE_FIELDS]}),
-        (
-            "What the app knows",
-            {
-                "fields": [
-                    "is_connected",
-                    "api_version",
-                    "last_connected_at",
-                    "connection_error",
-                    "last_activity_at",
-                    "lifetime_usage_hours",
-                    "lifetime_cost",
-                    "lifetime_images",
-                    "stopped_pods",
-                    "reconciled_at",
-                ]
-            },
-        ),
+        ("What the app knows", {"fields": _KNOWN_FIELDS}),
     ]
-    readonly_fields = fieldsets[1][1]["fields"]
+    readonly_fields = _KNOWN_FIELDS
     list_display = ["__str__", "backend_mode", "is_connected", "api_version", "lifetime_cost"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

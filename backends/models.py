@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from decimal import Decimal
 
 from django.conf import settings
@@ -128,7 +130,7 @@ class BackendSettings(models.Model):
             raise ValidationError(errors)
 
     @classmethod
-    def current(cls) -> "BackendSettings":
+    def current(cls) -> BackendSettings:
         """The row, or its defaults before anything was saved (reads never create it; services do)."""
         return cls.objects.filter(pk=1).first() or cls()
 
@@ -145,8 +147,8 @@ class BackendSettings(models.Model):
         return self.idle_timeout_minutes or settings.RUNPOD_IDLE_TIMEOUT
 
 
-class PodSessionQuerySet(models.QuerySet):
-    def active(self):
+class PodSessionQuerySet(models.QuerySet["PodSession"]):
+    def active(self) -> PodSessionQuerySet:
         return self.filter(state__in=PodSession.ACTIVE_STATES)
 
 

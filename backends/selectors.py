@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -60,10 +61,10 @@ class BackendStatus:
     lifetime_images: int
     lifetime_cost_per_image: Decimal | None
     storage: costs.StorageCharge
-    stopped_pods: list[dict]
+    stopped_pods: list[dict[str, Any]]
     idle_timeout_minutes: int
     max_session_hours: int
-    known_gpu_types: list[dict]
+    known_gpu_types: list[dict[str, Any]]
     gpu_type: str
     # The stopped pod the next start resumes (keeping its models), if any.
     resumable_pod_id: str
@@ -73,7 +74,9 @@ class BackendStatus:
     worker: WorkerHealth
 
 
-def _auto_stop(session: PodSession, row: BackendSettings, *, now: datetime, spent: Decimal):
+def _auto_stop(
+    session: PodSession, row: BackendSettings, *, now: datetime, spent: Decimal
+) -> tuple[float | None, float, str]:
     """(idle minutes, minutes until the first automatic stop, which one) for an active session."""
     candidates: list[tuple[float, str]] = []
     idle_minutes = None
@@ -115,10 +118,11 @@ def backend_status(*, now: datetime | None = None) -> BackendStatus:
     spent = costs.month_spend(now=now)
     session = pods.active_session() or PodSession.objects.order_by("-created_at").first()
     pod = pod_status(session, row, now=now, spent=spent) if session else None
-    running_cost = pod.current_cost if pod and session.is_active else Decimal("0")
-    running_hours = costs.session_hours(session, now=now) if pod and session.is_active else 0.0
+    running = session if pod and session and session.is_active else None
+    running_cost = pod.current_cost if pod and running else Decimal("0")
+    running_hours = costs.session_hours(running, now=now) if running else 0.0
     lifetime_cost = row.lifetime_cost + running_cost
-    lifetime_images = row.lifetime_images + (session.images_generated if pod and session.is_active else 0)
+    lifetime_images = row.lifetime_images + (running.images_generated if running else 0)
     return BackendStatus(
         now=now,
         mode=row.backend_mode,

@@ -85,7 +85,8 @@ class StorageSerializer(serializers.Serializer):
 
 class ApiKeyStateSerializer(serializers.Serializer):
     is_set = serializers.BooleanField()
-    source = serializers.CharField()
+    # DRF takes declared fields off the class, so this shadows no Field.source at run time.
+    source = serializers.CharField()  # type: ignore[assignment]
     problem = serializers.CharField()
 
 

@@ -13,6 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRefresh
 
 from gallery_project.errors import AppError
+from gallery_project.http import HtmxRequest
 from gallery_project.permissions import staff_required
 
 from . import costs, pods, selectors, services
@@ -43,7 +44,7 @@ def _page_context(**extra) -> dict:
 @require_GET
 @vary_on_headers("HX-Request")
 @staff_required
-def backend_page(request: HttpRequest) -> HttpResponse:
+def backend_page(request: HtmxRequest) -> HttpResponse:
     if request.htmx:
         # The pod panel polls itself while a pod starts or stops, with only what it shows; once the pod is
         # ready or stopped, the whole page is reloaded, so costs and history show the change too.

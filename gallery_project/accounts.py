@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from axes.backends import AxesStandaloneBackend
 from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Model, QuerySet
 
@@ -52,12 +52,12 @@ def ownerless_adopt_all() -> None:
     ownerless_adopt(models=models, users=get_user_model().objects.all())
 
 
-def admin_create(*, username: str, password: str, first_run: bool = False) -> AbstractBaseUser:
+def admin_create(*, username: str, password: str, first_run: bool = False) -> User:
     """Create a superuser. With `first_run`, refuse if any account exists (the setup page is single-use)."""
-    User = get_user_model()
+    accounts = get_user_model().objects
     with transaction.atomic():
-        if first_run and User.objects.select_for_update().exists():
+        if first_run and accounts.select_for_update().exists():
             raise Conflict("The gallery already has an account; log in instead.", code="already_set_up")
-        user = User.objects.create_superuser(username=username, password=password)
+        user = accounts.create_superuser(username=username, password=password)
         ownerless_adopt_all()
     return user

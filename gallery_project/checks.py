@@ -9,15 +9,15 @@ import tempfile
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from PIL import features
 
 from backends.invokeai.transport import RefusedURL, normalise_url
 
 
 @register(Tags.compatibility, deploy=False)
-def check_image_codecs(app_configs=None, **kwargs) -> list:
-    errors = []
+def check_image_codecs(app_configs=None, **kwargs) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
     for codec in ("jpg", "zlib", "webp"):
         if not features.check(codec):
             errors.append(

@@ -118,6 +118,7 @@ def _first_message(detail: Any) -> str:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER: every API error leaves as {code, message, details}."""
     headers: dict[str, str] = {}
+    details: Any
     if isinstance(exc, AppError):
         status, body = exc.status, exc.as_dict()
     elif isinstance(exc, Http404):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar
 
 from django.contrib import admin
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
@@ -24,8 +24,9 @@ from rest_framework.permissions import BasePermission
 
 STAFF_ONLY = "Only staff accounts may see or change the backend and its models."
 
-# The account whose rows a read is of: the acting user (an anonymous one owns nothing), or an account's id.
-Owner: TypeAlias = AbstractBaseUser | AnonymousUser | int
+# The account whose rows a read is of: the acting user (an anonymous one owns nothing), or an account's id
+# (None: a row's owner from before accounts existed, whose rows are as ownerless as it until an account adopts them).
+Owner: TypeAlias = AbstractBaseUser | AnonymousUser | int | None
 
 M = TypeVar("M", bound=Model)
 V = TypeVar("V", bound=Callable[..., Any])
@@ -99,3 +100,11 @@ class OwnedAdmin(admin.ModelAdmin):
         if not change and "__" not in self.owner_field and getattr(obj, f"{self.owner_field}_id") is None:
             setattr(obj, self.owner_field, request.user)
         super().save_model(request, obj, form, change)
+
+
+def signed_in(user: AbstractBaseUser | AnonymousUser) -> User:
+    """The account a write acts for. Views reach their writes only past a login requirement; this says so to the
+    type checker, and refuses rather than write a row nobody owns should a view ever forget that requirement."""
+    if not isinstance(user, User) or not user.is_authenticated:
+        raise PermissionDenied("Log in first.")
+    return user

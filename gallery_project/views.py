@@ -7,7 +7,7 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_http_methods
@@ -22,7 +22,7 @@ def first_run_setup(request: HttpRequest) -> HttpResponse:
     """Create the owner's account on a fresh install; afterwards this page only points to the login."""
     if account_exists():
         return redirect("login")
-    form = UserCreationForm(request.POST or None)
+    form: UserCreationForm = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = admin_create(
             username=form.cleaned_data["username"], password=form.cleaned_data["password1"], first_run=True
@@ -38,7 +38,7 @@ class LoginView(auth_views.LoginView):
 
     redirect_authenticated_user = True
 
-    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
         if not account_exists():
             return redirect("setup")
         return super().dispatch(request, *args, **kwargs)

@@ -53,7 +53,7 @@ class CachedModelAdmin(admin.ModelAdmin):
         "cached_at",
     ]
     # Everything but the app's own settings comes from InvokeAI and is overwritten by the next refresh.
-    readonly_fields = [name for name in fields if name not in ("is_favorite", "options")]
+    readonly_fields = [name for name in fields if name not in ("is_favorite", "options")]  # type: ignore[misc]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -94,10 +94,21 @@ class _ReadOnly:
         return False
 
 
+_STEP_INLINE_FIELDS = (
+    "position",
+    "status",
+    "prompt",
+    "model_name",
+    "batch_size",
+    "images_retrieved",
+    "images_failed",
+)
+
+
 class StepInline(_ReadOnly, admin.TabularInline):
     model = GenerationStep
-    fields = ["position", "status", "prompt", "model_name", "batch_size", "images_retrieved", "images_failed"]
-    readonly_fields = fields
+    fields = _STEP_INLINE_FIELDS
+    readonly_fields = _STEP_INLINE_FIELDS
     show_change_link = True
     extra = 0
 
@@ -113,10 +124,18 @@ class GenerationSessionAdmin(_ReadOnly, OwnedAdmin):
     inlines = [StepInline]
 
 
+_ALTERNATIVE_INLINE_FIELDS = (
+    "index",
+    "photo",
+    "item_id",
+    "selected",
+)
+
+
 class AlternativeInline(_ReadOnly, admin.TabularInline):
     model = StepAlternative
-    fields = ["index", "photo", "item_id", "selected"]
-    readonly_fields = fields
+    fields = _ALTERNATIVE_INLINE_FIELDS
+    readonly_fields = _ALTERNATIVE_INLINE_FIELDS
     extra = 0
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponseBase
 from django.urls import re_path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from backends import manager
 from backends.signals import user_activity
 from gallery_project.errors import AppError
-from gallery_project.permissions import IsStaff, owned_by
+from gallery_project.permissions import IsStaff, owned_by, signed_in
 from photos import selectors as photo_selectors
 from photos.api import PhotoViewSet, serve_photo_file
 from photos.models import Photo
@@ -94,7 +94,9 @@ def _step_body(request: Request, step_id: int | str) -> dict[str, Any]:
 
 
 def _remember(request: Request, step: GenerationStep) -> None:
-    services.preference_remember(user=request.user, model_key=step.model_key, steps=step.parameters.get("steps"))
+    services.preference_remember(
+        user=signed_in(request.user), model_key=step.model_key, steps=step.parameters.get("steps")
+    )
 
 
 class GenerationSessionViewSet(viewsets.GenericViewSet):
@@ -114,7 +116,7 @@ class GenerationSessionViewSet(viewsets.GenericViewSet):
         form = SessionCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         session = services.session_create(
-            owner=request.user,
+            owner=signed_in(request.user),
             source_photo_id=form.validated_data.get("source_image_id"),
             title=form.validated_data["title"],
         )
@@ -142,7 +144,7 @@ class GenerationSessionViewSet(viewsets.GenericViewSet):
             {**_step_body(request, step.pk), "status_url": f"/api/generation/steps/{step.pk}/status"}
         ).data
         # 202: the images are still being made; the status URL follows them.
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": str(body["status_url"])})
 
 
 class GenerationStepViewSet(viewsets.GenericViewSet):
@@ -196,7 +198,7 @@ class PhotoRetrievalViewSet(viewsets.GenericViewSet):
 
 # --- CyberImage's simple surface, for scripts: one call makes a one-step session ---
 
-_CYBERIMAGE_STATUS = {
+_CYBERIMAGE_STATUS: dict[str, str] = {
     GenerationStep.Status.PENDING: "pending",
     GenerationStep.Status.RUNNING: "processing",
     GenerationStep.Status.COMPLETED: "completed",
@@ -254,10 +256,10 @@ class GenerateView(APIView):
         step_request = form.to_request()
         # Refused (bad parameters, no InvokeAI to send to) before a session is made for it.
         services.step_validate(owner=request.user, request=step_request)
-        session = services.session_create(owner=request.user, title=step_request.prompt[:80])
+        session = services.session_create(owner=signed_in(request.user), title=step_request.prompt[:80])
         step = services.step_create(session_id=session.pk, owner=request.user, request=step_request)
         _remember(request, step)
-        body = {
+        body: dict[str, object] = {
             "job_id": str(step.pk),
             "session_id": session.pk,
             "status": _CYBERIMAGE_STATUS[step.status],
@@ -268,7 +270,7 @@ class GenerateView(APIView):
             if step.is_finished
             else f"Generating {len(step.item_ids)} image(s) with {step.model_name}.",
         }
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": str(body["status_url"])})
 
 
 class JobStatusView(APIView):
@@ -317,7 +319,7 @@ class JobStatusView(APIView):
 
 class JobImageView(APIView):
     @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
-    def get(self, request: Request, image_id: str) -> HttpResponse:
+    def get(self, request: Request, image_id: str) -> HttpResponseBase:
         photo = photo_selectors.photo_get(photo_id=image_id, owner=request.user, include_deleted=True)
         return serve_photo_file(request, photo, photo.local_storage_path, photo.mime_type, "original")
 

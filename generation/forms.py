@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from backends.invokeai.graphs import DEFAULT_STRENGTH, SEED_MAX
@@ -33,8 +35,8 @@ class StepForm(forms.Form):
     strength = forms.FloatField(required=False, min_value=0.01, max_value=1)
     vae_key = forms.CharField(required=False)
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         if data.get("seed_mode") == "fixed" and data.get("seed") is None:
             self.add_error("seed", "Enter the seed to use, or choose Random.")
         return data

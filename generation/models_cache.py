@@ -259,8 +259,8 @@ def flux_companions() -> FluxModels:
             code="flux_companions_missing",
             details={"missing": missing},
         )
-    t5, clip, flux_vae = chosen.values()
-    return FluxModels(t5_encoder=t5.identifier, clip_embed=clip.identifier, vae=flux_vae.identifier)
+    t5, clip, flux_vae = (model.identifier for model in chosen.values() if model is not None)
+    return FluxModels(t5_encoder=t5, clip_embed=clip, vae=flux_vae)
 
 
 def step_defaults(*, key: str) -> StepDefaults:

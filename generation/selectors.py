@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from gallery_project.errors import NotFound
@@ -28,7 +29,7 @@ class RetrievalStats:
     failed: int
 
 
-def _alternatives() -> Prefetch:
+def _alternatives() -> Prefetch[str, QuerySet[StepAlternative], str]:
     return Prefetch("alternatives", queryset=StepAlternative.objects.select_related("photo").order_by("index"))
 
 
@@ -100,7 +101,7 @@ def generation_in_flight() -> bool:
     return steps_in_flight().exists() or retrievals_unfinished().exists()
 
 
-def preference_get(*, user) -> StudioPreference | None:
-    if not getattr(user, "is_authenticated", False):
+def preference_get(*, user: AbstractBaseUser | AnonymousUser) -> StudioPreference | None:
+    if isinstance(user, AnonymousUser):
         return None
-    return StudioPreference.objects.filter(user=user).first()
+    return StudioPreference.objects.filter(user_id=user.pk).first()

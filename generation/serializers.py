@@ -224,7 +224,7 @@ class SessionDetailSerializer(SessionSerializer):
         read_only_fields = fields
 
     @extend_schema_field(StepSerializer(many=True))
-    def get_steps(self, session: GenerationSession) -> list[dict[str, Any]]:
+    def get_steps(self, session: GenerationSession) -> Any:
         return StepSerializer(selectors.session_steps(session=session), many=True).data
 
 

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -52,7 +52,7 @@ _NOT_YET_UPLOADED = "not-yet-uploaded.png"
 
 
 def session_create(
-    *, owner: AbstractBaseUser, source_photo_id: uuid.UUID | str | None = None, title: str = ""
+    *, owner: User, source_photo_id: uuid.UUID | str | None = None, title: str = ""
 ) -> GenerationSession:
     """Start a session from scratch, or from a gallery photo (whose first step will usually be img2img)."""
     source = None
@@ -509,7 +509,7 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
 # --- preferences ---
 
 
-def preference_remember(*, user: AbstractBaseUser, model_key: str, steps: int | None) -> None:
+def preference_remember(*, user: User, model_key: str, steps: int | None) -> None:
     """Keep the model and step count a person generated with, for the studio form's next visit."""
     StudioPreference.objects.update_or_create(
         user=user, defaults={"model_key": model_key, "steps": steps, "updated_at": timezone.now()}

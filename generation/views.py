@@ -26,7 +26,8 @@ from backends import manager
 from backends.invokeai import graphs
 from backends.signals import user_activity
 from gallery_project.errors import AppError, InvalidInput, Unavailable
-from gallery_project.permissions import is_staff, staff_required
+from gallery_project.http import HtmxRequest
+from gallery_project.permissions import is_staff, signed_in, staff_required
 from photos import selectors as photo_selectors
 from photos.models import Photo
 
@@ -323,11 +324,13 @@ def _error(request: HttpRequest, message: str) -> HttpResponse:
 
 
 def _remember(request: HttpRequest, step: GenerationStep) -> None:
-    services.preference_remember(user=request.user, model_key=step.model_key, steps=step.parameters.get("steps"))
+    services.preference_remember(
+        user=signed_in(request.user), model_key=step.model_key, steps=step.parameters.get("steps")
+    )
 
 
 @require_POST
-def session_new(request: HttpRequest) -> HttpResponse:
+def session_new(request: HtmxRequest) -> HttpResponse:
     """Start a session with its first step, then go to its page."""
     form = StepForm(request.POST)
     if not form.is_valid():
@@ -338,7 +341,7 @@ def session_new(request: HttpRequest) -> HttpResponse:
     except AppError as exc:
         return _error(request, exc.message)
     source = step_request.init_photo_id if step_request.mode != "txt2img" else None
-    session = services.session_create(owner=request.user, source_photo_id=source)
+    session = services.session_create(owner=signed_in(request.user), source_photo_id=source)
     # A failure at InvokeAI is recorded as a failed step with its reason, which the session page shows.
     with contextlib.suppress(AppError):
         _remember(request, services.step_create(session_id=session.pk, owner=request.user, request=step_request))
@@ -445,7 +448,7 @@ def step_retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def session_close(request: HttpRequest, pk: int, status: str) -> HttpResponse:
+def session_close(request: HtmxRequest, pk: int, status: str) -> HttpResponse:
     services.session_update(session_id=pk, owner=request.user, status=status)
     url = reverse("studio:home")
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

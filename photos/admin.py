@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -69,7 +69,7 @@ class PhotoAdmin(OwnedAdmin):
         thumbnail = self.admin_site.admin_view(self.thumbnail_view)
         return [path("<uuid:pk>/thumbnail/", thumbnail, name="photos_photo_thumbnail"), *super().get_urls()]
 
-    def thumbnail_view(self, request: HttpRequest, pk) -> HttpResponse:
+    def thumbnail_view(self, request: HttpRequest, pk) -> HttpResponseBase:
         """The thumbnail for admin pages: the API serves only the acting user's own photos, and a superuser
         here sees every account's."""
         photo = self.get_object(request, str(pk))

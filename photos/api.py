@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpResponseBase
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from gallery_project.errors import NotFound, TooLarge
+from gallery_project.permissions import signed_in
 
 from . import selectors, services, storage
 from .models import Photo
@@ -48,7 +49,7 @@ def serve_photo_file(
     cache_control: str = _IMMUTABLE,
     open_file: Callable[[Path], BinaryIO] = _open,
     download_name: str | None = None,
-) -> HttpResponse:
+) -> HttpResponseBase:
     """Send one of a photo's files with validators for conditional GET (files never change once written).
 
     `open_file` is called only when the body is sent (not for a 304), with the file's absolute path; it may
@@ -60,6 +61,7 @@ def serve_photo_file(
     etag = f'"{photo.checksum[:32]}-{variant}"'
     last_modified = int(photo.created_at.timestamp())
     not_modified = get_conditional_response(request, etag=etag, last_modified=last_modified)
+    response: HttpResponseBase
     if not_modified is None:
         try:
             handle = open_file(storage.absolute(relative))
@@ -104,7 +106,7 @@ class PhotoViewSet(viewsets.GenericViewSet):
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]
         created = services.photo_create(
-            owner=request.user,
+            owner=signed_in(request.user),
             file=upload,
             filename=upload.name,
             size=upload.size,
@@ -130,18 +132,18 @@ class PhotoViewSet(viewsets.GenericViewSet):
 
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
-    def file(self, request: Request, pk: str) -> HttpResponse:
+    def file(self, request: Request, pk: str) -> HttpResponseBase:
         photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
         return serve_photo_file(request, photo, photo.local_storage_path, photo.mime_type, "original")
 
     @extend_schema(responses={(200, "image/webp"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
-    def thumbnail(self, request: Request, pk: str) -> HttpResponse:
+    def thumbnail(self, request: Request, pk: str) -> HttpResponseBase:
         photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
         return serve_photo_file(request, photo, photo.local_thumbnail_path, "image/webp", "thumbnail")
 
     @extend_schema(responses={(200, "image/webp"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
-    def display(self, request: Request, pk: str) -> HttpResponse:
+    def display(self, request: Request, pk: str) -> HttpResponseBase:
         photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
         return serve_photo_file(request, photo, services.photo_display_rendition(photo=photo), "image/webp", "display")

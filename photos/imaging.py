@@ -28,7 +28,7 @@ from . import decode_budget
 try:
     import pillow_heif
 except ImportError:  # pragma: no cover - the system check reports it
-    pillow_heif = None
+    pillow_heif = None  # type: ignore[assignment]
 else:
     pillow_heif.register_heif_opener()
 
@@ -137,7 +137,8 @@ def _to_8bit(image: Image.Image, cmyk: ImageCms.ImageCmsTransform | None) -> Ima
             grey.putalpha(opaque.convert("L"))
         image = grey
     elif image.mode == "CMYK":
-        image = ImageCms.applyTransform(image, cmyk) if cmyk else image.convert("RGB")
+        converted = ImageCms.applyTransform(image, cmyk) if cmyk else None
+        image = converted if converted is not None else image.convert("RGB")
     has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
     wanted = "RGBA" if has_alpha else "RGB"
     return image if image.mode == wanted else image.convert(wanted)

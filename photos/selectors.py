@@ -11,6 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import F, Q, QuerySet
@@ -41,11 +42,11 @@ def _bad_cursor() -> InvalidInput:
     return InvalidInput("The cursor is not one this server handed out.", code="invalid_cursor")
 
 
-def _encode(values: list) -> str:
+def _encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> list:
+def _decode(cursor: str) -> list[Any]:
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
@@ -69,7 +70,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 def _encode_position_cursor(photo: Photo) -> str:
     # Tagged, so a date cursor handed back with album_id (or the reverse) is refused rather than misread.
-    return _encode(["position", photo.album_position, photo.id.hex])
+    return _encode(["position", photo.album_position, photo.id.hex])  # type: ignore[attr-defined]  # annotated on album pages
 
 
 def _decode_position_cursor(cursor: str) -> tuple[int, uuid.UUID]:
@@ -98,7 +99,7 @@ def _tallied_total(*, owner: Owner, deleted: bool, generated: bool | None) -> in
     """The owner's total from the trigger-kept tallies, or None when they don't cover this filter."""
     if deleted and generated is not None:
         return None
-    tallies = dict(owned_by(PhotoTally.objects, owner).values_list("name", "count"))
+    tallies: dict[str, int] = dict(owned_by(PhotoTally.objects.all(), owner).values_list("name", "count"))
     if deleted:
         return tallies.get(PhotoTally.TRASH, 0)
     live, live_generated = tallies.get(PhotoTally.LIVE, 0), tallies.get(PhotoTally.LIVE_GENERATED, 0)

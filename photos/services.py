@@ -13,10 +13,10 @@ import io
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -51,7 +51,7 @@ def _copy_hashing(source: BinaryIO, destination: BinaryIO) -> tuple[str, int]:
 
 def photo_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     file: BinaryIO,
     filename: str,
     size: int,
@@ -145,7 +145,7 @@ class PreparedImage:
     thumbnail: bytes
 
 
-def _usable_thumbnail(data: bytes | None) -> bool:
+def _usable_thumbnail(data: bytes | None) -> TypeGuard[bytes]:
     if not data:
         return False
     try:
@@ -193,7 +193,7 @@ def generated_image_prepare(*, data: bytes, name: str, thumbnail: bytes | None =
 
 def generated_photo_register(
     *,
-    owner_id: int,
+    owner_id: int | None,
     invoke_id: str,
     prompt: str,
     negative_prompt: str,
@@ -385,5 +385,7 @@ def photo_tallies_rebuild() -> None:
     with transaction.atomic():
         PhotoTally.objects.all().delete()
         PhotoTally.objects.bulk_create(
-            PhotoTally(owner_id=row["owner"], name=name, count=row[name]) for row in counts for name in names
+            PhotoTally(owner_id=row["owner"], name=name, count=row[name])  # type: ignore[literal-required]
+            for row in counts
+            for name in names
         )

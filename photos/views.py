@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from gallery_project.errors import InvalidInput
+from gallery_project.http import HtmxRequest
 
 from . import selectors, services
 
@@ -26,7 +27,7 @@ def _filters(request: HttpRequest) -> dict[str, str]:
 
 @require_GET
 @vary_on_headers("HX-Request")
-def gallery(request: HttpRequest) -> HttpResponse:
+def gallery(request: HtmxRequest) -> HttpResponse:
     filters = _filters(request)
     page = selectors.photo_list(
         owner=request.user,
@@ -44,7 +45,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @vary_on_headers("HX-Request")
-def photo_detail(request: HttpRequest, pk) -> HttpResponse:
+def photo_detail(request: HtmxRequest, pk) -> HttpResponse:
     """The lightbox body for htmx; the same content as a page of its own for a direct link."""
     photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
     template = "photos/photo.html"
@@ -62,7 +63,7 @@ def photo_tile(request: HttpRequest, pk) -> HttpResponse:
 
 @require_GET
 @vary_on_headers("HX-Request")
-def trash(request: HttpRequest) -> HttpResponse:
+def trash(request: HtmxRequest) -> HttpResponse:
     page = selectors.photo_list(
         owner=request.user, deleted=True, limit=PAGE_SIZE, cursor=request.GET.get("cursor") or None
     )

@@ -18,7 +18,7 @@ import logging
 import mimetypes
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
@@ -432,7 +432,9 @@ class InvokeAIClient:
             timeout=self.timeout,
             stream=True,
             allow_redirects=False,
-            proxies=_NO_PROXIES,
+            # requests drops a scheme whose proxy is None (so the environment's is not used); its stubs
+            # only know str values.
+            proxies=cast("dict[str, str]", _NO_PROXIES),
             **kwargs,
         ) as response:
             # 6.13+ slides the login's expiry forward on each change it accepts (FACTS #14).

@@ -65,16 +65,16 @@ def pods_reconcile(*, now: datetime | None = None, adapter: RunPodAdapter | None
     for session in active:
         if session.state not in (State.STARTING, State.READY) or now - session.created_at < CREATE_GRACE:
             continue
-        pod = by_id.get(session.pod_id)
-        if pod is None or pod.is_stopped:
-            what = "no longer exists" if pod is None else f"is {pod.desired_status}"
+        found = by_id.get(session.pod_id)
+        if found is None or found.is_stopped:
+            what = "no longer exists" if found is None else f"is {found.desired_status}"
             common.finish(
                 session,
                 now=now,
                 state=State.STOPPED if session.ready_at else State.FAILED,
                 reason=Reason.ERROR,
                 message=f"RunPod reports that the pod {what}: it was stopped outside the app.",
-                pod_exists=pod is not None,
+                pod_exists=found is not None,
             )
             result.ended.append(session.pk)
     if result.orphans:

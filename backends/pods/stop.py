@@ -38,7 +38,7 @@ def pod_stop(
     session = PodSession.objects.get(pk=session_id) if session_id else active_session()
     if session is None:
         raise Conflict("No pod is running.", code="no_pod")
-    reasons = {
+    reasons: dict[str, str] = {
         Reason.USER: "Stopping: you asked.",
         Reason.IDLE: "Stopping: idle.",
         Reason.MAX_LIFETIME: "Stopping: the longest session was reached.",
@@ -136,7 +136,7 @@ def _finish_stopping(session: PodSession, *, now: datetime, pod_exists: bool) ->
     never_ready = session.ready_at is None and session.stop_reason == Reason.ERROR
     state = State.FAILED if never_ready else State.STOPPED
     idle = services.backend_settings_get().effective_idle_timeout
-    done = {
+    done: dict[str, str] = {
         Reason.USER: "Stopped.",
         Reason.IDLE: f"Stopped after {idle} idle minute{'' if idle == 1 else 's'}.",
         Reason.MAX_LIFETIME: "Stopped: the longest session was reached.",

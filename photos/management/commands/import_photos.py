@@ -65,7 +65,7 @@ class Command(BaseCommand):
         )
         imported, duplicates = 0, 0
         skipped: list[tuple[Path, str]] = []
-        progress = tqdm(files, unit="photo", disable=options["verbosity"] == 0, file=self.stderr._out)
+        progress = tqdm(files, unit="photo", disable=options["verbosity"] == 0, file=self.stderr._out)  # type: ignore[call-overload]
         for path in progress:
             progress.set_postfix_str(path.name[-30:], refresh=False)
             try:
