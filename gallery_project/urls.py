@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from backends import api as backends_api
-from generation.api import cyberimage_urlpatterns
+from generation import cyberimage_api
 
 from . import views
 from .api import TokenLoginView
@@ -23,7 +23,7 @@ api_urlpatterns = [
     ),
     *router.urls,
     *backends_api.urlpatterns,
-    *cyberimage_urlpatterns,
+    *cyberimage_api.urlpatterns,
 ]
 
 urlpatterns = [
@@ -32,6 +32,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("setup/", views.first_run_setup, name="setup"),
     path("api/", include(api_urlpatterns)),
+    path("cyberimage/api/", include((cyberimage_api.prefixed_urlpatterns, "cyberimage"))),
     path("studio/", include("generation.urls")),
     path("backend/", include("backends.urls")),
     path("worker/", include("worker.urls")),

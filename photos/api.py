@@ -78,6 +78,15 @@ def serve_photo_file(
     return response
 
 
+def serve_photo_variant(request, photo: Photo, variant: str) -> HttpResponseBase:
+    """A photo's `original`, `thumbnail` (300 px WebP) or `display` (1600 px WebP) file, for its owner."""
+    if variant == "thumbnail":
+        return serve_photo_file(request, photo, photo.local_thumbnail_path, "image/webp", variant)
+    if variant == "display":
+        return serve_photo_file(request, photo, services.photo_display_rendition(photo=photo), "image/webp", variant)
+    return serve_photo_file(request, photo, photo.local_storage_path, photo.mime_type, "original")
+
+
 class PhotoViewSet(viewsets.GenericViewSet):
     serializer_class = PhotoSerializer
     queryset = Photo.objects.none()
@@ -133,17 +142,18 @@ class PhotoViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def file(self, request: Request, pk: str) -> HttpResponseBase:
-        photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
-        return serve_photo_file(request, photo, photo.local_storage_path, photo.mime_type, "original")
+        return self._serve(request, pk, "original")
 
     @extend_schema(responses={(200, "image/webp"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def thumbnail(self, request: Request, pk: str) -> HttpResponseBase:
-        photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
-        return serve_photo_file(request, photo, photo.local_thumbnail_path, "image/webp", "thumbnail")
+        return self._serve(request, pk, "thumbnail")
 
     @extend_schema(responses={(200, "image/webp"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def display(self, request: Request, pk: str) -> HttpResponseBase:
+        return self._serve(request, pk, "display")
+
+    def _serve(self, request: Request, pk: str, variant: str) -> HttpResponseBase:
         photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
-        return serve_photo_file(request, photo, services.photo_display_rendition(photo=photo), "image/webp", "display")
+        return serve_photo_variant(request, photo, variant)

@@ -28,6 +28,7 @@ REAL_IDS = {
     "/api/generation/sessions/{id}": "session",
     "/api/generation/steps/{id}": "step",
     "/api/image/{image_id}": "photo",
+    "/api/get_image/{image_id}": "photo",
     "/api/status/{job_id}": "step",
     "/api/models/{key}": "model",
     "/api/shares/{id}": "share",
