@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from backends import api as backends_api
 from generation import cyberimage_api
+from photos import api as photos_api
 
 from . import views
 from .api import TokenLoginView
@@ -21,6 +22,7 @@ api_urlpatterns = [
         csp_update({"img-src": ["data:"]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
         name="api-docs",
     ),
+    *photos_api.urlpatterns,
     *router.urls,
     *backends_api.urlpatterns,
     *cyberimage_api.urlpatterns,

@@ -35,7 +35,7 @@ from gallery_project.pagination import MAX_OFFSET
 from gallery_project.permissions import owned_by, signed_in
 from photos import selectors as photo_selectors
 from photos import services as photo_services
-from photos.api import serve_photo_variant
+from photos.api import FileAnswers, serve_photo_variant
 from photos.models import Photo
 
 from . import models_cache, selectors, services
@@ -343,7 +343,7 @@ def _step_of(photo: Photo) -> tuple[StepAlternative | None, GenerationStep | Non
     return alternative, alternative.step if alternative else None
 
 
-class GetImageView(APIView):
+class GetImageView(FileAnswers):
     @extend_schema(
         parameters=[OpenApiParameter("size", str, enum=["small", "medium", "original"], required=False)],
         responses={(200, "image/*"): OpenApiTypes.BINARY},
@@ -363,7 +363,7 @@ class ImageMetadataView(APIView):
         return Response({"id": str(photo.pk), **_metadata(photo, *_step_of(photo))})
 
 
-class ImageView(APIView):
+class ImageView(FileAnswers):
     """`GET image/{id}` is the file (this app's addition, kept for scripts); `DELETE` moves it to the trash."""
 
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY}, summary="An image's original file")

@@ -25,6 +25,7 @@ REAL_IDS = {
     "/api/albums/{id}": "album",
     "/api/photos/{photo_id}": "photo",
     "/api/photos/{id}": "photo",
+    "/api/photos/thumbnail/{id}": "photo",
     "/api/generation/sessions/{id}": "session",
     "/api/generation/steps/{id}": "step",
     "/api/image/{image_id}": "photo",
