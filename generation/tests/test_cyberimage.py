@@ -92,6 +92,15 @@ def test_a_name_installed_twice_is_keyed_by_its_model_keys(api, invokeai):
     assert api.post("/api/generate", cyberimage_body() | {"model_id": "second-key"}, format="json").status_code == 202
 
 
+def test_the_model_list_costs_the_same_queries_for_more_models(api, invokeai, django_assert_max_num_queries):
+    invokeai.install_models(
+        [{**invokeai.model("tiny-sd1"), "key": f"k{n}", "hash": f"h{n}", "name": f"m{n}"} for n in range(8)]
+    )
+    models_cache.models_refresh()
+    with django_assert_max_num_queries(2):
+        assert len(api.get("/cyberimage/api/models").json()["models"]) == 10
+
+
 def test_the_apps_own_model_list_stays_at_api_models(api, invokeai):
     assert isinstance(api.get("/api/models").json(), list)
     assert isinstance(api.get("/api/models/").json(), list)
@@ -224,6 +233,13 @@ def test_status_when_completed_has_the_images_with_cyberimage_metadata(api, job,
     # The next job of the same model has an estimate from this one.
     next_job = api.post("/api/generate", cyberimage_body(), format="json").json()["job_id"]
     assert api.get(f"/api/status/{next_job}").json()["estimated_processing_time_seconds"] > 0
+
+
+def test_status_queries_do_not_grow_with_the_images(api, invokeai, sd1, follow, django_assert_max_num_queries):
+    job = api.post("/api/generate", cyberimage_body(num_images=6), format="json").json()["job_id"]
+    follow(int(job))
+    with django_assert_max_num_queries(5):
+        assert len(api.get(f"/api/status/{job}").json()["images"]) == 6
 
 
 def test_a_cancelled_job_is_failed_with_a_message(api, job, invokeai):
