@@ -85,6 +85,14 @@ class Unavailable(AppError):
     code = "unavailable"
 
 
+# Paths answered as the API, errors included: JSON, never a page. CyberImage's API has a prefix of its own.
+API_PATH_PREFIXES = ("/api/", "/cyberimage/api/")
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PATH_PREFIXES)
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"code": code, "message": message, "details": details or {}}
 
@@ -147,7 +155,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 class AppErrorMiddleware:
-    """Render an AppError raised by a page view: a partial for htmx, a page otherwise, JSON under /api/.
+    """Render an AppError raised by a page view: a partial for htmx, a page otherwise, JSON for the API.
 
     It also refuses a query string with a NUL character before any view reads it: no text column can hold one
     (PostgreSQL raises, a 500), and views read some parameters straight from `request.GET`.
@@ -168,7 +176,7 @@ class AppErrorMiddleware:
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if not isinstance(exc, AppError):
             return None
-        if request.path.startswith("/api/"):
+        if is_api_path(request.path):
             return JsonResponse(exc.as_dict(), status=exc.status)
         template = "errors/app_error.html"
         if getattr(request, "htmx", False):
@@ -177,7 +185,7 @@ class AppErrorMiddleware:
 
 
 def _page_or_json(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
-    if request.path.startswith("/api/"):
+    if is_api_path(request.path):
         return JsonResponse(error_body(code, message), status=status)
     return render(request, f"errors/{status}.html", {"message": message}, status=status)
 

@@ -343,6 +343,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["generation.cyberimage_api.schema_endpoints"],
 }
 
 # --- Background work (django-q2) ---

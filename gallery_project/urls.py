@@ -5,7 +5,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from backends import api as backends_api
-from generation.api import cyberimage_urlpatterns
+from generation import cyberimage_api
+from photos import api as photos_api
 
 from . import views
 from .api import TokenLoginView
@@ -21,9 +22,10 @@ api_urlpatterns = [
         csp_update({"img-src": ["data:"]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
         name="api-docs",
     ),
+    *photos_api.urlpatterns,
     *router.urls,
     *backends_api.urlpatterns,
-    *cyberimage_urlpatterns,
+    *cyberimage_api.urlpatterns,
 ]
 
 urlpatterns = [
@@ -32,6 +34,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("setup/", views.first_run_setup, name="setup"),
     path("api/", include(api_urlpatterns)),
+    path("cyberimage/api/", include((cyberimage_api.prefixed_urlpatterns, "cyberimage"))),
     path("studio/", include("generation.urls")),
     path("backend/", include("backends.urls")),
     path("worker/", include("worker.urls")),

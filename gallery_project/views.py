@@ -13,7 +13,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_http_methods
 
 from .accounts import account_exists, admin_create
-from .errors import error_body
+from .errors import error_body, is_api_path
 
 
 @login_not_required
@@ -59,7 +59,7 @@ def login_lockout_message() -> str:
 def login_locked_out(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
     """django-axes' answer to a login from a locked (username, address) pair: 429 with Retry-After, as JSON
     under /api/ and as the login page otherwise (the admin's login too)."""
-    if request.path.startswith("/api/"):
+    if is_api_path(request.path):
         locked: HttpResponse = JsonResponse(
             error_body("login_locked", login_lockout_message(), {"retry_after": login_lockout_seconds()}), status=429
         )

@@ -1,7 +1,8 @@
 """The model cache: InvokeAI's installed models kept as rows, refreshed from InvokeAI, read by the studio.
 
 Writes: `models_refresh`, `model_update`, `model_mark_used`, `model_verify`. Reads: `model_list`, `model_get`,
-`model_find`, `step_options_for`, `step_defaults`, `flux_companions`. The studio validates a step with `step_defaults`
+`model_find`, `generation_models`, `step_options_for`, `model_step_options`, `model_guidance_default`,
+`step_defaults`, `flux_companions`. The studio validates a step with `step_defaults`
 (base-aware sizes, steps and their bounds, default VAE) and calls `model_verify` right before enqueueing,
 because InvokeAI accepts a stale key at enqueue and only fails the item later (FACTS #2).
 """
@@ -239,6 +240,27 @@ def step_options_for(model: CachedModel) -> StepOptions | None:
     return None
 
 
+def generation_models() -> QuerySet[CachedModel]:
+    """The installed main models the studio can generate with (the bases it has graphs for), picker order."""
+    return model_list(model_type="main").filter(base__in=_BASE_DEFAULTS)
+
+
+def model_step_options(model: CachedModel) -> StepOptions:
+    """The steps a step with `model` may take: its step options, else 1 to 150 around its default count."""
+    default_steps = model.default_steps or (
+        _SCHNELL_STEPS if model.variant == "schnell" else _BASE_DEFAULTS[model.base]["steps"]
+    )
+    return step_options_for(model) or StepOptions(minimum=1, maximum=150, default=default_steps)
+
+
+def model_guidance_default(model: CachedModel) -> float:
+    """The guidance a step starts from: FLUX's guidance for FLUX models, the CFG scale for the others."""
+    base = _BASE_DEFAULTS[model.base]
+    if model.base == "flux":
+        return model.default_guidance or base["guidance"]
+    return model.default_cfg_scale or base["cfg_scale"]
+
+
 def _first_available(model_type: str, base: str) -> CachedModel | None:
     return model_list(model_type=model_type, base=base).first()
 
@@ -273,8 +295,7 @@ def step_defaults(*, key: str) -> StepDefaults:
             details={"key": key},
         )
     base = _BASE_DEFAULTS[model.base]
-    default_steps = model.default_steps or (_SCHNELL_STEPS if model.variant == "schnell" else base["steps"])
-    steps = step_options_for(model) or StepOptions(minimum=1, maximum=150, default=default_steps)
+    steps = model_step_options(model)
     vae_choices = list(model_list(model_type="vae", base=model.base))
     own_default = model.default_vae if any(vae.key == model.default_vae for vae in vae_choices) else ""
     base_default = next((vae.key for vae in vae_choices if vae.is_default_vae), None)
@@ -286,7 +307,7 @@ def step_defaults(*, key: str) -> StepDefaults:
         max_pixels=settings.MAX_IMAGE_PIXELS or base["max_pixels"],
         steps=steps,
         cfg_scale=model.default_cfg_scale or base["cfg_scale"],
-        guidance=(model.default_guidance or base["guidance"]) if model.base == "flux" else None,
+        guidance=model_guidance_default(model) if model.base == "flux" else None,
         scheduler=model.default_scheduler or base["scheduler"],
         # FLUX always needs a separate VAE, and SDXL's own needs fp32 where an fp16 fix does not; SD 1/2 keep
         # their own unless InvokeAI's settings for the model name one.

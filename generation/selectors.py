@@ -6,7 +6,9 @@ What is in flight is read for everyone, by the background work that keeps the ba
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -105,3 +107,78 @@ def preference_get(*, user: AbstractBaseUser | AnonymousUser) -> StudioPreferenc
     if isinstance(user, AnonymousUser):
         return None
     return StudioPreference.objects.filter(user_id=user.pk).first()
+
+
+# --- what CyberImage's clients read: counts of an account's steps, where a step waits, how long steps take ---
+
+# Recent completed steps an estimate of the time per image is taken from.
+_TIMING_SAMPLE = 20
+
+
+def step_status_counts(*, owner: Owner, since: datetime | None = None) -> dict[str, int]:
+    """How many of the owner's steps are in each status (every status present, 0 if none), made since `since`."""
+    steps = _steps(owner)
+    if since is not None:
+        steps = steps.filter(created_at__gte=since)
+    counts = dict.fromkeys(GenerationStep.Status.values, 0)
+    counts.update(steps.order_by().values_list("status").annotate(count=Count("id")))
+    return counts
+
+
+def step_status_counts_by_model(*, owner: Owner, since: datetime) -> dict[str, dict[str, int]]:
+    """`step_status_counts` per model name, for the models the owner used since `since`."""
+    rows = (
+        _steps(owner)
+        .filter(created_at__gte=since)
+        .order_by()
+        .values_list("model_name", "status")
+        .annotate(count=Count("id"))
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for model_name, step_status, count in rows:
+        counts.setdefault(model_name, dict.fromkeys(GenerationStep.Status.values, 0))[step_status] = count
+    return counts
+
+
+def step_queue_position(*, step: GenerationStep) -> int | None:
+    """The step's place among everyone's unfinished steps, oldest first (1: next or being made); None once done.
+
+    Positions count other accounts' steps too (InvokeAI works through them all), but say nothing else of them."""
+    if step.is_finished:
+        return None
+    earlier = Q(created_at__lt=step.created_at) | Q(created_at=step.created_at, pk__lt=step.pk)
+    return steps_in_flight().filter(earlier).count() + 1
+
+
+@dataclass(frozen=True)
+class StepTimings:
+    seconds_per_step: float | None
+    seconds_per_image: float | None
+
+
+def step_timings(
+    *, owner: Owner, model_key: str | None = None, since: datetime | None = None, sample: int = _TIMING_SAMPLE
+) -> StepTimings:
+    """How long the owner's latest `sample` completed steps (of one model, since a time, if given) took from
+    the start of their batch to its last image, on average: per step and per image."""
+    steps = _steps(owner).filter(status=GenerationStep.Status.COMPLETED, started_at__isnull=False)
+    steps = steps.exclude(completed_at=None)
+    if model_key is not None:
+        steps = steps.filter(model_key=model_key)
+    if since is not None:
+        steps = steps.filter(created_at__gte=since)
+    rows = steps.order_by("-completed_at").values_list("started_at", "completed_at", "batch_size")[:sample]
+    # The filters above leave no None; the database's types do not say so.
+    seconds = [((done - started).total_seconds(), size) for started, done, size in rows if started and done]
+    if not seconds:
+        return StepTimings(seconds_per_step=None, seconds_per_image=None)
+    return StepTimings(
+        seconds_per_step=sum(took for took, _ in seconds) / len(seconds),
+        seconds_per_image=sum(took / size for took, size in seconds) / len(seconds),
+    )
+
+
+def alternatives_of_photos(*, photo_ids: list[uuid.UUID]) -> dict[uuid.UUID, StepAlternative]:
+    """The step alternative (with its step) each of these generated photos is, in one query."""
+    alternatives = StepAlternative.objects.filter(photo_id__in=photo_ids).select_related("step")
+    return {alternative.photo_id: alternative for alternative in alternatives}

@@ -8,7 +8,8 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponseBase
-from django.utils.cache import get_conditional_response
+from django.urls import re_path
+from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -16,6 +17,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from gallery_project.errors import NotFound, TooLarge
 from gallery_project.permissions import signed_in
@@ -78,7 +80,44 @@ def serve_photo_file(
     return response
 
 
-class PhotoViewSet(viewsets.GenericViewSet):
+def serve_photo_variant(request, photo: Photo, variant: str) -> HttpResponseBase:
+    """A photo's `original`, `thumbnail` (300 px WebP) or `display` (1600 px WebP) file, for its owner."""
+    if variant == "thumbnail":
+        return serve_photo_file(request, photo, photo.local_thumbnail_path, "image/webp", variant)
+    if variant == "display":
+        return serve_photo_file(request, photo, services.photo_display_rendition(photo=photo), "image/webp", variant)
+    return serve_photo_file(request, photo, photo.local_storage_path, photo.mime_type, "original")
+
+
+# Named at the top of an Accept header, these keep `GET /api/photos/{id}` the JSON it always was.
+_NOT_IMAGE = {("application", "json"), ("text", "html"), ("application", "xhtml+xml")}
+
+
+def asks_for_image(request) -> bool:
+    """Whether the request's Accept header prefers an image: its most preferred types (highest q) name an image
+    type and neither JSON nor a page. `*/*` is no preference, so `image/webp,*/*` (an `<img>`) is an image, and a
+    browser's page load (`text/html,...,image/avif,image/webp,...`) or `*/*` alone is not."""
+    accepted = request.accepted_types
+    if not accepted:
+        return False
+    first = [media for media in accepted if media.quality == accepted[0].quality]
+    return any(media.main_type == "image" for media in first) and not any(
+        (media.main_type, media.sub_type) in _NOT_IMAGE for media in first
+    )
+
+
+class FileAnswers(APIView):
+    """For views that answer with files. DRF's negotiation knows only the JSON renderer, so it refused
+    `Accept: image/png` (406) before the view ran; such a view's errors are still JSON."""
+
+    def answers_file(self, request: Request) -> bool:
+        return request.method in ("GET", "HEAD")
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        return super().perform_content_negotiation(request, force=force or self.answers_file(request))
+
+
+class PhotoViewSet(FileAnswers, viewsets.GenericViewSet):
     serializer_class = PhotoSerializer
     queryset = Photo.objects.none()
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
@@ -115,10 +154,20 @@ class PhotoViewSet(viewsets.GenericViewSet):
         body = PhotoCreatedSerializer(created.photo, context={"duplicate_of": created.duplicate_of}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
-    def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(
-            PhotoSerializer(selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)).data
+    @extend_schema(
+        responses={200: PhotoSerializer, (200, "image/*"): OpenApiTypes.BINARY},
+        description="The photo's JSON; its original file when the Accept header prefers an image (`image/*`).",
+    )
+    def retrieve(self, request: Request, pk: str) -> HttpResponseBase:
+        photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
+        response = (
+            serve_photo_variant(request, photo, "original")
+            if asks_for_image(request)
+            else Response(PhotoSerializer(photo).data)
         )
+        # One URL, two answers: caches must keep them apart.
+        patch_vary_headers(response, ["Accept"])
+        return response
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
@@ -133,17 +182,33 @@ class PhotoViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def file(self, request: Request, pk: str) -> HttpResponseBase:
-        photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
-        return serve_photo_file(request, photo, photo.local_storage_path, photo.mime_type, "original")
+        return self._serve(request, pk, "original")
 
     @extend_schema(responses={(200, "image/webp"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def thumbnail(self, request: Request, pk: str) -> HttpResponseBase:
-        photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
-        return serve_photo_file(request, photo, photo.local_thumbnail_path, "image/webp", "thumbnail")
+        return self._serve(request, pk, "thumbnail")
 
     @extend_schema(responses={(200, "image/webp"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def display(self, request: Request, pk: str) -> HttpResponseBase:
+        return self._serve(request, pk, "display")
+
+    def answers_file(self, request: Request) -> bool:
+        return self.action in ("file", "thumbnail", "display") or (
+            self.action == "retrieve" and asks_for_image(request)
+        )
+
+    def _serve(self, request: Request, pk: str, variant: str) -> HttpResponseBase:
         photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
-        return serve_photo_file(request, photo, services.photo_display_rendition(photo=photo), "image/webp", "display")
+        return serve_photo_variant(request, photo, variant)
+
+
+# The spec's thumbnail path, beside the app's `/api/photos/{id}/thumbnail`.
+urlpatterns = [
+    re_path(
+        rf"^photos/thumbnail/(?P<pk>{PhotoViewSet.lookup_value_regex})/?$",
+        PhotoViewSet.as_view({"get": "thumbnail"}),
+        name="photo-thumbnail-alias",
+    ),
+]

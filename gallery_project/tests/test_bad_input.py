@@ -8,6 +8,8 @@ import json
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from gallery_project.errors import is_api_path
+
 pytestmark = pytest.mark.django_db
 
 HUGE = "100000000000000000000"
@@ -25,6 +27,7 @@ def error_shape(response) -> dict:
         ("post", "/api/albums/"),
         ("post", "/api/generation/sessions/"),
         ("post", "/api/generate"),
+        ("post", "/cyberimage/api/generate"),
         ("post", "/api/backend/mode"),
         ("patch", "/api/models/some-key/"),
         ("post", "/api/auth/token/"),
@@ -84,7 +87,7 @@ def _pages(patterns=None, prefix=""):
     for entry in patterns if patterns is not None else get_resolver().url_patterns:
         route = prefix + str(entry.pattern).removeprefix("^").removesuffix("$")
         # Logging out would leave the rest of the walk to an anonymous visitor.
-        if route.startswith(("admin/", "api/", "logout/")):
+        if route.startswith(("admin/", "logout/")) or is_api_path(f"/{route}"):
             continue
         if isinstance(entry, URLResolver):
             yield from _pages(entry.url_patterns, route)

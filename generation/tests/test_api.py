@@ -1,13 +1,11 @@
-"""The studio's API (spec section 5.2) and CyberImage's script surface, against the fake InvokeAI."""
+"""The studio's API (spec section 5.2), against the fake InvokeAI (CyberImage's: test_cyberimage.py)."""
 
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
-from generation.models import GenerationSession, GenerationStep
+from generation.models import GenerationStep
 from photos.models import Photo
-from testing.accounts import other_account
 
 from .conftest import PROMPT
 
@@ -157,63 +155,6 @@ def test_retry_a_failed_download_per_photo_and_per_step(api, session_id, body, f
 @pytest.fixture
 def upload_photo(gallery_photo):
     return gallery_photo
-
-
-def test_cyberimage_generate_status_image_and_queue(api, invokeai, sd1, follow):
-    response = api.post(
-        "/api/generate",
-        {
-            "prompt": PROMPT,
-            "model_id": "tiny-sd1",
-            "settings": {"num_images": 2, "num_inference_steps": 2, "width": 64, "height": 64},
-        },
-        format="json",
-    )
-    assert response.status_code == 202, response.json()
-    job = response.json()
-    assert (job["status"], job["num_images"]) == ("processing", 2)
-    assert GenerationSession.objects.get().title == PROMPT
-
-    queue = api.get("/api/queue").json()
-    assert (queue["processing"], queue["jobs"][0]["job_id"]) == (1, job["job_id"])
-    assert queue["invokeai"]["pending"] + queue["invokeai"]["in_progress"] == 2
-
-    follow(int(job["job_id"]))
-    status = api.get(f"/api/status/{job['job_id']}").json()
-    assert (status["status"], status["progress"]["completed"], len(status["images"])) == ("completed", True, 2)
-    image = api.get(status["images"][0]["url"])
-    assert b"".join(image.streaming_content).startswith(b"\x89PNG")
-    assert image.status_code == 200 and image["Content-Type"] == "image/png"
-    assert api.get("/api/queue/").json()["jobs"] == []
-
-
-def test_a_scripts_images_belong_to_its_account_and_nobody_else_sees_them(api, invokeai, sd1, follow):
-    guest = other_account()
-    guest_api = APIClient()
-    guest_api.force_authenticate(guest)
-    body = {"prompt": "a guest's lighthouse", "model": "tiny-sd1", "settings": {"num_images": 2, "width": 64}}
-    job = guest_api.post("/api/generate", body, format="json").json()["job_id"]
-    follow(int(job))
-    images = guest_api.get(f"/api/status/{job}").json()["images"]
-    assert len(images) == 2
-    assert set(Photo.objects.filter(pk__in=[image["id"] for image in images]).values_list("owner", flat=True)) == {
-        guest.pk
-    }
-    # The owner's script sees neither the job, its images nor its prompt in the queue.
-    assert api.get(f"/api/status/{job}").status_code == 404
-    assert api.get(images[0]["url"]).status_code == 404
-    assert api.get("/api/photos/").json()["total"] == 0
-    assert guest_api.get("/api/photos/?generated=true").json()["total"] == 2
-
-
-def test_cyberimage_errors(api, invokeai, sd1):
-    unknown = api.post("/api/generate", {"prompt": "x", "model": "nope"}, format="json")
-    assert unknown.status_code == 404 and "No installed model is called 'nope'" in unknown.json()["message"]
-    assert api.post("/api/generate", {"prompt": "x"}, format="json").status_code == 400
-    assert api.get("/api/status/999").status_code == 404
-    invokeai.refuse_connections()
-    queue = api.get("/api/queue").json()
-    assert queue["invokeai"] is None and "not answering" in queue["invokeai_error"]
 
 
 def test_anonymous_callers_get_401(anon_api):
