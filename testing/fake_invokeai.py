@@ -116,6 +116,27 @@ def node_types_in_schema() -> list[str]:
 
 
 @cache
+def openapi() -> dict[str, Any]:
+    """The fake's `/openapi.json`: the trimmed schemas in full, every other node type of the real server as a
+    stub with only its type (enough to tell which node types exist)."""
+    schema = _schema()
+    every_type = {
+        tag: {"properties": {"type": {"const": tag}}, "class": "invocation"}
+        for tag in schema["node_types"]
+        if tag not in _invocations()
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Invoke - Community Edition", "version": "1.0.0"},
+        "components": {
+            "schemas": {
+                **{f"Untrimmed_{tag}": value for tag, value in every_type.items()},
+                **schema["components"]["schemas"],
+            }
+        },
+    }
+
+
 def _validator(schema_name: str) -> Draft202012Validator:
     return Draft202012Validator({**_schema(), "$ref": f"#/components/schemas/{schema_name}"})
 
@@ -752,6 +773,11 @@ class FakeInvokeAI:
         output_type = _output_schema(node["type"])["properties"]["type"]["const"]
         if node["type"] in ("integer", "string"):
             return {"value": node["value"], "type": output_type}
+        if node["type"] == "rand_int":
+            # Seeded by the item, so a test can tell the seeds of a batch apart and find them again.
+            low, high = node.get("low", 0), node.get("high", 2147483647)
+            value = random.Random(item.item_id).randint(low, high - 1)  # noqa: S311  (test seeds, not secrets)
+            return {"value": value, "type": output_type}
         if node["type"] == "core_metadata":
             # Known fields in the schema's order, then custom ones (the node allows extras); nulls left out.
             names = [*_input_fields("core_metadata"), *node]
@@ -891,24 +917,7 @@ class FakeInvokeAI:
         return _json({"version": VERSION})
 
     def _openapi(self, request: Request) -> Response:
-        schema = _schema()
-        every_type = {
-            tag: {"properties": {"type": {"const": tag}}, "class": "invocation"}
-            for tag in schema["node_types"]
-            if tag not in _invocations()
-        }
-        return _json(
-            {
-                "openapi": "3.1.0",
-                "info": {"title": "Invoke - Community Edition", "version": "1.0.0"},
-                "components": {
-                    "schemas": {
-                        **{f"Untrimmed_{tag}": value for tag, value in every_type.items()},
-                        **schema["components"]["schemas"],
-                    }
-                },
-            }
-        )
+        return _json(openapi())
 
     def _auth_status(self, request: Request) -> Response:
         return _json(

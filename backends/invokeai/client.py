@@ -19,12 +19,13 @@ import mimetypes
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar, cast
+from urllib.parse import quote
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from . import transport
+from . import transport, workflows
 from .errors import (
     GenerationError,
     InvokeAIAddressRefused,
@@ -51,6 +52,9 @@ MAX_JSON_BYTES = 16 << 20
 MAX_THUMBNAIL_BYTES = 1 << 20
 # Enough of an error answer to say what went wrong; the rest is not read.
 _MAX_ERROR_BYTES = 64 << 10
+# The library lists 26 defaults; a page of 100 holds them and a user's own, and 50 pages is more than anyone keeps.
+_WORKFLOWS_PER_PAGE = 100
+_MAX_WORKFLOW_PAGES = 50
 # Environment proxies are not used: the address checks must see where the connection really goes.
 _NO_PROXIES = {"http": None, "https": None, "all": None}
 
@@ -230,6 +234,17 @@ class QueueStatus:
     canceled: int
     total: int
     is_processing: bool
+
+
+@dataclass(frozen=True)
+class WorkflowSummary:
+    """A workflow of the server's library, as its list shows it (without the graph)."""
+
+    workflow_id: str
+    name: str
+    category: str
+    description: str = ""
+    tags: str = ""
 
 
 @dataclass(frozen=True)
@@ -596,6 +611,11 @@ class InvokeAIClient:
             is_processing=_typed(_dict(body["processor"], "processor")["is_processing"], bool, "is_processing"),
         )
 
+    @_answers
+    def node_templates(self) -> dict[str, workflows.NodeTemplate]:
+        """The node types the server has and their inputs, from its OpenAPI schema."""
+        return workflows.templates_from_openapi(_dict(self._json("GET", "/openapi.json")))
+
     # --- models ---
 
     @_answers
@@ -673,6 +693,45 @@ class InvokeAIClient:
         """Cancel every pending or running item of these batches; return how many were canceled."""
         body = _dict(self._json("PUT", f"{QUEUE}/cancel_by_batch_ids", json={"batch_ids": list(batch_ids)}))
         return _int(body, "canceled")
+
+    # --- workflows ---
+
+    @_answers
+    def list_workflows(self, *, categories: Iterable[str] = ("default", "user")) -> list[WorkflowSummary]:
+        """Every workflow of the server's library in `categories`, by name."""
+        found: list[WorkflowSummary] = []
+        page, pages = 0, 1
+        while page < pages and page < _MAX_WORKFLOW_PAGES:
+            params: dict[str, Any] = {
+                "categories": list(categories),
+                "page": page,
+                "per_page": _WORKFLOWS_PER_PAGE,
+                "order_by": "name",
+                "direction": "ASC",
+            }
+            body = _dict(self._json("GET", "/api/v1/workflows/", params=params))
+            for raw in _list(body["items"], "items"):
+                raw = _dict(raw, "a workflow")
+                found.append(
+                    WorkflowSummary(
+                        workflow_id=_str(raw, "workflow_id"),
+                        name=_str(raw, "name"),
+                        category=_str(raw, "category"),
+                        description=_optional(raw, "description", str) or "",
+                        tags=_optional(raw, "tags", str) or "",
+                    )
+                )
+            pages = _int(body, "pages")
+            page += 1
+        return found
+
+    @_answers
+    def get_workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        """The workflow JSON of the library's `workflow_id` (None if the server has no such workflow)."""
+        body = self._request("GET", f"/api/v1/workflows/i/{quote(workflow_id, safe='')}", allow_404=True)
+        if body is None:
+            return None
+        return _dict(_dict(self._decode(body))["workflow"], "workflow")
 
     # --- images ---
 
