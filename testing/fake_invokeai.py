@@ -528,6 +528,11 @@ def default_models() -> list[dict[str, Any]]:
     ]
 
 
+def lora_models() -> list[dict[str, Any]]:
+    """The peer's tiny SD1 LoRA (`shared/invokeai-peer/setup-extras.sh`), which workflows with a LoRA field take."""
+    return [tiny_model("tiny-sd1-lora", model_type="lora", base="sd-1")]
+
+
 def flux_models() -> list[dict[str, Any]]:
     """A FLUX schnell model and its three companions (the peer server has none: FLUX needs a GPU)."""
     return [
@@ -550,6 +555,8 @@ class FakeInvokeAI:
         self.models: list[dict[str, Any]] = default_models()
         self.items: dict[int, _Item] = {}
         self.images: dict[str, _Image] = {}
+        # The workflow library: workflow_id -> (category, workflow JSON); `add_workflow()` fills it.
+        self.workflows: dict[str, tuple[str, dict[str, Any]]] = {}
         # Every request as (method, path), for tests that count calls (retries, logins).
         self.requests: list[tuple[str, str]] = []
         # token -> whether it came from X-Refreshed-Token (rather than a login)
@@ -584,6 +591,8 @@ class FakeInvokeAI:
                     endpoint="image",
                     methods=["GET"],
                 ),
+                Rule("/api/v1/workflows/", endpoint="workflows", methods=["GET"]),
+                Rule("/api/v1/workflows/i/<workflow_id>", endpoint="workflow", methods=["GET"]),
                 Rule("/openapi.json", endpoint="openapi", methods=["GET"]),
             ],
             strict_slashes=False,
@@ -674,6 +683,14 @@ class FakeInvokeAI:
             model = next(model for model in self.models if model["name"] == name)
             model["key"] = str(uuid.uuid4())
             return model
+
+    def add_workflow(self, workflow: dict[str, Any], *, category: str = "user") -> str:
+        """Put a workflow in the library, as the real server keeps it (its id is the server's); return the id."""
+        workflow_id = f"default_{uuid.uuid4()}" if category == "default" else uuid.uuid4().hex
+        stored = {**copy.deepcopy(workflow), "id": workflow_id}
+        stored.setdefault("meta", {})["category"] = category
+        self.workflows[workflow_id] = (category, stored)
+        return workflow_id
 
     def model(self, name: str) -> dict[str, Any]:
         return next(model for model in self.models if model["name"] == name)
@@ -793,7 +810,7 @@ class FakeInvokeAI:
         metadata = node.get("metadata")
         if metadata is not None:
             metadata = {**metadata, "app_version": VERSION}
-        seed = next((v["value"] for v in item.field_values if v["node_path"] == "seed"), 0)
+        seed = next((v["value"] for v in item.field_values or [] if v["node_path"] == "seed"), 0)
         image = self._store_image(
             _noise_png(width, height, seed, metadata, graph),
             category="general",
@@ -1187,6 +1204,50 @@ class FakeInvokeAI:
                 "Cache-Control": "max-age=31536000",
                 "Content-Disposition": f'inline; filename="{name}"',
             },
+        )
+
+    def _workflows(self, request: Request) -> Response:
+        categories = request.args.getlist("categories") or ["default", "user"]
+        page, per_page = int(request.args.get("page", 0)), int(request.args.get("per_page", 50))
+        listed = sorted(
+            (record for category, record in self.workflows.values() if category in categories),
+            key=lambda record: str(record.get("name", "")),
+        )
+        chunk = listed[page * per_page : (page + 1) * per_page]
+        items = [
+            {
+                "workflow_id": record["id"],
+                "name": record.get("name", ""),
+                "category": record["meta"]["category"],
+                "tags": record.get("tags", ""),
+                "description": record.get("description", ""),
+                "user_id": "system",
+                "is_public": False,
+                "opened_at": None,
+                "thumbnail_url": None,
+                "call_saved_workflow_compatibility": None,
+            }
+            for record in chunk
+        ]
+        pages = max(1, -(-len(listed) // per_page))
+        return _json({"page": page, "pages": pages, "per_page": per_page, "total": len(listed), "items": items})
+
+    def _workflow(self, request: Request, workflow_id: str) -> Response:
+        if workflow_id not in self.workflows:
+            return _json({"detail": "Workflow not found"}, status=404)
+        _, record = self.workflows[workflow_id]
+        stamp = _timestamp(0)
+        return _json(
+            {
+                "workflow_id": workflow_id,
+                "name": record.get("name", ""),
+                "created_at": stamp,
+                "updated_at": stamp,
+                "opened_at": None,
+                "user_id": "system",
+                "is_public": False,
+                "workflow": record,
+            }
         )
 
 

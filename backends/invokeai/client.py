@@ -258,7 +258,8 @@ def queue_item_from(raw: Any, *, output_node: str, seed_node: str = "seed") -> Q
     """Read an item of `items_by_ids` or `GET /i/{id}`: its seed and the image of `output_node` only.
 
     An inpaint graph saves three images per item (mask helpers too, FACTS #5): the output is the result whose
-    prepared node maps back to `output_node`.
+    prepared node maps back to `output_node`. The seed is `seed_node`'s value in the batch data or, for a seed
+    the graph makes itself (a workflow's `rand_int`), that node's output in the session's results.
     """
     raw = _dict(raw, "a queue item")
     seed = next(
@@ -271,14 +272,14 @@ def queue_item_from(raw: Any, *, output_node: str, seed_node: str = "seed") -> Q
     )
     session = _dict(raw.get("session") or {}, "the session")
     mapping = _dict(session.get("prepared_source_mapping") or {}, "prepared_source_mapping")
-    image_name = next(
-        (
-            _str(_dict(result["image"], "an image"), "image_name")
-            for exec_id, result in _dict(session.get("results") or {}, "the results").items()
-            if _dict(result, "a result").get("type") == "image_output" and mapping.get(exec_id) == output_node
-        ),
-        None,
-    )
+    image_name = None
+    for exec_id, result in _dict(session.get("results") or {}, "the results").items():
+        result = _dict(result, "a result")
+        source = mapping.get(exec_id)
+        if source == output_node and result.get("type") == "image_output" and image_name is None:
+            image_name = _str(_dict(result["image"], "an image"), "image_name")
+        elif source == seed_node and seed is None and result.get("type") == "integer_output":
+            seed = _typed(result["value"], int, "the seed")
     return QueueItem(
         item_id=_int(raw, "item_id"),
         status=_str(raw, "status"),
@@ -671,13 +672,13 @@ class InvokeAIClient:
         )
 
     @_answers
-    def queue_items(self, item_ids: Sequence[int], *, output_node: str) -> list[QueueItem]:
+    def queue_items(self, item_ids: Sequence[int], *, output_node: str, seed_node: str = "seed") -> list[QueueItem]:
         """The items, in the order asked; an item the server no longer has comes back with status "lost"."""
         found: dict[int, QueueItem] = {}
         for start in range(0, len(item_ids), _ITEMS_PER_REQUEST):
             chunk = list(item_ids[start : start + _ITEMS_PER_REQUEST])
             for raw in _list(self._json("POST", f"{QUEUE}/items_by_ids", json={"item_ids": chunk})):
-                item = queue_item_from(raw, output_node=output_node)
+                item = queue_item_from(raw, output_node=output_node, seed_node=seed_node)
                 found[item.item_id] = item
         return [found.get(item_id) or QueueItem(item_id=item_id, status=LOST) for item_id in item_ids]
 

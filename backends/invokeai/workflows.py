@@ -319,7 +319,9 @@ def migrate(workflow: dict[str, Any], templates: Mapping[str, NodeTemplate]) -> 
     for exposed in workflow.get("exposedFields", []):
         ref = FieldRef(exposed["nodeId"], exposed["fieldName"])
         template = templates.get(node_types.get(ref.node_id, ""))
-        if ref in present or template is None or ref.field_name not in template.inputs:
+        # A field its node's template lacks is dropped, as the UI does; a node of a type the server lacks (or
+        # templates not read) keeps its fields, shown as unknown: a workflow with such a node cannot run anyway.
+        if ref in present or ref.node_id not in node_types or (template and ref.field_name not in template.inputs):
             continue
         element_id = _stable_id("node-field", ref.node_id, ref.field_name)
         form["elements"][element_id] = {
