@@ -482,6 +482,8 @@ def step_request_from(
     `continue`: img2img from the step's chosen alternative with the same settings, a new seed and `strength`.
     """
     params = step.parameters
+    if "workflow_id" in params:
+        raise Conflict("This step ran a workflow: run it again from the workflow's page.", code="workflow_step")
     base = StepRequest(
         prompt=prompt if prompt is not None else step.prompt,
         negative_prompt=step.negative_prompt,
