@@ -432,6 +432,8 @@ class _Image:
     session_id: str | None = None
     node_id: str | None = None
     board_id: str | None = None
+    # The workflow JSON the batch that made it carried (a batch from the workflow editor), as text.
+    workflow: str | None = None
 
 
 @dataclass
@@ -555,6 +557,8 @@ class FakeInvokeAI:
         self.models: list[dict[str, Any]] = default_models()
         self.items: dict[int, _Item] = {}
         self.images: dict[str, _Image] = {}
+        # board_id -> board_name; an image's board is its `board_id`.
+        self.boards: dict[str, str] = {}
         # The workflow library: workflow_id -> (category, workflow JSON); `add_workflow()` fills it.
         self.workflows: dict[str, tuple[str, dict[str, Any]]] = {}
         # Every request as (method, path), for tests that count calls (retries, logins).
@@ -592,6 +596,11 @@ class FakeInvokeAI:
                     methods=["GET"],
                 ),
                 Rule("/api/v1/workflows/", endpoint="workflows", methods=["GET"]),
+                Rule("/api/v1/boards/", endpoint="boards", methods=["GET", "POST"]),
+                Rule("/api/v1/boards/<board_id>", endpoint="board", methods=["GET", "DELETE"]),
+                Rule("/api/v1/boards/<board_id>/image_names", endpoint="board_image_names", methods=["GET"]),
+                Rule("/api/v1/board_images/", endpoint="board_images", methods=["POST"]),
+                Rule("/api/v1/images/i/<name>/workflow", endpoint="image_workflow", methods=["GET"]),
                 Rule("/api/v1/workflows/i/<workflow_id>", endpoint="workflow", methods=["GET"]),
                 Rule("/openapi.json", endpoint="openapi", methods=["GET"]),
             ],
@@ -820,6 +829,7 @@ class FakeInvokeAI:
             session_id=item.session_id,
             node_id=exec_id,
             board_id=(node.get("board") or {}).get("board_id"),
+            workflow=json.dumps(item.batch["workflow"]) if item.batch.get("workflow") else None,
             at=at,
         )
         return {
@@ -1205,6 +1215,75 @@ class FakeInvokeAI:
                 "Content-Disposition": f'inline; filename="{name}"',
             },
         )
+
+    def _board_dto(self, board_id: str) -> dict[str, Any]:
+        images = [image for image in self.images.values() if image.board_id == board_id and not image.is_intermediate]
+        stamp = _timestamp(0)
+        return {
+            "board_id": board_id,
+            "board_name": self.boards[board_id],
+            "user_id": "system",
+            "created_at": stamp,
+            "updated_at": stamp,
+            "deleted_at": None,
+            "cover_image_name": images[-1].name if images else None,
+            "archived": False,
+            "board_visibility": "private",
+            "cover_video_name": None,
+            "image_count": sum(1 for image in images if image.category != "user"),
+            "video_count": 0,
+            "asset_count": sum(1 for image in images if image.category == "user"),
+            "owner_username": None,
+        }
+
+    def _boards(self, request: Request) -> Response:
+        if request.method == "POST":
+            name = request.args.get("board_name")
+            if not name:
+                raise Invalid([{"type": "missing", "loc": ["query", "board_name"], "msg": "Field required"}])
+            board_id = str(uuid.uuid4())
+            self.boards[board_id] = name
+            return _json(self._board_dto(board_id), status=201)
+        if request.args.get("all") != "true" and not ("offset" in request.args and "limit" in request.args):
+            return _json({"detail": "Invalid request: Must provide either 'all' or both 'offset' and 'limit'"}, 400)
+        return _json([{**self._board_dto(board_id), "owner_username": "System"} for board_id in self.boards])
+
+    def _board(self, request: Request, board_id: str) -> Response:
+        if board_id not in self.boards:
+            return _json({"detail": "Board not found"}, status=404)
+        if request.method == "DELETE":
+            del self.boards[board_id]
+            for image in self.images.values():
+                if image.board_id == board_id:
+                    image.board_id = None
+            return _json({"board_id": board_id, "deleted_board_images": [], "deleted_images": []})
+        return _json(self._board_dto(board_id))
+
+    def _board_image_names(self, request: Request, board_id: str) -> Response:
+        if board_id != "none" and board_id not in self.boards:
+            return _json({"detail": "Board not found"}, status=404)
+        wanted = None if board_id == "none" else board_id
+        return _json(
+            [name for name, image in self.images.items() if image.board_id == wanted and not image.is_intermediate]
+        )
+
+    def _board_images(self, request: Request) -> Response:
+        body = request.get_json(silent=True) or {}
+        board_id, name = body.get("board_id"), body.get("image_name")
+        if board_id not in self.boards:
+            return _json({"detail": "Board not found"}, status=404)
+        image = self.images.get(name)
+        if image is None:
+            return _json({"added_images": [], "affected_boards": [], "failed_images": [name]}, status=201)
+        affected = [image.board_id or "none", board_id]
+        image.board_id = board_id
+        return _json({"added_images": [name], "affected_boards": affected, "failed_images": []}, status=201)
+
+    def _image_workflow(self, request: Request, name: str) -> Response:
+        image = self.images.get(name)
+        if image is None:
+            return _json({"detail": "Image not found"}, status=404)
+        return _json({"workflow": image.workflow, "graph": None})
 
     def _workflows(self, request: Request) -> Response:
         categories = request.args.getlist("categories") or ["default", "user"]

@@ -248,6 +248,27 @@ class WorkflowSummary:
 
 
 @dataclass(frozen=True)
+class Board:
+    board_id: str
+    name: str
+    image_count: int = 0
+    asset_count: int = 0
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """What InvokeAI knows of one of its images (its ImageDTO): the app reads only these."""
+
+    image_name: str
+    width: int
+    height: int
+    board_id: str | None = None
+    category: str = "general"
+    is_intermediate: bool = False
+    has_workflow: bool = False
+
+
+@dataclass(frozen=True)
 class UploadedImage:
     image_name: str
     width: int
@@ -734,7 +755,79 @@ class InvokeAIClient:
             return None
         return _dict(_dict(self._decode(body))["workflow"], "workflow")
 
+    # --- boards ---
+
+    @_answers
+    def list_boards(self) -> list[Board]:
+        """Every board (without `all=true` the server answers 400); "none", the uncategorized images, is no board."""
+        return [
+            Board(
+                board_id=_str(raw, "board_id"),
+                name=_str(raw, "board_name"),
+                image_count=_optional(raw, "image_count", int) or 0,
+                asset_count=_optional(raw, "asset_count", int) or 0,
+            )
+            for raw in (
+                _dict(item, "a board") for item in _list(self._json("GET", "/api/v1/boards/", params={"all": "true"}))
+            )
+        ]
+
+    @_answers
+    def board_image_names(self, board_id: str) -> list[str]:
+        """The names of a board's images (board "none": the images on no board)."""
+        body = self._request("GET", f"/api/v1/boards/{quote(board_id, safe='')}/image_names", allow_404=True)
+        if body is None:
+            raise InvokeAIError(
+                f"InvokeAI at {self.base_url} has no board {board_id}.",
+                code="board_not_found",
+                details={"board_id": board_id},
+            )
+        return [_typed(name, str, "an image name") for name in _list(self._decode(body))]
+
+    @_answers
+    def create_board(self, name: str) -> Board:
+        raw = _dict(self._json("POST", "/api/v1/boards/", params={"board_name": name}))
+        return Board(board_id=_str(raw, "board_id"), name=_str(raw, "board_name"))
+
+    @_answers
+    def delete_board(self, board_id: str) -> None:
+        """Delete a board; its images stay, on no board."""
+        self._json("DELETE", f"/api/v1/boards/{quote(board_id, safe='')}", params={"include_images": "false"})
+
+    @_answers
+    def add_image_to_board(self, *, board_id: str, image_name: str) -> bool:
+        """Move an image to a board (PATCHing an image's board_id is ignored by InvokeAI); False if it refused."""
+        body = _dict(self._json("POST", "/api/v1/board_images/", json={"board_id": board_id, "image_name": image_name}))
+        return image_name in _list(body.get("added_images") or [], "added_images")
+
     # --- images ---
+
+    @_answers
+    def image_record(self, name: str) -> ImageRecord | None:
+        """The image's record, or None if the server does not have it."""
+        body = self._request("GET", f"/api/v1/images/i/{quote(name, safe='')}", allow_404=True)
+        if body is None:
+            return None
+        raw = _dict(self._decode(body))
+        return ImageRecord(
+            image_name=_str(raw, "image_name"),
+            width=_int(raw, "width"),
+            height=_int(raw, "height"),
+            board_id=_optional(raw, "board_id", str),
+            category=_optional(raw, "image_category", str) or "general",
+            is_intermediate=bool(_optional(raw, "is_intermediate", bool)),
+            has_workflow=bool(_optional(raw, "has_workflow", bool)),
+        )
+
+    @_answers
+    def image_workflow(self, name: str) -> dict[str, Any] | None:
+        """The workflow embedded in an image (a batch from the workflow editor carries it), or None."""
+        body = _dict(self._decode(self._image_part(name, "workflow", "application/json", MAX_JSON_BYTES)))
+        text = body.get("workflow")
+        if text is None:
+            return None
+        # Unlike the library's, this answer holds the workflow as JSON text.
+        return _dict(json.loads(_typed(text, str, "workflow")), "workflow")
 
     def _image_part(self, name: str, part: str, content_type: str, limit: int) -> bytes:
         body = self._request(
