@@ -34,6 +34,7 @@ from photos import services as photo_services
 from photos import storage
 from photos.models import Photo
 from photos.selectors import live_photos, photo_get
+from workflows import services as workflow_services
 
 from .models import UNCATEGORIZED, Album, AlbumPhoto, ShareLink, SharePasswordFailures
 from .selectors import (
@@ -498,9 +499,12 @@ def _board_image_import(client: InvokeAIClient, owner: User, name: str, board: s
     recipe = _recipe(client.image_metadata(name))
     params = {**recipe.pop("params"), "invokeai_board": board}
     if record.has_workflow:
-        workflow = client.image_workflow(name)
-        if workflow is not None:
-            params["workflow"] = str(workflow.get("name") or "")
+        document = client.image_workflow(name)
+        found = workflow_services.workflow_from_image(owner=owner, document=document) if document else None
+        if found is not None:
+            # As on a photo the studio ran a workflow for: "Open in the studio" brings its form back.
+            workflow, values = found
+            params.update(workflow=workflow.name, workflow_id=workflow.pk, values=values)
     try:
         thumbnail: bytes | None = client.thumbnail(name)
     except AppError:

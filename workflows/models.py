@@ -15,6 +15,7 @@ class Workflow(models.Model):
         FILE = "file", _("Uploaded file")
         PASTE = "paste", _("Pasted JSON")
         LIBRARY = "library", _("InvokeAI's library")
+        IMAGE = "image", _("An InvokeAI image's metadata")
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workflows")
     name = models.CharField(max_length=255)

@@ -133,6 +133,27 @@ def workflow_import(
     )
 
 
+def workflow_from_image(*, owner: User, document: dict[str, Any]) -> tuple[Workflow, dict[str, Any]] | None:
+    """The owner's workflow for one embedded in an InvokeAI image (imported once, then found again by its text),
+    and the values its form held when the image was made; None if it is not a workflow the app reads."""
+    try:
+        text, parsed = _parsed(document)
+        migrated = wf.migrate(parsed, {})
+    except WorkflowError:
+        return None
+    workflow = Workflow.objects.filter(owner=owner, source=Workflow.Source.IMAGE, document=text).first()
+    if workflow is None:
+        workflow = workflow_import(owner=owner, document=text, source=Workflow.Source.IMAGE)
+    values = {}
+    for ref in wf.form_fields(migrated):
+        value = (wf.node_input(migrated, ref) or {}).get("value")
+        if value is not None:
+            # A model as the recipes of workflow runs keep it: its key and name.
+            is_model = isinstance(value, dict) and "key" in value
+            values[ref.name] = {"key": value["key"], "name": value.get("name")} if is_model else value
+    return workflow, values
+
+
 def library_list() -> list[WorkflowSummary]:
     """The connected InvokeAI's library: its default workflows and its users' own."""
     return manager.invokeai_client().list_workflows()

@@ -7,7 +7,12 @@ import json
 
 import pytest
 
+from albums import services as album_services
+from backends.invokeai import workflows as wf
 from generation.models import CachedModel, GenerationStep
+from photos.models import Photo
+from testing import fake_invokeai
+from workflows import services
 from workflows.models import Workflow
 
 from .conftest import SD15, SD15_LORA, exposed, workflow_json
@@ -97,3 +102,29 @@ def test_unknown_field_types_are_shown_read_only(owner_client, invokeai):
     assert "some_removed_noise" in page and "needs updating in InvokeAI" in page
     assert page.count("data-read-only") == 2  # width and height, with their values
     assert "Run</button>" in page and "disabled>Run" in page
+
+
+def test_a_photo_imported_from_invokeai_with_a_workflow_opens_it_in_the_studio(owner_client, invokeai, user):
+    sd1 = CachedModel.objects.get(name="tiny-sd1")
+    values = {
+        exposed(SD15, "model"): sd1.identifier.as_field(),
+        exposed(SD15, "prompt"): "a heron in the reeds",
+        exposed(SD15, "width"): 64,
+    }
+    embedded = wf.batch_body(workflow_json(SD15), values, services.node_templates())["batch"]["workflow"]
+    png = fake_invokeai._noise_png(64, 64, 1, None, {"nodes": {}, "edges": []})
+    image = invokeai._store_image(
+        png, category="general", is_intermediate=False, origin="internal", workflow=json.dumps(embedded), at=0
+    )
+
+    album_services.boards_import(owner=user, boards=["none"])
+    album_services.boards_import(owner=user, boards=["none"])
+
+    photo = Photo.objects.get(invoke_id=image.name)
+    workflow = Workflow.objects.get()
+    assert workflow.source == "image" and workflow.name == "Text to Image - SD1.5"
+    assert photo.generation_params["workflow_id"] == workflow.pk
+    assert photo.generation_params["values"][exposed(SD15, "model")] == {"key": sd1.key, "name": "tiny-sd1"}
+    page = owner_client.get(f"/studio/workflows/{workflow.pk}/?photo={photo.pk}").content.decode()
+    assert "a heron in the reeds" in page and f'<option value="{sd1.key}" selected>' in page
+    assert f'name="{exposed(SD15, "width")}" value="64"' in page
