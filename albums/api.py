@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from django.urls import reverse
+from django_q.tasks import async_task
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -19,6 +22,8 @@ from .serializers import (
     AlbumMoveSerializer,
     AlbumSerializer,
     AlbumUpdateSerializer,
+    BoardImportSerializer,
+    BoardSendSerializer,
     PhotoIdsSerializer,
     ShareLinkCreatedSerializer,
     ShareLinkCreateSerializer,
@@ -133,6 +138,29 @@ class AlbumViewSet(viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=ShareLinkCreateSerializer, responses={201: ShareLinkCreatedSerializer})
+    @extend_schema(request=BoardImportSerializer, responses={202: OpenApiResponse(description="Import queued")})
+    @action(detail=False, methods=["post"], url_path="import-boards")
+    def import_boards(self, request: Request) -> Response:
+        """Import InvokeAI's boards as albums, in the background (a board can hold thousands of images)."""
+        form = _parsed(BoardImportSerializer, request.data)
+        task_id = async_task("albums.tasks.boards_import", signed_in(request.user).pk, form["board_ids"], form["sync"])
+        return Response({"task_id": task_id}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=BoardSendSerializer)
+    @action(detail=False, methods=["post"], url_path="send-to-board")
+    def send_selection_to_board(self, request: Request) -> Response:
+        """Put photos on an InvokeAI board (an existing one, or a new one by name)."""
+        form = _parsed(BoardSendSerializer, request.data)
+        return Response(asdict(services.board_send(owner=request.user, **form)))
+
+    @extend_schema(request=BoardSendSerializer)
+    @action(detail=True, methods=["post"], url_path="send-to-board")
+    def send_to_board(self, request: Request, pk: str) -> Response:
+        """Put the album's photos on an InvokeAI board: the one given, or the album's own (made the first time)."""
+        form = _parsed(BoardSendSerializer, request.data)
+        form.pop("photo_ids")
+        return Response(asdict(services.board_send(owner=request.user, album_id=pk, **form)))
+
     @action(detail=True, methods=["post"])
     def shares(self, request: Request, pk: str) -> Response:
         return _share_created(request, album_id=pk)

@@ -24,6 +24,10 @@ class Album(models.Model):
     # Explicit cover; when empty (or no longer a live photo of the album) the first photo is the cover.
     cover_photo = models.ForeignKey("photos.Photo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     is_archived = models.BooleanField(_("archived"), default=False)
+    # The InvokeAI board this album was imported from or sent to; images are matched by their InvokeAI name.
+    invokeai_board_id = models.CharField(_("InvokeAI board id"), max_length=64, blank=True)
+    # Picked up again by the board sync (new images on the board join the album).
+    invokeai_sync = models.BooleanField(_("kept in sync with its InvokeAI board"), default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -170,3 +170,22 @@ class ShareLinkListQuerySerializer(serializers.Serializer):
     active = serializers.BooleanField(default=False, help_text="Only links that still work.")
     album_id = serializers.UUIDField(required=False, default=None)
     photo_id = serializers.UUIDField(required=False, default=None)
+
+
+class BoardImportSerializer(serializers.Serializer):
+    board_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="InvokeAI board ids (`none` for its uncategorized images); every board when omitted.",
+    )
+    sync = serializers.BooleanField(required=False, default=False, help_text="Keep importing their new images.")
+
+
+class BoardSendSerializer(serializers.Serializer):
+    photo_ids = serializers.ListField(
+        child=serializers.UUIDField(), required=False, default=list, max_length=MAX_PHOTO_IDS
+    )
+    board_id = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
+    board_name = serializers.CharField(required=False, default="", allow_blank=True, max_length=300)

@@ -12,9 +12,10 @@ import ipaddress
 import math
 import secrets
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -24,11 +25,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from gallery_project.errors import Conflict, InvalidInput, NotFound, TooManyRequests
+from backends import manager
+from backends.invokeai.client import Board, InvokeAIClient
+from gallery_project.errors import AppError, Conflict, InvalidInput, NotFound, TooManyRequests
 from gallery_project.permissions import Owner, owned_by
+from photos import selectors as photos_selectors
+from photos import services as photo_services
+from photos import storage
+from photos.models import Photo
 from photos.selectors import live_photos, photo_get
+from workflows import services as workflow_services
 
-from .models import Album, AlbumPhoto, ShareLink, SharePasswordFailures
+from .models import UNCATEGORIZED, Album, AlbumPhoto, ShareLink, SharePasswordFailures
 from .selectors import (
     live_entries,
     share_link_downloads_left_q,
@@ -426,3 +434,215 @@ def share_link_check_password(*, link: ShareLink, password: str, client: str) ->
         return True
     SharePasswordFailures.objects.filter(window_start__lt=window).delete()
     return False
+
+
+# --- InvokeAI boards ---
+#
+# A board is InvokeAI's album. Importing one makes (or finds) the album of that board and lands each of its
+# images as a generated photo, downloaded in full with InvokeAI's metadata and a recipe read from it; images are
+# matched by their InvokeAI name, so importing again adds only what is new. The "none" board (InvokeAI's
+# uncategorized images) maps to Uncategorized: its images join no album. Sending goes the other way: each photo is
+# uploaded to InvokeAI unless InvokeAI still has it, then moved to the board with POST /api/v1/board_images/.
+
+NONE_BOARD = "none"
+# The recipe fields read from InvokeAI's core metadata, when present.
+_RECIPE_KEYS = ("width", "height", "steps", "cfg_scale", "scheduler", "guidance", "strength", "generation_mode")
+
+
+@dataclass
+class BoardImport:
+    albums: int = 0
+    added: int = 0
+    already_there: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _board_album(owner: User, board: Board) -> Album:
+    """The owner's album of `board`, made with the board's name (suffixed if the owner has that name already)."""
+    album = owned_by(Album.objects.all(), owner).filter(invokeai_board_id=board.board_id).first()
+    if album is not None:
+        return album
+    name = board.name.strip()[:180] or "InvokeAI board"
+    taken = {existing.casefold() for existing in owned_by(Album.objects.all(), owner).values_list("name", flat=True)}
+    candidate, number = name, 1
+    while candidate.casefold() in taken or candidate.casefold() == UNCATEGORIZED.casefold():
+        number += 1
+        candidate = f"{name} (InvokeAI {number})" if number > 2 else f"{name} (InvokeAI)"
+    return Album.objects.create(owner=owner, name=candidate, invokeai_board_id=board.board_id)
+
+
+def _recipe(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    metadata = metadata or {}
+    model: dict[str, Any] = metadata["model"] if isinstance(metadata.get("model"), dict) else {}
+    seed = metadata.get("seed")
+    return {
+        "prompt": str(metadata.get("positive_prompt") or "")[:5000],
+        "negative_prompt": str(metadata.get("negative_prompt") or "")[:5000],
+        "params": {key: metadata[key] for key in _RECIPE_KEYS if isinstance(metadata.get(key), str | int | float)},
+        "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        "model_key": str(model.get("key") or "")[:255],
+        "model_hash": str(model.get("hash") or "")[:255],
+        "model_name": str(model.get("name") or "")[:255],
+    }
+
+
+def _board_image_import(client: InvokeAIClient, owner: User, name: str, board: str) -> tuple[Photo | None, bool]:
+    """The owner's photo of InvokeAI image `name`, imported now if new: (photo, added). None if another account
+    has imported it already (an InvokeAI image is one photo)."""
+    existing = Photo.objects.filter(invoke_id=name).first()
+    if existing is not None:
+        return (existing, False) if existing.owner_id == owner.pk else (None, False)
+    record = client.image_record(name)
+    if record is None:
+        raise NotFound(f"InvokeAI no longer has image {name}.", code="image_missing", details={"image_name": name})
+    recipe = _recipe(client.image_metadata(name))
+    params = {**recipe.pop("params"), "invokeai_board": board}
+    if record.has_workflow:
+        document = client.image_workflow(name)
+        found = workflow_services.workflow_from_image(owner=owner, document=document) if document else None
+        if found is not None:
+            # As on a photo the studio ran a workflow for: "Open in the studio" brings its form back.
+            workflow, values = found
+            params.update(workflow=workflow.name, workflow_id=workflow.pk, values=values)
+    try:
+        thumbnail: bytes | None = client.thumbnail(name)
+    except AppError:
+        thumbnail = None  # one is made from the image instead
+    prepared = photo_services.generated_image_prepare(data=client.image(name), name=name, thumbnail=thumbnail)
+    photo, created = photo_services.generated_photo_register(owner_id=owner.pk, invoke_id=name, params=params, **recipe)
+    if created:
+        relative = storage.imported_path(photo.pk, timezone.localdate())
+        photo_services.generated_photo_store(photo_id=photo.pk, image=prepared, relative=relative)
+        photo.refresh_from_db()
+    return photo, created
+
+
+def boards_import(
+    *,
+    owner: User,
+    boards: Sequence[str] | None = None,
+    sync: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> BoardImport:
+    """Import InvokeAI's boards as albums of `owner`: all of them ("none" included), or those `boards` names (by
+    id or name). With `sync`, the albums are kept in sync: the board sync imports their new images."""
+    client = manager.invokeai_client()
+    available = [*client.list_boards(), Board(board_id=NONE_BOARD, name=UNCATEGORIZED)]
+    chosen = available
+    if boards is not None:
+
+        def matches(board: Board, wanted: str) -> bool:
+            return wanted == board.board_id or wanted.casefold() == board.name.casefold()
+
+        chosen = [board for board in available if any(matches(board, wanted) for wanted in boards)]
+        unknown = sorted(wanted for wanted in boards if not any(matches(board, wanted) for board in available))
+        if unknown:
+            raise NotFound(
+                f"InvokeAI at {client.base_url} has no board {', '.join(unknown)}.",
+                code="board_not_found",
+                details={"boards": unknown},
+            )
+    result = BoardImport()
+    for board in chosen:
+        names = client.board_image_names(board.board_id)
+        album = None if board.board_id == NONE_BOARD else _board_album(owner, board)
+        if album is not None:
+            result.albums += 1
+            if sync and not album.invokeai_sync:
+                Album.objects.filter(pk=album.pk).update(invokeai_sync=True)
+        photo_ids = []
+        for name in names:
+            if progress:
+                progress(f"{board.name}: {name}")
+            try:
+                photo, added = _board_image_import(client, owner, name, board.name)
+            except AppError as exc:
+                result.failed += 1
+                result.errors.append(f"{name}: {exc.message}")
+                continue
+            if photo is None:
+                result.failed += 1
+                result.errors.append(f"{name}: another account has imported this image.")
+                continue
+            result.added += added
+            result.already_there += not added
+            if photo.is_available:
+                photo_ids.append(photo.pk)
+        if album is not None and photo_ids:
+            album_add_photos(album_id=album.pk, owner=owner, photo_ids=photo_ids)
+    return result
+
+
+def boards_sync() -> int:
+    """Import what is new on the boards of albums kept in sync; return how many images were added."""
+    added = 0
+    synced = Album.objects.filter(invokeai_sync=True).exclude(invokeai_board_id="").select_related("owner")
+    by_owner: dict[int, tuple[User, list[str]]] = {}
+    for album in synced:
+        if album.owner is not None:
+            by_owner.setdefault(album.owner.pk, (album.owner, []))[1].append(album.invokeai_board_id)
+    for owner, board_ids in by_owner.values():
+        added += boards_import(owner=owner, boards=board_ids).added
+    return added
+
+
+@dataclass(frozen=True)
+class BoardSend:
+    board_id: str
+    board_name: str
+    sent: int
+    uploaded: int
+
+
+def board_send(
+    *,
+    owner: Owner,
+    album_id: uuid.UUID | str | None = None,
+    photo_ids: Sequence[uuid.UUID | str] = (),
+    board_id: str = "",
+    board_name: str = "",
+) -> BoardSend:
+    """Put an album's photos (or a selection) on an InvokeAI board: `board_id`, a new board `board_name`, or else
+    the album's own board (made with its name the first time). Photos InvokeAI still has are not uploaded again."""
+    client = manager.invokeai_client()
+    album = _album(album_id, owner=owner, lock=False) if album_id else None
+    if album is not None:
+        photos = list(
+            live_photos(owner=owner)
+            .filter(album_entries__album=album)
+            .order_by("album_entries__position")
+            .filter(photos_selectors.available_q())
+        )
+    else:
+        wanted = _unique(photo_ids)
+        photos = list(live_photos(owner=owner).filter(pk__in=wanted).filter(photos_selectors.available_q()))
+        if len(photos) != len(wanted):
+            raise InvalidInput("Some of these photos do not exist, are in the trash or are not downloaded yet.")
+    boards = {board.board_id: board for board in client.list_boards()}
+    if board_id:
+        if board_id not in boards:
+            raise NotFound(f"InvokeAI has no board {board_id}.", code="board_not_found", details={"board_id": board_id})
+        board = boards[board_id]
+    elif board_name.strip():
+        board = client.create_board(board_name.strip())
+    elif album is not None:
+        board = boards.get(album.invokeai_board_id) or client.create_board(album.name)
+    else:
+        raise InvalidInput("Choose a board, or name a new one.", code="invalid_parameter")
+    if album is not None and album.invokeai_board_id != board.board_id:
+        Album.objects.filter(pk=album.pk).update(invokeai_board_id=board.board_id)
+    sent = uploaded = 0
+    for photo in photos:
+        name = photo.invoke_id
+        if not name or client.image_record(name) is None:
+            with storage.absolute(photo.local_storage_path).open("rb") as original:
+                data = original.read()
+            ext = photo.local_storage_path.rsplit(".", 1)[-1]
+            name = client.upload_image(data=data, filename=f"{photo.pk}.{ext}", category="user").image_name
+            # Remembered, so the next send finds the image on the server instead of uploading it again.
+            Photo.objects.filter(pk=photo.pk).update(invoke_id=name)
+            uploaded += 1
+        if client.add_image_to_board(board_id=board.board_id, image_name=name):
+            sent += 1
+    return BoardSend(board_id=board.board_id, board_name=board.name, sent=sent, uploaded=uploaded)

@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 from albums.api import UUID_PATTERN, AlbumViewSet, PhotoShareViewSet, ShareLinkViewSet
 from generation.api import CachedModelViewSet, GenerationSessionViewSet, GenerationStepViewSet, PhotoRetrievalViewSet
 from photos.api import PhotoViewSet
+from workflows.api import WorkflowViewSet
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -27,3 +28,4 @@ router.register("shares", ShareLinkViewSet, basename="share")
 router.register("models", CachedModelViewSet, basename="model")
 router.register("generation/sessions", GenerationSessionViewSet, basename="generation-session")
 router.register("generation/steps", GenerationStepViewSet, basename="generation-step")
+router.register("workflows", WorkflowViewSet, basename="workflow")

@@ -37,6 +37,12 @@ SCHEDULES: list[Job] = [
         description="Refresh the model cache from InvokeAI; models it no longer lists become unavailable.",
     ),
     Job(
+        name="albums.boards_sync",
+        func="albums.tasks.boards_sync",
+        minutes=15,
+        description="Import the new images of InvokeAI boards whose albums are kept in sync (import_boards --sync).",
+    ),
+    Job(
         name="generation.resume_steps",
         func="generation.tasks.resume_steps",
         minutes=1,

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "photos",
     "albums",
     "generation",
+    "workflows",
     "backends",
     "worker",
 ]

@@ -35,6 +35,7 @@ urlpatterns = [
     path("setup/", views.first_run_setup, name="setup"),
     path("api/", include(api_urlpatterns)),
     path("cyberimage/api/", include((cyberimage_api.prefixed_urlpatterns, "cyberimage"))),
+    path("studio/workflows/", include("workflows.urls")),
     path("studio/", include("generation.urls")),
     path("backend/", include("backends.urls")),
     path("worker/", include("worker.urls")),

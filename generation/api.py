@@ -84,6 +84,14 @@ def _step_body(request: Request, step_id: int | str) -> dict[str, Any]:
     return StepSerializer(selectors.step_with_alternatives(step_id=step_id, owner=request.user)).data
 
 
+def step_accepted(request: Request, step: GenerationStep) -> Response:
+    """202 with the step: its images are still being made, and its status URL follows them."""
+    body = StepAcceptedSerializer(
+        {**_step_body(request, step.pk), "status_url": f"/api/generation/steps/{step.pk}/status"}
+    ).data
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": str(body["status_url"])})
+
+
 def _remember(request: Request, step: GenerationStep) -> None:
     services.preference_remember(
         user=signed_in(request.user), model_key=step.model_key, steps=step.parameters.get("steps")
@@ -131,11 +139,7 @@ class GenerationSessionViewSet(viewsets.GenericViewSet):
         form.is_valid(raise_exception=True)
         step = services.step_create(session_id=int(pk), owner=request.user, request=form.to_request())
         _remember(request, step)
-        body = StepAcceptedSerializer(
-            {**_step_body(request, step.pk), "status_url": f"/api/generation/steps/{step.pk}/status"}
-        ).data
-        # 202: the images are still being made; the status URL follows them.
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": str(body["status_url"])})
+        return step_accepted(request, step)
 
 
 class GenerationStepViewSet(viewsets.GenericViewSet):

@@ -38,7 +38,7 @@ from django_q.tasks import async_task
 from backends import manager
 from backends.invokeai.client import BatchStatus, QueueItem
 from backends.invokeai.errors import InvokeAIError
-from backends.invokeai.graphs import OUTPUT_NODE
+from backends.invokeai.graphs import OUTPUT_NODE, SEED_NODE
 
 from . import lifecycle, retrieval
 from .models import GenerationStep
@@ -244,7 +244,11 @@ def step_poll(*, step_id: int) -> Poll:
         items: list[QueueItem] = []
         if _needs_items(step, counts):
             open_ids = [item_id for item_id in step.item_ids if str(item_id) not in step.item_results]
-            items = [item for item in client.queue_items(open_ids, output_node=OUTPUT_NODE) if item.finished]
+            # A workflow's step names its own output and seed nodes; the studio's graphs use fixed ones.
+            output_node = step.parameters.get("output_node", OUTPUT_NODE)
+            seed_node = step.parameters.get("seed_node", SEED_NODE)
+            queued = client.queue_items(open_ids, output_node=output_node, seed_node=seed_node)
+            items = [item for item in queued if item.finished]
     except InvokeAIError as exc:
         logger.info("Step %s: InvokeAI did not answer: %s", step_id, exc.message)
         return Poll(finished=_unreachable(step, exc), reached=False)

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from albums import services as album_services
 from backends import manager
 from backends.invokeai.client import QueueItem
 from backends.invokeai.errors import InvokeAIConnectionError
@@ -61,8 +62,15 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+# What a workflow step's recipe keeps: the workflow (its id lets "Open in the studio" find it again) and the values.
+_WORKFLOW_RECIPE = ("workflow", "workflow_id", "values")
+
+
 def _photo_params(step: GenerationStep) -> dict[str, Any]:
     """The step's parameters as a photo's recipe shows them: readable values, no internal ids."""
+    if "workflow_id" in step.parameters:
+        recipe = {key: step.parameters[key] for key in _WORKFLOW_RECIPE if key in step.parameters}
+        return {**recipe, "session": step.session_id, "step": step.position}
     params = {key: value for key, value in step.parameters.items() if not key.endswith("_id") and key != "seed"}
     params.pop("vae_key", None)
     vae_name = params.pop("vae_name", "")
@@ -73,19 +81,31 @@ def _photo_params(step: GenerationStep) -> dict[str, Any]:
 
 def _register(step: GenerationStep, item: QueueItem) -> Photo:
     index = step.item_ids.index(item.item_id)
-    photo, _ = photo_services.generated_photo_register(
+    seed = item.seed
+    if seed is None:
+        # A workflow's fixed seed is the same for every run; the studio's graphs count up from the first.
+        seed = step.seed if "workflow_id" in step.parameters else (step.seed or 0) + index
+    photo, created = photo_services.generated_photo_register(
         owner_id=step.session.owner_id,
         invoke_id=item.image_name or "",
         prompt=step.prompt,
         negative_prompt=step.negative_prompt,
         params=_photo_params(step),
-        seed=item.seed if item.seed is not None else (step.seed or 0) + index,
+        seed=seed,
         model_key=step.model_key,
         model_hash=step.model_hash,
         model_name=step.model_name,
         source_image_id=step.parameters.get("init_photo_id"),
     )
     StepAlternative.objects.get_or_create(photo=photo, defaults={"step": step, "item_id": item.item_id, "index": index})
+    if created and step.parameters.get("album_id"):
+        # A workflow's board field was set to an album: its images are filed there.
+        try:
+            album_services.album_add_photos(
+                album_id=step.parameters["album_id"], owner=step.session.owner_id, photo_ids=[photo.pk]
+            )
+        except AppError as exc:
+            logger.warning("Could not add %s to album %s: %s", photo.pk, step.parameters["album_id"], exc.message)
     return photo
 
 

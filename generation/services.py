@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -287,29 +288,55 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
     )
 
 
-def _step_insert(session: GenerationSession, plan: _Plan, backend_url: str) -> GenerationStep:
+@dataclass(frozen=True)
+class StepRow:
+    """What a new step's row holds, whatever builds its batch (the studio's form, or a workflow)."""
+
+    prompt: str
+    negative_prompt: str
+    parameters: dict[str, Any]
+    model_key: str
+    model_hash: str
+    model_name: str
+    batch_size: int
+    parent: GenerationStep | None = None
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch ready to send: the enqueue_batch body, and the key of the main model it uses ("" if none)."""
+
+    body: dict[str, Any]
+    model_key: str = ""
+
+
+# Builds a step's batch on the InvokeAI it is sent to (uploading its input images there first).
+BatchPreparer = Callable[[InvokeAIClient, GenerationStep], PreparedBatch]
+
+
+def _step_insert(session: GenerationSession, row: StepRow, backend_url: str) -> GenerationStep:
     with transaction.atomic():
         # Locking the session serializes positions: two steps created at once get 3 and 4, not 3 twice.
         locked = GenerationSession.objects.select_for_update().get(pk=session.pk)
         position = (locked.steps.aggregate(last=Max("position"))["last"] or 0) + 1
         step = GenerationStep.objects.create(
             session=locked,
-            parent=plan.parent,
+            parent=row.parent,
             position=position,
-            prompt=plan.params.prompt,
-            negative_prompt=plan.params.negative_prompt,
-            parameters=plan.record,
-            model_key=plan.model.key,
-            model_hash=plan.model.hash,
-            model_name=plan.model.name,
-            batch_size=plan.params.batch_size,
+            prompt=row.prompt,
+            negative_prompt=row.negative_prompt,
+            parameters=row.parameters,
+            model_key=row.model_key,
+            model_hash=row.model_hash,
+            model_name=row.model_name,
+            batch_size=row.batch_size,
             backend_url=backend_url,
             # Chosen here and sent with the batch, so a batch enqueued just before a crash can still be found.
             batch_id=str(uuid.uuid4()),
         )
         updates: dict[str, Any] = {"updated_at": timezone.now()}
         if not locked.title:
-            updates["title"] = plan.params.prompt[:_TITLE_LENGTH]
+            updates["title"] = row.prompt[:_TITLE_LENGTH]
         GenerationSession.objects.filter(pk=locked.pk).update(**updates)
     return step
 
@@ -326,25 +353,35 @@ def _batch_cancel_quietly(client: InvokeAIClient, step: GenerationStep) -> None:
         logger.warning("Could not cancel batch %s of step %s: %s", step.batch_id, step.pk, exc.message)
 
 
-def _enqueue(step: GenerationStep, plan: _Plan) -> None:
-    """Upload the inputs and enqueue the batch on the step's InvokeAI; mark the step RUNNING.
+def _studio_batch(plan: _Plan) -> BatchPreparer:
+    """The studio form's batch: its model checked with InvokeAI, its init and mask images uploaded there."""
+
+    def prepare(client: InvokeAIClient, step: GenerationStep) -> PreparedBatch:
+        model = models_cache.model_verify(key=plan.model.key, client=client)
+        params = replace(plan.params, model=model.identifier)
+        if plan.init_photo:
+            init = inputs.input_image(photo=plan.init_photo, width=params.width, height=params.height)
+            uploaded = client.upload_image(data=init, filename="init.png", category="general", is_intermediate=True)
+            params = replace(params, init_image=uploaded.image_name)
+        if plan.mask_photo:
+            mask = inputs.input_image(photo=plan.mask_photo, width=params.width, height=params.height, mask=True)
+            uploaded = client.upload_image(data=mask, filename="mask.png", category="mask", is_intermediate=True)
+            params = replace(params, mask_image=uploaded.image_name)
+        return PreparedBatch(body=graphs.build_batch(params), model_key=model.key)
+
+    return prepare
+
+
+def _enqueue(step: GenerationStep, prepare: BatchPreparer) -> None:
+    """Build the batch and enqueue it on the step's InvokeAI; mark the step RUNNING.
 
     A cancel may arrive at any moment while this runs (it only marks the step). Before the batch is sent it
     means: send nothing. After, the batch is on InvokeAI and the step RUNNING, so it is cancelled there like any
     running step's, here if the cancel came first, by the cancel request otherwise.
     """
     client = manager.invokeai_client(step.backend_url)
-    model = models_cache.model_verify(key=plan.model.key, client=client)
-    params = replace(plan.params, model=model.identifier)
-    if plan.init_photo:
-        init = inputs.input_image(photo=plan.init_photo, width=params.width, height=params.height)
-        uploaded = client.upload_image(data=init, filename="init.png", category="general", is_intermediate=True)
-        params = replace(params, init_image=uploaded.image_name)
-    if plan.mask_photo:
-        mask = inputs.input_image(photo=plan.mask_photo, width=params.width, height=params.height, mask=True)
-        uploaded = client.upload_image(data=mask, filename="mask.png", category="mask", is_intermediate=True)
-        params = replace(params, mask_image=uploaded.image_name)
-    body = graphs.build_batch(params)
+    prepared = prepare(client, step)
+    body = prepared.body
     body["batch"]["batch_id"] = step.batch_id
     if _cancel_requested(step.pk):
         lifecycle.step_move(step_id=step.pk, to=StepStatus.CANCELLED, error_message=lifecycle.CANCELLED_UNSENT)
@@ -358,16 +395,18 @@ def _enqueue(step: GenerationStep, plan: _Plan) -> None:
     note = ""
     if batch.enqueued < batch.requested:
         note = f"InvokeAI's queue was full: it took {batch.enqueued} of the {batch.requested} images asked for."
+    moved: dict[str, Any] = {"model_key": prepared.model_key} if prepared.model_key else {}
     running = lifecycle.step_move(
         step_id=step.pk,
         to=StepStatus.RUNNING,
         batch_id=batch.batch_id,
         item_ids=list(batch.item_ids),
-        model_key=model.key,
         error_message=note,
         last_contact_at=timezone.now(),
+        **moved,
     )
-    models_cache.model_mark_used(key=model.key)
+    if prepared.model_key:
+        models_cache.model_mark_used(key=prepared.model_key)
     if not running:
         # Only the sweep of steps stuck PENDING moves one away from under us; it cannot have seen this batch.
         _batch_cancel_quietly(client, step)
@@ -382,22 +421,27 @@ def step_validate(*, owner: Owner, request: StepRequest) -> None:
     manager.current_backend_url()
 
 
-def step_create(*, session_id: int, owner: Owner, request: StepRequest) -> GenerationStep:
-    """Generate `request.batch_size` alternatives as one InvokeAI batch; return the RUNNING step.
-
-    Invalid parameters raise before anything is recorded. Once the step is recorded, a failure to reach or
-    convince InvokeAI leaves it FAILED with the reason, and the error is raised for the caller to show.
-    """
+def active_session_get(*, session_id: int, owner: Owner) -> GenerationSession:
+    """The owner's session, if new steps may still be added to it."""
     session = session_get(session_id=session_id, owner=owner)
     if session.status != GenerationSession.Status.ACTIVE:
         raise Conflict(f"This session is {session.status}; start a new one to generate again.", code="session_closed")
-    plan = _plan(session, request, owner)
+    return session
+
+
+def step_start(*, session: GenerationSession, owner: Owner, row: StepRow, prepare: BatchPreparer) -> GenerationStep:
+    """Record a step and send its batch (built by `prepare`) to the InvokeAI of the moment; return the step,
+    RUNNING and followed, or CANCELLED if a cancel came while it was being sent.
+
+    Once the step is recorded, a failure to reach or convince InvokeAI leaves it FAILED with the reason, and
+    the error is raised for the caller to show.
+    """
     user_activity.send(sender=GenerationStep)
     # No InvokeAI to send to (remote mode without a pod): refused before anything is recorded.
     backend_url = manager.current_backend_url()
-    step = _step_insert(session, plan, backend_url=backend_url)
+    step = _step_insert(session, row, backend_url=backend_url)
     try:
-        _enqueue(step, plan)
+        _enqueue(step, prepare)
     except Exception as exc:
         message = exc.message if isinstance(exc, AppError) else "The step could not be sent to InvokeAI."
         # A cancel that came while the step was being sent wins: the step ends cancelled, as its canceller was told.
@@ -409,6 +453,26 @@ def step_create(*, session_id: int, owner: Owner, request: StepRequest) -> Gener
     return step
 
 
+def step_create(*, session_id: int, owner: Owner, request: StepRequest) -> GenerationStep:
+    """Generate `request.batch_size` alternatives as one InvokeAI batch; return the RUNNING step.
+
+    Invalid parameters raise before anything is recorded (see `step_start` for what follows).
+    """
+    session = active_session_get(session_id=session_id, owner=owner)
+    plan = _plan(session, request, owner)
+    row = StepRow(
+        prompt=plan.params.prompt,
+        negative_prompt=plan.params.negative_prompt,
+        parameters=plan.record,
+        model_key=plan.model.key,
+        model_hash=plan.model.hash,
+        model_name=plan.model.name,
+        batch_size=plan.params.batch_size,
+        parent=plan.parent,
+    )
+    return step_start(session=session, owner=owner, row=row, prepare=_studio_batch(plan))
+
+
 def step_request_from(
     *, step: GenerationStep, variation: str, strength: float | None = None, prompt: str | None = None
 ) -> StepRequest:
@@ -418,6 +482,8 @@ def step_request_from(
     `continue`: img2img from the step's chosen alternative with the same settings, a new seed and `strength`.
     """
     params = step.parameters
+    if "workflow_id" in params:
+        raise Conflict("This step ran a workflow: run it again from the workflow's page.", code="workflow_step")
     base = StepRequest(
         prompt=prompt if prompt is not None else step.prompt,
         negative_prompt=step.negative_prompt,

@@ -57,6 +57,11 @@ def generated_selected_path(session_id: object, step_id: object, photo_id: uuid.
     return f"generated/sessions/{session_id}/{step_id}/selected/{photo_id}.png"
 
 
+def imported_path(photo_id: uuid.UUID, day: date) -> str:
+    """An image imported from an InvokeAI board (it was made outside the studio's sessions)."""
+    return f"generated/imported/{day.isoformat()}/{photo_id}.png"
+
+
 def generated_completed_path(photo_id: uuid.UUID, day: date) -> str:
     return f"generated/completed/{day.isoformat()}/{photo_id}.png"
 

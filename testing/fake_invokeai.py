@@ -116,6 +116,27 @@ def node_types_in_schema() -> list[str]:
 
 
 @cache
+def openapi() -> dict[str, Any]:
+    """The fake's `/openapi.json`: the trimmed schemas in full, every other node type of the real server as a
+    stub with only its type (enough to tell which node types exist)."""
+    schema = _schema()
+    every_type = {
+        tag: {"properties": {"type": {"const": tag}}, "class": "invocation"}
+        for tag in schema["node_types"]
+        if tag not in _invocations()
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Invoke - Community Edition", "version": "1.0.0"},
+        "components": {
+            "schemas": {
+                **{f"Untrimmed_{tag}": value for tag, value in every_type.items()},
+                **schema["components"]["schemas"],
+            }
+        },
+    }
+
+
 def _validator(schema_name: str) -> Draft202012Validator:
     return Draft202012Validator({**_schema(), "$ref": f"#/components/schemas/{schema_name}"})
 
@@ -411,6 +432,8 @@ class _Image:
     session_id: str | None = None
     node_id: str | None = None
     board_id: str | None = None
+    # The workflow JSON the batch that made it carried (a batch from the workflow editor), as text.
+    workflow: str | None = None
 
 
 @dataclass
@@ -507,6 +530,11 @@ def default_models() -> list[dict[str, Any]]:
     ]
 
 
+def lora_models() -> list[dict[str, Any]]:
+    """The peer's tiny SD1 LoRA (`shared/invokeai-peer/setup-extras.sh`), which workflows with a LoRA field take."""
+    return [tiny_model("tiny-sd1-lora", model_type="lora", base="sd-1")]
+
+
 def flux_models() -> list[dict[str, Any]]:
     """A FLUX schnell model and its three companions (the peer server has none: FLUX needs a GPU)."""
     return [
@@ -529,6 +557,10 @@ class FakeInvokeAI:
         self.models: list[dict[str, Any]] = default_models()
         self.items: dict[int, _Item] = {}
         self.images: dict[str, _Image] = {}
+        # board_id -> board_name; an image's board is its `board_id`.
+        self.boards: dict[str, str] = {}
+        # The workflow library: workflow_id -> (category, workflow JSON); `add_workflow()` fills it.
+        self.workflows: dict[str, tuple[str, dict[str, Any]]] = {}
         # Every request as (method, path), for tests that count calls (retries, logins).
         self.requests: list[tuple[str, str]] = []
         # token -> whether it came from X-Refreshed-Token (rather than a login)
@@ -563,6 +595,13 @@ class FakeInvokeAI:
                     endpoint="image",
                     methods=["GET"],
                 ),
+                Rule("/api/v1/workflows/", endpoint="workflows", methods=["GET"]),
+                Rule("/api/v1/boards/", endpoint="boards", methods=["GET", "POST"]),
+                Rule("/api/v1/boards/<board_id>", endpoint="board", methods=["GET", "DELETE"]),
+                Rule("/api/v1/boards/<board_id>/image_names", endpoint="board_image_names", methods=["GET"]),
+                Rule("/api/v1/board_images/", endpoint="board_images", methods=["POST"]),
+                Rule("/api/v1/images/i/<name>/workflow", endpoint="image_workflow", methods=["GET"]),
+                Rule("/api/v1/workflows/i/<workflow_id>", endpoint="workflow", methods=["GET"]),
                 Rule("/openapi.json", endpoint="openapi", methods=["GET"]),
             ],
             strict_slashes=False,
@@ -653,6 +692,14 @@ class FakeInvokeAI:
             model = next(model for model in self.models if model["name"] == name)
             model["key"] = str(uuid.uuid4())
             return model
+
+    def add_workflow(self, workflow: dict[str, Any], *, category: str = "user") -> str:
+        """Put a workflow in the library, as the real server keeps it (its id is the server's); return the id."""
+        workflow_id = f"default_{uuid.uuid4()}" if category == "default" else uuid.uuid4().hex
+        stored = {**copy.deepcopy(workflow), "id": workflow_id}
+        stored.setdefault("meta", {})["category"] = category
+        self.workflows[workflow_id] = (category, stored)
+        return workflow_id
 
     def model(self, name: str) -> dict[str, Any]:
         return next(model for model in self.models if model["name"] == name)
@@ -752,6 +799,11 @@ class FakeInvokeAI:
         output_type = _output_schema(node["type"])["properties"]["type"]["const"]
         if node["type"] in ("integer", "string"):
             return {"value": node["value"], "type": output_type}
+        if node["type"] == "rand_int":
+            # Seeded by the item, so a test can tell the seeds of a batch apart and find them again.
+            low, high = node.get("low", 0), node.get("high", 2147483647)
+            value = random.Random(item.item_id).randint(low, high - 1)  # noqa: S311  (test seeds, not secrets)
+            return {"value": value, "type": output_type}
         if node["type"] == "core_metadata":
             # Known fields in the schema's order, then custom ones (the node allows extras); nulls left out.
             names = [*_input_fields("core_metadata"), *node]
@@ -767,7 +819,7 @@ class FakeInvokeAI:
         metadata = node.get("metadata")
         if metadata is not None:
             metadata = {**metadata, "app_version": VERSION}
-        seed = next((v["value"] for v in item.field_values if v["node_path"] == "seed"), 0)
+        seed = next((v["value"] for v in item.field_values or [] if v["node_path"] == "seed"), 0)
         image = self._store_image(
             _noise_png(width, height, seed, metadata, graph),
             category="general",
@@ -777,6 +829,7 @@ class FakeInvokeAI:
             session_id=item.session_id,
             node_id=exec_id,
             board_id=(node.get("board") or {}).get("board_id"),
+            workflow=json.dumps(item.batch["workflow"]) if item.batch.get("workflow") else None,
             at=at,
         )
         return {
@@ -891,24 +944,7 @@ class FakeInvokeAI:
         return _json({"version": VERSION})
 
     def _openapi(self, request: Request) -> Response:
-        schema = _schema()
-        every_type = {
-            tag: {"properties": {"type": {"const": tag}}, "class": "invocation"}
-            for tag in schema["node_types"]
-            if tag not in _invocations()
-        }
-        return _json(
-            {
-                "openapi": "3.1.0",
-                "info": {"title": "Invoke - Community Edition", "version": "1.0.0"},
-                "components": {
-                    "schemas": {
-                        **{f"Untrimmed_{tag}": value for tag, value in every_type.items()},
-                        **schema["components"]["schemas"],
-                    }
-                },
-            }
-        )
+        return _json(openapi())
 
     def _auth_status(self, request: Request) -> Response:
         return _json(
@@ -1178,6 +1214,119 @@ class FakeInvokeAI:
                 "Cache-Control": "max-age=31536000",
                 "Content-Disposition": f'inline; filename="{name}"',
             },
+        )
+
+    def _board_dto(self, board_id: str) -> dict[str, Any]:
+        images = [image for image in self.images.values() if image.board_id == board_id and not image.is_intermediate]
+        stamp = _timestamp(0)
+        return {
+            "board_id": board_id,
+            "board_name": self.boards[board_id],
+            "user_id": "system",
+            "created_at": stamp,
+            "updated_at": stamp,
+            "deleted_at": None,
+            "cover_image_name": images[-1].name if images else None,
+            "archived": False,
+            "board_visibility": "private",
+            "cover_video_name": None,
+            "image_count": sum(1 for image in images if image.category != "user"),
+            "video_count": 0,
+            "asset_count": sum(1 for image in images if image.category == "user"),
+            "owner_username": None,
+        }
+
+    def _boards(self, request: Request) -> Response:
+        if request.method == "POST":
+            name = request.args.get("board_name")
+            if not name:
+                raise Invalid([{"type": "missing", "loc": ["query", "board_name"], "msg": "Field required"}])
+            board_id = str(uuid.uuid4())
+            self.boards[board_id] = name
+            return _json(self._board_dto(board_id), status=201)
+        if request.args.get("all") != "true" and not ("offset" in request.args and "limit" in request.args):
+            return _json({"detail": "Invalid request: Must provide either 'all' or both 'offset' and 'limit'"}, 400)
+        return _json([{**self._board_dto(board_id), "owner_username": "System"} for board_id in self.boards])
+
+    def _board(self, request: Request, board_id: str) -> Response:
+        if board_id not in self.boards:
+            return _json({"detail": "Board not found"}, status=404)
+        if request.method == "DELETE":
+            del self.boards[board_id]
+            for image in self.images.values():
+                if image.board_id == board_id:
+                    image.board_id = None
+            return _json({"board_id": board_id, "deleted_board_images": [], "deleted_images": []})
+        return _json(self._board_dto(board_id))
+
+    def _board_image_names(self, request: Request, board_id: str) -> Response:
+        if board_id != "none" and board_id not in self.boards:
+            return _json({"detail": "Board not found"}, status=404)
+        wanted = None if board_id == "none" else board_id
+        return _json(
+            [name for name, image in self.images.items() if image.board_id == wanted and not image.is_intermediate]
+        )
+
+    def _board_images(self, request: Request) -> Response:
+        body = request.get_json(silent=True) or {}
+        board_id, name = body.get("board_id"), body.get("image_name")
+        if board_id not in self.boards:
+            return _json({"detail": "Board not found"}, status=404)
+        image = self.images.get(name)
+        if image is None:
+            return _json({"added_images": [], "affected_boards": [], "failed_images": [name]}, status=201)
+        affected = [image.board_id or "none", board_id]
+        image.board_id = board_id
+        return _json({"added_images": [name], "affected_boards": affected, "failed_images": []}, status=201)
+
+    def _image_workflow(self, request: Request, name: str) -> Response:
+        image = self.images.get(name)
+        if image is None:
+            return _json({"detail": "Image not found"}, status=404)
+        return _json({"workflow": image.workflow, "graph": None})
+
+    def _workflows(self, request: Request) -> Response:
+        categories = request.args.getlist("categories") or ["default", "user"]
+        page, per_page = int(request.args.get("page", 0)), int(request.args.get("per_page", 50))
+        listed = sorted(
+            (record for category, record in self.workflows.values() if category in categories),
+            key=lambda record: str(record.get("name", "")),
+        )
+        chunk = listed[page * per_page : (page + 1) * per_page]
+        items = [
+            {
+                "workflow_id": record["id"],
+                "name": record.get("name", ""),
+                "category": record["meta"]["category"],
+                "tags": record.get("tags", ""),
+                "description": record.get("description", ""),
+                "user_id": "system",
+                "is_public": False,
+                "opened_at": None,
+                "thumbnail_url": None,
+                "call_saved_workflow_compatibility": None,
+            }
+            for record in chunk
+        ]
+        pages = max(1, -(-len(listed) // per_page))
+        return _json({"page": page, "pages": pages, "per_page": per_page, "total": len(listed), "items": items})
+
+    def _workflow(self, request: Request, workflow_id: str) -> Response:
+        if workflow_id not in self.workflows:
+            return _json({"detail": "Workflow not found"}, status=404)
+        _, record = self.workflows[workflow_id]
+        stamp = _timestamp(0)
+        return _json(
+            {
+                "workflow_id": workflow_id,
+                "name": record.get("name", ""),
+                "created_at": stamp,
+                "updated_at": stamp,
+                "opened_at": None,
+                "user_id": "system",
+                "is_public": False,
+                "workflow": record,
+            }
         )
 
 

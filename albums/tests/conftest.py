@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from albums import services
+from generation.tests.conftest import gallery_photo  # noqa: F401  (the fixture: photos with real files)
 from photos.tests.conftest import upload  # noqa: F401  (the fixture, for real files on disk)
 from photos.tests.factories import PhotoFactory
 

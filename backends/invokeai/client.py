@@ -19,12 +19,13 @@ import mimetypes
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar, cast
+from urllib.parse import quote
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from . import transport
+from . import transport, workflows
 from .errors import (
     GenerationError,
     InvokeAIAddressRefused,
@@ -51,6 +52,9 @@ MAX_JSON_BYTES = 16 << 20
 MAX_THUMBNAIL_BYTES = 1 << 20
 # Enough of an error answer to say what went wrong; the rest is not read.
 _MAX_ERROR_BYTES = 64 << 10
+# The library lists 26 defaults; a page of 100 holds them and a user's own, and 50 pages is more than anyone keeps.
+_WORKFLOWS_PER_PAGE = 100
+_MAX_WORKFLOW_PAGES = 50
 # Environment proxies are not used: the address checks must see where the connection really goes.
 _NO_PROXIES = {"http": None, "https": None, "all": None}
 
@@ -233,6 +237,38 @@ class QueueStatus:
 
 
 @dataclass(frozen=True)
+class WorkflowSummary:
+    """A workflow of the server's library, as its list shows it (without the graph)."""
+
+    workflow_id: str
+    name: str
+    category: str
+    description: str = ""
+    tags: str = ""
+
+
+@dataclass(frozen=True)
+class Board:
+    board_id: str
+    name: str
+    image_count: int = 0
+    asset_count: int = 0
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """What InvokeAI knows of one of its images (its ImageDTO): the app reads only these."""
+
+    image_name: str
+    width: int
+    height: int
+    board_id: str | None = None
+    category: str = "general"
+    is_intermediate: bool = False
+    has_workflow: bool = False
+
+
+@dataclass(frozen=True)
 class UploadedImage:
     image_name: str
     width: int
@@ -243,7 +279,8 @@ def queue_item_from(raw: Any, *, output_node: str, seed_node: str = "seed") -> Q
     """Read an item of `items_by_ids` or `GET /i/{id}`: its seed and the image of `output_node` only.
 
     An inpaint graph saves three images per item (mask helpers too, FACTS #5): the output is the result whose
-    prepared node maps back to `output_node`.
+    prepared node maps back to `output_node`. The seed is `seed_node`'s value in the batch data or, for a seed
+    the graph makes itself (a workflow's `rand_int`), that node's output in the session's results.
     """
     raw = _dict(raw, "a queue item")
     seed = next(
@@ -256,14 +293,14 @@ def queue_item_from(raw: Any, *, output_node: str, seed_node: str = "seed") -> Q
     )
     session = _dict(raw.get("session") or {}, "the session")
     mapping = _dict(session.get("prepared_source_mapping") or {}, "prepared_source_mapping")
-    image_name = next(
-        (
-            _str(_dict(result["image"], "an image"), "image_name")
-            for exec_id, result in _dict(session.get("results") or {}, "the results").items()
-            if _dict(result, "a result").get("type") == "image_output" and mapping.get(exec_id) == output_node
-        ),
-        None,
-    )
+    image_name = None
+    for exec_id, result in _dict(session.get("results") or {}, "the results").items():
+        result = _dict(result, "a result")
+        source = mapping.get(exec_id)
+        if source == output_node and result.get("type") == "image_output" and image_name is None:
+            image_name = _str(_dict(result["image"], "an image"), "image_name")
+        elif source == seed_node and seed is None and result.get("type") == "integer_output":
+            seed = _typed(result["value"], int, "the seed")
     return QueueItem(
         item_id=_int(raw, "item_id"),
         status=_str(raw, "status"),
@@ -596,6 +633,11 @@ class InvokeAIClient:
             is_processing=_typed(_dict(body["processor"], "processor")["is_processing"], bool, "is_processing"),
         )
 
+    @_answers
+    def node_templates(self) -> dict[str, workflows.NodeTemplate]:
+        """The node types the server has and their inputs, from its OpenAPI schema."""
+        return workflows.templates_from_openapi(_dict(self._json("GET", "/openapi.json")))
+
     # --- models ---
 
     @_answers
@@ -651,13 +693,13 @@ class InvokeAIClient:
         )
 
     @_answers
-    def queue_items(self, item_ids: Sequence[int], *, output_node: str) -> list[QueueItem]:
+    def queue_items(self, item_ids: Sequence[int], *, output_node: str, seed_node: str = "seed") -> list[QueueItem]:
         """The items, in the order asked; an item the server no longer has comes back with status "lost"."""
         found: dict[int, QueueItem] = {}
         for start in range(0, len(item_ids), _ITEMS_PER_REQUEST):
             chunk = list(item_ids[start : start + _ITEMS_PER_REQUEST])
             for raw in _list(self._json("POST", f"{QUEUE}/items_by_ids", json={"item_ids": chunk})):
-                item = queue_item_from(raw, output_node=output_node)
+                item = queue_item_from(raw, output_node=output_node, seed_node=seed_node)
                 found[item.item_id] = item
         return [found.get(item_id) or QueueItem(item_id=item_id, status=LOST) for item_id in item_ids]
 
@@ -674,7 +716,118 @@ class InvokeAIClient:
         body = _dict(self._json("PUT", f"{QUEUE}/cancel_by_batch_ids", json={"batch_ids": list(batch_ids)}))
         return _int(body, "canceled")
 
+    # --- workflows ---
+
+    @_answers
+    def list_workflows(self, *, categories: Iterable[str] = ("default", "user")) -> list[WorkflowSummary]:
+        """Every workflow of the server's library in `categories`, by name."""
+        found: list[WorkflowSummary] = []
+        page, pages = 0, 1
+        while page < pages and page < _MAX_WORKFLOW_PAGES:
+            params: dict[str, Any] = {
+                "categories": list(categories),
+                "page": page,
+                "per_page": _WORKFLOWS_PER_PAGE,
+                "order_by": "name",
+                "direction": "ASC",
+            }
+            body = _dict(self._json("GET", "/api/v1/workflows/", params=params))
+            for raw in _list(body["items"], "items"):
+                raw = _dict(raw, "a workflow")
+                found.append(
+                    WorkflowSummary(
+                        workflow_id=_str(raw, "workflow_id"),
+                        name=_str(raw, "name"),
+                        category=_str(raw, "category"),
+                        description=_optional(raw, "description", str) or "",
+                        tags=_optional(raw, "tags", str) or "",
+                    )
+                )
+            pages = _int(body, "pages")
+            page += 1
+        return found
+
+    @_answers
+    def get_workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        """The workflow JSON of the library's `workflow_id` (None if the server has no such workflow)."""
+        body = self._request("GET", f"/api/v1/workflows/i/{quote(workflow_id, safe='')}", allow_404=True)
+        if body is None:
+            return None
+        return _dict(_dict(self._decode(body))["workflow"], "workflow")
+
+    # --- boards ---
+
+    @_answers
+    def list_boards(self) -> list[Board]:
+        """Every board (without `all=true` the server answers 400); "none", the uncategorized images, is no board."""
+        return [
+            Board(
+                board_id=_str(raw, "board_id"),
+                name=_str(raw, "board_name"),
+                image_count=_optional(raw, "image_count", int) or 0,
+                asset_count=_optional(raw, "asset_count", int) or 0,
+            )
+            for raw in (
+                _dict(item, "a board") for item in _list(self._json("GET", "/api/v1/boards/", params={"all": "true"}))
+            )
+        ]
+
+    @_answers
+    def board_image_names(self, board_id: str) -> list[str]:
+        """The names of a board's images (board "none": the images on no board)."""
+        body = self._request("GET", f"/api/v1/boards/{quote(board_id, safe='')}/image_names", allow_404=True)
+        if body is None:
+            raise InvokeAIError(
+                f"InvokeAI at {self.base_url} has no board {board_id}.",
+                code="board_not_found",
+                details={"board_id": board_id},
+            )
+        return [_typed(name, str, "an image name") for name in _list(self._decode(body))]
+
+    @_answers
+    def create_board(self, name: str) -> Board:
+        raw = _dict(self._json("POST", "/api/v1/boards/", params={"board_name": name}))
+        return Board(board_id=_str(raw, "board_id"), name=_str(raw, "board_name"))
+
+    @_answers
+    def delete_board(self, board_id: str) -> None:
+        """Delete a board; its images stay, on no board."""
+        self._json("DELETE", f"/api/v1/boards/{quote(board_id, safe='')}", params={"include_images": "false"})
+
+    @_answers
+    def add_image_to_board(self, *, board_id: str, image_name: str) -> bool:
+        """Move an image to a board (PATCHing an image's board_id is ignored by InvokeAI); False if it refused."""
+        body = _dict(self._json("POST", "/api/v1/board_images/", json={"board_id": board_id, "image_name": image_name}))
+        return image_name in _list(body.get("added_images") or [], "added_images")
+
     # --- images ---
+
+    @_answers
+    def image_record(self, name: str) -> ImageRecord | None:
+        """The image's record, or None if the server does not have it."""
+        body = self._request("GET", f"/api/v1/images/i/{quote(name, safe='')}", allow_404=True)
+        if body is None:
+            return None
+        raw = _dict(self._decode(body))
+        return ImageRecord(
+            image_name=_str(raw, "image_name"),
+            width=_int(raw, "width"),
+            height=_int(raw, "height"),
+            board_id=_optional(raw, "board_id", str),
+            category=_optional(raw, "image_category", str) or "general",
+            is_intermediate=bool(_optional(raw, "is_intermediate", bool)),
+            has_workflow=bool(_optional(raw, "has_workflow", bool)),
+        )
+
+    @_answers
+    def image_workflow(self, name: str) -> dict[str, Any] | None:
+        """The workflow embedded in an image (a batch from the workflow editor carries it), or None."""
+        body = _dict(self._decode(self._image_part(name, "workflow", "application/json", MAX_JSON_BYTES)))
+        text = body.get("workflow")
+        if text is None:
+            return None
+        # Unlike the library's, this answer holds the workflow as JSON text.
+        return _dict(json.loads(_typed(text, str, "workflow")), "workflow")
 
     def _image_part(self, name: str, part: str, content_type: str, limit: int) -> bytes:
         body = self._request(

@@ -46,3 +46,10 @@ class RetrievalError(InvokeAIError):
     """A generated image could not be fetched from InvokeAI."""
 
     code = "retrieval_failed"
+
+
+class WorkflowError(InvalidInput):
+    """A workflow that cannot be read, filled in or run as it is (its shape, a value, or a node type the server
+    lacks); the message says which part and what to do."""
+
+    code = "workflow_invalid"

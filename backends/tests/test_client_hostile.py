@@ -261,6 +261,27 @@ VALID = {
     ("image_metadata", "every value a list"),
     ("image_metadata", "every value a string"),
     ("image_metadata", "every value true"),
+    # The schema is read leniently: what is not an invocation's schema is no node type (a workflow needing it is
+    # then refused as needing updating).
+    *(
+        ("node_templates", shape)
+        for shape in ("an empty object", *(f"every value {v}" for v in ("a list", "a string", "true")))
+    ),
+    # A workflow's own shape is checked when it is imported, not by the client.
+    *(("get_workflow", f"every value {v}") for v in ("a list", "a string", "true")),
+    # The fake has no boards and no uncategorized images: these answers are an empty list, whatever their leaves.
+    *(
+        (call, shape)
+        for call in ("list_boards", "board_image_names")
+        for shape in ("a list", "every value a list", "every value a string", "every value true")
+    ),
+    ("create_board", "every value a string"),
+    # An answer that does not list the image as added is a refusal (the image is not on the fake).
+    *(
+        ("add_image_to_board", shape)
+        for shape in ("an empty object", "every value a list", "every value a string", "every value true")
+    ),
+    ("image_workflow", "an empty object"),
 }
 
 
@@ -281,16 +302,31 @@ def _calls(fake: FakeInvokeAI):
         "queue_items": lambda c: c.queue_items([1], output_node=graphs.OUTPUT_NODE),
         "cancel_batches": lambda c: c.cancel_batches(["some-batch"]),
         "upload_image": lambda c: c.upload_image(data=image_bytes("PNG", (64, 64)), filename="a.png", category="user"),
+        "node_templates": lambda c: c.node_templates(),
+        "list_workflows": lambda c: c.list_workflows(),
+        "get_workflow": lambda c: c.get_workflow(fake.add_workflow({"name": "w", "nodes": [], "edges": []})),
+        "list_boards": lambda c: c.list_boards(),
+        "board_image_names": lambda c: c.board_image_names("none"),
+        "create_board": lambda c: c.create_board("workflows-hostile"),
+        "add_image_to_board": lambda c: c.add_image_to_board(
+            board_id=fake.boards.setdefault("b-1", "a board") and "b-1", image_name="missing.png"
+        ),
     }
 
 
 # Image bytes have no shape to get wrong here (photos verifies their pixels): only their type can be wrong.
-IMAGE_CALLS = {"image": "full", "thumbnail": "thumbnail", "image_metadata": "metadata"}
+IMAGE_CALLS = {
+    "image": "full",
+    "thumbnail": "thumbnail",
+    "image_metadata": "metadata",
+    "image_record": "",
+    "image_workflow": "workflow",
+}
 IMAGE_SHAPES = ("html", "no content type", "a list", "nested 100000 deep")
 CASES = [
     *((call, shape) for call in _calls(FakeInvokeAI()) for shape in SHAPES),
     *((call, shape) for call in ("image", "thumbnail") for shape in IMAGE_SHAPES),
-    *(("image_metadata", shape) for shape in SHAPES),
+    *((call, shape) for call in ("image_metadata", "image_record", "image_workflow") for shape in SHAPES),
 ]
 
 

@@ -1,0 +1,110 @@
+"""Workflows on a real InvokeAI: `INVOKEAI_TEST_URL=http://127.0.0.1:9090 pytest -m invokeai workflows`.
+
+InvokeAI's own default workflows, imported from its library, run through the app with the peer's tiny models
+set in their forms (64 px); the images come back as photos with the workflow's recipe and the seeds its
+rand_int node drew. Only our own batches are cancelled at the end (the server is shared).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import requests
+from PIL import Image
+
+from backends import manager
+from generation import follower, models_cache
+from generation.models import CachedModel, GenerationStep
+from photos import storage
+from workflows import services
+
+from .conftest import SD15, SD15_LORA, exposed, workflow_json
+
+REAL_URL = os.environ.get("INVOKEAI_TEST_URL", "")
+
+pytestmark = [
+    pytest.mark.invokeai,
+    pytest.mark.django_db,
+    pytest.mark.skipif(not REAL_URL, reason="set INVOKEAI_TEST_URL to run against a real InvokeAI"),
+]
+
+
+@pytest.fixture
+def real(settings, enqueued):
+    settings.INVOKEAI_LOCAL_URL = REAL_URL
+    settings.INVOKEAI_READ_TIMEOUT = 60
+    settings.MODEL_DEFINITIONS = {}
+    models_cache.models_refresh()
+    yield
+    ours = list(GenerationStep.objects.exclude(batch_id="").values_list("batch_id", flat=True))
+    if ours:
+        manager.invokeai_client(REAL_URL).cancel_batches(ours)
+
+
+def _library_id(name: str) -> str:
+    found = [item for item in services.library_list() if item.name == name]
+    assert found, f"the InvokeAI at {REAL_URL} has no workflow {name!r}"
+    return found[0].workflow_id
+
+
+def _follow(step_id: int, timeout: float = 600) -> GenerationStep:
+    deadline = time.monotonic() + timeout
+    while follower.step_follow(step_id=step_id, budget=30) != "finished":
+        assert time.monotonic() < deadline, "the step did not finish in time (is the shared InvokeAI busy?)"
+    return GenerationStep.objects.get(pk=step_id)
+
+
+@pytest.mark.parametrize(
+    ("name", "slug", "with_lora"),
+    [("Text to Image - SD1.5", SD15, False), ("Text to Image - SD1.5, LoRA", SD15_LORA, True)],
+)
+def test_a_default_workflow_runs_with_tiny_models(real, user, name, slug, with_lora):
+    workflow = services.workflow_import_from_library(owner=user, invokeai_workflow_id=_library_id(name))
+    sd1 = CachedModel.objects.get(name="tiny-sd1")
+    values = {
+        exposed(slug, "model"): sd1.key,
+        exposed(slug, "width"): 64,
+        exposed(slug, "height"): 64,
+        exposed(slug, "prompt"): "workflows-test: a tiger cub",
+    }
+    if with_lora:
+        values[exposed(slug, "lora")] = CachedModel.objects.get(name="tiny-sd1-lora").key
+        values[exposed(slug, "weight")] = 0.75
+
+    step = services.workflow_run(workflow_id=workflow.pk, owner=user, values=values, runs=2)
+    step = _follow(step.pk)
+
+    assert (step.status, step.images_retrieved, step.images_failed) == ("completed", 2, 0), step.error_message
+    alternatives = list(step.alternatives.select_related("photo"))
+    seeds = set()
+    for alternative in alternatives:
+        photo = alternative.photo
+        assert photo.generation_params["workflow"] == name
+        assert photo.generation_params["values"][exposed(slug, "model")]["name"] == "tiny-sd1"
+        assert photo.generation_prompt == "workflows-test: a tiger cub"
+        with Image.open(storage.absolute(photo.local_storage_path)) as png:
+            assert png.size == (64, 64)
+        # The seed is the one the item's rand_int node drew (the batch data has none).
+        item = requests.get(f"{REAL_URL}/api/v1/queue/default/i/{alternative.item_id}", timeout=30).json()
+        results = item["session"]["results"].values()
+        drawn = [result["value"] for result in results if result["type"] == "integer_output"]
+        assert drawn == [photo.seed]
+        seeds.add(photo.seed)
+    assert len(seeds) == 2
+
+
+def test_a_workflow_with_a_removed_node_is_refused_with_its_name(real, user):
+    workflow = services.workflow_import_from_library(
+        owner=user, invokeai_workflow_id=_library_id("Text to Image -  SD1.5, Control")
+    )
+
+    with pytest.raises(Exception) as error:
+        services.workflow_run(workflow_id=workflow.pk, owner=user, values={})
+
+    assert getattr(error.value, "code", "") == "workflow_outdated"
+    assert "canny_image_processor" in str(error.value) and "InvokeAI's workflow editor" in str(error.value)
+    assert not GenerationStep.objects.exists()
+    # The fixtures the fake's tests use are the peer's own defaults.
+    assert workflow_json(SD15)["id"] == _library_id("Text to Image - SD1.5")

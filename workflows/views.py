@@ -1,0 +1,209 @@
+"""The workflow pages: the list with its import form, and one page per workflow with its form as InvokeAI's
+form builder laid it out. Running it starts a studio session step and goes to the session's page, where it
+runs, is cancelled and lands in the gallery like any step."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from albums.selectors import album_list
+from gallery_project.errors import AppError, InvalidInput
+from gallery_project.permissions import signed_in
+from generation import models_cache
+from photos import selectors as photo_selectors
+
+from . import selectors, services
+from .form import FormElement, FormField
+from .models import Workflow
+
+TEMPLATE = "workflows/list.html"
+PICKER_SIZE = 48
+_COLOR = re.compile(r"^#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})$")
+
+
+def _library(request: HttpRequest) -> tuple[list[Any], str]:
+    try:
+        return services.library_list(), ""
+    except AppError as exc:
+        return [], exc.message
+
+
+def _list_page(request: HttpRequest, *, error: str = "", status: int = 200) -> HttpResponse:
+    library, library_error = _library(request)
+    context = {
+        "workflows": selectors.workflow_list(owner=request.user),
+        "library": library,
+        "library_error": library_error,
+        "error": error,
+    }
+    return render(request, TEMPLATE, context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def workflow_list(request: HttpRequest) -> HttpResponse:
+    """The owner's workflows, and importing one (a file, pasted JSON, or from InvokeAI's library)."""
+    if request.method == "GET":
+        return _list_page(request)
+    owner = signed_in(request.user)
+    try:
+        if request.FILES.get("file"):
+            document = request.FILES["file"].read(services.MAX_DOCUMENT_BYTES + 1)
+            workflow = services.workflow_import(owner=owner, document=document, source=Workflow.Source.FILE)
+        elif request.POST.get("invokeai_workflow_id"):
+            workflow = services.workflow_import_from_library(
+                owner=owner, invokeai_workflow_id=request.POST["invokeai_workflow_id"]
+            )
+        elif request.POST.get("document", "").strip():
+            workflow = services.workflow_import(owner=owner, document=request.POST["document"])
+        else:
+            raise InvalidInput("Choose a workflow file, paste one, or pick one of InvokeAI's.")
+    except AppError as exc:
+        return _list_page(request, error=exc.message, status=exc.status)
+    return redirect("workflows:page", pk=workflow.pk)
+
+
+def _choices(request: HttpRequest, form_field: FormField) -> list[tuple[str, str]]:
+    if form_field.type == "model":
+        models = models_cache.model_list()
+        if form_field.model_types:
+            models = models.filter(type__in=form_field.model_types)
+        if form_field.model_bases:
+            models = models.filter(base__in=form_field.model_bases)
+        return [(model.key, f"{model.name} · {model.base}") for model in models]
+    if form_field.type == "image":
+        page = photo_selectors.photo_list(owner=request.user, limit=PICKER_SIZE)
+        return [
+            (str(photo.pk), photo.generation_prompt[:60] or photo.filename or str(photo.pk))
+            for photo in page.items
+            if photo.is_available
+        ]
+    if form_field.type == "board":
+        return [("auto", "InvokeAI's auto-add board"), ("none", "No board")] + [
+            (str(album.pk), f"Album: {album.name}") for album in album_list(owner=request.user)
+        ]
+    return [(option, option) for option in form_field.options]
+
+
+def _shown_value(form_field: FormField, value: Any) -> Any:
+    if form_field.type == "color" and isinstance(value, dict):
+        return "#{:02x}{:02x}{:02x}".format(*(int(value.get(channel, 0)) for channel in "rgb"))
+    if form_field.type == "model" and isinstance(value, dict):
+        return value.get("key", "")
+    if value is None:
+        return ""
+    return value
+
+
+def _tree(element: FormElement, fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The form's elements for the template, each node field with its input's value and choices."""
+    return {
+        "kind": element.kind,
+        "layout": element.layout,
+        "content": element.content,
+        "entry": fields[element.field.name] if element.field else None,
+        "children": [_tree(child, fields) for child in element.children],
+    }
+
+
+def _page(
+    request: HttpRequest,
+    workflow: Workflow,
+    *,
+    values: dict[str, Any],
+    error: str = "",
+    runs: int = 1,
+    status: int = 200,
+) -> HttpResponse:
+    form = services.workflow_form(workflow=workflow)
+    fields = {
+        item.name: {
+            "field": item,
+            "value": _shown_value(item, values.get(item.name, item.default)),
+            "choices": _choices(request, item) if item.type in ("model", "image", "board", "enum") else [],
+        }
+        for item in form.form.fields
+    }
+    context = {
+        "workflow": workflow,
+        "form": form,
+        "root": _tree(form.form.root, fields),
+        "error": error,
+        "runs": runs,
+        "max_runs": services.MAX_RUNS,
+    }
+    return render(request, "workflows/workflow.html", context, status=status)
+
+
+def _values_from_photo(request: HttpRequest, workflow: Workflow) -> dict[str, Any]:
+    """The values a photo this workflow made was run with ("Open in the studio")."""
+    photo_id = request.GET.get("photo")
+    if not photo_id:
+        return {}
+    photo = photo_selectors.photo_get(photo_id=photo_id, owner=request.user)
+    if photo.generation_params.get("workflow_id") != workflow.pk:
+        return {}
+    values = dict(photo.generation_params.get("values") or {})
+    # A model is recorded as its key and name; the form takes the key.
+    return {
+        name: value["key"] if isinstance(value, dict) and "key" in value else value for name, value in values.items()
+    }
+
+
+def _posted(request: HttpRequest, form_fields: tuple[FormField, ...]) -> dict[str, Any]:
+    """The form's values as the run takes them; a field left empty keeps the workflow's own value."""
+    values: dict[str, Any] = {}
+    for item in form_fields:
+        if item.read_only:
+            continue
+        if item.type == "boolean":
+            values[item.name] = item.name in request.POST
+            continue
+        raw = request.POST.get(item.name, "")
+        if raw == "" and item.type != "string":
+            continue
+        if item.type in ("integer", "float"):
+            try:
+                values[item.name] = int(raw) if item.type == "integer" else float(raw)
+            except ValueError:
+                values[item.name] = raw  # refused with the field's label by the run
+        elif item.type == "color":
+            match = _COLOR.match(raw)
+            values[item.name] = (
+                {"r": int(match[1], 16), "g": int(match[2], 16), "b": int(match[3], 16), "a": 255} if match else raw
+            )
+        else:
+            values[item.name] = raw
+    return values
+
+
+@require_GET
+def workflow_page(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = selectors.workflow_get(workflow_id=pk, owner=request.user)
+    return _page(request, workflow, values=_values_from_photo(request, workflow))
+
+
+@require_POST
+def workflow_run(request: HttpRequest, pk: int) -> HttpResponse:
+    workflow = selectors.workflow_get(workflow_id=pk, owner=request.user)
+    form = services.workflow_form(workflow=workflow)
+    values = _posted(request, form.form.fields)
+    try:
+        runs = int(request.POST.get("runs") or 1)
+        step = services.workflow_run(workflow_id=workflow.pk, owner=signed_in(request.user), values=values, runs=runs)
+    except ValueError:
+        return _page(request, workflow, values=values, error="Runs must be a whole number.", status=400)
+    except AppError as exc:
+        return _page(request, workflow, values=values, error=exc.message, runs=1, status=exc.status)
+    return redirect(reverse("studio:session", args=[step.session_id]))
+
+
+@require_POST
+def workflow_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    services.workflow_delete(workflow_id=pk, owner=request.user)
+    return redirect("workflows:list")
