@@ -23,7 +23,7 @@ class CachedModelAdmin(admin.ModelAdmin):
         "steps",
         "last_used_at",
     ]
-    list_filter = ["available", "type", "base", "is_favorite"]
+    list_filter = ["available", "type", "base", "compatible_with_base", "is_favorite"]
     search_fields = ["name", "key", "hash", "source"]
     list_editable = ["is_favorite"]
     ordering = ["-available", "type", "name"]
@@ -39,6 +39,9 @@ class CachedModelAdmin(admin.ModelAdmin):
         "variant",
         "description",
         "source",
+        "prediction_type",
+        "trigger_phrases",
+        "default_settings",
         "compatible_with_base",
         "is_default_vae",
         "available",

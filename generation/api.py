@@ -46,7 +46,7 @@ class CachedModelViewSet(viewsets.GenericViewSet):
 
     def get_permissions(self):
         # Everyone reads the model list to generate; what it holds and how it is set up is the staff's.
-        if self.action in ("list", "retrieve"):
+        if self.action in ("list", "retrieve", "components"):
             return super().get_permissions()
         return [*super().get_permissions(), IsStaff()]
 
@@ -70,6 +70,13 @@ class CachedModelViewSet(viewsets.GenericViewSet):
         form.is_valid(raise_exception=True)
         model = models_cache.model_update(key=key, **form.validated_data)
         return Response(CachedModelSerializer(model).data)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def components(self, request: Request, key: str) -> Response:
+        """The models of the main model's base, by type (vae, lora, embedding, controlnet, ..., refiner)."""
+        components = models_cache.model_components(key=key)
+        return Response({kind: CachedModelSerializer(models, many=True).data for kind, models in components.items()})
 
     @extend_schema(request=None, responses=RefreshResultSerializer)
     @action(detail=False, methods=["post"])

@@ -16,7 +16,6 @@ from .models_cache import step_options_for
 
 
 class CachedModelSerializer(serializers.ModelSerializer):
-    default_settings = serializers.SerializerMethodField()
     step_options = serializers.SerializerMethodField(
         help_text='Effective step options: {"fixed_steps": N}, {"steps": {"min", "max", "default"}} or null.'
     )
@@ -33,6 +32,8 @@ class CachedModelSerializer(serializers.ModelSerializer):
             "variant",
             "description",
             "source",
+            "prediction_type",
+            "trigger_phrases",
             "default_settings",
             "compatible_with_base",
             "is_default_vae",
@@ -44,17 +45,6 @@ class CachedModelSerializer(serializers.ModelSerializer):
             "cached_at",
         ]
         read_only_fields = fields
-
-    def get_default_settings(self, model: CachedModel) -> dict[str, Any]:
-        return {
-            "width": model.default_width,
-            "height": model.default_height,
-            "steps": model.default_steps,
-            "cfg_scale": model.default_cfg_scale,
-            "scheduler": model.default_scheduler or None,
-            "guidance": model.default_guidance,
-            "vae": model.default_vae or None,
-        }
 
     def get_step_options(self, model: CachedModel) -> dict[str, Any] | None:
         options = step_options_for(model)

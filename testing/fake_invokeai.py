@@ -47,6 +47,9 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 SCHEMA_PATH = Path(__file__).with_name("fake_invokeai_schema.json")
+# The models list of a live 6.14.2 with the peer's tiny models of every kind (`GET /api/v2/models/`), paths
+# rewritten under <fake>.
+RECORDED_MODELS_PATH = Path(__file__).with_name("fake_invokeai_models.json")
 VERSION = "6.14.2"
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 _HTML = "<!doctype html><html><head><title>Invoke - Community Edition</title></head><body></body></html>"
@@ -514,6 +517,25 @@ def flux_models() -> list[dict[str, Any]]:
         tiny_model("t5-bnb-int8", model_type="t5_encoder", base="any", format="bnb_quantized_int8b"),
         tiny_model("clip-vit-large-patch14", model_type="clip_embed", base="any"),
         tiny_model("flux-ae", model_type="vae", base="flux", format="checkpoint"),
+    ]
+
+
+def recorded_models() -> list[dict[str, Any]]:
+    """Every entry of the live server's list: main (SD1, SD2 v-prediction, SDXL, SDXL refiner, FLUX schnell), VAEs,
+    a LoRA, an embedding, a ControlNet, FLUX's CLIP-embed and T5 encoder."""
+    return json.loads(RECORDED_MODELS_PATH.read_text(encoding="utf-8"))
+
+
+def every_type_models() -> list[dict[str, Any]]:
+    """The recorded models plus the types the peer has no tiny model of, shaped as the server's schemas say."""
+    return [
+        *recorded_models(),
+        tiny_model("t2i-sd1", model_type="t2i_adapter", base="sd-1", repo_variant="", default_settings=None),
+        tiny_model(
+            "ip-adapter-sd1", model_type="ip_adapter", base="sd-1", format="invokeai", image_encoder_model_id="x"
+        ),
+        tiny_model("clip-vision-h", model_type="clip_vision", base="any", repo_variant=""),
+        tiny_model("4x-upscaler", model_type="spandrel_image_to_image", base="any", format="checkpoint"),
     ]
 
 
