@@ -37,6 +37,12 @@ SCHEDULES: list[Job] = [
         description="Refresh the model cache from InvokeAI; models it no longer lists become unavailable.",
     ),
     Job(
+        name="generation.poll_model_installs",
+        func="generation.tasks.poll_model_installs",
+        minutes=1,
+        description="Bring unfinished model installs up to date from InvokeAI; refresh the model cache as they end.",
+    ),
+    Job(
         name="generation.resume_steps",
         func="generation.tasks.resume_steps",
         minutes=1,

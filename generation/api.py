@@ -19,10 +19,12 @@ from photos.api import PhotoViewSet
 from photos.models import Photo
 from photos.serializers import PhotoSerializer
 
-from . import models_cache, retrieval, selectors, services
-from .models import CachedModel, GenerationSession, GenerationStep
+from . import model_installs, models_cache, retrieval, selectors, services
+from .models import CachedModel, GenerationSession, GenerationStep, ModelInstall
 from .serializers import (
     CachedModelSerializer,
+    InstallCreateSerializer,
+    ModelInstallSerializer,
     ModelListQuerySerializer,
     ModelUpdateSerializer,
     RefreshResultSerializer,
@@ -71,6 +73,12 @@ class CachedModelViewSet(viewsets.GenericViewSet):
         model = models_cache.model_update(key=key, **form.validated_data)
         return Response(CachedModelSerializer(model).data)
 
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, key: str) -> Response:
+        """Uninstall the model from InvokeAI; 409 while a preset or a running step uses it."""
+        model_installs.model_uninstall(key=key)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
     def components(self, request: Request, key: str) -> Response:
@@ -82,6 +90,33 @@ class CachedModelViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["post"])
     def refresh(self, request: Request) -> Response:
         return Response(RefreshResultSerializer(models_cache.models_refresh()).data)
+
+
+class ModelInstallViewSet(viewsets.GenericViewSet):
+    """Installs into the InvokeAI in use: start one, watch it (each read asks InvokeAI how it is doing)."""
+
+    serializer_class = ModelInstallSerializer
+    queryset = ModelInstall.objects.none()
+    lookup_value_regex = r"\d+"
+
+    def get_permissions(self):
+        return [*super().get_permissions(), IsStaff()]
+
+    def list(self, request: Request) -> Response:
+        installs = model_installs.install_list(owner=request.user)[:50]
+        return Response(ModelInstallSerializer(installs, many=True).data)
+
+    @extend_schema(request=InstallCreateSerializer, responses={202: ModelInstallSerializer})
+    def create(self, request: Request) -> Response:
+        form = InstallCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        install = model_installs.install_start(owner=signed_in(request.user), **form.validated_data)
+        return Response(ModelInstallSerializer(install).data, status=status.HTTP_202_ACCEPTED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        install = model_installs.install_get(install_id=pk, owner=request.user)
+        install = model_installs.install_poll(install_id=install.pk)
+        return Response(ModelInstallSerializer(install).data)
 
 
 # --- the studio: sessions and steps (spec section 5.2) ---

@@ -11,7 +11,7 @@ from backends.invokeai import graphs
 from gallery_project.pagination import limit_field, offset_field
 
 from . import retrieval, selectors, services
-from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative
+from .models import CachedModel, GenerationSession, GenerationStep, ModelInstall, StepAlternative
 from .models_cache import step_options_for
 
 
@@ -60,6 +60,38 @@ class ModelListQuerySerializer(serializers.Serializer):
 class ModelUpdateSerializer(serializers.Serializer):
     is_favorite = serializers.BooleanField(required=False)
     options = serializers.JSONField(required=False)
+
+
+class InstallCreateSerializer(serializers.Serializer):
+    # The metaclass takes declared fields out of the class, so this shadows no Field.source; mypy cannot know.
+    source = serializers.CharField(  # type: ignore[assignment]
+        max_length=2000, help_text="An absolute path on InvokeAI's host, a URL, or a Hugging Face repo id."
+    )
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class ModelInstallSerializer(serializers.ModelSerializer):
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ModelInstall
+        fields = [
+            "id",
+            "source",
+            "name",
+            "status",
+            "bytes",
+            "total_bytes",
+            "percent",
+            "error_message",
+            "model_key",
+            "model_type",
+            "model_base",
+            "created_at",
+            "updated_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
 
 
 class RefreshResultSerializer(serializers.Serializer):

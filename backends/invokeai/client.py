@@ -713,7 +713,9 @@ class InvokeAIClient:
                 code="model_source_unreachable",
                 details={"source": source},
             )
-        if answer.status >= 300 or not answer.content_type.startswith("application/json"):
+        if 200 <= answer.status < 300 and not answer.content_type.startswith("application/json"):
+            raise self._unexpected(f"{transport.excerpt(answer.content_type, 60) or 'no content type'}, not JSON")
+        if answer.status >= 300:
             raise ModelInstallError(
                 f"InvokeAI at {self.base_url} refused to install {transport.excerpt(source, 200)} "
                 f"({answer.status}): {_describe_detail(_json_or_text(answer.body))}",
