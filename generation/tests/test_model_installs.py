@@ -3,12 +3,17 @@ failure shapes (EXTRAS.md section 8)."""
 
 from __future__ import annotations
 
+import io
+from types import SimpleNamespace
+
 import pytest
 import requests
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 from werkzeug.wrappers import Response
 
 from generation import model_installs, models_cache, services, tasks
+from generation.management.commands import install_model
 from generation.models import CachedModel, GenerationStep, ModelInstall, Preset
 from testing.accounts import other_account
 from testing.fake_invokeai import NOT_A_MODEL, UNIDENTIFIED, every_type_models, tiny_model
@@ -226,3 +231,27 @@ def test_every_type_can_be_uninstalled(api, invokeai):
     guest = APIClient()
     guest.force_authenticate(other_account())
     assert guest.delete(f"/api/models/{CachedModel.objects.get(name='tiny-sd1-ti').key}").status_code == 403
+
+
+# --- manage.py install_model ---
+
+
+def test_the_command_installs_with_a_progress_bar(invokeai, user, monkeypatch):
+    url = "https://example.invalid/big.safetensors"
+    invokeai.add_download(url, tiny_model("big", model_type="lora", base="sdxl"), seconds=4, size=8000)
+    monkeypatch.setattr(install_model, "time", SimpleNamespace(sleep=invokeai.clock.advance))
+    out, err = io.StringIO(), io.StringIO()
+    call_command("install_model", url, "--name", "models-big", stdout=out, stderr=err)
+    assert "Installed sdxl lora model, key" in out.getvalue()
+    assert "8.00k/8.00k" in err.getvalue() and "ready" in err.getvalue()
+    assert CachedModel.objects.get(name="models-big").base == "sdxl"
+
+
+def test_the_command_says_why_it_failed(invokeai, user):
+    with pytest.raises(CommandError, match="nothing it can install at /nowhere"):
+        call_command("install_model", "/nowhere", stdout=io.StringIO(), stderr=io.StringIO())
+    invokeai.add_model_file("/peer/x.png", NOT_A_MODEL)
+    with pytest.raises(CommandError, match=r"File extension \.png is not a recognized model format"):
+        call_command("install_model", "/peer/x.png", stdout=io.StringIO(), stderr=io.StringIO())
+    with pytest.raises(CommandError, match="no account named 'nobody'"):
+        call_command("install_model", "/peer/x.png", "--owner", "nobody")
