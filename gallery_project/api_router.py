@@ -12,6 +12,7 @@ from generation.api import (
     GenerationStepViewSet,
     ModelInstallViewSet,
     PhotoRetrievalViewSet,
+    PresetViewSet,
 )
 from photos.api import PhotoViewSet
 
@@ -33,5 +34,6 @@ router.register("shares", ShareLinkViewSet, basename="share")
 # Before CachedModelViewSet, whose `models/{key}` would take "install" for a key.
 router.register("models/install", ModelInstallViewSet, basename="model-install")
 router.register("models", CachedModelViewSet, basename="model")
+router.register("presets", PresetViewSet, basename="preset")
 router.register("generation/sessions", GenerationSessionViewSet, basename="generation-session")
 router.register("generation/steps", GenerationStepViewSet, basename="generation-step")

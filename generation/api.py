@@ -19,14 +19,15 @@ from photos.api import PhotoViewSet
 from photos.models import Photo
 from photos.serializers import PhotoSerializer
 
-from . import model_installs, models_cache, retrieval, selectors, services
-from .models import CachedModel, GenerationSession, GenerationStep, ModelInstall
+from . import model_installs, models_cache, presets, retrieval, selectors, services
+from .models import CachedModel, GenerationSession, GenerationStep, ModelInstall, Preset
 from .serializers import (
     CachedModelSerializer,
     InstallCreateSerializer,
     ModelInstallSerializer,
     ModelListQuerySerializer,
     ModelUpdateSerializer,
+    PresetSerializer,
     RefreshResultSerializer,
     RetriedSerializer,
     SessionCreateSerializer,
@@ -117,6 +118,46 @@ class ModelInstallViewSet(viewsets.GenericViewSet):
         install = model_installs.install_get(install_id=pk, owner=request.user)
         install = model_installs.install_poll(install_id=install.pk)
         return Response(ModelInstallSerializer(install).data)
+
+
+class PresetViewSet(viewsets.GenericViewSet):
+    """Your presets: a main model with its components and defaults, checked against the model cache."""
+
+    serializer_class = PresetSerializer
+    queryset = Preset.objects.none()
+    lookup_value_regex = r"\d+"
+
+    def list(self, request: Request) -> Response:
+        return Response(PresetSerializer(presets.preset_list(owner=request.user), many=True).data)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(PresetSerializer(presets.preset_get(preset_id=pk, owner=request.user)).data)
+
+    @extend_schema(responses={201: PresetSerializer})
+    def create(self, request: Request) -> Response:
+        form = PresetSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        preset = presets.preset_create(owner=signed_in(request.user), **form.values())
+        return Response(PresetSerializer(preset).data, status=status.HTTP_201_CREATED)
+
+    def _update(self, request: Request, pk: str, *, partial: bool) -> Response:
+        form = PresetSerializer(data=request.data, partial=partial)
+        form.is_valid(raise_exception=True)
+        # PUT replaces the whole preset: what it leaves out is unset.
+        values = form.values() if partial else {**presets.FIELDS, **form.values()}
+        preset = presets.preset_update(preset_id=int(pk), owner=request.user, **values)
+        return Response(PresetSerializer(preset).data)
+
+    def update(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, partial=False)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, partial=True)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        presets.preset_delete(preset_id=int(pk), owner=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- the studio: sessions and steps (spec section 5.2) ---

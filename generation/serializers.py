@@ -10,8 +10,8 @@ from rest_framework import serializers
 from backends.invokeai import graphs
 from gallery_project.pagination import limit_field, offset_field
 
-from . import retrieval, selectors, services
-from .models import CachedModel, GenerationSession, GenerationStep, ModelInstall, StepAlternative
+from . import presets, retrieval, selectors, services
+from .models import CachedModel, GenerationSession, GenerationStep, ModelInstall, Preset, StepAlternative
 from .models_cache import step_options_for
 
 
@@ -94,6 +94,78 @@ class ModelInstallSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class PresetLoraSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=64)
+    weight = serializers.FloatField(min_value=-10, max_value=10, default=1.0)
+
+
+class PresetRefinerSerializer(serializers.Serializer):
+    model_key = serializers.CharField(max_length=64)
+    steps = serializers.IntegerField(min_value=1, max_value=graphs.MAX_STEPS, required=False, allow_null=True)
+    cfg_scale = serializers.FloatField(min_value=1, max_value=30, required=False, allow_null=True)
+    start = serializers.FloatField(min_value=0.01, max_value=0.99, required=False, allow_null=True)
+
+
+class PresetSerializer(serializers.ModelSerializer):
+    """A preset as written and read; `problems` says what keeps it from being used now (empty: usable)."""
+
+    loras = PresetLoraSerializer(many=True, required=False)
+    embeddings = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
+    controlnets = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=20)
+    refiner = serializers.JSONField(
+        required=False, allow_null=True, help_text='{"model_key", "steps", "cfg_scale", "start"}, or null for none.'
+    )
+    steps = serializers.IntegerField(min_value=1, max_value=graphs.MAX_STEPS, required=False, allow_null=True)
+    cfg_scale = serializers.FloatField(min_value=1, max_value=30, required=False, allow_null=True)
+    clip_skip = serializers.IntegerField(min_value=0, max_value=12, required=False, allow_null=True)
+    problems = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Preset
+        fields = [
+            "id",
+            "name",
+            "model_key",
+            "vae_key",
+            "loras",
+            "embeddings",
+            "controlnets",
+            "scheduler",
+            "steps",
+            "cfg_scale",
+            "width",
+            "height",
+            "clip_skip",
+            "refiner",
+            "problems",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "problems", "created_at", "updated_at"]
+        extra_kwargs = {"loras": {"max_length": 20}}
+
+    def get_problems(self, preset: Preset) -> list[str]:
+        return presets.preset_problems(preset)
+
+    def validate_refiner(self, value: Any) -> dict[str, Any]:
+        if not value:
+            return {}
+        refiner = PresetRefinerSerializer(data=value)
+        refiner.is_valid(raise_exception=True)
+        return {name: item for name, item in refiner.validated_data.items() if item is not None}
+
+    def to_representation(self, preset: Preset) -> dict[str, Any]:
+        body = super().to_representation(preset)
+        body["refiner"] = body["refiner"] or None
+        return body
+
+    def values(self) -> dict[str, Any]:
+        data = dict(self.validated_data)
+        if "loras" in data:
+            data["loras"] = [dict(lora) for lora in data["loras"]]
+        return data
+
+
 class RefreshResultSerializer(serializers.Serializer):
     added = serializers.IntegerField()
     updated = serializers.IntegerField()
@@ -151,6 +223,7 @@ class RetrievalStatsSerializer(serializers.Serializer):
 class StepSerializer(serializers.ModelSerializer):
     session_id = serializers.IntegerField()
     parent_id = serializers.IntegerField(allow_null=True)
+    preset_id = serializers.IntegerField(allow_null=True)
     cancel_requested = serializers.SerializerMethodField()
     images = ImageSerializer(source="alternatives", many=True)
     items = serializers.SerializerMethodField(
@@ -165,6 +238,7 @@ class StepSerializer(serializers.ModelSerializer):
             "id",
             "session_id",
             "parent_id",
+            "preset_id",
             "position",
             "status",
             "progress",
@@ -280,7 +354,7 @@ class StepCreateSerializer(serializers.Serializer):
 
     prompt = serializers.CharField(max_length=5000)
     negative_prompt = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
-    model_key = serializers.CharField(max_length=64)
+    model_key = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     model_hash = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
     width = serializers.IntegerField(required=False, allow_null=True)
     height = serializers.IntegerField(required=False, allow_null=True)
@@ -298,6 +372,15 @@ class StepCreateSerializer(serializers.Serializer):
     vae_key = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="Omit for the model's default; empty for its own."
     )
+    clip_skip = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=12)
+    preset_id = serializers.IntegerField(
+        required=False, allow_null=True, help_text="A preset of yours: it fills what the body leaves out."
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if not data.get("model_key") and not data.get("preset_id"):
+            raise serializers.ValidationError({"model_key": "Choose a model (or a preset)."})
+        return data
 
     def to_request(self) -> services.StepRequest:
         data = dict(self.validated_data)
