@@ -85,7 +85,10 @@ def install_start(*, owner: User, source: str, name: str = "") -> ModelInstall:
         )
     backend_url = manager.current_backend_url()
     job = manager.invokeai_client(backend_url).install_model(source, name=name)
-    install = ModelInstall.objects.create(owner=owner, source=source, name=name, backend_url=backend_url, job_id=job.id)
+    # InvokeAI's spelling of the source, which its job reports later and the restart check compares with.
+    install = ModelInstall.objects.create(
+        owner=owner, source=job.source or source, name=name, backend_url=backend_url, job_id=job.id
+    )
     _apply(install, job, manager.invokeai_client(backend_url))
     install.refresh_from_db()
     if not install.is_finished:

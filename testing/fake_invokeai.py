@@ -1094,8 +1094,14 @@ class FakeInvokeAI:
         )
         self._next_job_id += 1
         self.install_jobs[job.id] = job
-        self._install_settle(job)
-        return _json(self._install_json(job), status=201)
+        body = self._install_json(job)
+        # As 6.14.2 answers the POST: before its background thread has taken the job (a non-model file has
+        # already failed its check, a duplicate is already running), and without config_in.source yet.
+        if body["status"] != "error":
+            body.update(status="running" if job.probed is None else "waiting", config_out=None, bytes=0)
+            body["error_reason"] = body["error"] = body["error_traceback"] = None
+        body["config_in"]["source"] = None
+        return _json(body, status=201)
 
     def _install_settle(self, job: _InstallJob) -> None:
         """Register the model once the job's time has come (the server does it in its background)."""

@@ -65,7 +65,7 @@ def test_install_from_the_page_polls_to_ready(owner_client, invokeai):
     invokeai.add_model_file(LORA_PATH, tiny_model("x", model_type="lora", base="sd-1"), seconds=2)
     started = owner_client.post("/studio/models/install/", {"source": LORA_PATH, "name": "models-page"}, **HX)
     text = started.content.decode()
-    assert 'data-status="installing"' in text and 'hx-trigger="every 1s"' in text
+    assert 'data-status="queued"' in text and 'hx-trigger="every 1s"' in text
     install = ModelInstall.objects.get()
     invokeai.clock.advance(3)
     done = owner_client.get(f"/studio/models/install/{install.pk}/", **HX)

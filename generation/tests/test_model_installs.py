@@ -37,13 +37,21 @@ def install(api, source: str, name: str = "", **extra):
     return api.post("/api/models/install/", {"source": source, "name": name, **extra}, format="json")
 
 
+def installed(api, source: str, name: str = "") -> dict:
+    """Start an install and read it once: InvokeAI answers the POST before its background thread takes the job."""
+    started = install(api, source, name)
+    assert started.status_code == 202, started.json()
+    return api.get(f"/api/models/install/{started.json()['id']}/").json()
+
+
 def test_install_from_a_path_is_listed_with_its_type_and_base(api, invokeai):
     invokeai.add_model_file(LORA_PATH, tiny_model("x", model_type="lora", base="sd-1", format="lycoris"), seconds=2)
     response = install(api, LORA_PATH, "models-lora")
     assert response.status_code == 202
     job = response.json()
-    assert (job["status"], job["source"], job["name"]) == ("installing", LORA_PATH, "models-lora")
+    assert (job["status"], job["source"], job["name"]) == ("queued", LORA_PATH, "models-lora")
     assert ModelInstall.objects.get().job_id == 0
+    assert api.get(f"/api/models/install/{job['id']}/").json()["status"] == "installing"
 
     invokeai.clock.advance(3)
     done = api.get(f"/api/models/install/{job['id']}/").json()
@@ -57,7 +65,7 @@ def test_install_from_a_path_is_listed_with_its_type_and_base(api, invokeai):
 def test_a_download_reports_its_bytes_until_ready(api, invokeai):
     url = "https://example.invalid/tiny.safetensors"
     invokeai.add_download(url, tiny_model("tiny-dl", model_type="embedding", base="sd-1"), seconds=10, size=4000)
-    job = install(api, url).json()
+    job = installed(api, url)
     assert (job["status"], job["bytes"], job["total_bytes"]) == ("downloading", 0, 4000)
     invokeai.clock.advance(5)
     half = api.get(f"/api/models/install/{job['id']}").json()
@@ -69,13 +77,13 @@ def test_a_download_reports_its_bytes_until_ready(api, invokeai):
 
 def test_an_unidentified_file_is_an_error_and_its_record_is_removed(api, invokeai):
     invokeai.add_model_file("/peer/models/some-folder", UNIDENTIFIED)
-    job = install(api, "/peer/models/some-folder").json()
+    job = installed(api, "/peer/models/some-folder")
     assert job["status"] == "error"
     assert job["error_message"].startswith("InvokeAI could not identify this file as a model")
     assert not any(model["type"] == "unknown" for model in invokeai.models)
     assert not CachedModel.objects.filter(type="unknown").exists()
     # The file can be tried again (InvokeAI kept no record that would make it a duplicate).
-    assert install(api, "/peer/models/some-folder").json()["status"] == "error"
+    assert installed(api, "/peer/models/some-folder")["status"] == "error"
 
 
 def test_a_missing_path_is_refused_and_nothing_recorded(api, invokeai):
@@ -105,13 +113,13 @@ def test_a_non_model_file_ends_in_error_with_invokeais_reason(api, invokeai):
 
 
 def test_duplicates_are_refused_by_the_app_or_by_invokeai(api, invokeai):
-    assert install(api, LORA_PATH).json()["status"] == "ready"
+    assert installed(api, LORA_PATH)["status"] == "ready"
     again = install(api, LORA_PATH)
     assert again.status_code == 409 and again.json()["code"] == "model_already_installed"
     assert "already installed in InvokeAI, as 'copied' (sd-1 lora)" in again.json()["message"]
     # Installed behind the app's back: the cache does not know it yet, InvokeAI refuses.
     CachedModel.objects.filter(source=LORA_PATH).delete()
-    job = install(api, LORA_PATH).json()
+    job = installed(api, LORA_PATH)
     assert job["status"] == "error"
     assert job["error_message"] == (
         f"This model is already installed in InvokeAI (A model with path '{LORA_PATH}' is already installed)."
@@ -158,7 +166,7 @@ def test_invokeai_down_leaves_the_install_to_be_asked_again(invokeai, user):
     invokeai.add_model_file(LORA_PATH, tiny_model("x", model_type="lora", base="sd-1"), seconds=5)
     started = model_installs.install_start(owner=user, source=LORA_PATH)
     invokeai.refuse_connections()
-    assert model_installs.install_poll(install_id=started.pk).status == "installing"
+    assert model_installs.install_poll(install_id=started.pk).status == "queued"
     invokeai.accept_connections()
     invokeai.clock.advance(6)
     assert model_installs.install_poll(install_id=started.pk).status == "ready"
