@@ -128,7 +128,9 @@ class PresetViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"\d+"
 
     def list(self, request: Request) -> Response:
-        return Response(PresetSerializer(presets.preset_list(owner=request.user), many=True).data)
+        listed = list(presets.preset_list(owner=request.user))
+        context = {"problems": presets.presets_problems(listed)}
+        return Response(PresetSerializer(listed, many=True, context=context).data)
 
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(PresetSerializer(presets.preset_get(preset_id=pk, owner=request.user)).data)

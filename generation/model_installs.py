@@ -23,7 +23,7 @@ from django_q.tasks import async_task
 
 from backends import manager
 from backends.invokeai.client import InstallJob, InvokeAIClient
-from backends.invokeai.errors import InvokeAIConnectionError
+from backends.invokeai.errors import InvokeAIConnectionError, InvokeAIError
 from gallery_project.errors import Conflict, InvalidInput, NotFound
 from gallery_project.permissions import Owner, owned_by
 
@@ -203,8 +203,11 @@ def installs_poll_unfinished() -> int:
     """The one-minute sweep: every install not yet finished, whichever InvokeAI it runs on; how many ended."""
     ended = 0
     for install_id in ModelInstall.objects.filter(status__in=UNFINISHED).values_list("pk", flat=True):
-        if install_poll(install_id=install_id).is_finished:
-            ended += 1
+        try:
+            ended += install_poll(install_id=install_id).is_finished
+        except InvokeAIError as exc:
+            # An InvokeAI answering nonsense about one install keeps no other from being followed.
+            logger.warning("Install %s not updated: %s", install_id, exc.message)
     return ended
 
 

@@ -8,6 +8,7 @@ preset whose model went says so rather than failing at enqueue.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,16 +77,20 @@ class _Lookup:
         return None
 
 
-def _lookup(values: dict[str, Any]) -> _Lookup:
+def _keys(values: dict[str, Any]) -> set[str]:
     keys = {values["model_key"], values["vae_key"], *values["embeddings"], *values["controlnets"]}
     keys |= {lora["key"] for lora in values["loras"]}
     keys.add((values["refiner"] or {}).get("model_key", ""))
-    return _Lookup({model.key: model for model in CachedModel.objects.filter(key__in=keys - {""})})
+    return keys - {""}
 
 
-def _problems(values: dict[str, Any]) -> list[str]:
+def _lookup(keys: set[str]) -> _Lookup:
+    return _Lookup({model.key: model for model in CachedModel.objects.filter(key__in=keys)})
+
+
+def _problems(values: dict[str, Any], lookup: _Lookup | None = None) -> list[str]:
     """Every reason the preset's models do not go together, each naming the model."""
-    lookup = _lookup(values)
+    lookup = lookup or _lookup(_keys(values))
     main = lookup.models.get(values["model_key"])
     problem = lookup.problem(values["model_key"], "Main model", "main", None)
     if problem is None and main is not None and main.base not in graphs.SUPPORTED_BASES:
@@ -182,9 +187,20 @@ def preset_get(*, preset_id: int | str, owner: Owner) -> Preset:
     return preset
 
 
+def _values(preset: Preset) -> dict[str, Any]:
+    return {field: getattr(preset, field) for field in FIELDS}
+
+
 def preset_problems(preset: Preset) -> list[str]:
     """What is wrong with the preset now (a model uninstalled since it was saved); empty if it is usable."""
-    return _problems({field: getattr(preset, field) for field in FIELDS})
+    return _problems(_values(preset))
+
+
+def presets_problems(preset_list: Iterable[Preset]) -> dict[int, list[str]]:
+    """`preset_problems` of many presets, with one query for all their models (for lists)."""
+    listed = list(preset_list)
+    lookup = _lookup(set().union(*(_keys(_values(preset)) for preset in listed)))
+    return {preset.pk: _problems(_values(preset), lookup) for preset in listed}
 
 
 def preset_for_step(*, preset_id: int, owner: Owner) -> Preset:

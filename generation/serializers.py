@@ -145,7 +145,9 @@ class PresetSerializer(serializers.ModelSerializer):
         extra_kwargs = {"loras": {"max_length": 20}}
 
     def get_problems(self, preset: Preset) -> list[str]:
-        return presets.preset_problems(preset)
+        # A list view passes every preset's problems, found with one query.
+        known = self.context.get("problems")
+        return known[preset.pk] if known is not None else presets.preset_problems(preset)
 
     def validate_refiner(self, value: Any) -> dict[str, Any]:
         if not value:

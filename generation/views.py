@@ -167,7 +167,9 @@ class PresetChoice:
 
 
 def _preset_choices(request: HttpRequest) -> list[PresetChoice]:
-    return [PresetChoice(preset, presets.preset_problems(preset)) for preset in presets.preset_list(owner=request.user)]
+    listed = list(presets.preset_list(owner=request.user))
+    problems = presets.presets_problems(listed)
+    return [PresetChoice(preset, problems[preset.pk]) for preset in listed]
 
 
 def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:

@@ -263,3 +263,26 @@ def test_the_command_says_why_it_failed(invokeai, user):
         call_command("install_model", "/peer/x.png", stdout=io.StringIO(), stderr=io.StringIO())
     with pytest.raises(CommandError, match="no account named 'nobody'"):
         call_command("install_model", "/peer/x.png", "--owner", "nobody")
+
+
+def test_an_install_is_followed_on_the_invokeai_it_started_on(invokeai, user, settings):
+    invokeai.add_model_file(LORA_PATH, tiny_model("x", model_type="lora", base="sd-1"), seconds=5)
+    started = model_installs.install_start(owner=user, source=LORA_PATH)
+    assert started.backend_url == invokeai.url
+    # The app switched InvokeAI (a pod stopped, say): the install is still asked about where it runs.
+    settings.INVOKEAI_LOCAL_URL = "http://127.0.0.1:9"
+    invokeai.clock.advance(6)
+    assert model_installs.install_poll(install_id=started.pk).status == "ready"
+
+
+def test_the_sweep_goes_on_past_an_install_invokeai_answers_nonsense_about(invokeai, user):
+    for index in range(2):
+        path = f"/peer/models/{index}.safetensors"
+        invokeai.add_model_file(path, tiny_model(f"m{index}", model_type="lora", base="sd-1"), seconds=5)
+        model_installs.install_start(owner=user, source=path)
+    invokeai.clock.advance(6)
+    invokeai.rewrite_answers(r"/install/0$", lambda real: Response('{"id": []}', content_type="application/json"))
+    assert model_installs.installs_poll_unfinished() == 1
+    invokeai.rewrite_answers(r"/install/0$", lambda real: Response("x" * (17 << 20), content_type="application/json"))
+    assert model_installs.installs_poll_unfinished() == 0
+    assert model_installs.installs_poll_unfinished() == 1

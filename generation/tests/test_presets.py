@@ -177,3 +177,11 @@ def test_admin_lists_presets(owner_client, body, api):
     api.post("/api/presets/", body, format="json")
     page = owner_client.get("/admin/generation/preset/")
     assert page.status_code == 200 and b"Tiny lighthouse" in page.content
+
+
+def test_listing_presets_takes_the_same_queries_however_many(api, body, django_assert_max_num_queries):
+    for index in range(6):
+        api.post("/api/presets/", {**body, "name": f"Preset {index}"}, format="json")
+    with django_assert_max_num_queries(4):
+        listed = api.get("/api/presets/").json()
+    assert len(listed) == 6 and all(preset["problems"] == [] for preset in listed)
