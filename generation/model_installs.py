@@ -133,23 +133,24 @@ def _apply(install: ModelInstall, job: InstallJob, client: InvokeAIClient) -> No
     if model.type == "unknown":
         # InvokeAI registered a record nothing can use; it goes, or it would block installing the file again.
         client.delete_model(model.key)
-        _finish(
-            install,
-            status=Status.ERROR,
-            error_message=f"{UNIDENTIFIED} ({job.source}); nothing was installed.",
-            bytes=job.bytes,
-        )
+        ended: dict[str, object] = {
+            "status": Status.ERROR,
+            "error_message": f"{UNIDENTIFIED} ({job.source}); nothing was installed.",
+            "bytes": job.bytes,
+        }
     else:
-        _finish(
-            install,
-            status=Status.READY,
-            bytes=job.total_bytes,
-            total_bytes=job.total_bytes,
-            model_key=model.key,
-            model_type=model.type,
-            model_base=model.base,
-        )
+        ended = {
+            "status": Status.READY,
+            "bytes": job.total_bytes,
+            "total_bytes": job.total_bytes,
+            "model_key": model.key,
+            "model_type": model.type,
+            "model_base": model.base,
+        }
+    # The cache first: if InvokeAI stops answering in between, the install is still unfinished and asked again,
+    # rather than ready with a model the studio does not list.
     models_cache.models_refresh(client=client)
+    _finish(install, **ended)
 
 
 def install_poll(*, install_id: int) -> ModelInstall:
@@ -165,6 +166,7 @@ def install_poll(*, install_id: int) -> ModelInstall:
             # Restarted (the id now means another job, or nothing) or pruned: the model may be there anyway.
             installed = next((model for model in client.list_models() if model.source == install.source), None)
             if installed is not None and installed.type != "unknown":
+                models_cache.models_refresh(client=client)
                 _finish(
                     install,
                     status=Status.READY,
@@ -173,7 +175,6 @@ def install_poll(*, install_id: int) -> ModelInstall:
                     model_base=installed.base,
                     bytes=install.total_bytes,
                 )
-                models_cache.models_refresh(client=client)
             else:
                 _finish(
                     install,

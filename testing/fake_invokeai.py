@@ -694,6 +694,7 @@ class FakeInvokeAI:
                 if item.status == "in_progress":
                     self._finish(item, "canceled", self.clock.now)
             self._free_at = self.clock.now
+            self._settle_installs()
             self.install_jobs.clear()
             self._next_job_id = 0
 
@@ -923,6 +924,7 @@ class FakeInvokeAI:
             return _json({"detail": detail}, status=401, headers={"WWW-Authenticate": "Bearer"})
         with self._lock:
             self._advance()
+            self._settle_installs()
             try:
                 response = getattr(self, f"_{endpoint}")(request, **arguments)
             except Invalid as exc:
@@ -1102,6 +1104,10 @@ class FakeInvokeAI:
             body["error_reason"] = body["error"] = body["error_traceback"] = None
         body["config_in"]["source"] = None
         return _json(body, status=201)
+
+    def _settle_installs(self) -> None:
+        for job in self.install_jobs.values():
+            self._install_settle(job)
 
     def _install_settle(self, job: _InstallJob) -> None:
         """Register the model once the job's time has come (the server does it in its background)."""

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 from werkzeug.wrappers import Response
 
+from backends.invokeai.errors import InvokeAIError
 from generation import model_installs, models_cache, services, tasks
 from generation.management.commands import install_model
 from generation.models import CachedModel, GenerationStep, ModelInstall, Preset
@@ -160,6 +161,26 @@ def test_invokeai_restarting_mid_install(invokeai, user):
     model_installs.install_start(owner=user, source="/peer/models/b.safetensors")
     polled = model_installs.install_poll(install_id=lost.pk)
     assert polled.status == "error" and "InvokeAI no longer knows this install" in polled.error_message
+
+
+def test_invokeai_restarting_after_it_installed_the_model(invokeai, user):
+    started = model_installs.install_start(owner=user, source=LORA_PATH, name="kept")
+    # InvokeAI registered it, then restarted before anyone asked: the job is gone, the model is there.
+    invokeai.clock.advance(1)
+    invokeai.restart()
+    polled = model_installs.install_poll(install_id=started.pk)
+    assert (polled.status, polled.model_type) == ("ready", "lora")
+    assert CachedModel.objects.get(key=polled.model_key).name == "kept"
+
+
+def test_invokeai_refresh_failing_at_the_end_leaves_the_install_to_be_finished_again(invokeai, user):
+    started = model_installs.install_start(owner=user, source=LORA_PATH)
+    # The list's first answer and its three retries.
+    invokeai.fail_requests(r"/api/v2/models/$", times=4)
+    with pytest.raises(InvokeAIError):
+        model_installs.install_poll(install_id=started.pk)
+    assert ModelInstall.objects.get(pk=started.pk).status == "queued"
+    assert model_installs.install_poll(install_id=started.pk).status == "ready"
 
 
 def test_invokeai_down_leaves_the_install_to_be_asked_again(invokeai, user):
