@@ -211,6 +211,9 @@ def model_list(
 
 def model_get(*, key: str) -> CachedModel:
     try:
+        # No key is longer or has a NUL, which PostgreSQL would refuse in the query rather than find nothing.
+        if len(key) > 64 or "\x00" in key:
+            raise CachedModel.DoesNotExist
         return CachedModel.objects.get(key=key)
     except CachedModel.DoesNotExist:
         raise NotFound(

@@ -131,7 +131,21 @@ def _check_settings(values: dict[str, Any], base: str | None) -> None:
         )
 
 
+def _checked_name(name: str) -> str:
+    name = name.strip()
+    if not name or not name.isprintable() or len(name) > 100:
+        raise InvalidInput(
+            "Give the preset a name: one line of at most 100 characters.",
+            code="invalid_name",
+            details={"field": "name"},
+        )
+    return name
+
+
 def _validated(values: dict[str, Any]) -> dict[str, Any]:
+    # Keys go into a query: one no key can be (a NUL, which PostgreSQL refuses, or too long) is refused here.
+    if bad := next((key for key in _keys(values) if len(key) > 64 or not key.isprintable()), None):
+        raise InvalidInput(f"{bad[:64]!r} is not a model key; GET /api/models/ lists them.", code="invalid_model_key")
     problems = _problems(values)
     if problems:
         raise InvalidInput(" ".join(problems), code="preset_models_invalid", details={"problems": problems})
@@ -154,7 +168,7 @@ def _save(preset: Preset) -> Preset:
 def preset_create(*, owner: User, name: str, **values: Any) -> Preset:
     values = _validated({**FIELDS, **values})
     now = timezone.now()
-    return _save(Preset(owner=owner, name=name.strip(), created_at=now, updated_at=now, **values))
+    return _save(Preset(owner=owner, name=_checked_name(name), created_at=now, updated_at=now, **values))
 
 
 def preset_update(*, preset_id: int, owner: Owner, name: str | None = None, **changes: Any) -> Preset:
@@ -164,7 +178,7 @@ def preset_update(*, preset_id: int, owner: Owner, name: str | None = None, **ch
     for field, value in values.items():
         setattr(preset, field, value)
     if name is not None:
-        preset.name = name.strip()
+        preset.name = _checked_name(name)
     preset.updated_at = timezone.now()
     return _save(preset)
 

@@ -185,3 +185,10 @@ def test_listing_presets_takes_the_same_queries_however_many(api, body, django_a
     with django_assert_max_num_queries(4):
         listed = api.get("/api/presets/").json()
     assert len(listed) == 6 and all(preset["problems"] == [] for preset in listed)
+
+
+def test_keys_and_names_no_column_can_hold_are_refused(api, body):
+    for change in ({"model_key": "\x00k"}, {"loras": [{"key": "x" * 65, "weight": 1}]}, {"name": "a\x00b"}):
+        response = api.post("/api/presets/", {**body, **change}, format="json")
+        assert response.status_code == 400, change
+    assert not Preset.objects.exists()
