@@ -43,6 +43,12 @@ SCHEDULES: list[Job] = [
         description="Import the new images of InvokeAI boards whose albums are kept in sync (import_boards --sync).",
     ),
     Job(
+        name="generation.poll_model_installs",
+        func="generation.tasks.poll_model_installs",
+        minutes=1,
+        description="Bring unfinished model installs up to date from InvokeAI; refresh the model cache as they end.",
+    ),
+    Job(
         name="generation.resume_steps",
         func="generation.tasks.resume_steps",
         minutes=1,

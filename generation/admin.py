@@ -6,7 +6,15 @@ from django.views.decorators.http import require_POST
 from gallery_project.errors import AppError
 from gallery_project.permissions import OwnedAdmin
 
-from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative, StudioPreference
+from .models import (
+    CachedModel,
+    GenerationSession,
+    GenerationStep,
+    ModelInstall,
+    Preset,
+    StepAlternative,
+    StudioPreference,
+)
 from .models_cache import models_refresh, step_options_for
 
 
@@ -23,7 +31,7 @@ class CachedModelAdmin(admin.ModelAdmin):
         "steps",
         "last_used_at",
     ]
-    list_filter = ["available", "type", "base", "is_favorite"]
+    list_filter = ["available", "type", "base", "compatible_with_base", "is_favorite"]
     search_fields = ["name", "key", "hash", "source"]
     list_editable = ["is_favorite"]
     ordering = ["-available", "type", "name"]
@@ -39,6 +47,9 @@ class CachedModelAdmin(admin.ModelAdmin):
         "variant",
         "description",
         "source",
+        "prediction_type",
+        "trigger_phrases",
+        "default_settings",
         "compatible_with_base",
         "is_default_vae",
         "available",
@@ -158,3 +169,18 @@ class GenerationStepAdmin(_ReadOnly, OwnedAdmin):
 @admin.register(StudioPreference)
 class StudioPreferenceAdmin(_ReadOnly, admin.ModelAdmin):
     list_display = ["user", "model_key", "steps", "updated_at"]
+
+
+@admin.register(ModelInstall)
+class ModelInstallAdmin(_ReadOnly, OwnedAdmin):
+    """Installs are started from the Models page, the API or `manage.py install_model`; here they are shown."""
+
+    list_display = ["__str__", "status", "percent", "model_type", "model_base", "backend_url", "created_at"]
+    list_filter = ["status", "model_type", "model_base"]
+    search_fields = ["source", "name", "model_key", "error_message"]
+
+
+@admin.register(Preset)
+class PresetAdmin(OwnedAdmin):
+    list_display = ["name", "model_key", "steps", "cfg_scale", "width", "height", "updated_at"]
+    search_fields = ["name", "model_key"]

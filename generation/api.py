@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -19,12 +20,15 @@ from photos.api import PhotoViewSet
 from photos.models import Photo
 from photos.serializers import PhotoSerializer
 
-from . import models_cache, retrieval, selectors, services
-from .models import CachedModel, GenerationSession, GenerationStep
+from . import model_installs, models_cache, presets, retrieval, selectors, services
+from .models import CachedModel, GenerationSession, GenerationStep, ModelInstall, Preset
 from .serializers import (
     CachedModelSerializer,
+    InstallCreateSerializer,
+    ModelInstallSerializer,
     ModelListQuerySerializer,
     ModelUpdateSerializer,
+    PresetSerializer,
     RefreshResultSerializer,
     RetriedSerializer,
     SessionCreateSerializer,
@@ -46,7 +50,7 @@ class CachedModelViewSet(viewsets.GenericViewSet):
 
     def get_permissions(self):
         # Everyone reads the model list to generate; what it holds and how it is set up is the staff's.
-        if self.action in ("list", "retrieve"):
+        if self.action in ("list", "retrieve", "components"):
             return super().get_permissions()
         return [*super().get_permissions(), IsStaff()]
 
@@ -71,10 +75,92 @@ class CachedModelViewSet(viewsets.GenericViewSet):
         model = models_cache.model_update(key=key, **form.validated_data)
         return Response(CachedModelSerializer(model).data)
 
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, key: str) -> Response:
+        """Uninstall the model from InvokeAI; 409 while a preset or a running step uses it."""
+        model_installs.model_uninstall(key=key)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def components(self, request: Request, key: str) -> Response:
+        """The models of the main model's base, by type (vae, lora, embedding, controlnet, ..., refiner)."""
+        components = models_cache.model_components(key=key)
+        return Response({kind: CachedModelSerializer(models, many=True).data for kind, models in components.items()})
+
     @extend_schema(request=None, responses=RefreshResultSerializer)
     @action(detail=False, methods=["post"])
     def refresh(self, request: Request) -> Response:
         return Response(RefreshResultSerializer(models_cache.models_refresh()).data)
+
+
+class ModelInstallViewSet(viewsets.GenericViewSet):
+    """Installs into the InvokeAI in use: start one, watch it (each read asks InvokeAI how it is doing)."""
+
+    serializer_class = ModelInstallSerializer
+    queryset = ModelInstall.objects.none()
+    lookup_value_regex = r"\d+"
+
+    def get_permissions(self):
+        return [*super().get_permissions(), IsStaff()]
+
+    def list(self, request: Request) -> Response:
+        installs = model_installs.install_list(owner=request.user)[:50]
+        return Response(ModelInstallSerializer(installs, many=True).data)
+
+    @extend_schema(request=InstallCreateSerializer, responses={202: ModelInstallSerializer})
+    def create(self, request: Request) -> Response:
+        form = InstallCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        install = model_installs.install_start(owner=signed_in(request.user), **form.validated_data)
+        return Response(ModelInstallSerializer(install).data, status=status.HTTP_202_ACCEPTED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        install = model_installs.install_get(install_id=pk, owner=request.user)
+        install = model_installs.install_poll(install_id=install.pk)
+        return Response(ModelInstallSerializer(install).data)
+
+
+class PresetViewSet(viewsets.GenericViewSet):
+    """Your presets: a main model with its components and defaults, checked against the model cache."""
+
+    serializer_class = PresetSerializer
+    queryset = Preset.objects.none()
+    lookup_value_regex = r"\d+"
+
+    def list(self, request: Request) -> Response:
+        listed = list(presets.preset_list(owner=request.user))
+        context = {"problems": presets.presets_problems(listed)}
+        return Response(PresetSerializer(listed, many=True, context=context).data)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(PresetSerializer(presets.preset_get(preset_id=pk, owner=request.user)).data)
+
+    @extend_schema(responses={201: PresetSerializer})
+    def create(self, request: Request) -> Response:
+        form = PresetSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        preset = presets.preset_create(owner=signed_in(request.user), **form.values())
+        return Response(PresetSerializer(preset).data, status=status.HTTP_201_CREATED)
+
+    def _update(self, request: Request, pk: str, *, partial: bool) -> Response:
+        form = PresetSerializer(data=request.data, partial=partial)
+        form.is_valid(raise_exception=True)
+        # PUT replaces the whole preset: what it leaves out is unset.
+        values = form.values() if partial else {**presets.FIELDS, **form.values()}
+        preset = presets.preset_update(preset_id=int(pk), owner=request.user, **values)
+        return Response(PresetSerializer(preset).data)
+
+    def update(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, partial=False)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, partial=True)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        presets.preset_delete(preset_id=int(pk), owner=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- the studio: sessions and steps (spec section 5.2) ---

@@ -34,6 +34,7 @@ class StepForm(forms.Form):
     mask_photo_id = forms.UUIDField(required=False)
     strength = forms.FloatField(required=False, min_value=0.01, max_value=1)
     vae_key = forms.CharField(required=False)
+    preset_id = forms.IntegerField(required=False)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -67,6 +68,7 @@ class StepForm(forms.Form):
             mask_photo_id=data["mask_photo_id"] if mode == "inpaint" else None,
             strength=data["strength"] or DEFAULT_STRENGTH,
             vae_key=data["vae_key"] if "vae_key" in self.data else None,
+            preset_id=data["preset_id"],
         )
 
     def first_error(self) -> str:

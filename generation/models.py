@@ -26,8 +26,12 @@ class CachedModel(models.Model):
     variant = models.CharField(max_length=50, blank=True)
     description = models.TextField(blank=True)
     source = models.CharField(max_length=1000, blank=True)
+    prediction_type = models.CharField(max_length=50, blank=True)
+    trigger_phrases = models.JSONField(default=list, blank=True)
+    # InvokeAI's default_settings as it reports them for this type (a LoRA's weight bounds, a main model's size).
+    default_settings = models.JSONField(default=dict, blank=True)
 
-    # InvokeAI's default_settings for main models.
+    # InvokeAI's default_settings for main models, as the step form reads them.
     default_width = models.PositiveIntegerField(null=True, blank=True)
     default_height = models.PositiveIntegerField(null=True, blank=True)
     default_steps = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -122,6 +126,10 @@ class GenerationStep(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
 
     session = models.ForeignKey(GenerationSession, on_delete=models.CASCADE, related_name="steps")
+    # The preset the step's form came from; its name is kept in `parameters` should the preset go.
+    preset = models.ForeignKey(
+        "Preset", null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_steps"
+    )
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     position = models.PositiveIntegerField()
     prompt = models.TextField()
@@ -214,3 +222,102 @@ class StudioPreference(models.Model):
 
     def __str__(self) -> str:
         return f"Studio preferences of {self.user}"
+
+
+class ModelInstall(models.Model):
+    """A model being installed into InvokeAI from the app: our record of InvokeAI's install job, so a reload or a
+    worker restart still shows it, and something finishes it (refreshing the cache) whoever watches."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        DOWNLOADING = "downloading", _("Downloading")
+        INSTALLING = "installing", _("Installing")
+        READY = "ready", _("Ready")
+        ERROR = "error", _("Error")
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="model_installs")
+    source = models.CharField(max_length=2000, help_text=_("A path on InvokeAI's host, a URL or a Hugging Face id."))
+    name = models.CharField(max_length=255, blank=True)
+    # The InvokeAI the job runs on (the local one or a pod's); it is followed there even if the app switches.
+    backend_url = models.CharField(max_length=500)
+    # InvokeAI's job id: it counts from 0 again after each start of InvokeAI, so it is read with `source`.
+    job_id = models.IntegerField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status, default=Status.QUEUED)
+    bytes = models.BigIntegerField(default=0)
+    total_bytes = models.BigIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+    model_key = models.CharField(max_length=64, blank=True)
+    model_type = models.CharField(max_length=50, blank=True)
+    model_base = models.CharField(max_length=50, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "downloading", "installing", "ready", "error"]),
+                name="model_install_status",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["status"], name="model_install_unfinished", condition=~Q(status__in=["ready", "error"])
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Install of {self.name or self.source}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.READY, self.Status.ERROR)
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.READY:
+            return 100
+        return min(100, self.bytes * 100 // self.total_bytes) if self.total_bytes else 0
+
+
+class Preset(models.Model):
+    """A ready-to-use engine: a main model with its VAE, LoRAs, embeddings and ControlNets, and step defaults.
+
+    Models are named by InvokeAI key, as steps name them; `preset_problems` says which of them is gone.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presets")
+    name = models.CharField(max_length=100)
+    model_key = models.CharField(_("main model key"), max_length=64)
+    vae_key = models.CharField(_("VAE key"), max_length=64, blank=True)
+    # [{"key", "weight"}]
+    loras = models.JSONField(default=list, blank=True)
+    # [key]
+    embeddings = models.JSONField(default=list, blank=True)
+    controlnets = models.JSONField(default=list, blank=True)
+    scheduler = models.CharField(max_length=50, blank=True)
+    steps = models.PositiveSmallIntegerField(null=True, blank=True)
+    cfg_scale = models.FloatField(_("CFG scale / guidance"), null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    clip_skip = models.PositiveSmallIntegerField(null=True, blank=True)
+    # {"model_key", "steps", "cfg_scale", "start"} for an SDXL refiner; empty: none.
+    refiner = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="preset_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def model_keys(self) -> set[str]:
+        """Every model the preset uses."""
+        keys = {self.model_key, self.vae_key, *self.embeddings, *self.controlnets}
+        keys |= {lora.get("key", "") for lora in self.loras if isinstance(lora, dict)}
+        keys.add(self.refiner.get("model_key", "") if isinstance(self.refiner, dict) else "")
+        return keys - {""}

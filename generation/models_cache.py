@@ -104,6 +104,9 @@ def _fields(model: InvokeAIModel, now) -> dict[str, Any]:
         "variant": model.variant,
         "description": model.description,
         "source": model.source,
+        "prediction_type": model.prediction_type,
+        "trigger_phrases": list(model.trigger_phrases),
+        "default_settings": model.settings,
         "default_width": defaults.width,
         "default_height": defaults.height,
         "default_steps": defaults.steps,
@@ -208,6 +211,9 @@ def model_list(
 
 def model_get(*, key: str) -> CachedModel:
     try:
+        # No key is longer or has a NUL, which PostgreSQL would refuse in the query rather than find nothing.
+        if len(key) > 64 or "\x00" in key:
+            raise CachedModel.DoesNotExist
         return CachedModel.objects.get(key=key)
     except CachedModel.DoesNotExist:
         raise NotFound(
@@ -227,6 +233,30 @@ def model_find(*, name: str) -> CachedModel:
             details={"model": name},
         )
     return model
+
+
+# The refiner of an SDXL model is a main model of its own base.
+REFINER_BASES = {"sdxl": "sdxl-refiner"}
+
+
+def model_components(*, key: str) -> dict[str, list[CachedModel]]:
+    """What can go with a main model (same base): its VAEs, LoRAs, embeddings, ControlNets... by type, in one query;
+    an SDXL model's refiners under "refiner"."""
+    model = model_get(key=key)
+    if model.type != "main":
+        raise InvalidInput(
+            f"'{model.name}' is a {model.type} model; only main models have components.",
+            code="not_a_main_model",
+            details={"key": key},
+        )
+    matches = Q(compatible_with_base=model.base) & ~Q(type="main")
+    if refiner_base := REFINER_BASES.get(model.base):
+        matches |= Q(type="main", base=refiner_base)
+    components: dict[str, list[CachedModel]] = {}
+    for component in model_list().filter(matches):
+        kind = "refiner" if component.type == "main" else component.type
+        components.setdefault(kind, []).append(component)
+    return components
 
 
 def step_options_for(model: CachedModel) -> StepOptions | None:

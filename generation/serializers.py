@@ -10,13 +10,12 @@ from rest_framework import serializers
 from backends.invokeai import graphs
 from gallery_project.pagination import limit_field, offset_field
 
-from . import retrieval, selectors, services
-from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative
+from . import presets, retrieval, selectors, services
+from .models import CachedModel, GenerationSession, GenerationStep, ModelInstall, Preset, StepAlternative
 from .models_cache import step_options_for
 
 
 class CachedModelSerializer(serializers.ModelSerializer):
-    default_settings = serializers.SerializerMethodField()
     step_options = serializers.SerializerMethodField(
         help_text='Effective step options: {"fixed_steps": N}, {"steps": {"min", "max", "default"}} or null.'
     )
@@ -33,6 +32,8 @@ class CachedModelSerializer(serializers.ModelSerializer):
             "variant",
             "description",
             "source",
+            "prediction_type",
+            "trigger_phrases",
             "default_settings",
             "compatible_with_base",
             "is_default_vae",
@@ -44,17 +45,6 @@ class CachedModelSerializer(serializers.ModelSerializer):
             "cached_at",
         ]
         read_only_fields = fields
-
-    def get_default_settings(self, model: CachedModel) -> dict[str, Any]:
-        return {
-            "width": model.default_width,
-            "height": model.default_height,
-            "steps": model.default_steps,
-            "cfg_scale": model.default_cfg_scale,
-            "scheduler": model.default_scheduler or None,
-            "guidance": model.default_guidance,
-            "vae": model.default_vae or None,
-        }
 
     def get_step_options(self, model: CachedModel) -> dict[str, Any] | None:
         options = step_options_for(model)
@@ -70,6 +60,112 @@ class ModelListQuerySerializer(serializers.Serializer):
 class ModelUpdateSerializer(serializers.Serializer):
     is_favorite = serializers.BooleanField(required=False)
     options = serializers.JSONField(required=False)
+
+
+class InstallCreateSerializer(serializers.Serializer):
+    # The metaclass takes declared fields out of the class, so this shadows no Field.source; mypy cannot know.
+    source = serializers.CharField(  # type: ignore[assignment]
+        max_length=2000, help_text="An absolute path on InvokeAI's host, a URL, or a Hugging Face repo id."
+    )
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class ModelInstallSerializer(serializers.ModelSerializer):
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ModelInstall
+        fields = [
+            "id",
+            "source",
+            "name",
+            "status",
+            "bytes",
+            "total_bytes",
+            "percent",
+            "error_message",
+            "model_key",
+            "model_type",
+            "model_base",
+            "created_at",
+            "updated_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class PresetLoraSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=64)
+    weight = serializers.FloatField(min_value=-10, max_value=10, default=1.0)
+
+
+class PresetRefinerSerializer(serializers.Serializer):
+    model_key = serializers.CharField(max_length=64)
+    steps = serializers.IntegerField(min_value=1, max_value=graphs.MAX_STEPS, required=False, allow_null=True)
+    cfg_scale = serializers.FloatField(min_value=1, max_value=30, required=False, allow_null=True)
+    start = serializers.FloatField(min_value=0.01, max_value=0.99, required=False, allow_null=True)
+
+
+class PresetSerializer(serializers.ModelSerializer):
+    """A preset as written and read; `problems` says what keeps it from being used now (empty: usable)."""
+
+    loras = PresetLoraSerializer(many=True, required=False)
+    embeddings = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
+    controlnets = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=20)
+    refiner = serializers.JSONField(
+        required=False, allow_null=True, help_text='{"model_key", "steps", "cfg_scale", "start"}, or null for none.'
+    )
+    steps = serializers.IntegerField(min_value=1, max_value=graphs.MAX_STEPS, required=False, allow_null=True)
+    cfg_scale = serializers.FloatField(min_value=1, max_value=30, required=False, allow_null=True)
+    clip_skip = serializers.IntegerField(min_value=0, max_value=12, required=False, allow_null=True)
+    problems = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Preset
+        fields = [
+            "id",
+            "name",
+            "model_key",
+            "vae_key",
+            "loras",
+            "embeddings",
+            "controlnets",
+            "scheduler",
+            "steps",
+            "cfg_scale",
+            "width",
+            "height",
+            "clip_skip",
+            "refiner",
+            "problems",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "problems", "created_at", "updated_at"]
+        extra_kwargs = {"loras": {"max_length": 20}}
+
+    def get_problems(self, preset: Preset) -> list[str]:
+        # A list view passes every preset's problems, found with one query.
+        known = self.context.get("problems")
+        return known[preset.pk] if known is not None else presets.preset_problems(preset)
+
+    def validate_refiner(self, value: Any) -> dict[str, Any]:
+        if not value:
+            return {}
+        refiner = PresetRefinerSerializer(data=value)
+        refiner.is_valid(raise_exception=True)
+        return {name: item for name, item in refiner.validated_data.items() if item is not None}
+
+    def to_representation(self, preset: Preset) -> dict[str, Any]:
+        body = super().to_representation(preset)
+        body["refiner"] = body["refiner"] or None
+        return body
+
+    def values(self) -> dict[str, Any]:
+        data = dict(self.validated_data)
+        if "loras" in data:
+            data["loras"] = [dict(lora) for lora in data["loras"]]
+        return data
 
 
 class RefreshResultSerializer(serializers.Serializer):
@@ -129,6 +225,7 @@ class RetrievalStatsSerializer(serializers.Serializer):
 class StepSerializer(serializers.ModelSerializer):
     session_id = serializers.IntegerField()
     parent_id = serializers.IntegerField(allow_null=True)
+    preset_id = serializers.IntegerField(allow_null=True)
     cancel_requested = serializers.SerializerMethodField()
     images = ImageSerializer(source="alternatives", many=True)
     items = serializers.SerializerMethodField(
@@ -143,6 +240,7 @@ class StepSerializer(serializers.ModelSerializer):
             "id",
             "session_id",
             "parent_id",
+            "preset_id",
             "position",
             "status",
             "progress",
@@ -258,7 +356,7 @@ class StepCreateSerializer(serializers.Serializer):
 
     prompt = serializers.CharField(max_length=5000)
     negative_prompt = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
-    model_key = serializers.CharField(max_length=64)
+    model_key = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     model_hash = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
     width = serializers.IntegerField(required=False, allow_null=True)
     height = serializers.IntegerField(required=False, allow_null=True)
@@ -276,6 +374,15 @@ class StepCreateSerializer(serializers.Serializer):
     vae_key = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="Omit for the model's default; empty for its own."
     )
+    clip_skip = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=12)
+    preset_id = serializers.IntegerField(
+        required=False, allow_null=True, help_text="A preset of yours: it fills what the body leaves out."
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if not data.get("model_key") and not data.get("preset_id"):
+            raise serializers.ValidationError({"model_key": "Choose a model (or a preset)."})
+        return data
 
     def to_request(self) -> services.StepRequest:
         data = dict(self.validated_data)

@@ -36,8 +36,8 @@ from photos import selectors as photo_selectors
 from photos import services as photo_services
 from photos.models import Photo
 
-from . import follower, inputs, lifecycle, models_cache
-from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative, StudioPreference
+from . import follower, inputs, lifecycle, models_cache, presets
+from .models import CachedModel, GenerationSession, GenerationStep, Preset, StepAlternative, StudioPreference
 from .selectors import session_get, step_get
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,9 @@ class StepRequest:
     strength: float = graphs.DEFAULT_STRENGTH
     # None: the model's default VAE; "": the main model's own.
     vae_key: str | None = None
+    clip_skip: int | None = None
+    # The preset the form came from: it fills what the request leaves unsaid, and the step records it.
+    preset_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class _Plan:
     init_photo: Photo | None
     mask_photo: Photo | None
     parent: GenerationStep | None
+    preset: Preset | None = None
 
 
 def _model_for(request: StepRequest) -> CachedModel:
@@ -202,8 +206,37 @@ def _vae_for(request: StepRequest, defaults: models_cache.StepDefaults) -> Cache
     return vae
 
 
+def _from_preset(request: StepRequest, preset: Preset) -> StepRequest:
+    """The request with what it leaves unsaid taken from the preset."""
+    unsaid: dict[str, Any] = {
+        "model_key": request.model_key or preset.model_key,
+        "width": request.width if request.width is not None else preset.width,
+        "height": request.height if request.height is not None else preset.height,
+        "steps": request.steps if request.steps is not None else preset.steps,
+        "scheduler": request.scheduler or preset.scheduler or None,
+        "vae_key": request.vae_key if request.vae_key is not None else (preset.vae_key or None),
+        "clip_skip": request.clip_skip if request.clip_skip is not None else preset.clip_skip,
+    }
+    if request.cfg_scale is None and request.guidance is None and preset.cfg_scale is not None:
+        # One field in a preset: CFG scale, or FLUX's guidance.
+        unsaid["cfg_scale"] = unsaid["guidance"] = preset.cfg_scale
+    return replace(request, **unsaid)
+
+
+def _refiner_for(preset: Preset | None) -> graphs.Refiner | None:
+    if preset is None or not preset.refiner:
+        return None
+    refiner = preset.refiner
+    model = models_cache.model_get(key=refiner["model_key"])
+    extra = {name: refiner[name] for name in ("start", "steps", "cfg_scale") if refiner.get(name) is not None}
+    return graphs.Refiner(model=model.identifier, **extra)
+
+
 def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner) -> _Plan:
     """Validate the request against the model cache and fill in its defaults; no network."""
+    preset = presets.preset_for_step(preset_id=request.preset_id, owner=owner) if request.preset_id else None
+    if preset is not None:
+        request = _from_preset(request, preset)
     if request.mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}.", code="invalid_parameter")
     mode = graphs.Mode(request.mode)
@@ -250,7 +283,9 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         mask_image=_NOT_YET_UPLOADED if mask_photo and mode == graphs.Mode.INPAINT else None,
         strength=request.strength,
         vae=vae.identifier if vae else None,
+        clip_skip=request.clip_skip or 0,
         flux=models_cache.flux_companions() if model.base == "flux" else None,
+        refiner=_refiner_for(preset),
     )
     if mode != graphs.Mode.TXT2IMG and init_photo is None:
         raise InvalidInput(f"{mode} needs an init photo.", code="invalid_parameter", details={"field": "init_photo_id"})
@@ -278,6 +313,19 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         record["mask_photo_id"] = str(mask_photo.pk) if mask_photo else None
     record["vae_key"] = vae.key if vae else ""
     record["vae_name"] = vae.name if vae else ""
+    if params.clip_skip:
+        record["clip_skip"] = params.clip_skip
+    if params.refiner:
+        record["refiner"] = {
+            "model_key": params.refiner.model.key,
+            "model_name": params.refiner.model.name,
+            "start": params.refiner.start,
+            "steps": params.refiner.steps,
+            "cfg_scale": params.refiner.cfg_scale,
+        }
+    if preset is not None:
+        record["preset_id"] = preset.pk
+        record["preset_name"] = preset.name
     return _Plan(
         model=model,
         params=params,
@@ -285,6 +333,7 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         init_photo=init_photo if mode != graphs.Mode.TXT2IMG else None,
         mask_photo=mask_photo if mode == graphs.Mode.INPAINT else None,
         parent=parent,
+        preset=preset,
     )
 
 
@@ -300,6 +349,7 @@ class StepRow:
     model_name: str
     batch_size: int
     parent: GenerationStep | None = None
+    preset: Preset | None = None
 
 
 @dataclass(frozen=True)
@@ -322,6 +372,7 @@ def _step_insert(session: GenerationSession, row: StepRow, backend_url: str) -> 
         step = GenerationStep.objects.create(
             session=locked,
             parent=row.parent,
+            preset=row.preset,
             position=position,
             prompt=row.prompt,
             negative_prompt=row.negative_prompt,
@@ -469,6 +520,7 @@ def step_create(*, session_id: int, owner: Owner, request: StepRequest) -> Gener
         model_name=plan.model.name,
         batch_size=plan.params.batch_size,
         parent=plan.parent,
+        preset=plan.preset,
     )
     return step_start(session=session, owner=owner, row=row, prepare=_studio_batch(plan))
 
@@ -502,6 +554,8 @@ def step_request_from(
         mask_photo_id=params.get("mask_photo_id"),
         strength=params.get("strength", graphs.DEFAULT_STRENGTH),
         vae_key=params.get("vae_key", None),
+        clip_skip=params.get("clip_skip"),
+        preset_id=step.preset_id,
     )
     if variation == "remix":
         return base

@@ -6,7 +6,7 @@ import logging
 
 from backends.invokeai.errors import InvokeAIConnectionError
 
-from . import follower, models_cache, retrieval
+from . import follower, model_installs, models_cache, retrieval
 
 logger = logging.getLogger(__name__)
 
@@ -34,3 +34,13 @@ def resume_steps() -> str:
 def retry_retrievals() -> str:
     """The one-minute retry of failed image downloads whose backoff has passed."""
     return f"{retrieval.retrievals_retry_due()} images stored"
+
+
+def model_install_follow(install_id: int) -> str:
+    """Watch a new model install for a while; see generation.model_installs."""
+    return model_installs.install_follow(install_id=install_id)
+
+
+def poll_model_installs() -> str:
+    """The one-minute sweep of model installs not yet finished (after a worker restart, or a long download)."""
+    return f"{model_installs.installs_poll_unfinished()} model installs finished"

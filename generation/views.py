@@ -31,9 +31,9 @@ from gallery_project.permissions import is_staff, signed_in, staff_required
 from photos import selectors as photo_selectors
 from photos.models import Photo
 
-from . import models_cache, retrieval, selectors, services
+from . import model_installs, models_cache, presets, retrieval, selectors, services
 from .forms import SEED_MODES, StepForm
-from .models import CachedModel, GenerationSession, GenerationStep, StepAlternative
+from .models import CachedModel, GenerationSession, GenerationStep, Preset, StepAlternative
 
 TEMPLATE = "generation/studio.html"
 PICKER_SIZE = 48
@@ -101,6 +101,7 @@ def _values_from_step(step: GenerationStep, *, seed_mode: str = "random") -> dic
         "init_photo_id": params.get("init_photo_id"),
         "mask_photo_id": params.get("mask_photo_id"),
         "strength": params.get("strength", graphs.DEFAULT_STRENGTH),
+        "preset_id": step.preset_id,
     }
 
 
@@ -159,6 +160,18 @@ def _backend_problem() -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class PresetChoice:
+    preset: Preset
+    problems: list[str]
+
+
+def _preset_choices(request: HttpRequest) -> list[PresetChoice]:
+    listed = list(presets.preset_list(owner=request.user))
+    problems = presets.presets_problems(listed)
+    return [PresetChoice(preset, problems[preset.pk]) for preset in listed]
+
+
 def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
     choices = _model_choices()
     keys = [choice.model.key for choice in choices]
@@ -180,6 +193,7 @@ def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
         "seed_modes": SEED_MODES,
         "max_batch_size": settings.MAX_BATCH_SIZE,
         "backend_problem": _backend_problem(),
+        "preset_choices": _preset_choices(request),
         **_model_fields(model_key, values),
     }
 
@@ -312,6 +326,51 @@ def composer_from_step(request: HttpRequest, pk: int) -> HttpResponse:
     step = selectors.step_get(step_id=pk, owner=request.user)
     seed_mode = "fixed" if request.GET.get("seed") == "reuse" else "random"
     context = {"session": step.session, **_composer(request, _values_from_step(step, seed_mode=seed_mode))}
+    return render(request, f"{TEMPLATE}#composer", context)
+
+
+# Composer fields a preset leaves as they are.
+_KEPT_FIELDS = (
+    "prompt",
+    "negative_prompt",
+    "mode",
+    "seed_mode",
+    "seed",
+    "batch_size",
+    "init_photo_id",
+    "mask_photo_id",
+    "strength",
+)
+
+
+@require_GET
+def composer_preset(request: HttpRequest) -> HttpResponse:
+    """The composer filled from the preset chosen in it (what was typed stays); a preset that cannot be used
+    any more says why, and fills nothing."""
+    session = None
+    if request.GET.get("session"):
+        session = selectors.session_get(session_id=request.GET["session"], owner=request.user)
+    values: dict[str, Any] = {field: request.GET[field] for field in _KEPT_FIELDS if request.GET.get(field)}
+    values["model_key"] = request.GET.get("model_key")
+    error = ""
+    if request.GET.get("preset_id"):
+        preset = presets.preset_get(preset_id=request.GET["preset_id"], owner=request.user)
+        if problems := presets.preset_problems(preset):
+            error = f"Preset '{preset.name}' cannot be used: {' '.join(problems)}"
+        else:
+            values.update(
+                preset_id=preset.pk,
+                model_key=preset.model_key,
+                vae_key=preset.vae_key or None,
+                **{
+                    field: getattr(preset, field)
+                    for field in ("width", "height", "steps", "scheduler")
+                    if getattr(preset, field)
+                },
+            )
+            if preset.cfg_scale is not None:
+                values["cfg_scale"] = values["guidance"] = preset.cfg_scale
+    context = {"session": session, "error": error, **_composer(request, values)}
     return render(request, f"{TEMPLATE}#composer", context)
 
 
@@ -451,4 +510,245 @@ def step_retry(request: HttpRequest, pk: int) -> HttpResponse:
 def session_close(request: HtmxRequest, pk: int, status: str) -> HttpResponse:
     services.session_update(session_id=pk, owner=request.user, status=status)
     url = reverse("studio:home")
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+# --- the Models page (staff): the model cache by type and base, installs, uninstalls ---
+
+MODELS_TEMPLATE = "generation/models.html"
+# How many of the latest installs the page lists (the unfinished ones are always among them while they run).
+RECENT_INSTALLS = 8
+
+
+def _models_context(request: HttpRequest) -> dict[str, Any]:
+    model_type = request.GET.get("type") or ""
+    base = request.GET.get("base") or ""
+    every = CachedModel.objects.filter(available=True)
+    return {
+        "models": models_cache.model_list(model_type=model_type or None, base=base or None),
+        "types": sorted(set(every.values_list("type", flat=True))),
+        "bases": sorted(set(every.values_list("compatible_with_base", flat=True))),
+        "chosen_type": model_type,
+        "chosen_base": base,
+    }
+
+
+def _model_row(request: HttpRequest, model: CachedModel, error: str = "") -> HttpResponse:
+    return render(request, f"{MODELS_TEMPLATE}#model-row", {"model": model, "error": error})
+
+
+@require_GET
+@staff_required
+@vary_on_headers("HX-Request")
+def models_page(request: HtmxRequest) -> HttpResponse:
+    context = _models_context(request)
+    if request.htmx and request.htmx.target == "model-list":
+        return render(request, f"{MODELS_TEMPLATE}#model-list", context)
+    installs = model_installs.install_list(owner=request.user)[:RECENT_INSTALLS]
+    return render(request, MODELS_TEMPLATE, {**context, "installs": installs})
+
+
+@require_POST
+@staff_required
+def model_favorite(request: HttpRequest, key: str) -> HttpResponse:
+    model = models_cache.model_get(key=key)
+    return _model_row(request, models_cache.model_update(key=key, is_favorite=not model.is_favorite))
+
+
+def _step_options(post: Any) -> dict[str, Any]:
+    """The step options form: a fixed count, or a range with a default; all empty clears them."""
+    values = {}
+    for field in ("fixed", "min", "max", "default"):
+        raw = (post.get(field) or "").strip()
+        if raw:
+            try:
+                values[field] = int(raw)
+            except ValueError:
+                raise InvalidInput(f"Steps {field} must be a whole number.", code="invalid_options") from None
+    if "fixed" in values:
+        return {"fixed_steps": values["fixed"]}
+    if not values:
+        return {}
+    if len(values) < 3:
+        raise InvalidInput("Give the least, the most and the default number of steps.", code="invalid_options")
+    return {"steps": values}
+
+
+@require_POST
+@staff_required
+def model_options(request: HttpRequest, key: str) -> HttpResponse:
+    try:
+        model = models_cache.model_update(key=key, options=_step_options(request.POST))
+    except InvalidInput as exc:
+        return _model_row(request, models_cache.model_get(key=key), exc.message)
+    return _model_row(request, model)
+
+
+@require_POST
+@staff_required
+def model_uninstall(request: HttpRequest, key: str) -> HttpResponse:
+    model = models_cache.model_get(key=key)
+    try:
+        model_installs.model_uninstall(key=key)
+    except AppError as exc:
+        return _model_row(request, model, exc.message)
+    return HttpResponse("")
+
+
+@require_POST
+@staff_required
+def install_start(request: HttpRequest) -> HttpResponse:
+    try:
+        install = model_installs.install_start(
+            owner=signed_in(request.user), source=request.POST.get("source", ""), name=request.POST.get("name", "")
+        )
+    except AppError as exc:
+        response = render(request, f"{MODELS_TEMPLATE}#install-error", {"error": exc.message})
+        return reswap(retarget(response, "#install-error"), "innerHTML")
+    response = render(request, f"{MODELS_TEMPLATE}#install", {"install": install})
+    if install.is_finished:
+        trigger_client_event(response, "models-changed")
+    return response
+
+
+@require_GET
+@staff_required
+def install_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """One install, polled every second while it runs; its end tells the model list to reload."""
+    install = model_installs.install_get(install_id=pk, owner=request.user)
+    install = model_installs.install_poll(install_id=install.pk)
+    response = render(request, f"{MODELS_TEMPLATE}#install", {"install": install})
+    if install.is_finished:
+        trigger_client_event(response, "models-changed")
+    return response
+
+
+# --- the Presets page ---
+
+PRESETS_TEMPLATE = "generation/presets.html"
+
+
+def _number(value: str, kind: type[int] | type[float], field: str) -> Any:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidInput(f"{field.replace('_', ' ')} must be a number.", code="invalid_parameter") from None
+
+
+def _preset_values(post: Any) -> dict[str, Any]:
+    """What the preset form posts, as `presets.preset_create` takes it."""
+    loras = [
+        {"key": key, "weight": _number(post.get(f"lora_weight_{key}", ""), float, "LoRA weight") or 1.0}
+        for key in post.getlist("loras")
+    ]
+    refiner: dict[str, Any] = {}
+    if post.get("refiner_key"):
+        refiner = {"model_key": post["refiner_key"]}
+        for field, kind in (("start", float), ("steps", int), ("cfg_scale", float)):
+            if (value := _number(post.get(f"refiner_{field}", ""), kind, f"refiner {field}")) is not None:
+                refiner[field] = value
+    return {
+        "name": post.get("name", "").strip()[:100],
+        "model_key": post.get("model_key", ""),
+        "vae_key": post.get("vae_key", ""),
+        "loras": loras,
+        "embeddings": post.getlist("embeddings"),
+        "controlnets": post.getlist("controlnets"),
+        "scheduler": post.get("scheduler", ""),
+        "steps": _number(post.get("steps", ""), int, "steps"),
+        "cfg_scale": _number(post.get("cfg_scale", ""), float, "cfg_scale"),
+        "width": _number(post.get("width", ""), int, "width"),
+        "height": _number(post.get("height", ""), int, "height"),
+        "clip_skip": _number(post.get("clip_skip", ""), int, "clip_skip"),
+        "refiner": refiner,
+    }
+
+
+def _preset_form(request: HttpRequest, preset: Preset | None, values: dict[str, Any] | None = None, error: str = ""):
+    if values is None:
+        values = {field: getattr(preset, field) for field in presets.FIELDS} if preset else dict(presets.FIELDS)
+        values["name"] = preset.name if preset else ""
+    mains = list(models_cache.model_list(model_type="main").filter(base__in=graphs.SUPPORTED_BASES))
+    model_key = values.get("model_key") or (mains[0].key if mains else "")
+    return {
+        "preset": preset,
+        "values": {**values, "model_key": model_key},
+        "mains": mains,
+        "schedulers": graphs.SCHEDULERS,
+        "error": error,
+        **_components_context(model_key, values.get("loras") or []),
+    }
+
+
+@dataclass(frozen=True)
+class LoraRow:
+    model: CachedModel
+    chosen: bool
+    weight: float
+
+
+def _components_context(model_key: str, loras: list[dict[str, Any]]) -> dict[str, Any]:
+    """The components the preset form offers for the model, with the LoRAs chosen and their weights."""
+    try:
+        components = models_cache.model_components(key=model_key) if model_key else {}
+    except AppError:
+        components = {}
+    weights = {lora["key"]: lora.get("weight", 1.0) for lora in loras}
+    rows = [LoraRow(lora, lora.key in weights, weights.get(lora.key, 1.0)) for lora in components.get("lora", [])]
+    return {"components": components, "lora_rows": rows}
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def presets_page(request: HttpRequest) -> HttpResponse:
+    editing = None
+    if request.GET.get("edit"):
+        editing = presets.preset_get(preset_id=request.GET["edit"], owner=request.user)
+    context = {"preset_choices": _preset_choices(request), **_preset_form(request, editing)}
+    return render(request, PRESETS_TEMPLATE, context)
+
+
+@require_GET
+def preset_components(request: HttpRequest) -> HttpResponse:
+    """The component choices of the preset form, when its main model changes."""
+    values = {**presets.FIELDS, "model_key": request.GET.get("model_key", "")}
+    context = {"values": values, **_components_context(values["model_key"], [])}
+    return render(request, f"{PRESETS_TEMPLATE}#components", context)
+
+
+def _preset_refused(request: HttpRequest, preset: Preset | None, values: dict[str, Any] | None, exc: AppError):
+    """The page again with what was posted and why it was refused (every problem the check named)."""
+    problems = exc.details.get("problems")
+    message = " ".join(problems) if problems else exc.message
+    context = {"preset_choices": _preset_choices(request), **_preset_form(request, preset, values, message)}
+    return render(request, PRESETS_TEMPLATE, context, status=400)
+
+
+@require_POST
+def preset_save(request: HtmxRequest) -> HttpResponse:
+    preset = None
+    if request.POST.get("preset_id"):
+        preset = presets.preset_get(preset_id=request.POST["preset_id"], owner=request.user)
+    try:
+        values = _preset_values(request.POST)
+    except AppError as exc:
+        return _preset_refused(request, preset, None, exc)
+    try:
+        if preset is None:
+            presets.preset_create(owner=signed_in(request.user), **values)
+        else:
+            presets.preset_update(preset_id=preset.pk, owner=request.user, **values)
+    except AppError as exc:
+        return _preset_refused(request, preset, values, exc)
+    url = reverse("studio:presets")
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+def preset_delete(request: HtmxRequest, pk: int) -> HttpResponse:
+    presets.preset_delete(preset_id=pk, owner=request.user)
+    url = reverse("studio:presets")
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

@@ -17,8 +17,14 @@ server wherever the client depends on it, and the client's test module runs agai
 Faults to inject: `refuse_connections()`, `fail_requests()` (e.g. 500s), `hang_requests()` (an answer later
 than any read timeout), `hold_requests()` (a request held, before or after the server acts on it, until the test
 releases it: for races), `rewrite_answers()` (a hostile server's answer in place of the real one), `fail_items()`,
-`vanish()`, `restart()` (in-progress items become canceled), `reinstall_model()` (same hash, new key), and
-multiuser mode with logins and refreshed tokens.
+`vanish()`, `restart()` (in-progress items become canceled, install job ids start again from 0),
+`reinstall_model()` (same hash, new key), and multiuser mode with logins and refreshed tokens.
+
+Model installs behave as EXTRAS.md recorded them: `add_model_file()` puts a file on the fake host (a model of any
+config, a non-model file, or one the probe cannot identify), `add_download()` a URL that downloads on `clock`; a
+path that is not there is 409, a Hugging Face id 500 (offline), a duplicate and a non-model file jobs in `error`
+with InvokeAI's reason, an unidentified one a completed job of type `unknown`; the 204 endpoints answer 500 to
+clients that accept gzip (after acting).
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 SCHEMA_PATH = Path(__file__).with_name("fake_invokeai_schema.json")
+# The models list of a live 6.14.2 with the peer's tiny models of every kind (`GET /api/v2/models/`), paths
+# rewritten under <fake>.
+RECORDED_MODELS_PATH = Path(__file__).with_name("fake_invokeai_models.json")
 VERSION = "6.14.2"
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 _HTML = "<!doctype html><html><head><title>Invoke - Community Edition</title></head><body></body></html>"
@@ -399,6 +408,25 @@ class FakeClock:
 
 
 @dataclass
+class _InstallJob:
+    id: int
+    source: str
+    name: str
+    # What the probe makes of the file: a model config, NOT_A_MODEL or UNIDENTIFIED; None: a duplicate.
+    probed: dict[str, Any] | str | None
+    started_at: float
+    seconds: float = 0.0
+    total_bytes: int = 1000
+    kind: str = "local"
+    # The model the job registered, once it has.
+    model_key: str | None = None
+
+
+NOT_A_MODEL = "not-a-model"
+UNIDENTIFIED = "unidentified"
+
+
+@dataclass
 class _Item:
     item_id: int
     batch: dict[str, Any]
@@ -545,6 +573,25 @@ def flux_models() -> list[dict[str, Any]]:
     ]
 
 
+def recorded_models() -> list[dict[str, Any]]:
+    """Every entry of the live server's list: main (SD1, SD2 v-prediction, SDXL, SDXL refiner, FLUX schnell), VAEs,
+    a LoRA, an embedding, a ControlNet, FLUX's CLIP-embed and T5 encoder."""
+    return json.loads(RECORDED_MODELS_PATH.read_text(encoding="utf-8"))
+
+
+def every_type_models() -> list[dict[str, Any]]:
+    """The recorded models plus the types the peer has no tiny model of, shaped as the server's schemas say."""
+    return [
+        *recorded_models(),
+        tiny_model("t2i-sd1", model_type="t2i_adapter", base="sd-1", repo_variant="", default_settings=None),
+        tiny_model(
+            "ip-adapter-sd1", model_type="ip_adapter", base="sd-1", format="invokeai", image_encoder_model_id="x"
+        ),
+        tiny_model("clip-vision-h", model_type="clip_vision", base="any", repo_variant=""),
+        tiny_model("4x-upscaler", model_type="spandrel_image_to_image", base="any", format="checkpoint"),
+    ]
+
+
 class FakeInvokeAI:
     """The fake server. `start()` it (the `fake_invokeai` fixture does), point a client at `url`."""
 
@@ -570,6 +617,10 @@ class FakeInvokeAI:
         self._doom: list[tuple[str, str]] = []
         self._next_item_id = 1
         self._free_at = 0.0
+        # Files on the fake host and URLs it can download: source -> (probed, seconds, total bytes).
+        self.files: dict[str, tuple[dict[str, Any] | str, float, int]] = {}
+        self.install_jobs: dict[int, _InstallJob] = {}
+        self._next_job_id = 0
         self._lock = threading.RLock()
         self._release = threading.Event()
         self._server: LoopbackServer | None = None
@@ -582,6 +633,11 @@ class FakeInvokeAI:
                 Rule("/api/v2/models/", endpoint="models", methods=["GET"]),
                 Rule("/api/v2/models/i/<key>", endpoint="model", methods=["GET"]),
                 Rule("/api/v2/models/get_by_hash", endpoint="model_by_hash", methods=["GET"]),
+                Rule("/api/v2/models/i/<key>", endpoint="model_delete", methods=["DELETE"]),
+                Rule("/api/v2/models/install", endpoint="install", methods=["POST"]),
+                Rule("/api/v2/models/install", endpoint="install_jobs", methods=["GET"]),
+                Rule("/api/v2/models/install", endpoint="install_prune", methods=["DELETE"]),
+                Rule("/api/v2/models/install/<int:job_id>", endpoint="install_job", methods=["GET"]),
                 Rule("/api/v1/queue/<queue_id>/enqueue_batch", endpoint="enqueue", methods=["POST"]),
                 Rule("/api/v1/queue/<queue_id>/b/<batch_id>/status", endpoint="batch_status", methods=["GET"]),
                 Rule("/api/v1/queue/<queue_id>/items_by_ids", endpoint="items_by_ids", methods=["POST"]),
@@ -677,6 +733,20 @@ class FakeInvokeAI:
                 if item.status == "in_progress":
                     self._finish(item, "canceled", self.clock.now)
             self._free_at = self.clock.now
+            self._settle_installs()
+            self.install_jobs.clear()
+            self._next_job_id = 0
+
+    def add_model_file(
+        self, path: str, config: dict[str, Any] | str, *, seconds: float = 0.0, size: int = 441_864
+    ) -> None:
+        """A file or folder on the fake host: `config` is the model the probe finds (as `tiny_model` makes it), or
+        NOT_A_MODEL (a .png), or UNIDENTIFIED (a folder no config matches). Installing takes `seconds` of clock."""
+        self.files[path] = (config, seconds, size)
+
+    def add_download(self, url: str, config: dict[str, Any] | str, *, seconds: float, size: int) -> None:
+        """A URL (or Hugging Face id) InvokeAI can download: `size` bytes over `seconds` of clock."""
+        self.files[url] = (config, seconds, size)
 
     def install_models(self, configs: Iterable[dict[str, Any]]) -> None:
         with self._lock:
@@ -907,6 +977,7 @@ class FakeInvokeAI:
             return _json({"detail": detail}, status=401, headers={"WWW-Authenticate": "Bearer"})
         with self._lock:
             self._advance()
+            self._settle_installs()
             try:
                 response = getattr(self, f"_{endpoint}")(request, **arguments)
             except Invalid as exc:
@@ -1020,6 +1091,130 @@ class FakeInvokeAI:
         wanted = request.args.get("hash")
         model = next((model for model in self.models if model["hash"] == wanted), None)
         return _json(model) if model else _json({"detail": "No model found with this hash"}, status=404)
+
+    def _model_delete(self, request: Request, key: str) -> Response:
+        if not any(model["key"] == key for model in self.models):
+            return _json({"detail": f"The model with key {key} is not in the database"}, status=404)
+        self.models = [model for model in self.models if model["key"] != key]
+        return self._no_content(request)
+
+    def _no_content(self, request: Request) -> Response:
+        # starlette 1.10's gzip middleware fails on empty 204 bodies, after the endpoint did its work.
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            return Response("Internal Server Error", status=500, content_type="text/plain; charset=utf-8")
+        return Response(status=204)
+
+    def _install(self, request: Request) -> Response:
+        source = request.args.get("source", "")
+        if request.get_data() == b"":
+            return _json(
+                {"detail": [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]}, status=422
+            )
+        body = request.get_json(silent=True) or {}
+        known = self.files.get(source)
+        if known is None:
+            if source.startswith("/"):
+                return _json({"detail": f"Unsupported model source: '{source}'"}, status=409)
+            # Anything else is a URL or a Hugging Face repo id, which cannot be fetched offline.
+            return Response("Internal Server Error", status=500, content_type="text/plain; charset=utf-8")
+        probed, seconds, size = known
+        duplicate = any(model["path"] == source or model["source"] == source for model in self.models)
+        kind = "local" if source.startswith("/") else "url" if source.startswith("http") else "hf"
+        job = _InstallJob(
+            id=self._next_job_id,
+            source=source,
+            name=body.get("name") or "",
+            probed=None if duplicate else probed,
+            started_at=self.clock.now,
+            seconds=seconds,
+            total_bytes=size,
+            kind=kind,
+        )
+        self._next_job_id += 1
+        self.install_jobs[job.id] = job
+        body = self._install_json(job)
+        # As 6.14.2 answers the POST: before its background thread has taken the job (a non-model file has
+        # already failed its check, a duplicate is already running), and without config_in.source yet.
+        if body["status"] != "error":
+            body.update(status="running" if job.probed is None else "waiting", config_out=None, bytes=0)
+            body["error_reason"] = body["error"] = body["error_traceback"] = None
+        body["config_in"]["source"] = None
+        return _json(body, status=201)
+
+    def _settle_installs(self) -> None:
+        for job in self.install_jobs.values():
+            self._install_settle(job)
+
+    def _install_settle(self, job: _InstallJob) -> None:
+        """Register the model once the job's time has come (the server does it in its background)."""
+        if job.model_key or job.probed in (None, NOT_A_MODEL) or self.clock.now < job.started_at + job.seconds:
+            return
+        if isinstance(job.probed, dict):
+            model = copy.deepcopy(job.probed)
+            model["name"] = job.name or model["name"]
+        else:
+            # What 6.14 registers for a folder no config matches: type, base and format "unknown".
+            name = job.name or job.source.rstrip("/").rsplit("/", 1)[-1]
+            model = tiny_model(name, model_type="unknown", base="unknown", format="unknown")
+            model.pop("cpu_only")
+        model.update(key=str(uuid.uuid4()), path=job.source, source=job.source)
+        job.model_key = model["key"]
+        self.models.append(model)
+
+    def _install_json(self, job: _InstallJob) -> dict[str, Any]:
+        self._install_settle(job)
+        done = self.clock.now >= job.started_at + job.seconds
+        elapsed = min(1.0, (self.clock.now - job.started_at) / job.seconds) if job.seconds else 1.0
+        config_out = next((m for m in self.models if job.model_key and m["key"] == job.model_key), None)
+        status, error_reason, error = "completed", None, None
+        if job.probed is None:
+            status, error_reason = "error", "DuplicateModelException"
+            error = f"A model with path '{job.source}' is already installed"
+        elif job.probed == NOT_A_MODEL:
+            status, error_reason = "error", "ValueError"
+            suffix = "." + job.source.rsplit(".", 1)[-1]
+            error = (
+                f"File extension {suffix} is not a recognized model format. Expected one of: .bin, .ckpt, .gguf, "
+                ".onnx, .pt, .pth, .safetensors"
+            )
+        elif not done:
+            status = "downloading" if job.kind != "local" else "running"
+        source: dict[str, Any] = {"path": job.source, "inplace": True, "type": "local"}
+        if job.kind == "url":
+            source = {"url": job.source, "access_token": None, "type": "url"}
+        elif job.kind == "hf":
+            source = {"repo_id": job.source, "variant": None, "subfolder": None, "type": "hf"}
+        return {
+            "id": job.id,
+            "status": status,
+            "error_reason": error_reason,
+            "config_in": {"source": job.source, "source_type": "path", "name": job.name or None},
+            "config_out": config_out,
+            "inplace": True,
+            "source": source,
+            "local_path": job.source,
+            "bytes": int(job.total_bytes * elapsed),
+            "total_bytes": job.total_bytes,
+            "source_metadata": None,
+            "download_parts": [],
+            "error": error,
+            "error_traceback": f"Traceback (most recent call last):\n{error_reason}: {error}\n" if error else None,
+        }
+
+    def _install_jobs(self, request: Request) -> Response:
+        return _json([self._install_json(job) for job in self.install_jobs.values()])
+
+    def _install_job(self, request: Request, job_id: int) -> Response:
+        job = self.install_jobs.get(job_id)
+        if job is None:
+            return _json({"detail": f"No job with id {job_id} known"}, status=404)
+        return _json(self._install_json(job))
+
+    def _install_prune(self, request: Request) -> Response:
+        for job_id, job in list(self.install_jobs.items()):
+            if self._install_json(job)["status"] in ("completed", "error", "cancelled"):
+                del self.install_jobs[job_id]
+        return self._no_content(request)
 
     def _enqueue(self, request: Request, queue_id: str) -> Response:
         body = request.get_json(silent=True)

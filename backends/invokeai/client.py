@@ -31,6 +31,7 @@ from .errors import (
     InvokeAIAddressRefused,
     InvokeAIConnectionError,
     InvokeAIError,
+    ModelInstallError,
     RetrievalError,
 )
 
@@ -57,6 +58,9 @@ _WORKFLOWS_PER_PAGE = 100
 _MAX_WORKFLOW_PAGES = 50
 # Environment proxies are not used: the address checks must see where the connection really goes.
 _NO_PROXIES = {"http": None, "https": None, "all": None}
+
+# What a model's default_settings may hold and the app keeps; anything nested is no setting it knows.
+_SCALARS = (str, int, float, bool)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -133,7 +137,11 @@ class InvokeAIModel:
     variant: str = ""
     description: str = ""
     source: str = ""
+    prediction_type: str = ""
+    trigger_phrases: tuple[str, ...] = ()
     defaults: ModelDefaults = field(default_factory=ModelDefaults)
+    # InvokeAI's default_settings as they are, whatever the type (a LoRA's weights, a ControlNet's preprocessor).
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def identifier(self) -> ModelIdentifier:
@@ -153,6 +161,11 @@ class InvokeAIModel:
             variant=_optional(config, "variant", str) or "",
             description=_optional(config, "description", str) or "",
             source=_optional(config, "source", str) or "",
+            prediction_type=_optional(config, "prediction_type", str) or "",
+            trigger_phrases=tuple(
+                _typed(phrase, str, "a trigger phrase") for phrase in _optional(config, "trigger_phrases", list) or []
+            ),
+            settings={name: value for name, value in settings.items() if value is None or isinstance(value, _SCALARS)},
             defaults=ModelDefaults(
                 width=_optional(settings, "width", int),
                 height=_optional(settings, "height", int),
@@ -162,6 +175,50 @@ class InvokeAIModel:
                 guidance=_optional(settings, "guidance", (int, float)),
                 vae=_optional(settings, "vae", str),
             ),
+        )
+
+
+# InvokeAI's install-job statuses that never change again.
+INSTALL_FINISHED = frozenset({"completed", "error", "cancelled"})
+
+
+@dataclass(frozen=True)
+class InstallJob:
+    """One of InvokeAI's model install jobs (`/api/v2/models/install/{id}`). Its ids count from 0 again after
+    each server start, so `source` tells a job from another one that later got the same id."""
+
+    id: int
+    status: str
+    source: str
+    bytes: int = 0
+    total_bytes: int = 0
+    error_reason: str = ""
+    error: str = ""
+    # The installed model (`config_out`), once the job has completed; its type may be "unknown".
+    model: InvokeAIModel | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in INSTALL_FINISHED
+
+    @classmethod
+    def from_body(cls, body: Any) -> InstallJob:
+        body = _dict(body, "an install job")
+        config_in = _dict(body.get("config_in") or {}, "config_in")
+        source = _optional(config_in, "source", str)
+        if source is None:
+            where = _dict(body.get("source") or {}, "source")
+            source = where.get("path") or where.get("url") or where.get("repo_id") or ""
+        config_out = body.get("config_out")
+        return cls(
+            id=_int(body, "id"),
+            status=_str(body, "status"),
+            source=_typed(source, str, "source"),
+            bytes=_optional(body, "bytes", int) or 0,
+            total_bytes=_optional(body, "total_bytes", int) or 0,
+            error_reason=_optional(body, "error_reason", str) or "",
+            error=_optional(body, "error", str) or "",
+            model=InvokeAIModel.from_config(config_out) if config_out else None,
         )
 
 
@@ -427,12 +484,15 @@ class InvokeAIClient:
         expect: str = "application/json",
         limit: int = MAX_JSON_BYTES,
         error: type[InvokeAIError] = InvokeAIError,
+        headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> _Answer:
         """One exchange, within the total deadline: its status and, if it is the answer expected, its body
         (at most `limit` bytes). Redirects are answers too: the client does not follow them."""
         self._last_request = (method, path)
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        headers = dict(headers or {})
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
         try:
             with transport.Deadline(self.total_timeout) as deadline:
                 try:
@@ -444,6 +504,11 @@ class InvokeAIClient:
                 if deadline.expired:
                     # Cut off mid-headers, http.client takes what came as the whole answer.
                     raise self._too_slow(method, path, total=True)
+                if answer.status >= 500:
+                    # After an unhandled exception InvokeAI may reset the next request on the same connection
+                    # (EXTRAS gotcha 2); a POST is not retried, so it must go out on a fresh one.
+                    for adapter in self._session.adapters.values():
+                        adapter.close()
                 return answer
         except transport.AddressRefused as exc:
             raise InvokeAIAddressRefused(
@@ -658,6 +723,71 @@ class InvokeAIClient:
         """Find a model again after a reinstall gave it a new key (FACTS #2)."""
         body = self._request("GET", "/api/v2/models/get_by_hash", params={"hash": hash}, allow_404=True)
         return None if body is None else InvokeAIModel.from_config(self._decode(body))
+
+    @_answers
+    def install_model(self, source: str, *, name: str = "") -> InstallJob:
+        """Start installing a model from a path on InvokeAI's host (registered where it is), a URL or a Hugging
+        Face repo id. InvokeAI answers at once; the job then runs in its background (`install_job`)."""
+        path = "/api/v2/models/install"
+        # The body is required, even empty (422 without one).
+        answer = self._send(
+            "POST",
+            path,
+            params={"source": source, "inplace": "true"},
+            json={"name": name} if name else {},
+            error=ModelInstallError,
+        )
+        if answer.status == 409:
+            raise ModelInstallError(
+                f"InvokeAI at {self.base_url} has nothing it can install at {transport.excerpt(source, 200)}: "
+                "no such file or folder on its host, and no URL or Hugging Face repo id either "
+                f"({_describe_detail(_json_or_text(answer.body))}).",
+                code="model_source_not_found",
+                details={"source": source},
+            )
+        if answer.status >= 500 and not source.startswith(("/", "http://", "https://")):
+            # A source that is neither a path nor a URL is taken for a Hugging Face repo id; offline, or for a
+            # repo that does not exist, InvokeAI fails with a bare 500.
+            raise ModelInstallError(
+                f"InvokeAI at {self.base_url} could not reach the Hugging Face repo "
+                f"'{transport.excerpt(source, 200)}': it may have no internet access, or no such repo exists. "
+                "A local file needs its absolute path on InvokeAI's host.",
+                code="model_source_unreachable",
+                details={"source": source},
+            )
+        if 200 <= answer.status < 300 and not answer.content_type.startswith("application/json"):
+            raise self._unexpected(f"{transport.excerpt(answer.content_type, 60) or 'no content type'}, not JSON")
+        if answer.status >= 300:
+            raise ModelInstallError(
+                f"InvokeAI at {self.base_url} refused to install {transport.excerpt(source, 200)} "
+                f"({answer.status}): {_describe_detail(_json_or_text(answer.body))}",
+                details={"source": source, "status": answer.status},
+            )
+        return InstallJob.from_body(self._decode(answer.body))
+
+    @_answers
+    def install_job(self, job_id: int) -> InstallJob | None:
+        """The job, or None if InvokeAI does not know it (pruned, or the server restarted)."""
+        body = self._request("GET", f"/api/v2/models/install/{job_id}", allow_404=True)
+        return None if body is None else InstallJob.from_body(self._decode(body))
+
+    def delete_model(self, key: str) -> bool:
+        """Uninstall a model (InvokeAI deletes its files only if they are inside its own models folder); False if
+        it was not installed."""
+        path = f"/api/v2/models/i/{key}"
+        # Every 204 endpoint answers 500 to a client accepting gzip, after doing the work (EXTRAS gotcha 1).
+        answer = self._send("DELETE", path, headers={"Accept-Encoding": "identity"}, error=ModelInstallError)
+        if answer.status == 404:
+            return False
+        if answer.status >= 500 and self.get_model(key) is None:
+            return True
+        if answer.status >= 300:
+            raise ModelInstallError(
+                f"InvokeAI at {self.base_url} refused to uninstall model {key} ({answer.status}): "
+                f"{_describe_detail(_json_or_text(answer.body))}",
+                details={"key": key, "status": answer.status},
+            )
+        return True
 
     # --- queue ---
 

@@ -36,6 +36,12 @@ class ModelError(InvokeAIError, InvalidInput):
     code = "model_unavailable"
 
 
+class ModelInstallError(ModelError):
+    """InvokeAI cannot install (or uninstall) this model: nothing at the source, not a model, already there..."""
+
+    code = "model_install_failed"
+
+
 class GenerationError(InvokeAIError):
     """InvokeAI refused a batch or an item of it failed."""
 

@@ -108,6 +108,7 @@ def _urls(app_objects) -> list[str]:
         "steps/(?P<pk>\\d+)": f"steps/{app_objects['step']}",
         "<int:pk>": str(app_objects["session"]),
         "(?P<pk>\\d+)": str(app_objects["session"]),
+        "<str:key>": app_objects["model"],
     }
     missing = {
         "<uuid:album_id>": "00000000-0000-0000-0000-000000000000",
@@ -118,6 +119,7 @@ def _urls(app_objects) -> list[str]:
         "(?P<photo_id>[0-9a-f-]{36})": "00000000-0000-0000-0000-000000000000",
         "<int:pk>": HUGE,
         "(?P<pk>\\d+)": HUGE,
+        "<str:key>": "no-such-model",
     }
     choices = {
         "(?P<status>completed|abandoned)": "completed",

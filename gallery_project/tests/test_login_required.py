@@ -17,7 +17,7 @@ from backends.models import BackendSettings, PodSession
 from backends.services import backend_settings_get
 from generation import models_cache
 from generation import services as generation_services
-from generation.models import CachedModel, GenerationSession, GenerationStep, StepAlternative
+from generation.models import CachedModel, GenerationSession, GenerationStep, Preset, StepAlternative
 from photos.models import Photo
 from photos.tests.conftest import upload  # noqa: F401  (the fixture)
 from photos.tests.factories import PhotoFactory
@@ -145,9 +145,18 @@ STAFF_ONLY = {
     "backend-pod-sessions",
     "model-refresh",
     "studio:refresh-models",
+    # Installing and uninstalling models, and the Models page with its favorites and step options.
+    "model-install-list",
+    "model-install-detail",
+    "studio:models",
+    "studio:install",
+    "studio:install-status",
+    "studio:model-favorite",
+    "studio:model-options",
+    "studio:model-uninstall",
 }
-# Staff-only for some methods: the model list and detail are read by everyone, changed by staff.
-STAFF_TO_CHANGE = {"model-detail"}
+# Staff-only for some methods: the model list, detail and components are read by everyone, changed by staff.
+STAFF_TO_CHANGE = {"model-detail", "model-components"}
 METHODS = ["get", "post", "put", "patch", "delete"]
 SECRET_NAME = "Owner's secret album"
 SECRET_PROMPT = "an owner's secret prompt about a lighthouse"
@@ -170,6 +179,8 @@ def _kind(name: str) -> str | None:
         "studio:close": "session",
         "generation-step": "step",
         "studio:step": "step",
+        "preset-": "preset",
+        "studio:preset-delete": "preset",
     }
     return next((kind for prefix, kind in prefixes.items() if name.startswith(prefix)), None)
 
@@ -274,6 +285,7 @@ def owners_things(user, upload, use_fake_invokeai, settings):  # noqa: F811
         invoke_id="owners-image.png",
     )
     StepAlternative.objects.create(step=step, photo=generated, item_id=1, index=0)
+    preset = Preset.objects.create(owner=user, name="Owner's secret preset", model_key=model.key)
     ids = {
         "photo": str(photo.pk),
         "trashed": str(trashed.pk),
@@ -284,10 +296,11 @@ def owners_things(user, upload, use_fake_invokeai, settings):  # noqa: F811
         "session": str(session.pk),
         "step": str(step.pk),
         "model": model.key,
+        "preset": str(preset.pk),
     }
     secrets = [str(hidden.pk), str(trashed.pk), str(hidden_album.pk), str(photo_link.link.pk)]
     secrets += [SECRET_NAME, SECRET_PROMPT, SECRET_FILENAME, "Owner's session", album_link.token, photo_link.token]
-    secrets += ["Owner's hidden album", "owner-hidden.jpg", "an owner's download error"]
+    secrets += ["Owner's hidden album", "owner-hidden.jpg", "an owner's download error", "Owner's secret preset"]
     return {"ids": ids, "secrets": secrets, "user": user}
 
 
@@ -303,6 +316,7 @@ def owner_state(owner) -> list:
         list(GenerationStep.objects.filter(session__owner=owner).order_by("pk").values()),
         list(StepAlternative.objects.filter(step__session__owner=owner).order_by("pk").values()),
         list(CachedModel.objects.order_by("pk").values("key", "is_favorite", "options", "available")),
+        list(Preset.objects.filter(owner=owner).order_by("pk").values()),
         list(PodSession.objects.order_by("pk").values()),
         # Activity and connection state may move with another account's use; what staff set may not.
         [
@@ -358,7 +372,8 @@ def test_another_account_cannot_read_or_change_the_owners_things(client, owners_
     before = owner_state(owner)
     answers = _walk_as_guest(client, name, regex, owners_things["ids"])
     # The same route with ids of nothing: another account's object must look exactly like a missing one.
-    unknown = {key: str(uuid.uuid4()) for key in owners_things["ids"]} | {"session": "987654", "step": "987655"}
+    unknown = {key: str(uuid.uuid4()) for key in owners_things["ids"]}
+    unknown |= {"session": "987654", "step": "987655", "preset": "987656"}
     unknown["model"] = owners_things["ids"]["model"]  # the model cache is shared by everyone
     missing = _walk_as_guest(client, name, regex, unknown)
 

@@ -173,7 +173,7 @@ def test_every_admin_list_opens_for_a_superuser_with_an_owner_column_where_rows_
 
     from albums import services as album_services
     from generation import services as generation_services
-    from generation.models import GenerationStep
+    from generation.models import GenerationStep, ModelInstall, Preset
     from workflows.models import Workflow
 
     guest = other_account()
@@ -185,6 +185,8 @@ def test_every_admin_list_opens_for_a_superuser_with_an_owner_column_where_rows_
         session=session, position=1, prompt="p", model_key="k", model_hash="h", model_name="m", batch_size=1
     )
     Workflow.objects.create(owner=guest, name="w", schema_version="4.0.0", source="paste", document="{}")
+    ModelInstall.objects.create(owner=guest, source="/models/x.safetensors", backend_url="http://127.0.0.1:9090")
+    Preset.objects.create(owner=guest, name="Theirs", model_key="k")
     client.force_login(user)
     for model, model_admin in admin.site._registry.items():
         url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"

@@ -1,11 +1,11 @@
 import contextlib
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from gallery_project.errors import AppError, Unavailable
+from gallery_project.management.accounts import add_owner_argument, command_owner
 from photos import services
 from photos.imaging import ALLOWED_EXTENSIONS
 
@@ -23,25 +23,7 @@ class Command(BaseCommand):
             action="store_true",
             help="Also try files whose extension is not an image type (they are reported as skipped).",
         )
-        parser.add_argument(
-            "--owner",
-            metavar="USERNAME",
-            help="The account the photos belong to (default: the first superuser).",
-        )
-
-    def _owner(self, username: str | None):
-        users = get_user_model().objects
-        if username:
-            owner = users.filter(**{users.model.USERNAME_FIELD: username}).first()
-            if owner is None:
-                raise CommandError(f"There is no account named {username!r}.")
-            return owner
-        owner = users.filter(is_superuser=True).order_by("pk").first()
-        if owner is None:
-            raise CommandError(
-                "There is no account yet: create one (open the gallery, or `manage.py ensure_superuser`)."
-            )
-        return owner
+        add_owner_argument(parser, "the photos belong to")
 
     def _import(self, path: Path, owner) -> services.PhotoCreated:
         """One file; while uploads hold the decode memory it waits its turn again, as nobody is there to retry."""
@@ -57,7 +39,7 @@ class Command(BaseCommand):
     def handle(self, *args, directory: Path, all_files: bool, owner: str | None, **options) -> None:
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory.")
-        account = self._owner(owner)
+        account = command_owner(owner)
         files = sorted(
             path
             for path in directory.rglob("*")
