@@ -10,18 +10,27 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import F, Q, QuerySet
+from django.utils import timezone
 
 from gallery_project.errors import InvalidInput, NotFound
 from gallery_project.permissions import Owner, owned_by
 
 from .models import Photo, PhotoTally
 
-SORTS = ("newest", "oldest")
+# Each sort's (field, descending): by date taken (the timeline) or by date added.
+SORT_KEYS = {
+    "taken": ("taken_at", True),
+    "taken_oldest": ("taken_at", False),
+    "newest": ("created_at", True),
+    "oldest": ("created_at", False),
+}
+SORTS = tuple(SORT_KEYS)
+_TAKEN_TAG = "taken"
 MAX_LIMIT = 200
 # album_id=UNCATEGORIZED lists the photos that are in no album.
 UNCATEGORIZED = "none"
@@ -56,14 +65,22 @@ def _decode(cursor: str) -> list[Any]:
     return values
 
 
-def encode_cursor(photo: Photo) -> str:
-    return _encode([photo.created_at.isoformat(), photo.id.hex])
+def encode_cursor(photo: Photo, sort: str = "newest") -> str:
+    field, _ = SORT_KEYS[sort]
+    values = [getattr(photo, field).isoformat(), photo.id.hex]
+    # Tagged, so a cursor of one order handed back with the other is refused rather than misread.
+    return _encode([_TAKEN_TAG, *values] if field == "taken_at" else values)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(cursor: str, sort: str = "newest") -> tuple[datetime, uuid.UUID]:
+    values = _decode(cursor)
+    if SORT_KEYS[sort][0] == "taken_at":
+        if values[:1] != [_TAKEN_TAG]:
+            raise _bad_cursor()
+        values = values[1:]
     try:
-        created, pk = _decode(cursor)
-        return datetime.fromisoformat(created), uuid.UUID(hex=pk)
+        moment, pk = values
+        return datetime.fromisoformat(moment), uuid.UUID(hex=pk)
     except (ValueError, TypeError, AttributeError):
         raise _bad_cursor() from None
 
@@ -87,12 +104,23 @@ def _after_cursor(queryset: QuerySet[Photo], cursor: str, sort: str) -> QuerySet
     if sort == ALBUM_ORDER:
         position, pk = _decode_position_cursor(cursor)
         return queryset.filter(Q(album_position__gte=position), Q(album_position__gt=position) | Q(id__gt=pk))
-    created, pk = decode_cursor(cursor)
+    moment, pk = decode_cursor(cursor, sort)
+    field, descending = SORT_KEYS[sort]
     # The first condition bounds an index range scan; the OR only breaks ties on the boundary timestamp.
     # Written as a bare OR, PostgreSQL would walk the index from the start and filter, making deep pages slow.
-    if sort == "newest":
-        return queryset.filter(Q(created_at__lte=created), Q(created_at__lt=created) | Q(id__lt=pk))
-    return queryset.filter(Q(created_at__gte=created), Q(created_at__gt=created) | Q(id__gt=pk))
+    if descending:
+        return queryset.filter(Q(**{f"{field}__lte": moment}), Q(**{f"{field}__lt": moment}) | Q(id__lt=pk))
+    return queryset.filter(Q(**{f"{field}__gte": moment}), Q(**{f"{field}__gt": moment}) | Q(id__gt=pk))
+
+
+def _from_day(queryset: QuerySet[Photo], day: date, sort: str) -> QuerySet[Photo]:
+    """The list from `day` on, in its own order: a jump to a date, costing what the first page costs."""
+    field, descending = SORT_KEYS[sort]
+    zone = timezone.get_current_timezone()
+    if descending:
+        end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+        return queryset.filter(**{f"{field}__lt": end})
+    return queryset.filter(**{f"{field}__gte": datetime.combine(day, time.min, tzinfo=zone)})
 
 
 def _tallied_total(*, owner: Owner, deleted: bool, generated: bool | None) -> int | None:
@@ -131,11 +159,13 @@ def photo_list(
     limit: int = 50,
     offset: int = 0,
     cursor: str | None = None,
+    from_day: date | None = None,
     deleted: bool = False,
     album_id: uuid.UUID | str | None = None,
     queryset: QuerySet[Photo] | None = None,
 ) -> PhotoPage:
-    """A page of the owner's photos, newest or oldest first; `cursor` continues after a page at constant cost.
+    """A page of the owner's photos by date taken or added, either way; `cursor` continues after a page and
+    `from_day` starts at a day, both at the cost of the first page (`total` still counts the whole list).
 
     `album_id` keeps the photos of one album, in the album's order (`sort` does not apply), or with
     `UNCATEGORIZED` the photos in no album. The albums app owns albums; this only follows the reverse
@@ -167,12 +197,14 @@ def photo_list(
         sort = ALBUM_ORDER
     if total is None:
         total = queryset.count()
-    ordering = {
-        "newest": ("-created_at", "-id"),
-        "oldest": ("created_at", "id"),
-        ALBUM_ORDER: ("album_position", "id"),
-    }[sort]
+    if sort == ALBUM_ORDER:
+        ordering = ("album_position", "id")
+    else:
+        field, descending = SORT_KEYS[sort]
+        ordering = (f"-{field}", "-id") if descending else (field, "id")
     page = queryset.order_by(*ordering)
+    if from_day is not None and sort != ALBUM_ORDER:
+        page = _from_day(page, from_day, sort)
     if cursor:
         page = _after_cursor(page, cursor, sort)
         offset = 0
@@ -181,7 +213,7 @@ def photo_list(
     items = items[:limit]
     next_cursor = None
     if has_more:
-        next_cursor = _encode_position_cursor(items[-1]) if sort == ALBUM_ORDER else encode_cursor(items[-1])
+        next_cursor = _encode_position_cursor(items[-1]) if sort == ALBUM_ORDER else encode_cursor(items[-1], sort)
     return PhotoPage(items=items, total=total, limit=limit, offset=offset, next_cursor=next_cursor)
 
 

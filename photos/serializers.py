@@ -44,6 +44,7 @@ class PhotoSerializer(serializers.ModelSerializer):
             "retrieval_attempts",
             "last_retrieval_attempt",
             "retrieval_error",
+            "taken_at",
             "created_at",
             "deleted_at",
             "file_url",
@@ -92,8 +93,18 @@ class PhotoListQuerySerializer(serializers.Serializer):
     limit = limit_field(maximum=selectors.MAX_LIMIT)
     offset = offset_field()
     generated = serializers.BooleanField(required=False, allow_null=True, default=None)
-    sort = serializers.ChoiceField(choices=selectors.SORTS, default="newest")
+    sort = serializers.ChoiceField(
+        choices=selectors.SORTS,
+        default="newest",
+        help_text="`taken`/`taken_oldest`: by date taken (the timeline); `newest`/`oldest`: by date added.",
+    )
     cursor = serializers.CharField(required=False, allow_blank=True, default="")
+    from_day = serializers.DateField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Start at this day (YYYY-MM-DD, in TIME_ZONE) in the list's order: a jump to a date.",
+    )
     album_id = serializers.CharField(
         required=False,
         allow_blank=True,

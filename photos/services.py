@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, TypeGuard
@@ -25,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from gallery_project.errors import Conflict, NotFound
 from gallery_project.permissions import Owner
 
-from . import imaging, storage
+from . import embedded, imaging, storage
 from .models import Photo, PhotoTally
 from .selectors import live_photos, owned_photos, photo_get
 
@@ -56,8 +57,12 @@ def photo_create(
     filename: str,
     size: int,
     image_category: str = Photo.Category.USER,
+    taken_fallback: datetime | None = None,
 ) -> PhotoCreated:
     """Validate an uploaded image, store it with its renditions, and insert its row as the owner's photo.
+
+    The date taken is the file's own (`embedded.taken_at`), else `taken_fallback` (an import passes the file's
+    modification time), else the upload time.
 
     Either everything lands (original, thumbnail, display image, row) or nothing does: files are written
     under temporary names, renamed into place inside the transaction, and removed again if anything fails.
@@ -78,6 +83,7 @@ def photo_create(
         imaging.check_size(filename, written)
         rendered = imaging.render(temp, filename, file_type, imaging.default_sizes())
         _stage_renditions(files, original, rendered.renditions)
+        taken_at = embedded.taken_at(temp) or taken_fallback or now
         # The owner's own photos only: another account's would tell that it holds the same image.
         duplicate_of = list(live_photos(owner=owner).filter(checksum=checksum).values_list("id", flat=True))
         with transaction.atomic():
@@ -93,6 +99,7 @@ def photo_create(
                 image_category=image_category,
                 local_storage_path=original,
                 local_thumbnail_path=storage.thumbnail_path(original),
+                taken_at=taken_at,
                 created_at=now,
             )
             files.publish()
@@ -208,7 +215,9 @@ def generated_photo_register(
     `owner_id`, the owner of the studio session that made it.
 
     Idempotent: the unique invoke_id makes a second call (a resumed follower, two at once) return the same row.
+    Its date taken is when InvokeAI named the image, a moment after it made it.
     """
+    now = timezone.now()
     return Photo.objects.get_or_create(
         invoke_id=invoke_id,
         defaults={
@@ -225,6 +234,8 @@ def generated_photo_register(
             "model_name": model_name,
             "source_image_id": source_image_id,
             "retrieval_status": Photo.RetrievalStatus.PENDING,
+            "taken_at": now,
+            "created_at": now,
         },
     )
 
@@ -389,3 +400,33 @@ def photo_tallies_rebuild() -> None:
             for row in counts
             for name in names
         )
+
+
+@dataclass(frozen=True)
+class TakenBackfill:
+    read: int
+    changed: int
+
+
+def photo_taken_backfill(*, batch_size: int = 500, progress: Callable[[int], object] | None = None) -> TakenBackfill:
+    """Give every uploaded or imported photo still dated by when it was added the date its file holds.
+
+    Photos from before dates were read have taken_at = created_at (migration 0004); studio images are dated
+    when made and are left alone. Walks by id, a batch at a time, so it holds no long transaction and a
+    second run only rereads the files that had no date.
+    """
+    todo = Photo.objects.filter(taken_at=F("created_at"), invoke_id="").exclude(local_storage_path="").order_by("pk")
+    read = changed = 0
+    last: uuid.UUID | None = None
+    while batch := list(
+        (todo.filter(pk__gt=last) if last else todo).values_list("pk", "local_storage_path")[:batch_size]
+    ):
+        for pk, relative in batch:
+            found = embedded.taken_at(storage.absolute(relative))
+            if found is not None:
+                changed += Photo.objects.filter(pk=pk, taken_at=F("created_at")).update(taken_at=found)
+        read += len(batch)
+        last = batch[-1][0]
+        if progress:
+            progress(len(batch))
+    return TakenBackfill(read=read, changed=changed)

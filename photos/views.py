@@ -19,7 +19,8 @@ PAGE_SIZE = 60
 
 def _filters(request: HttpRequest) -> dict[str, str]:
     kind = request.GET.get("kind", "all")
-    sort = request.GET.get("sort", "newest")
+    # The gallery is a timeline: by date taken unless asked otherwise.
+    sort = request.GET.get("sort", "taken")
     if kind not in KINDS or sort not in selectors.SORTS:
         raise InvalidInput("Unknown filter.", code="invalid_filter")
     return {"kind": kind, "sort": sort}

@@ -36,7 +36,7 @@ def test_infinite_scroll_returns_the_next_page_fragment(owner_client):
     assert first.count('class="tile') == 60
     cursor = first.split("cursor=")[1].split('"')[0]
 
-    fragment = owner_client.get(f"/?kind=all&sort=newest&cursor={cursor}", headers={"HX-Request": "true"})
+    fragment = owner_client.get(f"/?kind=all&sort=taken&cursor={cursor}", headers={"HX-Request": "true"})
     html = fragment.content.decode()
     assert "<html" not in html
     assert html.count('class="tile') == 5
