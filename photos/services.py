@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from gallery_project.errors import Conflict, NotFound
 from gallery_project.permissions import Owner
 
-from . import embedded, imaging, storage
+from . import ai_recipe, embedded, imaging, storage
 from .models import Photo, PhotoTally
 from .selectors import live_photos, owned_photos, photo_get
 
@@ -62,7 +62,8 @@ def photo_create(
     """Validate an uploaded image, store it with its renditions, and insert its row as the owner's photo.
 
     The date taken is the file's own (`embedded.taken_at`), else `taken_fallback` (an import passes the file's
-    modification time), else the upload time.
+    modification time), else the upload time. An image another generator made (`ai_recipe`) is stored as
+    generated, with its recipe.
 
     Either everything lands (original, thumbnail, display image, row) or nothing does: files are written
     under temporary names, renamed into place inside the transaction, and removed again if anything fails.
@@ -84,6 +85,7 @@ def photo_create(
         rendered = imaging.render(temp, filename, file_type, imaging.default_sizes())
         _stage_renditions(files, original, rendered.renditions)
         taken_at = embedded.taken_at(temp) or taken_fallback or now
+        recipe = ai_recipe.read(temp)
         # The owner's own photos only: another account's would tell that it holds the same image.
         duplicate_of = list(live_photos(owner=owner).filter(checksum=checksum).values_list("id", flat=True))
         with transaction.atomic():
@@ -97,6 +99,7 @@ def photo_create(
                 mime_type=file_type.mime_type,
                 checksum=checksum,
                 image_category=image_category,
+                **_recipe_fields(recipe),
                 local_storage_path=original,
                 local_thumbnail_path=storage.thumbnail_path(original),
                 taken_at=taken_at,
@@ -104,6 +107,21 @@ def photo_create(
             )
             files.publish()
     return PhotoCreated(photo=photo, duplicate_of=duplicate_of)
+
+
+def _recipe_fields(recipe: ai_recipe.Recipe | None) -> dict[str, Any]:
+    """A photo's fields for the recipe another tool embedded in it, as the studio fills them for its own."""
+    if recipe is None:
+        return {}
+    return {
+        "is_generated": True,
+        "generation_prompt": recipe.prompt,
+        "generation_negative_prompt": recipe.negative_prompt,
+        "generation_params": recipe.params,
+        "seed": recipe.seed,
+        "model_name": recipe.model_name,
+        "model_hash": recipe.model_hash,
+    }
 
 
 def _stage_renditions(files: storage.StagedFiles, original: str, renditions: dict[int, bytes]) -> None:
