@@ -1,8 +1,10 @@
-"""What an image file says about itself: when it was taken.
+"""What an image file says about itself: when it was taken, and with what camera, where.
 
-Read once, when a photo is stored (upload, `import_photos`, `backfill_taken`), from a file that has already been
-validated. Nothing here may refuse a photo: a date that is missing, garbled or implausible is just not a date,
-and the caller falls back to what it knows (the file's modification time, the upload time).
+The date is read once, when a photo is stored (upload, `import_photos`, `backfill_taken`), from a file that has
+already been validated; the camera's details (`camera_details`) are read from the original when its owner opens
+the photo, as they are only ever shown there. Nothing here may refuse a photo: a date that is missing, garbled or
+implausible is just not a date, and the caller falls back to what it knows (the file's modification time, the
+upload time); a garbled camera field is left out.
 
 Where the date comes from, best first:
 
@@ -22,7 +24,9 @@ import logging
 import re
 import struct
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
@@ -183,3 +187,100 @@ def parse_free_datetime(text: str) -> datetime | None:
     if timezone.is_naive(moment):
         return timezone.make_aware(moment, timezone.get_default_timezone())
     return moment
+
+
+@dataclass(frozen=True)
+class CameraDetails:
+    """The camera's EXIF fields, formatted for people; empty strings (and None) where the file says nothing."""
+
+    camera: str = ""
+    lens: str = ""
+    aperture: str = ""
+    shutter: str = ""
+    iso: str = ""
+    focal_length: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+
+    @property
+    def exposure(self) -> str:
+        return " · ".join(part for part in (self.aperture, self.shutter, self.iso, self.focal_length) if part)
+
+    @property
+    def has_location(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+    @property
+    def map_url(self) -> str:
+        """The place on OpenStreetMap (a link the owner follows, never loaded by the page)."""
+        if not self.has_location:
+            return ""
+        return f"https://www.openstreetmap.org/?mlat={self.latitude:.6f}&mlon={self.longitude:.6f}#map=15/{self.latitude:.6f}/{self.longitude:.6f}"
+
+
+def _fraction(value: object) -> Fraction | None:
+    try:
+        number = Fraction(float(value)).limit_denominator(100_000)  # type: ignore[arg-type]  # IFDRational and the like
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return number if number > 0 else None
+
+
+def _shutter(value: object) -> str:
+    seconds = _fraction(value)
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"1/{round(1 / seconds)} s"
+    return f"{float(seconds):g} s"
+
+
+def _degrees(value: object, reference: object) -> float | None:
+    """GPS degrees, minutes, seconds (three rationals) and N/S/E/W as signed decimal degrees."""
+    if not isinstance(value, tuple) or len(value) != 3:
+        return None
+    parts = [_fraction(part) if part else Fraction(0) for part in value]
+    if any(part is None for part in parts):
+        return None
+    degrees, minutes, seconds = (float(part) for part in parts if part is not None)
+    decimal = degrees + minutes / 60 + seconds / 3600
+    return -decimal if _text(reference).upper() in ("S", "W") else decimal
+
+
+def camera_details(path: Path) -> CameraDetails:
+    """The camera, lens, exposure and location the file at `path` records (nothing for a file without EXIF)."""
+    try:
+        with Image.open(path) as image:
+            exif = image.getexif()
+        sub = exif.get_ifd(ExifTags.IFD.Exif)
+        gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    except Exception:
+        logger.warning("Could not read the EXIF of %s", path.name, exc_info=True)
+        return CameraDetails()
+    make, model = _text(exif.get(ExifTags.Base.Make)), _text(exif.get(ExifTags.Base.Model))
+    # Many cameras repeat the make in the model ("Canon" / "Canon EOS R5").
+    camera = model if make and model.lower().startswith(make.lower()) else " ".join(filter(None, (make, model)))
+    lens = _text(sub.get(ExifTags.Base.LensModel)) or _text(sub.get(ExifTags.Base.LensMake))
+    f_number = _fraction(sub.get(ExifTags.Base.FNumber))
+    iso = sub.get(ExifTags.Base.ISOSpeedRatings)
+    if isinstance(iso, tuple):
+        iso = iso[0] if iso else None
+    focal = _fraction(sub.get(ExifTags.Base.FocalLength))
+    focal_35 = sub.get(ExifTags.Base.FocalLengthIn35mmFilm)
+    focal_text = f"{float(focal):g} mm" if focal else ""
+    if focal_text and isinstance(focal_35, int) and focal_35 > 0 and focal_35 != round(float(focal or 0)):
+        focal_text += f" ({focal_35} mm equiv.)"
+    latitude = _degrees(gps.get(ExifTags.GPS.GPSLatitude), gps.get(ExifTags.GPS.GPSLatitudeRef))
+    longitude = _degrees(gps.get(ExifTags.GPS.GPSLongitude), gps.get(ExifTags.GPS.GPSLongitudeRef))
+    if latitude is None or longitude is None or abs(latitude) > 90 or abs(longitude) > 180:
+        latitude = longitude = None
+    return CameraDetails(
+        camera=camera[:200],
+        lens=lens[:200],
+        aperture=f"f/{float(f_number):.1f}".replace(".0", "") if f_number else "",
+        shutter=_shutter(sub.get(ExifTags.Base.ExposureTime)),
+        iso=f"ISO {iso}" if isinstance(iso, int) and iso > 0 else "",
+        focal_length=focal_text,
+        latitude=latitude,
+        longitude=longitude,
+    )

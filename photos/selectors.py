@@ -20,6 +20,7 @@ from django.utils import timezone
 from gallery_project.errors import InvalidInput, NotFound
 from gallery_project.permissions import Owner, owned_by
 
+from . import embedded, storage
 from .models import Photo, PhotoTally
 
 # Each sort's (field, descending): by date taken (the timeline) or by date added.
@@ -224,3 +225,10 @@ def photo_get(*, photo_id: uuid.UUID | str, owner: Owner, include_deleted: bool 
         return queryset.get(pk=photo_id)
     except (Photo.DoesNotExist, ValidationError):
         raise NotFound("This photo does not exist.", details={"photo_id": str(photo_id)}) from None
+
+
+def photo_camera_details(*, photo: Photo) -> embedded.CameraDetails:
+    """The camera, exposure and location recorded in the photo's original (for its owner's eyes only)."""
+    if not photo.is_available:
+        return embedded.CameraDetails()
+    return embedded.camera_details(storage.absolute(photo.local_storage_path))

@@ -52,7 +52,7 @@ def photo_detail(request: HtmxRequest, pk) -> HttpResponse:
     template = "photos/photo.html"
     if request.htmx:
         template += "#lightbox-body"
-    return render(request, template, {"photo": photo})
+    return render(request, template, {"photo": photo, "camera": selectors.photo_camera_details(photo=photo)})
 
 
 @require_GET
