@@ -86,6 +86,12 @@ class Photo(models.Model):
                 name="photo_owner_live_kind_taken",
                 condition=Q(deleted_at=None),
             ),
+            # Favourites are few: their own small index keeps their page and their count cheap.
+            models.Index(
+                fields=["owner", "taken_at", "id"],
+                name="photo_owner_favorite_taken",
+                condition=Q(deleted_at=None, is_favorite=True),
+            ),
             models.Index(fields=["deleted_at"], name="photo_trash", condition=Q(deleted_at__isnull=False)),
             models.Index(
                 fields=["retrieval_status", "last_retrieval_attempt"],

@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -156,6 +157,7 @@ def photo_list(
     *,
     owner: Owner,
     generated: bool | None = None,
+    favorite: bool | None = None,
     sort: str = "newest",
     limit: int = 50,
     offset: int = 0,
@@ -182,12 +184,14 @@ def photo_list(
     total = None
     if queryset is None:
         queryset = owned_photos(owner).filter(deleted_at__isnull=False) if deleted else live_photos(owner=owner)
-        if album_id is None:  # the tallies count photos by kind, not by album
+        if album_id is None and favorite is None:  # the tallies count photos by kind only
             total = _tallied_total(owner=owner, deleted=deleted, generated=generated)
     else:
         queryset = owned_by(queryset, owner)
     if generated is not None:
         queryset = queryset.filter(is_generated=generated)
+    if favorite is not None:
+        queryset = queryset.filter(is_favorite=favorite)
     if album_id == UNCATEGORIZED:
         queryset = queryset.filter(album_entries__isnull=True)
     elif album_id is not None:
@@ -232,3 +236,32 @@ def photo_camera_details(*, photo: Photo) -> embedded.CameraDetails:
     if not photo.is_available:
         return embedded.CameraDetails()
     return embedded.camera_details(storage.absolute(photo.local_storage_path))
+
+
+def owned_photo_ids(*, owner: Owner, photo_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """`photo_ids` without repeats, once every one is checked to be the owner's (trashed ones included);
+    otherwise InvalidInput naming those that are not, so that a bulk action does nothing to the others either."""
+    wanted = list(dict.fromkeys(photo_ids))
+    existing = set(owned_photos(owner).filter(pk__in=wanted).values_list("pk", flat=True))
+    if missing := [str(pk) for pk in wanted if pk not in existing]:
+        raise InvalidInput("Some of these photos do not exist.", code="unknown_photos", details={"photo_ids": missing})
+    return wanted
+
+
+def photos_for_download(*, owner: Owner, photo_ids: Sequence[uuid.UUID]) -> list[Photo]:
+    """The owner's photos to put in a ZIP, in timeline order (oldest first); all of them must be the owner's
+    and downloaded from InvokeAI already, or none is sent."""
+    wanted = owned_photo_ids(owner=owner, photo_ids=photo_ids)
+    photos = list(
+        owned_photos(owner)
+        .filter(pk__in=wanted)
+        .only("id", "filename", "local_storage_path", "taken_at", "retrieval_status")
+        .order_by("taken_at", "id")
+    )
+    if pending := [str(photo.pk) for photo in photos if not photo.is_available]:
+        raise InvalidInput(
+            "Some of these photos have not been downloaded from InvokeAI yet.",
+            code="not_retrieved",
+            details={"photo_ids": pending},
+        )
+    return photos

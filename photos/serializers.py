@@ -8,8 +8,11 @@ from rest_framework import serializers
 
 from gallery_project.pagination import limit_field, offset_field
 
-from . import selectors
+from . import selectors, services
 from .models import Photo
+
+# Enough for any selection a person makes by hand; a bound on what one request makes the server do.
+MAX_PHOTO_IDS = 20_000
 
 
 class PhotoSerializer(serializers.ModelSerializer):
@@ -93,6 +96,7 @@ class PhotoListQuerySerializer(serializers.Serializer):
     limit = limit_field(maximum=selectors.MAX_LIMIT)
     offset = offset_field()
     generated = serializers.BooleanField(required=False, allow_null=True, default=None)
+    favorite = serializers.BooleanField(required=False, allow_null=True, default=None)
     sort = serializers.ChoiceField(
         choices=selectors.SORTS,
         default="newest",
@@ -126,3 +130,15 @@ class PhotoListQuerySerializer(serializers.Serializer):
 class PhotoUploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
     image_category = serializers.ChoiceField(choices=Photo.Category.choices, default=Photo.Category.USER)
+
+
+class PhotoIdsSerializer(serializers.Serializer):
+    photo_ids = serializers.ListField(child=serializers.UUIDField(), allow_empty=False, max_length=MAX_PHOTO_IDS)
+
+
+class PhotoBulkSerializer(PhotoIdsSerializer):
+    action = serializers.ChoiceField(choices=[action.value for action in services.BulkAction])
+
+
+class PhotoFavoriteSerializer(serializers.Serializer):
+    is_favorite = serializers.BooleanField()

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, BinaryIO, TypeGuard
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from gallery_project.permissions import Owner
 
 from . import ai_recipe, embedded, imaging, storage
 from .models import Photo, PhotoTally
-from .selectors import live_photos, owned_photos, photo_get
+from .selectors import live_photos, owned_photo_ids, owned_photos, photo_get
 
 _CHUNK = 1024 * 1024
 
@@ -448,3 +449,25 @@ def photo_taken_backfill(*, batch_size: int = 500, progress: Callable[[int], obj
         if progress:
             progress(len(batch))
     return TakenBackfill(read=read, changed=changed)
+
+
+class BulkAction(StrEnum):
+    TRASH = "trash"
+    RESTORE = "restore"
+    FAVORITE = "favorite"
+    UNFAVORITE = "unfavorite"
+
+
+def photo_bulk_update(*, owner: Owner, photo_ids: Sequence[uuid.UUID], action: BulkAction) -> int:
+    """Trash, restore, favourite or unfavourite the owner's photos at once; return how many changed.
+
+    One UPDATE: the tally triggers count the moves to and from the trash as they do one photo's.
+    """
+    wanted = owned_photo_ids(owner=owner, photo_ids=photo_ids)
+    photos = owned_photos(owner).filter(pk__in=wanted)
+    if action == BulkAction.TRASH:
+        return photos.filter(deleted_at=None).update(deleted_at=timezone.now())
+    if action == BulkAction.RESTORE:
+        return photos.filter(deleted_at__isnull=False).update(deleted_at=None)
+    favorite = action == BulkAction.FAVORITE
+    return photos.exclude(is_favorite=favorite).update(is_favorite=favorite)

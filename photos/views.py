@@ -21,9 +21,10 @@ def _filters(request: HttpRequest) -> dict[str, str]:
     kind = request.GET.get("kind", "all")
     # The gallery is a timeline: by date taken unless asked otherwise.
     sort = request.GET.get("sort", "taken")
-    if kind not in KINDS or sort not in selectors.SORTS:
+    favorites = request.GET.get("favorites", "")
+    if kind not in KINDS or sort not in selectors.SORTS or favorites not in ("", "1"):
         raise InvalidInput("Unknown filter.", code="invalid_filter")
-    return {"kind": kind, "sort": sort}
+    return {"kind": kind, "sort": sort, "favorites": favorites}
 
 
 @require_GET
@@ -33,6 +34,7 @@ def gallery(request: HtmxRequest) -> HttpResponse:
     page = selectors.photo_list(
         owner=request.user,
         generated=KINDS[filters["kind"]],
+        favorite=True if filters["favorites"] else None,
         sort=filters["sort"],
         limit=PAGE_SIZE,
         cursor=request.GET.get("cursor") or None,

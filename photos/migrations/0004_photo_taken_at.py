@@ -1,4 +1,4 @@
-"""Photos get a date taken, indexed for the timeline.
+"""Photos get a date taken, indexed for the timeline (and for favourites).
 
 Existing photos start with the date they were added (one UPDATE, however many photos there are); the dates their
 files hold are read afterwards by `manage.py backfill_taken`, which can take a while and be resumed.
@@ -63,6 +63,14 @@ class Migration(migrations.Migration):
                 condition=Q(("deleted_at", None)),
                 fields=["owner", "is_generated", "taken_at", "id"],
                 name="photo_owner_live_kind_taken",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="photo",
+            index=models.Index(
+                condition=Q(("deleted_at", None), ("is_favorite", True)),
+                fields=["owner", "taken_at", "id"],
+                name="photo_owner_favorite_taken",
             ),
         ),
     ]

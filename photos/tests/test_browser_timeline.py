@@ -1,12 +1,17 @@
-"""The timeline's pieces in real Chromium, on a desktop and a phone: the details panel of the lightbox."""
+"""The timeline's pieces in real Chromium: the details panel (desktop and phone), favourites, bulk actions on
+a Shift-click range and its ZIP."""
 
 from __future__ import annotations
+
+import zipfile
 
 import pytest
 from playwright.sync_api import expect
 
 from conftest import log_in
+from photos.models import Photo
 
+from .images import image_bytes
 from .test_ai_recipe import a1111_png
 from .test_details import camera_jpeg
 
@@ -51,3 +56,58 @@ def test_the_details_panel_shows_camera_place_and_recipe(sized_page, live_server
     recipe.scroll_into_view_if_needed()
     expect(recipe.get_by_text("add_detail (0.7), film_grain (1)")).to_be_visible()
     page.screenshot(path=f"/tmp/gallery-details-recipe-{width}.png")
+
+
+def test_favourites_bulk_actions_and_a_zip_of_a_range(logged_in_page, live_server, upload, tmp_path):
+    page = logged_in_page
+    photos = [upload(f"p{i}.jpg", image_bytes(color=(40 * i, 100, 100))) for i in range(6)]
+    newest_first = list(reversed(photos))
+    page.goto(f"{live_server.url}/")
+    tiles = page.locator("#grid .tile")
+
+    # A star on the tile, and the same photo's star in the lightbox agrees.
+    first = tiles.nth(0)
+    first.hover()
+    with page.expect_response(lambda response: response.request.method == "PATCH"):
+        first.locator("[data-action=favorite]").click()
+    expect(first.locator("[data-action=favorite]")).to_have_attribute("aria-pressed", "true")
+    first.locator(".photo-link").click()
+    star = page.locator("#lightbox .lightbox-info [data-action=favorite]")
+    expect(star).to_have_attribute("aria-pressed", "true")
+    with page.expect_response(lambda response: response.request.method == "PATCH"):
+        star.click()
+    expect(star).to_have_attribute("aria-pressed", "false")
+    expect(first.locator("[data-action=favorite]")).to_have_attribute("aria-pressed", "false")
+    page.keyboard.press("Escape")
+
+    # Select a range with Shift-click, favourite it, and download it as one ZIP.
+    page.get_by_role("button", name="Select").click()
+    tiles.nth(1).click()
+    tiles.nth(3).click(modifiers=["Shift"])
+    expect(page.locator("[data-selection-count]")).to_have_text("3 photos selected")
+    page.screenshot(path="/tmp/gallery-selection-1280.png")
+    page.locator("#selection-bar [data-action=bulk-favorite]").click()
+    expect(page.locator("#grid .tile [aria-pressed=true]")).to_have_count(3)
+    assert {p.pk for p in Photo.objects.filter(is_favorite=True)} == {p.pk for p in newest_first[1:4]}
+
+    page.get_by_role("button", name="Select").click()
+    tiles.nth(1).click()
+    tiles.nth(3).click(modifiers=["Shift"])
+    with page.expect_download() as download_info:
+        page.locator("#selection-bar [data-action=bulk-download]").click()
+    saved = tmp_path / "photos.zip"
+    download_info.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive_file:
+        assert archive_file.namelist() == [f"{p.filename}" for p in photos[2:5]]  # oldest taken first
+
+    # Trash a range; Undo brings it back.
+    page.get_by_role("button", name="Select").click()
+    tiles.nth(0).click()
+    tiles.nth(1).click(modifiers=["Shift"])
+    page.locator("#selection-bar [data-action=bulk-trash]").click()
+    expect(tiles).to_have_count(4)
+    expect(page.locator("#photo-count")).to_have_text("4 photos")
+    assert Photo.objects.filter(deleted_at__isnull=False).count() == 2
+    page.locator(".toast").get_by_role("button", name="Undo").click()
+    expect(tiles).to_have_count(6)
+    assert Photo.objects.filter(deleted_at__isnull=False).count() == 0
