@@ -44,16 +44,21 @@ def test_favourite_one_photo_and_filter_by_favourites(api, django_assert_num_que
 def test_bulk_trash_restore_and_favourite(api):
     photos = PhotoFactory.create_batch(5)
     ids = [str(photo.pk) for photo in photos[:3]]
-    assert api.post("/api/photos/bulk/", {"action": "trash", "photo_ids": ids}, format="json").json() == {"changed": 3}
+
+    def bulk(action, photo_ids=ids):
+        return api.post("/api/photos/bulk/", {"action": action, "photo_ids": photo_ids}, format="json").json()
+
+    assert bulk("trash") == {"changed": 3}
     assert tally(photos[0]) == 2 and tally(photos[0], PhotoTally.TRASH) == 3
     # Trashing again changes nothing; restoring brings them back.
     assert api.post("/api/photos/bulk/", {"action": "trash", "photo_ids": ids}, format="json").json() == {"changed": 0}
-    assert api.post("/api/photos/bulk/", {"action": "restore", "photo_ids": ids}, format="json").json() == {"changed": 3}
+    assert api.post("/api/photos/bulk/", {"action": "restore", "photo_ids": ids}, format="json").json() == {
+        "changed": 3
+    }
     assert tally(photos[0]) == 5
-    body = api.post("/api/photos/bulk/", {"action": "favorite", "photo_ids": ids + ids}, format="json").json()
-    assert body == {"changed": 3}
+    assert bulk("favorite", ids + ids) == {"changed": 3}
     assert set(Photo.objects.filter(is_favorite=True).values_list("pk", flat=True)) == {p.pk for p in photos[:3]}
-    api.post("/api/photos/bulk/", {"action": "unfavorite", "photo_ids": ids[:1]}, format="json")
+    bulk("unfavorite", ids[:1])
     assert Photo.objects.filter(is_favorite=True).count() == 2
 
 
@@ -66,7 +71,11 @@ def test_bulk_with_an_unknown_or_foreign_photo_changes_nothing(api):
         assert response.json()["code"] == "unknown_photos"
         assert response.json()["details"]["photo_ids"] == photo_ids[1:]
     assert not Photo.objects.filter(deleted_at__isnull=False).exists()
-    for body in ({"action": "burn", "photo_ids": [str(mine.pk)]}, {"action": "trash", "photo_ids": []}, {"action": "trash"}):
+    for body in (
+        {"action": "burn", "photo_ids": [str(mine.pk)]},
+        {"action": "trash", "photo_ids": []},
+        {"action": "trash"},
+    ):
         assert api.post("/api/photos/bulk/", body, format="json").status_code == 400
 
 
