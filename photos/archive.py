@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import zipfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -75,6 +76,21 @@ def _date_time(moment: datetime) -> tuple[int, int, int, int, int, int]:
     return max(_ZIP_EPOCH, (local.year, local.month, local.day, local.hour, local.minute, local.second))
 
 
+def _read_ahead(photo: Photo) -> None:
+    """Ask the kernel to start reading the next photo's file while this one is checksummed and sent: the disk
+    and the CPU then work at once (measured: bench/zip_download.py)."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(storage.absolute(photo.local_storage_path), os.O_RDONLY)
+    except OSError:
+        return  # reported when its turn comes
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    finally:
+        os.close(fd)
+
+
 def zip_stream(photos: Iterable[Photo]) -> Iterator[bytes]:
     """The ZIP of the photos' originals, in chunks, each entry dated when its photo was taken.
 
@@ -84,13 +100,16 @@ def zip_stream(photos: Iterable[Photo]) -> Iterator[bytes]:
     sink = _Chunks()
     used: set[str] = set()
     missing: list[str] = []
+    photos = list(photos)
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for photo in photos:
+        for index, photo in enumerate(photos):
             try:
                 source = storage.absolute(photo.local_storage_path).open("rb")
             except FileNotFoundError:
                 missing.append(f"{photo.pk} {photo.filename}")
                 continue
+            if index + 1 < len(photos):
+                _read_ahead(photos[index + 1])
             with source:
                 info = zipfile.ZipInfo(entry_name(photo, used), date_time=_date_time(photo.taken_at))
                 info.compress_type = zipfile.ZIP_STORED
