@@ -33,12 +33,10 @@ def main() -> None:
     parser.add_argument("--warm", action="store_true", help="read from the page cache, not the disk")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="gallery-zip-bench-"))
-    os.environ.update(
-        DATA_DIR=str(data_dir),
-        SECRET_KEY="bench",
-        DJANGO_SETTINGS_MODULE="gallery_project.settings",
-        DATABASE_URL=f"sqlite:///{data_dir / 'bench.sqlite3'}",
-    )
+    os.environ["DATA_DIR"] = str(data_dir)
+    os.environ["SECRET_KEY"] = "bench"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "gallery_project.settings"
+    os.environ["DATABASE_URL"] = f"sqlite:///{data_dir / 'bench.sqlite3'}"
     import django
 
     django.setup()
@@ -52,7 +50,7 @@ def main() -> None:
 
     settings.ALLOWED_HOSTS.append("testserver")
     call_command("migrate", verbosity=0)
-    user = get_user_model().objects.create_superuser(username="bench", password="bench")
+    user = get_user_model().objects.create_superuser(username="bench", password=None)
     size = int(args.size_mb * 1024 * 1024)
     rows = []
     for index in range(args.photos):
