@@ -21,7 +21,7 @@ from django.utils import timezone
 from gallery_project.errors import InvalidInput, NotFound
 from gallery_project.permissions import Owner, owned_by
 
-from . import embedded, storage
+from . import embedded, search, storage
 from .models import Photo, PhotoTally
 
 # Each sort's (field, descending): by date taken (the timeline) or by date added.
@@ -32,7 +32,10 @@ SORT_KEYS = {
     "oldest": ("created_at", False),
 }
 SORTS = tuple(SORT_KEYS)
+# A search's order: the best matches first (photos.search).
+RELEVANCE = "relevance"
 _TAKEN_TAG = "taken"
+_SEARCH_TAG = "search"
 MAX_LIMIT = 200
 # album_id=UNCATEGORIZED lists the photos that are in no album.
 UNCATEGORIZED = "none"
@@ -85,6 +88,13 @@ def decode_cursor(cursor: str, sort: str = "newest") -> tuple[datetime, uuid.UUI
         return datetime.fromisoformat(moment), uuid.UUID(hex=pk)
     except (ValueError, TypeError, AttributeError):
         raise _bad_cursor() from None
+
+
+def _decode_search_cursor(cursor: str) -> int:
+    values = _decode(cursor)
+    if len(values) != 2 or values[0] != _SEARCH_TAG or not isinstance(values[1], int) or values[1] < 0:
+        raise _bad_cursor()
+    return values[1]
 
 
 def _encode_position_cursor(photo: Photo) -> str:
@@ -166,6 +176,12 @@ def photo_list(
     deleted: bool = False,
     album_id: uuid.UUID | str | None = None,
     queryset: QuerySet[Photo] | None = None,
+    q: str = "",
+    taken_after: date | None = None,
+    taken_before: date | None = None,
+    tool: str = "",
+    model: str = "",
+    seed: int | None = None,
 ) -> PhotoPage:
     """A page of the owner's photos by date taken or added, either way; `cursor` continues after a page and
     `from_day` starts at a day, both at the cost of the first page (`total` still counts the whole list).
@@ -174,8 +190,18 @@ def photo_list(
     `UNCATEGORIZED` the photos in no album. The albums app owns albums; this only follows the reverse
     relation of its AlbumPhoto rows (`album_entries`), so photos never imports albums. A `queryset` given is
     narrowed to the owner's photos too.
+
+    `q` keeps the photos whose text has every word (`photos.search`); with `sort="relevance"` the best
+    matches come first, and the cursor then counts the photos already sent (a search's matches are few
+    enough). The other filters: dates taken (inclusive days in TIME_ZONE), the generating tool (`tool`),
+    the model's name, the seed.
     """
-    if sort not in SORTS:
+    words = search.terms(q) if q else []
+    if q and not words:
+        raise InvalidInput("Search for at least one word (letters or digits).", code="invalid_query")
+    if sort == RELEVANCE and not words:
+        raise InvalidInput("sort=relevance needs a search (q).", code="invalid_sort")
+    if sort not in SORTS and sort != RELEVANCE:
         raise InvalidInput(f"sort must be one of {', '.join(SORTS)}.", code="invalid_sort")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}.", code="invalid_limit")
@@ -184,7 +210,8 @@ def photo_list(
     total = None
     if queryset is None:
         queryset = owned_photos(owner).filter(deleted_at__isnull=False) if deleted else live_photos(owner=owner)
-        if album_id is None and favorite is None:  # the tallies count photos by kind only
+        narrowed = (favorite, taken_after, taken_before, seed) != (None,) * 4 or bool(q or tool or model)
+        if album_id is None and not narrowed:  # the tallies count photos by kind only
             total = _tallied_total(owner=owner, deleted=deleted, generated=generated)
     else:
         queryset = owned_by(queryset, owner)
@@ -192,6 +219,21 @@ def photo_list(
         queryset = queryset.filter(is_generated=generated)
     if favorite is not None:
         queryset = queryset.filter(is_favorite=favorite)
+    zone = timezone.get_current_timezone()
+    if taken_after is not None:
+        queryset = queryset.filter(taken_at__gte=datetime.combine(taken_after, time.min, tzinfo=zone))
+    if taken_before is not None:
+        queryset = queryset.filter(
+            taken_at__lt=datetime.combine(taken_before + timedelta(days=1), time.min, tzinfo=zone)
+        )
+    if tool:
+        queryset = queryset.filter(generation_params__source=tool)
+    if model:
+        queryset = queryset.filter(model_name=model)
+    if seed is not None:
+        queryset = queryset.filter(seed=seed)
+    if words:
+        queryset = search.matching(queryset, words)
     if album_id == UNCATEGORIZED:
         queryset = queryset.filter(album_entries__isnull=True)
     elif album_id is not None:
@@ -202,22 +244,29 @@ def photo_list(
         sort = ALBUM_ORDER
     if total is None:
         total = queryset.count()
+    ordering: tuple[str, ...]
     if sort == ALBUM_ORDER:
         ordering = ("album_position", "id")
+    elif sort == RELEVANCE:
+        ordering = ("-search_rank", "-taken_at", "-id")
     else:
         field, descending = SORT_KEYS[sort]
         ordering = (f"-{field}", "-id") if descending else (field, "id")
     page = queryset.order_by(*ordering)
-    if from_day is not None and sort != ALBUM_ORDER:
+    if from_day is not None and sort not in (ALBUM_ORDER, RELEVANCE):
         page = _from_day(page, from_day, sort)
-    if cursor:
+    if cursor and sort == RELEVANCE:
+        offset = _decode_search_cursor(cursor)
+    elif cursor:
         page = _after_cursor(page, cursor, sort)
         offset = 0
     items = list(page[offset : offset + limit + 1])
     has_more = len(items) > limit
     items = items[:limit]
     next_cursor = None
-    if has_more:
+    if has_more and sort == RELEVANCE:
+        next_cursor = _encode([_SEARCH_TAG, offset + limit])
+    elif has_more:
         next_cursor = _encode_position_cursor(items[-1]) if sort == ALBUM_ORDER else encode_cursor(items[-1], sort)
     return PhotoPage(items=items, total=total, limit=limit, offset=offset, next_cursor=next_cursor)
 
@@ -265,3 +314,18 @@ def photos_for_download(*, owner: Owner, photo_ids: Sequence[uuid.UUID]) -> list
             details={"photo_ids": pending},
         )
     return photos
+
+
+def album_names_matching(*, owner: Owner, q: str) -> list[tuple[uuid.UUID, str]]:
+    """(id, name) of the owner's albums with photos whose name has every word of `q` (in any case). Reached
+    through the photos' album entries, as photos never imports albums."""
+    words = search.terms(q)
+    if not words:
+        return []
+    condition = Q()
+    for word in words:
+        condition &= Q(album_entries__album__name__icontains=word)
+    rows = (
+        live_photos(owner=owner).filter(condition).values_list("album_entries__album_id", "album_entries__album__name")
+    )
+    return sorted(set(rows), key=lambda row: row[1].lower())[:20]

@@ -98,11 +98,25 @@ class PhotoListQuerySerializer(serializers.Serializer):
     generated = serializers.BooleanField(required=False, allow_null=True, default=None)
     favorite = serializers.BooleanField(required=False, allow_null=True, default=None)
     sort = serializers.ChoiceField(
-        choices=selectors.SORTS,
-        default="newest",
-        help_text="`taken`/`taken_oldest`: by date taken (the timeline); `newest`/`oldest`: by date added.",
+        choices=[*selectors.SORTS, selectors.RELEVANCE],
+        required=False,
+        help_text="`taken`/`taken_oldest`: by date taken (the timeline); `newest`/`oldest`: by date added; "
+        "`relevance`: the best matches of `q` first. Default: `relevance` with `q`, else `newest`.",
     )
     cursor = serializers.CharField(required=False, allow_blank=True, default="")
+    q = serializers.CharField(
+        required=False,
+        default="",
+        max_length=200,
+        help_text="Words to find in the prompt, negative prompt, file name or model name (each the start of a word).",
+    )
+    taken_after = serializers.DateField(required=False, allow_null=True, default=None, help_text="Taken on or after.")
+    taken_before = serializers.DateField(required=False, allow_null=True, default=None, help_text="Taken on or before.")
+    tool = serializers.CharField(
+        required=False, default="", max_length=50, help_text="The tool that made it (`generation_params.source`)."
+    )
+    model = serializers.CharField(required=False, default="", max_length=255, help_text="The model's name.")
+    seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0, max_value=2**63 - 1)
     from_day = serializers.DateField(
         required=False,
         allow_null=True,
@@ -115,6 +129,10 @@ class PhotoListQuerySerializer(serializers.Serializer):
         default=None,
         help_text="An album's id (its photos in the album's order), or `none` for photos in no album.",
     )
+
+    def validate(self, attrs: dict) -> dict:
+        attrs.setdefault("sort", selectors.RELEVANCE if attrs.get("q") else "newest")
+        return attrs
 
     def validate_album_id(self, value: str | None) -> uuid.UUID | str | None:
         if not value:

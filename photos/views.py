@@ -19,12 +19,14 @@ PAGE_SIZE = 60
 
 def _filters(request: HttpRequest) -> dict[str, str]:
     kind = request.GET.get("kind", "all")
-    # The gallery is a timeline: by date taken unless asked otherwise.
-    sort = request.GET.get("sort", "taken")
+    q = request.GET.get("q", "").strip()[:200]
+    # The gallery is a timeline: by date taken unless asked otherwise; a search, best matches first.
+    sort = request.GET.get("sort") or (selectors.RELEVANCE if q else "taken")
     favorites = request.GET.get("favorites", "")
-    if kind not in KINDS or sort not in selectors.SORTS or favorites not in ("", "1"):
+    sorts = (*selectors.SORTS, selectors.RELEVANCE) if q else selectors.SORTS
+    if kind not in KINDS or sort not in sorts or favorites not in ("", "1"):
         raise InvalidInput("Unknown filter.", code="invalid_filter")
-    return {"kind": kind, "sort": sort, "favorites": favorites}
+    return {"kind": kind, "sort": sort, "favorites": favorites, "q": q}
 
 
 @require_GET
@@ -35,6 +37,7 @@ def gallery(request: HtmxRequest) -> HttpResponse:
         owner=request.user,
         generated=KINDS[filters["kind"]],
         favorite=True if filters["favorites"] else None,
+        q=filters["q"],
         sort=filters["sort"],
         limit=PAGE_SIZE,
         cursor=request.GET.get("cursor") or None,
@@ -42,7 +45,12 @@ def gallery(request: HtmxRequest) -> HttpResponse:
     template = "photos/gallery.html"
     if request.htmx and request.GET.get("cursor"):
         template += "#grid-page"
-    context = {"page": page, "filters": filters, "max_upload_mb": settings.MAX_UPLOAD_SIZE // (1024 * 1024)}
+    context = {
+        "page": page,
+        "filters": filters,
+        "max_upload_mb": settings.MAX_UPLOAD_SIZE // (1024 * 1024),
+        "albums_found": selectors.album_names_matching(owner=request.user, q=filters["q"]) if filters["q"] else [],
+    }
     return render(request, template, context)
 
 

@@ -1,4 +1,5 @@
-"""Photos get a date taken, indexed for the timeline (and for favourites).
+"""Photos get a date taken, indexed for the timeline (and for favourites), and a full-text search index
+(photos.search: a GIN index on PostgreSQL, an FTS5 table kept by triggers on SQLite).
 
 Existing photos start with the date they were added (one UPDATE, however many photos there are); the dates their
 files hold are read afterwards by `manage.py backfill_taken`, which can take a while and be resumed.
@@ -13,6 +14,8 @@ import importlib
 import django.utils.timezone
 from django.db import migrations, models
 from django.db.models import F, Q
+
+from photos import search
 
 _tallies = importlib.import_module("photos.migrations.0003_photo_owner")
 _SQLITE_TRIGGER_NAMES = ("photos_tally_insert", "photos_tally_delete", "photos_tally_update")
@@ -29,6 +32,14 @@ def reinstall_sqlite_triggers(apps, schema_editor):
         schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
     for statement in _tallies.SQLITE_TRIGGERS:
         schema_editor.execute(statement)
+
+
+def install_search(apps, schema_editor):
+    search.install(schema_editor, apps.get_model("photos", "Photo"))
+
+
+def uninstall_search(apps, schema_editor):
+    search.uninstall(schema_editor, apps.get_model("photos", "Photo"))
 
 
 class Migration(migrations.Migration):
@@ -73,4 +84,6 @@ class Migration(migrations.Migration):
                 name="photo_owner_favorite_taken",
             ),
         ),
+        # After the rebuild above, which would drop the search triggers too; undone first.
+        migrations.RunPython(install_search, uninstall_search),
     ]

@@ -93,5 +93,5 @@ def test_trash_page_lists_trashed_photos_and_empties(owner_client, upload, djang
 def test_tile_fragment_for_new_uploads(owner_client):
     photo = PhotoFactory()
     html = owner_client.get(f"/photos/{photo.id}/tile/").content.decode()
-    assert html.strip().startswith('<a class="tile')
+    assert html.strip().startswith('<div class="tile')  # the photo's link and its favourite star
     assert f"/api/photos/{photo.id}/thumbnail" in html
