@@ -4,6 +4,7 @@ a Shift-click range and its ZIP."""
 from __future__ import annotations
 
 import zipfile
+from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import expect
@@ -111,3 +112,29 @@ def test_favourites_bulk_actions_and_a_zip_of_a_range(logged_in_page, live_serve
     page.locator(".toast").get_by_role("button", name="Undo").click()
     expect(tiles).to_have_count(6)
     assert Photo.objects.filter(deleted_at__isnull=False).count() == 0
+
+
+def test_jump_to_a_year_and_select_a_day(sized_page, live_server, upload):
+    page = sized_page
+    width = page.viewport["width"]
+    dated = {}
+    for year in (2017, 2019, 2023):
+        for day in (3, 4):
+            photo = upload(f"y{year}-{day}.jpg", image_bytes(color=(year % 256, 30 * day, 90)))
+            Photo.objects.filter(pk=photo.pk).update(taken_at=datetime(year, 8, day, 12, tzinfo=UTC))
+            dated[(year, day)] = photo
+    page.goto(f"{live_server.url}/")
+    expect(page.locator(".day-header").first).to_contain_text("August 4, 2023")
+    page.get_by_text("Jump to…").click()
+    year_link = page.locator(".jump-list a.year", has_text="2019")
+    expect(year_link).to_be_visible()
+    page.screenshot(path=f"/tmp/gallery-jump-list-{width}.png")
+    year_link.click()
+    page.wait_for_url("**from=2019-08-31")
+    expect(page.locator("#grid .tile").first).to_have_attribute("data-photo-id", str(dated[(2019, 4)].pk))
+    expect(page.locator(".day-header").first).to_contain_text("August 4, 2019")
+    # Select a whole day from its header.
+    page.locator(".day-header", has_text="August 3, 2019").get_by_role("button", name="Select day").click()
+    expect(page.locator("[data-selection-count]")).to_have_text("1 photo selected")
+    expect(page.locator(f"#grid .tile.selected[data-photo-id='{dated[(2019, 3)].pk}']")).to_have_count(1)
+    page.screenshot(path=f"/tmp/gallery-timeline-{width}.png")

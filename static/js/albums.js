@@ -132,6 +132,13 @@ async function removeSelected(albumId) {
 
 /* ---------- Bulk actions on the selection: favourite, trash, restore, download ---------- */
 
+// A day header's "Select day": select mode with every loaded photo of that day selected.
+function selectDay(day) {
+  if (!document.body.classList.contains("selecting")) setSelecting(true);
+  document.querySelectorAll(`#grid .tile[data-day="${day}"]`).forEach((tile) => tile.classList.add("selected"));
+  updateSelectionBar();
+}
+
 async function bulk(action, ids) {
   return (await (await api("POST", "/api/photos/bulk/", { action, photo_ids: ids })).json()).changed;
 }
@@ -389,6 +396,7 @@ document.addEventListener("click", async (event) => {
     else if (action === "add-to-album") await addSelectedToAlbum();
     else if (action === "move-to-album") await moveSelected(control.dataset.albumId);
     else if (action === "remove-from-album") await removeSelected(control.dataset.albumId);
+    else if (action === "select-day") selectDay(control.dataset.day);
     else if (action === "bulk-favorite") await favoriteSelected();
     else if (action === "bulk-trash") await trashSelected();
     else if (action === "bulk-restore") await restoreSelected();
