@@ -347,3 +347,24 @@ def photo_months(
         queryset = queryset.filter(is_favorite=favorite)
     rows = queryset.annotate(month=TruncMonth("taken_at")).order_by().values_list("month").annotate(count=Count("id"))
     return [(timezone.localdate(month) if isinstance(month, datetime) else month, count) for month, count in rows]
+
+
+MAX_DUPLICATE_GROUPS = 100
+
+
+def duplicate_groups(*, owner: Owner) -> list[list[Photo]]:
+    """The owner's live photos that have the same bytes as another, in groups, the oldest added first in each
+    (the first MAX_DUPLICATE_GROUPS groups: once those are resolved, the next ones show)."""
+    checksums = list(
+        live_photos(owner=owner)
+        .exclude(checksum="")
+        .values("checksum")
+        .annotate(copies=Count("id"))
+        .filter(copies__gt=1)
+        .order_by("checksum")
+        .values_list("checksum", flat=True)[:MAX_DUPLICATE_GROUPS]
+    )
+    groups: dict[str, list[Photo]] = {checksum: [] for checksum in checksums}
+    for photo in live_photos(owner=owner).filter(checksum__in=checksums).order_by("created_at", "id"):
+        groups[photo.checksum].append(photo)
+    return list(groups.values())

@@ -86,6 +86,15 @@ def gallery(request: HtmxRequest) -> HttpResponse:
 
 
 @require_GET
+def duplicates(request: HttpRequest) -> HttpResponse:
+    """Photos stored more than once, side by side: keep one, the others go to the trash."""
+    groups = selectors.duplicate_groups(owner=request.user)
+    return render(
+        request, "photos/duplicates.html", {"groups": groups, "more": len(groups) >= selectors.MAX_DUPLICATE_GROUPS}
+    )
+
+
+@require_GET
 def timeline_months(request: HttpRequest) -> HttpResponse:
     """The jump list of the timeline: every month with photos, by year, each a link to its first day."""
     filters = _filters(request)

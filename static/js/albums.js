@@ -143,6 +143,17 @@ async function bulk(action, ids) {
   return (await (await api("POST", "/api/photos/bulk/", { action, photo_ids: ids })).json()).changed;
 }
 
+// The duplicates page: keep the chosen copy, move the others of its group to the trash.
+async function keepDuplicate(button) {
+  const group = button.closest("[data-duplicate-group]");
+  const others = Array.from(group.querySelectorAll("[data-photo-id]"), (el) => el.dataset.photoId).filter((id) => id !== button.dataset.photoId);
+  const changed = await bulk("trash", others);
+  group.remove();
+  toast(`Kept one; moved ${changed} ${changed === 1 ? "copy" : "copies"} to the trash.`, {
+    action: { label: "Undo", run: async () => { await bulk("restore", others); window.location.reload(); } },
+  });
+}
+
 async function favoriteSelected() {
   const ids = selectedIds();
   // Favourite them all, unless they all are already: then the button takes the stars off.
@@ -397,6 +408,7 @@ document.addEventListener("click", async (event) => {
     else if (action === "move-to-album") await moveSelected(control.dataset.albumId);
     else if (action === "remove-from-album") await removeSelected(control.dataset.albumId);
     else if (action === "select-day") selectDay(control.dataset.day);
+    else if (action === "keep-duplicate") await keepDuplicate(control);
     else if (action === "bulk-favorite") await favoriteSelected();
     else if (action === "bulk-trash") await trashSelected();
     else if (action === "bulk-restore") await restoreSelected();
