@@ -244,6 +244,7 @@ def main() -> None:
         ("API timeline, first", "/api/photos/?limit=50&sort=taken", None),
         ("API timeline, deepest", f"/api/photos/?limit=50&sort=taken&cursor={before_last_taken}", None),
         ("gallery page, first", "/", None),
+        ("timeline jump list (months)", "/timeline/months/?kind=all&sort=taken", None),
         (
             "gallery scroll, deepest",
             f"/?kind=all&sort=newest&cursor={before_last_page}",
