@@ -134,7 +134,7 @@ def test_jump_to_a_year_and_select_a_day(sized_page, live_server, upload):
     expect(page.locator("#grid .tile").first).to_have_attribute("data-photo-id", str(dated[(2019, 4)].pk))
     expect(page.locator(".day-header").first).to_contain_text("August 4, 2019")
     # Select a whole day from its header.
-    page.locator(".day-header", has_text="August 3, 2019").get_by_role("button", name="Select day").click()
+    page.locator(".day-header", has_text="August 3, 2019").get_by_role("button", name="Choose day").click()
     expect(page.locator("[data-selection-count]")).to_have_text("1 photo selected")
     expect(page.locator(f"#grid .tile.selected[data-photo-id='{dated[(2019, 3)].pk}']")).to_have_count(1)
     page.screenshot(path=f"/tmp/gallery-timeline-{width}.png")

@@ -132,7 +132,8 @@ async function removeSelected(albumId) {
 
 /* ---------- Bulk actions on the selection: favourite, trash, restore, download ---------- */
 
-// A day header's "Select day": select mode with every loaded photo of that day selected.
+// A day header's "Choose day": select mode with every loaded photo of that day selected. (Not "Select day":
+// the Select button's name must stay the only one starting so.)
 function selectDay(day) {
   if (!document.body.classList.contains("selecting")) setSelecting(true);
   document.querySelectorAll(`#grid .tile[data-day="${day}"]`).forEach((tile) => tile.classList.add("selected"));
