@@ -7,7 +7,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from photos.selectors import UNCATEGORIZED
-from photos.serializers import PhotoIdsSerializer
+from photos.serializers import MAX_PHOTO_IDS, PhotoIdsSerializer
 
 from .models import Album, ShareLink
 from .services import EXPIRY_PRESETS
