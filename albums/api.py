@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from gallery_project.permissions import signed_in
+from photos.serializers import PhotoIdsSerializer
 
 from . import selectors, services
 from .models import Album, ShareLink
@@ -24,7 +25,6 @@ from .serializers import (
     AlbumUpdateSerializer,
     BoardImportSerializer,
     BoardSendSerializer,
-    PhotoIdsSerializer,
     ShareLinkCreatedSerializer,
     ShareLinkCreateSerializer,
     ShareLinkListQuerySerializer,

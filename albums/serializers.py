@@ -7,12 +7,10 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from photos.selectors import UNCATEGORIZED
+from photos.serializers import MAX_PHOTO_IDS, PhotoIdsSerializer
 
 from .models import Album, ShareLink
 from .services import EXPIRY_PRESETS
-
-# Enough for any album a person arranges by hand; a bound on what one request makes the server do.
-MAX_PHOTO_IDS = 20_000
 
 
 class AlbumSerializer(serializers.ModelSerializer):
@@ -71,10 +69,6 @@ class AlbumUpdateSerializer(serializers.Serializer):
     cover_photo_id = serializers.UUIDField(
         required=False, allow_null=True, help_text="A photo of the album, or null for its first photo."
     )
-
-
-class PhotoIdsSerializer(serializers.Serializer):
-    photo_ids = serializers.ListField(child=serializers.UUIDField(), allow_empty=False, max_length=MAX_PHOTO_IDS)
 
 
 def _album_or_uncategorized(value: str) -> uuid.UUID | None:

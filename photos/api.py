@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponseBase
+from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import re_path
+from django.utils import timezone
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,10 +23,13 @@ from rest_framework.views import APIView
 from gallery_project.errors import NotFound, TooLarge
 from gallery_project.permissions import signed_in
 
-from . import selectors, services, storage
+from . import archive, selectors, services, storage
 from .models import Photo
 from .serializers import (
+    PhotoBulkSerializer,
     PhotoCreatedSerializer,
+    PhotoFavoriteSerializer,
+    PhotoIdsSerializer,
     PhotoListQuerySerializer,
     PhotoPageSerializer,
     PhotoSerializer,
@@ -202,6 +206,52 @@ class PhotoViewSet(FileAnswers, viewsets.GenericViewSet):
     def _serve(self, request: Request, pk: str, variant: str) -> HttpResponseBase:
         photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
         return serve_photo_variant(request, photo, variant)
+
+    @extend_schema(request=PhotoFavoriteSerializer, responses=PhotoSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Mark the photo a favourite or not (the one field a client changes)."""
+        form = PhotoFavoriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        photo = selectors.photo_get(photo_id=pk, owner=request.user, include_deleted=True)
+        favorite = form.validated_data["is_favorite"]
+        action = services.BulkAction.FAVORITE if favorite else services.BulkAction.UNFAVORITE
+        services.photo_bulk_update(owner=request.user, photo_ids=[photo.pk], action=action)
+        photo.is_favorite = favorite
+        return Response(PhotoSerializer(photo).data)
+
+    @extend_schema(
+        request=PhotoBulkSerializer,
+        responses=inline_serializer("PhotosChanged", {"changed": serializers.IntegerField()}),
+    )
+    @action(detail=False, methods=["post"])
+    def bulk(self, request: Request) -> Response:
+        """Trash, restore, favourite or unfavourite many photos; all must be yours, or nothing changes."""
+        form = PhotoBulkSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        changed = services.photo_bulk_update(
+            owner=request.user,
+            photo_ids=form.validated_data["photo_ids"],
+            action=services.BulkAction(form.validated_data["action"]),
+        )
+        return Response({"changed": changed})
+
+    @extend_schema(
+        request={"application/json": PhotoIdsSerializer, "application/x-www-form-urlencoded": PhotoIdsSerializer},
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    )
+    @action(detail=False, methods=["post"])
+    def download(self, request: Request) -> HttpResponseBase:
+        """The originals of the photos as one ZIP, streamed as it is made. Every photo is checked first: an
+        unknown one (or one not downloaded from InvokeAI yet) is a 400 naming it, and nothing is sent."""
+        form = PhotoIdsSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        photos = selectors.photos_for_download(owner=request.user, photo_ids=form.validated_data["photo_ids"])
+        response = StreamingHttpResponse(archive.zip_stream(photos), content_type="application/zip")
+        name = f"photos-{timezone.localtime():%Y-%m-%d-%H%M%S}.zip"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["Cache-Control"] = "private, no-store"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 # The spec's thumbnail path, beside the app's `/api/photos/{id}/thumbnail`.

@@ -59,6 +59,9 @@ class Photo(models.Model):
     local_thumbnail_path = models.CharField(max_length=500, blank=True)
 
     is_favorite = models.BooleanField(default=False)
+    # When the picture was made, as the file tells (photos.embedded); else the file's modification time on
+    # import, the upload time, or for a generated image when InvokeAI made it. The timeline's order.
+    taken_at = models.DateTimeField(_("date taken"), default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
@@ -73,6 +76,21 @@ class Photo(models.Model):
                 fields=["owner", "is_generated", "created_at", "id"],
                 name="photo_owner_live_kind_created",
                 condition=Q(deleted_at=None),
+            ),
+            # The timeline: the same keyset pagination on (taken_at, id), walked either way.
+            models.Index(
+                fields=["owner", "taken_at", "id"], name="photo_owner_live_taken", condition=Q(deleted_at=None)
+            ),
+            models.Index(
+                fields=["owner", "is_generated", "taken_at", "id"],
+                name="photo_owner_live_kind_taken",
+                condition=Q(deleted_at=None),
+            ),
+            # Favourites are few: their own small index keeps their page and their count cheap.
+            models.Index(
+                fields=["owner", "taken_at", "id"],
+                name="photo_owner_favorite_taken",
+                condition=Q(deleted_at=None, is_favorite=True),
             ),
             models.Index(fields=["deleted_at"], name="photo_trash", condition=Q(deleted_at__isnull=False)),
             models.Index(

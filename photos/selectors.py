@@ -9,19 +9,34 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
+from django.db.models.functions import TruncMonth
+from django.utils import timezone
 
 from gallery_project.errors import InvalidInput, NotFound
 from gallery_project.permissions import Owner, owned_by
 
+from . import embedded, search, storage
 from .models import Photo, PhotoTally
 
-SORTS = ("newest", "oldest")
+# Each sort's (field, descending): by date taken (the timeline) or by date added.
+SORT_KEYS = {
+    "taken": ("taken_at", True),
+    "taken_oldest": ("taken_at", False),
+    "newest": ("created_at", True),
+    "oldest": ("created_at", False),
+}
+SORTS = tuple(SORT_KEYS)
+# A search's order: the best matches first (photos.search).
+RELEVANCE = "relevance"
+_TAKEN_TAG = "taken"
+_SEARCH_TAG = "search"
 MAX_LIMIT = 200
 # album_id=UNCATEGORIZED lists the photos that are in no album.
 UNCATEGORIZED = "none"
@@ -56,16 +71,31 @@ def _decode(cursor: str) -> list[Any]:
     return values
 
 
-def encode_cursor(photo: Photo) -> str:
-    return _encode([photo.created_at.isoformat(), photo.id.hex])
+def encode_cursor(photo: Photo, sort: str = "newest") -> str:
+    field, _ = SORT_KEYS[sort]
+    values = [getattr(photo, field).isoformat(), photo.id.hex]
+    # Tagged, so a cursor of one order handed back with the other is refused rather than misread.
+    return _encode([_TAKEN_TAG, *values] if field == "taken_at" else values)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(cursor: str, sort: str = "newest") -> tuple[datetime, uuid.UUID]:
+    values = _decode(cursor)
+    if SORT_KEYS[sort][0] == "taken_at":
+        if values[:1] != [_TAKEN_TAG]:
+            raise _bad_cursor()
+        values = values[1:]
     try:
-        created, pk = _decode(cursor)
-        return datetime.fromisoformat(created), uuid.UUID(hex=pk)
+        moment, pk = values
+        return datetime.fromisoformat(moment), uuid.UUID(hex=pk)
     except (ValueError, TypeError, AttributeError):
         raise _bad_cursor() from None
+
+
+def _decode_search_cursor(cursor: str) -> int:
+    values = _decode(cursor)
+    if len(values) != 2 or values[0] != _SEARCH_TAG or not isinstance(values[1], int) or values[1] < 0:
+        raise _bad_cursor()
+    return values[1]
 
 
 def _encode_position_cursor(photo: Photo) -> str:
@@ -87,12 +117,23 @@ def _after_cursor(queryset: QuerySet[Photo], cursor: str, sort: str) -> QuerySet
     if sort == ALBUM_ORDER:
         position, pk = _decode_position_cursor(cursor)
         return queryset.filter(Q(album_position__gte=position), Q(album_position__gt=position) | Q(id__gt=pk))
-    created, pk = decode_cursor(cursor)
+    moment, pk = decode_cursor(cursor, sort)
+    field, descending = SORT_KEYS[sort]
     # The first condition bounds an index range scan; the OR only breaks ties on the boundary timestamp.
     # Written as a bare OR, PostgreSQL would walk the index from the start and filter, making deep pages slow.
-    if sort == "newest":
-        return queryset.filter(Q(created_at__lte=created), Q(created_at__lt=created) | Q(id__lt=pk))
-    return queryset.filter(Q(created_at__gte=created), Q(created_at__gt=created) | Q(id__gt=pk))
+    if descending:
+        return queryset.filter(Q(**{f"{field}__lte": moment}), Q(**{f"{field}__lt": moment}) | Q(id__lt=pk))
+    return queryset.filter(Q(**{f"{field}__gte": moment}), Q(**{f"{field}__gt": moment}) | Q(id__gt=pk))
+
+
+def _from_day(queryset: QuerySet[Photo], day: date, sort: str) -> QuerySet[Photo]:
+    """The list from `day` on, in its own order: a jump to a date, costing what the first page costs."""
+    field, descending = SORT_KEYS[sort]
+    zone = timezone.get_current_timezone()
+    if descending:
+        end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+        return queryset.filter(**{f"{field}__lt": end})
+    return queryset.filter(**{f"{field}__gte": datetime.combine(day, time.min, tzinfo=zone)})
 
 
 def _tallied_total(*, owner: Owner, deleted: bool, generated: bool | None) -> int | None:
@@ -127,22 +168,41 @@ def photo_list(
     *,
     owner: Owner,
     generated: bool | None = None,
+    favorite: bool | None = None,
     sort: str = "newest",
     limit: int = 50,
     offset: int = 0,
     cursor: str | None = None,
+    from_day: date | None = None,
     deleted: bool = False,
     album_id: uuid.UUID | str | None = None,
     queryset: QuerySet[Photo] | None = None,
+    q: str = "",
+    taken_after: date | None = None,
+    taken_before: date | None = None,
+    tool: str = "",
+    model: str = "",
+    seed: int | None = None,
 ) -> PhotoPage:
-    """A page of the owner's photos, newest or oldest first; `cursor` continues after a page at constant cost.
+    """A page of the owner's photos by date taken or added, either way; `cursor` continues after a page and
+    `from_day` starts at a day, both at the cost of the first page (`total` still counts the whole list).
 
     `album_id` keeps the photos of one album, in the album's order (`sort` does not apply), or with
     `UNCATEGORIZED` the photos in no album. The albums app owns albums; this only follows the reverse
     relation of its AlbumPhoto rows (`album_entries`), so photos never imports albums. A `queryset` given is
     narrowed to the owner's photos too.
+
+    `q` keeps the photos whose text has every word (`photos.search`); with `sort="relevance"` the best
+    matches come first, and the cursor then counts the photos already sent (a search's matches are few
+    enough). The other filters: dates taken (inclusive days in TIME_ZONE), the generating tool (`tool`),
+    the model's name, the seed.
     """
-    if sort not in SORTS:
+    words = search.terms(q) if q else []
+    if q and not words:
+        raise InvalidInput("Search for at least one word (letters or digits).", code="invalid_query")
+    if sort == RELEVANCE and not words:
+        raise InvalidInput("sort=relevance needs a search (q).", code="invalid_sort")
+    if sort not in SORTS and sort != RELEVANCE:
         raise InvalidInput(f"sort must be one of {', '.join(SORTS)}.", code="invalid_sort")
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}.", code="invalid_limit")
@@ -151,12 +211,30 @@ def photo_list(
     total = None
     if queryset is None:
         queryset = owned_photos(owner).filter(deleted_at__isnull=False) if deleted else live_photos(owner=owner)
-        if album_id is None:  # the tallies count photos by kind, not by album
+        narrowed = (favorite, taken_after, taken_before, seed) != (None,) * 4 or bool(q or tool or model)
+        if album_id is None and not narrowed:  # the tallies count photos by kind only
             total = _tallied_total(owner=owner, deleted=deleted, generated=generated)
     else:
         queryset = owned_by(queryset, owner)
     if generated is not None:
         queryset = queryset.filter(is_generated=generated)
+    if favorite is not None:
+        queryset = queryset.filter(is_favorite=favorite)
+    zone = timezone.get_current_timezone()
+    if taken_after is not None:
+        queryset = queryset.filter(taken_at__gte=datetime.combine(taken_after, time.min, tzinfo=zone))
+    if taken_before is not None:
+        queryset = queryset.filter(
+            taken_at__lt=datetime.combine(taken_before + timedelta(days=1), time.min, tzinfo=zone)
+        )
+    if tool:
+        queryset = queryset.filter(generation_params__source=tool)
+    if model:
+        queryset = queryset.filter(model_name=model)
+    if seed is not None:
+        queryset = queryset.filter(seed=seed)
+    if words:
+        queryset = search.matching(queryset, words)
     if album_id == UNCATEGORIZED:
         queryset = queryset.filter(album_entries__isnull=True)
     elif album_id is not None:
@@ -167,21 +245,30 @@ def photo_list(
         sort = ALBUM_ORDER
     if total is None:
         total = queryset.count()
-    ordering = {
-        "newest": ("-created_at", "-id"),
-        "oldest": ("created_at", "id"),
-        ALBUM_ORDER: ("album_position", "id"),
-    }[sort]
+    ordering: tuple[str, ...]
+    if sort == ALBUM_ORDER:
+        ordering = ("album_position", "id")
+    elif sort == RELEVANCE:
+        ordering = ("-search_rank", "-taken_at", "-id")
+    else:
+        field, descending = SORT_KEYS[sort]
+        ordering = (f"-{field}", "-id") if descending else (field, "id")
     page = queryset.order_by(*ordering)
-    if cursor:
+    if from_day is not None and sort not in (ALBUM_ORDER, RELEVANCE):
+        page = _from_day(page, from_day, sort)
+    if cursor and sort == RELEVANCE:
+        offset = _decode_search_cursor(cursor)
+    elif cursor:
         page = _after_cursor(page, cursor, sort)
         offset = 0
     items = list(page[offset : offset + limit + 1])
     has_more = len(items) > limit
     items = items[:limit]
     next_cursor = None
-    if has_more:
-        next_cursor = _encode_position_cursor(items[-1]) if sort == ALBUM_ORDER else encode_cursor(items[-1])
+    if has_more and sort == RELEVANCE:
+        next_cursor = _encode([_SEARCH_TAG, offset + limit])
+    elif has_more:
+        next_cursor = _encode_position_cursor(items[-1]) if sort == ALBUM_ORDER else encode_cursor(items[-1], sort)
     return PhotoPage(items=items, total=total, limit=limit, offset=offset, next_cursor=next_cursor)
 
 
@@ -192,3 +279,92 @@ def photo_get(*, photo_id: uuid.UUID | str, owner: Owner, include_deleted: bool 
         return queryset.get(pk=photo_id)
     except (Photo.DoesNotExist, ValidationError):
         raise NotFound("This photo does not exist.", details={"photo_id": str(photo_id)}) from None
+
+
+def photo_camera_details(*, photo: Photo) -> embedded.CameraDetails:
+    """The camera, exposure and location recorded in the photo's original (for its owner's eyes only)."""
+    if not photo.is_available:
+        return embedded.CameraDetails()
+    return embedded.camera_details(storage.absolute(photo.local_storage_path))
+
+
+def owned_photo_ids(*, owner: Owner, photo_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """`photo_ids` without repeats, once every one is checked to be the owner's (trashed ones included);
+    otherwise InvalidInput naming those that are not, so that a bulk action does nothing to the others either."""
+    wanted = list(dict.fromkeys(photo_ids))
+    existing = set(owned_photos(owner).filter(pk__in=wanted).values_list("pk", flat=True))
+    if missing := [str(pk) for pk in wanted if pk not in existing]:
+        raise InvalidInput("Some of these photos do not exist.", code="unknown_photos", details={"photo_ids": missing})
+    return wanted
+
+
+def photos_for_download(*, owner: Owner, photo_ids: Sequence[uuid.UUID]) -> list[Photo]:
+    """The owner's photos to put in a ZIP, in timeline order (oldest first); all of them must be the owner's
+    and downloaded from InvokeAI already, or none is sent."""
+    wanted = owned_photo_ids(owner=owner, photo_ids=photo_ids)
+    photos = list(
+        owned_photos(owner)
+        .filter(pk__in=wanted)
+        .only("id", "filename", "local_storage_path", "taken_at", "retrieval_status")
+        .order_by("taken_at", "id")
+    )
+    if pending := [str(photo.pk) for photo in photos if not photo.is_available]:
+        raise InvalidInput(
+            "Some of these photos have not been downloaded from InvokeAI yet.",
+            code="not_retrieved",
+            details={"photo_ids": pending},
+        )
+    return photos
+
+
+def album_names_matching(*, owner: Owner, q: str) -> list[tuple[uuid.UUID, str]]:
+    """(id, name) of the owner's albums with photos whose name has every word of `q` (in any case). Reached
+    through the photos' album entries, as photos never imports albums."""
+    words = search.terms(q)
+    if not words:
+        return []
+    condition = Q()
+    for word in words:
+        condition &= Q(album_entries__album__name__icontains=word)
+    rows = (
+        live_photos(owner=owner).filter(condition).values_list("album_entries__album_id", "album_entries__album__name")
+    )
+    return sorted(set(rows), key=lambda row: row[1].lower())[:20]
+
+
+def photo_months(
+    *, owner: Owner, generated: bool | None = None, favorite: bool | None = None
+) -> list[tuple[date, int]]:
+    """(first day of the month, photos taken in it) for every month of the owner's timeline, in TIME_ZONE.
+
+    One grouped scan of the owner's live photos (measured at 100,000 in bench/gallery_list.py); the gallery
+    asks for it only when its jump list is opened.
+    """
+    queryset = live_photos(owner=owner)
+    if generated is not None:
+        queryset = queryset.filter(is_generated=generated)
+    if favorite is not None:
+        queryset = queryset.filter(is_favorite=favorite)
+    rows = queryset.annotate(month=TruncMonth("taken_at")).order_by().values_list("month").annotate(count=Count("id"))
+    return [(timezone.localdate(month) if isinstance(month, datetime) else month, count) for month, count in rows]
+
+
+MAX_DUPLICATE_GROUPS = 100
+
+
+def duplicate_groups(*, owner: Owner) -> list[list[Photo]]:
+    """The owner's live photos that have the same bytes as another, in groups, the oldest added first in each
+    (the first MAX_DUPLICATE_GROUPS groups: once those are resolved, the next ones show)."""
+    checksums = list(
+        live_photos(owner=owner)
+        .exclude(checksum="")
+        .values("checksum")
+        .annotate(copies=Count("id"))
+        .filter(copies__gt=1)
+        .order_by("checksum")
+        .values_list("checksum", flat=True)[:MAX_DUPLICATE_GROUPS]
+    )
+    groups: dict[str, list[Photo]] = {checksum: [] for checksum in checksums}
+    for photo in live_photos(owner=owner).filter(checksum__in=checksums).order_by("created_at", "id"):
+        groups[photo.checksum].append(photo)
+    return list(groups.values())

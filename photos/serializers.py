@@ -8,8 +8,11 @@ from rest_framework import serializers
 
 from gallery_project.pagination import limit_field, offset_field
 
-from . import selectors
+from . import selectors, services
 from .models import Photo
+
+# Enough for any selection a person makes by hand; a bound on what one request makes the server do.
+MAX_PHOTO_IDS = 20_000
 
 
 class PhotoSerializer(serializers.ModelSerializer):
@@ -44,6 +47,7 @@ class PhotoSerializer(serializers.ModelSerializer):
             "retrieval_attempts",
             "last_retrieval_attempt",
             "retrieval_error",
+            "taken_at",
             "created_at",
             "deleted_at",
             "file_url",
@@ -92,14 +96,43 @@ class PhotoListQuerySerializer(serializers.Serializer):
     limit = limit_field(maximum=selectors.MAX_LIMIT)
     offset = offset_field()
     generated = serializers.BooleanField(required=False, allow_null=True, default=None)
-    sort = serializers.ChoiceField(choices=selectors.SORTS, default="newest")
+    favorite = serializers.BooleanField(required=False, allow_null=True, default=None)
+    sort = serializers.ChoiceField(
+        choices=[*selectors.SORTS, selectors.RELEVANCE],
+        required=False,
+        help_text="`taken`/`taken_oldest`: by date taken (the timeline); `newest`/`oldest`: by date added; "
+        "`relevance`: the best matches of `q` first. Default: `relevance` with `q`, else `newest`.",
+    )
     cursor = serializers.CharField(required=False, allow_blank=True, default="")
+    q = serializers.CharField(
+        required=False,
+        default="",
+        max_length=200,
+        help_text="Words to find in the prompt, negative prompt, file name or model name (each the start of a word).",
+    )
+    taken_after = serializers.DateField(required=False, allow_null=True, default=None, help_text="Taken on or after.")
+    taken_before = serializers.DateField(required=False, allow_null=True, default=None, help_text="Taken on or before.")
+    tool = serializers.CharField(
+        required=False, default="", max_length=50, help_text="The tool that made it (`generation_params.source`)."
+    )
+    model = serializers.CharField(required=False, default="", max_length=255, help_text="The model's name.")
+    seed = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0, max_value=2**63 - 1)
+    from_day = serializers.DateField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Start at this day (YYYY-MM-DD, in TIME_ZONE) in the list's order: a jump to a date.",
+    )
     album_id = serializers.CharField(
         required=False,
         allow_blank=True,
         default=None,
         help_text="An album's id (its photos in the album's order), or `none` for photos in no album.",
     )
+
+    def validate(self, attrs: dict) -> dict:
+        attrs.setdefault("sort", selectors.RELEVANCE if attrs.get("q") else "newest")
+        return attrs
 
     def validate_album_id(self, value: str | None) -> uuid.UUID | str | None:
         if not value:
@@ -115,3 +148,15 @@ class PhotoListQuerySerializer(serializers.Serializer):
 class PhotoUploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
     image_category = serializers.ChoiceField(choices=Photo.Category.choices, default=Photo.Category.USER)
+
+
+class PhotoIdsSerializer(serializers.Serializer):
+    photo_ids = serializers.ListField(child=serializers.UUIDField(), allow_empty=False, max_length=MAX_PHOTO_IDS)
+
+
+class PhotoBulkSerializer(PhotoIdsSerializer):
+    action = serializers.ChoiceField(choices=[action.value for action in services.BulkAction])
+
+
+class PhotoFavoriteSerializer(serializers.Serializer):
+    is_favorite = serializers.BooleanField()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, BinaryIO, TypeGuard
 
 from django.conf import settings
@@ -25,9 +27,9 @@ from PIL import Image, UnidentifiedImageError
 from gallery_project.errors import Conflict, NotFound
 from gallery_project.permissions import Owner
 
-from . import imaging, storage
+from . import ai_recipe, embedded, imaging, storage
 from .models import Photo, PhotoTally
-from .selectors import live_photos, owned_photos, photo_get
+from .selectors import live_photos, owned_photo_ids, owned_photos, photo_get
 
 _CHUNK = 1024 * 1024
 
@@ -56,8 +58,13 @@ def photo_create(
     filename: str,
     size: int,
     image_category: str = Photo.Category.USER,
+    taken_fallback: datetime | None = None,
 ) -> PhotoCreated:
     """Validate an uploaded image, store it with its renditions, and insert its row as the owner's photo.
+
+    The date taken is the file's own (`embedded.taken_at`), else `taken_fallback` (an import passes the file's
+    modification time), else the upload time. An image another generator made (`ai_recipe`) is stored as
+    generated, with its recipe.
 
     Either everything lands (original, thumbnail, display image, row) or nothing does: files are written
     under temporary names, renamed into place inside the transaction, and removed again if anything fails.
@@ -78,6 +85,8 @@ def photo_create(
         imaging.check_size(filename, written)
         rendered = imaging.render(temp, filename, file_type, imaging.default_sizes())
         _stage_renditions(files, original, rendered.renditions)
+        taken_at = embedded.taken_at(temp) or taken_fallback or now
+        recipe = ai_recipe.read(temp)
         # The owner's own photos only: another account's would tell that it holds the same image.
         duplicate_of = list(live_photos(owner=owner).filter(checksum=checksum).values_list("id", flat=True))
         with transaction.atomic():
@@ -91,12 +100,29 @@ def photo_create(
                 mime_type=file_type.mime_type,
                 checksum=checksum,
                 image_category=image_category,
+                **_recipe_fields(recipe),
                 local_storage_path=original,
                 local_thumbnail_path=storage.thumbnail_path(original),
+                taken_at=taken_at,
                 created_at=now,
             )
             files.publish()
     return PhotoCreated(photo=photo, duplicate_of=duplicate_of)
+
+
+def _recipe_fields(recipe: ai_recipe.Recipe | None) -> dict[str, Any]:
+    """A photo's fields for the recipe another tool embedded in it, as the studio fills them for its own."""
+    if recipe is None:
+        return {}
+    return {
+        "is_generated": True,
+        "generation_prompt": recipe.prompt,
+        "generation_negative_prompt": recipe.negative_prompt,
+        "generation_params": recipe.params,
+        "seed": recipe.seed,
+        "model_name": recipe.model_name,
+        "model_hash": recipe.model_hash,
+    }
 
 
 def _stage_renditions(files: storage.StagedFiles, original: str, renditions: dict[int, bytes]) -> None:
@@ -208,7 +234,9 @@ def generated_photo_register(
     `owner_id`, the owner of the studio session that made it.
 
     Idempotent: the unique invoke_id makes a second call (a resumed follower, two at once) return the same row.
+    Its date taken is when InvokeAI named the image, a moment after it made it.
     """
+    now = timezone.now()
     return Photo.objects.get_or_create(
         invoke_id=invoke_id,
         defaults={
@@ -225,6 +253,8 @@ def generated_photo_register(
             "model_name": model_name,
             "source_image_id": source_image_id,
             "retrieval_status": Photo.RetrievalStatus.PENDING,
+            "taken_at": now,
+            "created_at": now,
         },
     )
 
@@ -389,3 +419,55 @@ def photo_tallies_rebuild() -> None:
             for row in counts
             for name in names
         )
+
+
+@dataclass(frozen=True)
+class TakenBackfill:
+    read: int
+    changed: int
+
+
+def photo_taken_backfill(*, batch_size: int = 500, progress: Callable[[int], object] | None = None) -> TakenBackfill:
+    """Give every uploaded or imported photo still dated by when it was added the date its file holds.
+
+    Photos from before dates were read have taken_at = created_at (migration 0004); studio images are dated
+    when made and are left alone. Walks by id, a batch at a time, so it holds no long transaction and a
+    second run only rereads the files that had no date.
+    """
+    todo = Photo.objects.filter(taken_at=F("created_at"), invoke_id="").exclude(local_storage_path="").order_by("pk")
+    read = changed = 0
+    last: uuid.UUID | None = None
+    while batch := list(
+        (todo.filter(pk__gt=last) if last else todo).values_list("pk", "local_storage_path")[:batch_size]
+    ):
+        for pk, relative in batch:
+            found = embedded.taken_at(storage.absolute(relative))
+            if found is not None:
+                changed += Photo.objects.filter(pk=pk, taken_at=F("created_at")).update(taken_at=found)
+        read += len(batch)
+        last = batch[-1][0]
+        if progress:
+            progress(len(batch))
+    return TakenBackfill(read=read, changed=changed)
+
+
+class BulkAction(StrEnum):
+    TRASH = "trash"
+    RESTORE = "restore"
+    FAVORITE = "favorite"
+    UNFAVORITE = "unfavorite"
+
+
+def photo_bulk_update(*, owner: Owner, photo_ids: Sequence[uuid.UUID], action: BulkAction) -> int:
+    """Trash, restore, favourite or unfavourite the owner's photos at once; return how many changed.
+
+    One UPDATE: the tally triggers count the moves to and from the trash as they do one photo's.
+    """
+    wanted = owned_photo_ids(owner=owner, photo_ids=photo_ids)
+    photos = owned_photos(owner).filter(pk__in=wanted)
+    if action == BulkAction.TRASH:
+        return photos.filter(deleted_at=None).update(deleted_at=timezone.now())
+    if action == BulkAction.RESTORE:
+        return photos.filter(deleted_at__isnull=False).update(deleted_at=None)
+    favorite = action == BulkAction.FAVORITE
+    return photos.exclude(is_favorite=favorite).update(is_favorite=favorite)

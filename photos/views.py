@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -12,35 +15,101 @@ from gallery_project.errors import InvalidInput
 from gallery_project.http import HtmxRequest
 
 from . import selectors, services
+from .models import Photo
 
 KINDS = {"all": None, "uploaded": False, "generated": True}
 PAGE_SIZE = 60
+TIMELINE_SORTS = ("taken", "taken_oldest")
 
 
 def _filters(request: HttpRequest) -> dict[str, str]:
     kind = request.GET.get("kind", "all")
-    sort = request.GET.get("sort", "newest")
-    if kind not in KINDS or sort not in selectors.SORTS:
+    q = request.GET.get("q", "").strip()[:200]
+    # The gallery is a timeline: by date taken unless asked otherwise; a search, best matches first.
+    sort = request.GET.get("sort") or (selectors.RELEVANCE if q else "taken")
+    favorites = request.GET.get("favorites", "")
+    sorts = (*selectors.SORTS, selectors.RELEVANCE) if q else selectors.SORTS
+    if kind not in KINDS or sort not in sorts or favorites not in ("", "1"):
         raise InvalidInput("Unknown filter.", code="invalid_filter")
-    return {"kind": kind, "sort": sort}
+    return {"kind": kind, "sort": sort, "favorites": favorites, "q": q}
+
+
+def _from_day(request: HttpRequest) -> date | None:
+    value = request.GET.get("from", "")
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        raise InvalidInput("from must be a day (YYYY-MM-DD).", code="invalid_filter") from None
+
+
+def _day_headers(photos: list[Photo], previous: date | None) -> list[tuple[Photo, date | None]]:
+    """Each photo with the day to head it with, where its day (taken, in TIME_ZONE) differs from the photo
+    before it; `previous` is the day of the last photo of the page before."""
+    headed = []
+    for photo in photos:
+        day = timezone.localdate(photo.taken_at)
+        headed.append((photo, day if day != previous else None))
+        previous = day
+    return headed
 
 
 @require_GET
 @vary_on_headers("HX-Request")
 def gallery(request: HtmxRequest) -> HttpResponse:
     filters = _filters(request)
+    cursor = request.GET.get("cursor") or None
     page = selectors.photo_list(
         owner=request.user,
         generated=KINDS[filters["kind"]],
+        favorite=True if filters["favorites"] else None,
+        q=filters["q"],
         sort=filters["sort"],
         limit=PAGE_SIZE,
-        cursor=request.GET.get("cursor") or None,
+        cursor=cursor,
+        from_day=_from_day(request),
     )
+    # The timeline has a header for every day taken; a page goes on from the day its cursor ends on.
+    timeline = filters["sort"] in TIMELINE_SORTS
+    previous = timezone.localdate(selectors.decode_cursor(cursor, filters["sort"])[0]) if timeline and cursor else None
     template = "photos/gallery.html"
     if request.htmx and request.GET.get("cursor"):
         template += "#grid-page"
-    context = {"page": page, "filters": filters, "max_upload_mb": settings.MAX_UPLOAD_SIZE // (1024 * 1024)}
+    context = {
+        "page": page,
+        "tiles": _day_headers(page.items, previous) if timeline else [(photo, None) for photo in page.items],
+        "timeline": timeline,
+        "filters": filters,
+        "max_upload_mb": settings.MAX_UPLOAD_SIZE // (1024 * 1024),
+        "albums_found": selectors.album_names_matching(owner=request.user, q=filters["q"]) if filters["q"] else [],
+    }
     return render(request, template, context)
+
+
+@require_GET
+def duplicates(request: HttpRequest) -> HttpResponse:
+    """Photos stored more than once, side by side: keep one, the others go to the trash."""
+    groups = selectors.duplicate_groups(owner=request.user)
+    return render(
+        request, "photos/duplicates.html", {"groups": groups, "more": len(groups) >= selectors.MAX_DUPLICATE_GROUPS}
+    )
+
+
+@require_GET
+def timeline_months(request: HttpRequest) -> HttpResponse:
+    """The jump list of the timeline: every month with photos, by year, each a link to its first day."""
+    filters = _filters(request)
+    months = selectors.photo_months(
+        owner=request.user,
+        generated=KINDS[filters["kind"]],
+        favorite=True if filters["favorites"] else None,
+    )
+    oldest_first = filters["sort"] == "taken_oldest"
+    years: dict[int, list[tuple[date, date, int]]] = {}
+    for month, count in sorted(months, reverse=not oldest_first):
+        # Newest first, a month starts at its last day; oldest first, at its first.
+        last = date(month.year + month.month // 12, month.month % 12 + 1, 1) - timedelta(days=1)
+        years.setdefault(month.year, []).append((month, month if oldest_first else last, count))
+    return render(request, "photos/gallery.html#jump-list", {"years": years, "filters": filters})
 
 
 @require_GET
@@ -51,7 +120,7 @@ def photo_detail(request: HtmxRequest, pk) -> HttpResponse:
     template = "photos/photo.html"
     if request.htmx:
         template += "#lightbox-body"
-    return render(request, template, {"photo": photo})
+    return render(request, template, {"photo": photo, "camera": selectors.photo_camera_details(photo=photo)})
 
 
 @require_GET

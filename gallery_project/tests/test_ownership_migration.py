@@ -11,7 +11,6 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from gallery_project.accounts import admin_create
-from photos import selectors
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,5 +76,6 @@ def test_with_no_account_yet_the_first_account_adopts_them(rows_from_before):
     assert owners(new) == {None}
     owner = admin_create(username="me", password="a long passphrase 42", first_run=True)
     assert owners(new) == {owner.pk}
-    assert selectors.photo_list(owner=owner).total == 2
-    assert selectors.photo_list(owner=owner, deleted=True).total == 1
+    # The totals the gallery shows (its selectors read the tallies; they need the latest schema, not this one).
+    counts = dict(new.get_model("photos", "PhotoTally").objects.filter(owner=owner.pk).values_list("name", "count"))
+    assert (counts.get("live"), counts.get("trash")) == (2, 1)

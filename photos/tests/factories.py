@@ -26,3 +26,4 @@ class PhotoFactory(factory.django.DjangoModelFactory):
     local_storage_path = factory.LazyAttribute(lambda p: f"uploaded/2026-01-01/{p.id}.jpg")
     local_thumbnail_path = factory.LazyAttribute(lambda p: f"thumbnails/uploaded/2026-01-01/{p.id}.webp")
     created_at = factory.LazyFunction(timezone.now)
+    taken_at = factory.SelfAttribute("created_at")

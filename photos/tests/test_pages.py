@@ -36,7 +36,7 @@ def test_infinite_scroll_returns_the_next_page_fragment(owner_client):
     assert first.count('class="tile') == 60
     cursor = first.split("cursor=")[1].split('"')[0]
 
-    fragment = owner_client.get(f"/?kind=all&sort=newest&cursor={cursor}", headers={"HX-Request": "true"})
+    fragment = owner_client.get(f"/?kind=all&sort=taken&cursor={cursor}", headers={"HX-Request": "true"})
     html = fragment.content.decode()
     assert "<html" not in html
     assert html.count('class="tile') == 5
@@ -93,5 +93,5 @@ def test_trash_page_lists_trashed_photos_and_empties(owner_client, upload, djang
 def test_tile_fragment_for_new_uploads(owner_client):
     photo = PhotoFactory()
     html = owner_client.get(f"/photos/{photo.id}/tile/").content.decode()
-    assert html.strip().startswith('<a class="tile')
+    assert html.strip().startswith('<div class="tile')  # the photo's link and its favourite star
     assert f"/api/photos/{photo.id}/thumbnail" in html

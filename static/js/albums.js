@@ -1,5 +1,5 @@
-// Albums and share links on the owner's pages: selecting photos in a grid and adding or moving them, the album
-// picker in the lightbox, drag-to-reorder on an album page, and the share dialog. Every change goes through the
+// Albums and share links on the owner's pages: selecting photos in a grid and acting on them all at once (albums,
+// favourites, trash, a ZIP download), the album picker in the lightbox, drag-to-reorder on an album page, and the share dialog. Every change goes through the
 // JSON API (api(), toast() and adjustCount() come from app.js, which loads first); the pages themselves only render.
 "use strict";
 
@@ -127,6 +127,82 @@ async function removeSelected(albumId) {
   const { removed } = await (await api("DELETE", `/api/albums/${albumId}/photos/`, { photo_ids: ids })).json();
   removeTiles(ids);
   toast(`Removed ${plural(removed, "photo")} from the album; they are still in the gallery.`);
+  setSelecting(false);
+}
+
+/* ---------- Bulk actions on the selection: favourite, trash, restore, download ---------- */
+
+// A day header's "Choose day": select mode with every loaded photo of that day selected. (Not "Select day":
+// the Select button's name must stay the only one starting so.)
+function selectDay(day) {
+  if (!document.body.classList.contains("selecting")) setSelecting(true);
+  document.querySelectorAll(`#grid .tile[data-day="${day}"]`).forEach((tile) => tile.classList.add("selected"));
+  updateSelectionBar();
+}
+
+async function bulk(action, ids) {
+  return (await (await api("POST", "/api/photos/bulk/", { action, photo_ids: ids })).json()).changed;
+}
+
+// The duplicates page: keep the chosen copy, move the others of its group to the trash.
+async function keepDuplicate(button) {
+  const group = button.closest("[data-duplicate-group]");
+  const others = Array.from(group.querySelectorAll("[data-photo-id]"), (el) => el.dataset.photoId).filter((id) => id !== button.dataset.photoId);
+  const changed = await bulk("trash", others);
+  group.remove();
+  toast(`Kept one; moved ${changed} ${changed === 1 ? "copy" : "copies"} to the trash.`, {
+    action: { label: "Undo", run: async () => { await bulk("restore", others); window.location.reload(); } },
+  });
+}
+
+async function favoriteSelected() {
+  const ids = selectedIds();
+  // Favourite them all, unless they all are already: then the button takes the stars off.
+  const pressed = (id) => document.querySelector(`#grid .tile[data-photo-id="${id}"] [data-action="favorite"]`)?.getAttribute("aria-pressed") === "true";
+  const on = !ids.every(pressed);
+  await bulk(on ? "favorite" : "unfavorite", ids);
+  ids.forEach((id) => showFavorite(id, on));
+  toast(on ? `${plural(ids.length, "photo")} marked as favourites.` : `${plural(ids.length, "photo")} no longer favourites.`);
+  setSelecting(false);
+}
+
+async function trashSelected() {
+  const ids = selectedIds();
+  const changed = await bulk("trash", ids);
+  removeTiles(ids);
+  setSelecting(false);
+  toast(`Moved ${plural(changed, "photo")} to the trash.`, {
+    action: { label: "Undo", run: async () => { await bulk("restore", ids); window.location.reload(); } },
+  });
+}
+
+async function restoreSelected() {
+  const ids = selectedIds();
+  const changed = await bulk("restore", ids);
+  removeTiles(ids);
+  setSelecting(false);
+  toast(`Restored ${plural(changed, "photo")}.`);
+}
+
+// A form post, not fetch: the browser then saves the ZIP to disk as it streams instead of holding it in memory.
+function downloadSelected() {
+  const form = document.createElement("form");
+  form.method = "post";
+  form.action = "/api/photos/download/";
+  form.hidden = true;
+  const field = (name, value) => {
+    const input = document.createElement("input");
+    input.type = "hidden";
+    input.name = name;
+    input.value = value;
+    form.append(input);
+  };
+  field("csrfmiddlewaretoken", csrfToken());
+  selectedIds().forEach((id) => field("photo_ids", id));
+  document.body.append(form);
+  form.submit();
+  form.remove();
+  toast(`Preparing a ZIP of ${plural(selectedIds().length, "photo")}…`);
   setSelecting(false);
 }
 
@@ -332,6 +408,12 @@ document.addEventListener("click", async (event) => {
     else if (action === "add-to-album") await addSelectedToAlbum();
     else if (action === "move-to-album") await moveSelected(control.dataset.albumId);
     else if (action === "remove-from-album") await removeSelected(control.dataset.albumId);
+    else if (action === "select-day") selectDay(control.dataset.day);
+    else if (action === "keep-duplicate") await keepDuplicate(control);
+    else if (action === "bulk-favorite") await favoriteSelected();
+    else if (action === "bulk-trash") await trashSelected();
+    else if (action === "bulk-restore") await restoreSelected();
+    else if (action === "bulk-download") downloadSelected();
     else if (action === "close-dialog") control.closest("dialog").close();
     else if (action === "share-album") await openDialog(`/shares/new/?album=${control.dataset.albumId}`, { wrap: false });
     else if (action === "share-photo") await openDialog(`/shares/new/?photo=${control.dataset.photoId}`, { wrap: false });

@@ -86,6 +86,28 @@ document.addEventListener("change", (event) => {
   if (form) form.requestSubmit();
 });
 
+/* ---------- Favourites: the star on a tile and in the lightbox ---------- */
+function showFavorite(id, on) {
+  document.querySelectorAll(`[data-action="favorite"][data-photo-id="${id}"]`).forEach((button) => {
+    button.setAttribute("aria-pressed", String(on));
+  });
+}
+
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest('[data-action="favorite"]');
+  if (!button) return;
+  event.preventDefault();
+  const id = button.dataset.photoId;
+  const on = button.getAttribute("aria-pressed") !== "true";
+  showFavorite(id, on);  // at once; put back if the server says no
+  try {
+    await api("PATCH", `/api/photos/${id}/`, { is_favorite: on });
+  } catch (error) {
+    showFavorite(id, !on);
+    toast(error.message, { kind: "error" });
+  }
+});
+
 /* ---------- Lightbox ---------- */
 // The open photo is in the address (?photo=<id>): a link to it opens the lightbox, and Back closes it. Opening
 // adds one history entry; moving to the next photo replaces it, so Back leaves the lightbox, not the photo.

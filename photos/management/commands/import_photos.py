@@ -1,4 +1,5 @@
 import contextlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -33,8 +34,16 @@ class Command(BaseCommand):
         return self._create(path, owner)
 
     def _create(self, path: Path, owner) -> services.PhotoCreated:
+        stat = path.stat()
         with path.open("rb") as fh:
-            return services.photo_create(owner=owner, file=fh, filename=path.name, size=path.stat().st_size)
+            return services.photo_create(
+                owner=owner,
+                file=fh,
+                filename=path.name,
+                size=stat.st_size,
+                # A file without a date of its own was most likely last written when it was taken.
+                taken_fallback=datetime.fromtimestamp(stat.st_mtime, UTC),
+            )
 
     def handle(self, *args, directory: Path, all_files: bool, owner: str | None, **options) -> None:
         if not directory.is_dir():
