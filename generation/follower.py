@@ -2,9 +2,12 @@
 
 `step_follow` is the django-q2 task's body. It holds a lease on the step (so a second follower, from a sweep or
 a redelivered task, steps aside), calls `step_poll` every POLL_INTERVAL seconds, and after FOLLOW_BUDGET
-seconds releases the lease and enqueues itself again: a task never runs anywhere near the cluster's timeout, and
-a worker restart loses at most one lease period. `steps_resume` (every minute) enqueues a follower for running
-steps whose lease has expired, and fails steps left PENDING by a crash during enqueueing.
+seconds (a few) renews the lease and enqueues itself again with the lease's token, to carry on behind whatever
+else is queued. So a step never holds a worker for long: with Q_WORKERS=2 and eight steps running, the
+followers take turns on the two workers and a minute schedule waits behind at most one burst of each. The next
+burst keeps the lease (no sweep mistakes a step waiting its turn for an orphan); a worker restart loses the
+chain, and the lease expires. `steps_resume` (every minute) enqueues a follower for running steps whose lease
+has expired, and fails steps left PENDING by a crash during enqueueing.
 
 `step_poll` is one look at the batch, safe to run from anywhere at any time (the cancel request runs one):
 batch counts first, which are cheap; the items themselves only when the counts say something finished or
@@ -50,9 +53,12 @@ StepStatus = GenerationStep.Status
 # A batch-status GET four times a second costs InvokeAI nothing and keeps an image's wait for us short; a busy
 # InvokeAI can take a few hundred milliseconds to answer it.
 POLL_INTERVAL = 0.25
-# Short, because a follower holds a worker for all of it: with every worker following a step, the minute
-# schedules (the idle stop, the worker's heartbeat) wait behind the followers until one hands over.
-FOLLOW_BUDGET = 60.0
+# Short, because a follower holds a worker for all of it: a task queued behind N followers on W workers waits
+# about N/W bursts, and a minute schedule (the idle stop, the worker's heartbeat) must not wait long.
+FOLLOW_BUDGET = 3.0
+# Covers a burst and the wait for the next one: with FOLLOW_BUDGET 3 s and two workers, about 20 steps at once.
+# Past that a lease can expire in the queue; the sweep then starts another follower and the older chain, finding
+# the lease no longer its own, ends (never two at once).
 LEASE = timedelta(seconds=30)
 # A step whose InvokeAI has not answered for this long fails; its images cannot be fetched from nowhere.
 UNREACHABLE_LIMIT = timedelta(minutes=15)
@@ -73,10 +79,12 @@ class Poll:
     reached: bool
 
 
-def step_follow_enqueue(*, step_id: int) -> None:
+def step_follow_enqueue(*, step_id: int, token: str = "") -> None:
+    """Queue a follower; with `token`, the next burst of the follower holding the step's lease under it."""
     async_task(
         "generation.tasks.step_follow",
         step_id,
+        token,
         group="generation.step_follow",
         # Well inside the cluster's timeout, which is what actually stops a task.
         timeout=int(FOLLOW_BUDGET) + 60,
@@ -116,31 +124,36 @@ def _lease_release(step_id: int, token: str) -> None:
     GenerationStep.objects.filter(pk=step_id, follower_token=token).update(follower_token="", follower_lease_until=None)
 
 
-def step_follow(*, step_id: int, budget: float = FOLLOW_BUDGET) -> str:
-    """Follow the step until it ends or `budget` seconds pass (then hand over to a new task)."""
-    token = uuid.uuid4().hex
+def step_follow(*, step_id: int, token: str = "", budget: float = FOLLOW_BUDGET) -> str:
+    """Follow the step until it ends or `budget` seconds pass (then hand over to a new task, lease and all)."""
+    token = token or uuid.uuid4().hex
     if not _lease_take(step_id, token):
         return "not followed: finished, or another follower holds it"
     deadline = time.monotonic() + budget
     # A write every few seconds, not every poll: enough for a lease of LEASE and for the silence limit.
     renew_every = LEASE.total_seconds() / 3
     renewed = time.monotonic()
+    handed_over = False
     try:
         while True:
             poll = step_poll(step_id=step_id)
             if poll.finished:
                 return "finished"
             if time.monotonic() >= deadline:
-                break
+                # Renewed for the wait in the queue; if the enqueue fails, the lease is released below.
+                if not _lease_renew(step_id, token, reached=poll.reached):
+                    return "lease lost"
+                step_follow_enqueue(step_id=step_id, token=token)
+                handed_over = True
+                return "handed over to a new follower"
             if time.monotonic() - renewed >= renew_every:
                 if not _lease_renew(step_id, token, reached=poll.reached):
                     return "lease lost"
                 renewed = time.monotonic()
             _sleep(POLL_INTERVAL)
     finally:
-        _lease_release(step_id, token)
-    step_follow_enqueue(step_id=step_id)
-    return "handed over to a new follower"
+        if not handed_over:
+            _lease_release(step_id, token)
 
 
 # --- one look at the batch ---

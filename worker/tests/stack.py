@@ -231,6 +231,17 @@ class Stack:
         assert response.status_code == expect, (path, response.status_code, response.text[:500])
         return response.json()
 
+    def queue_waits(self, *, since: float) -> list[float]:
+        """Seconds each heartbeat probe queued after `since` (a time.time()) waited before a worker started it."""
+        script = (
+            "from django_q.models import Task\n"
+            "for name, started in Task.objects.filter(group='probe').values_list('name', 'started'):\n"
+            "    print(name.removeprefix('probe-'), started.timestamp())"
+        )
+        lines = self.manage("shell", "-v0", "-c", script, check=True).stdout.split()
+        pairs = [(float(queued), float(started)) for queued, started in zip(lines[::2], lines[1::2], strict=True)]
+        return [started - queued for queued, started in pairs if queued > since]
+
     def worker(self) -> dict[str, Any]:
         return self.get("/api/backend/status")["worker"]
 
