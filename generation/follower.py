@@ -43,7 +43,7 @@ from backends.invokeai.client import BatchStatus, QueueItem
 from backends.invokeai.errors import InvokeAIError
 from backends.invokeai.graphs import OUTPUT_NODE, SEED_NODE
 
-from . import lifecycle, retrieval
+from . import lifecycle, previews, retrieval
 from .models import GenerationStep
 
 logger = logging.getLogger(__name__)
@@ -209,8 +209,10 @@ def _record(step_id: int, finished: list[QueueItem]) -> bool:
         fields: dict[str, Any] = {
             "item_results": results,
             "images_failed": sum(1 for result in results.values() if _failed(result)),
-            "progress": min(100, 100 * len(results) // max(total, 1)),
+            # Never back: the events' denoising progress may already be ahead of the finished items.
+            "progress": max(step.progress, min(100, 100 * len(results) // max(total, 1))),
         }
+        previews.previews_clear(step_id=step_id, item_ids=[item.item_id for item in finished])
         if len(results) < total:
             if step.error_message.startswith(_UNREACHABLE_PREFIX):
                 fields["error_message"] = ""
@@ -224,6 +226,7 @@ def _record(step_id: int, finished: list[QueueItem]) -> bool:
             message = f"Cancelled after {made} of {total} images. {message}".strip()
         fields["error_message"] = message
         lifecycle.step_move(step_id=step_id, to=to, **fields)
+        previews.previews_clear(step_id=step_id)
         return True
 
 
@@ -232,11 +235,13 @@ def _unreachable(step: GenerationStep, exc: InvokeAIError) -> bool:
     silent_since = step.last_contact_at or step.started_at or step.created_at
     if timezone.now() - silent_since > UNREACHABLE_LIMIT:
         minutes = int(UNREACHABLE_LIMIT.total_seconds() // 60)
-        return lifecycle.step_move(
+        failed = lifecycle.step_move(
             step_id=step.pk,
             to=StepStatus.FAILED,
             error_message=f"InvokeAI stopped answering for more than {minutes} minutes: {exc.message}",
         )
+        previews.previews_clear(step_id=step.pk)
+        return failed
     GenerationStep.objects.filter(pk=step.pk, status=StepStatus.RUNNING).update(
         error_message=f"{_UNREACHABLE_PREFIX}{exc.message}"
     )
@@ -267,10 +272,32 @@ def step_poll(*, step_id: int) -> Poll:
         return Poll(finished=_unreachable(step, exc), reached=False)
     if not items and not step.error_message.startswith(_UNREACHABLE_PREFIX):
         return Poll(finished=False, reached=True)
-    completed = [item for item in items if item.status == COMPLETED and item.image_name]
+    return Poll(finished=_collect(step, items), reached=True)
+
+
+def _collect(step: GenerationStep, finished: list[QueueItem]) -> bool:
+    """Store the images of the finished items that completed, record them all; True if the step ended."""
+    completed = [item for item in finished if item.status == COMPLETED and item.image_name]
     if completed:
         retrieval.items_store(step=step, items=completed)
-    return Poll(finished=_record(step_id, items), reached=True)
+    return _record(step.pk, finished)
+
+
+def step_items_collect(*, step_id: int, item_ids: list[int]) -> bool:
+    """Collect these items of a running step now (an event said they finished), without waiting for the poll.
+
+    The same path as the poll's, so an item met by both (or an event delivered twice) is stored once. Items
+    not yet finished on InvokeAI, or not the step's, are left to the poll. True if the step ended.
+    """
+    step = GenerationStep.objects.get(pk=step_id)
+    if step.status != StepStatus.RUNNING:
+        return True
+    open_ids = [item_id for item_id in item_ids if item_id in step.item_ids and str(item_id) not in step.item_results]
+    if not open_ids:
+        return False
+    client = manager.invokeai_client(step.backend_url)
+    finished = [item for item in client.queue_items(open_ids, output_node=OUTPUT_NODE) if item.finished]
+    return _collect(step, finished) if finished else False
 
 
 # --- recovery ---
@@ -288,6 +315,7 @@ def steps_resume(*, now: datetime | None = None) -> int:
     for step in interrupted:
         _pending_abandon(step)
         resumed += 1
+    previews.previews_sweep()
     return resumed
 
 

@@ -620,6 +620,17 @@ class InvokeAIClient:
         return version
 
     @_answers
+    def socket_token(self) -> str:
+        """The token for InvokeAI's Socket.IO connection: "" in single-user mode, else a fresh login's.
+
+        A fresh one each time, because the socket is refused while a stale token looks valid to this client.
+        """
+        if not self._email:
+            return ""
+        self._login()
+        return self._token
+
+    @_answers
     def queue_status(self) -> QueueStatus:
         body = _dict(self._json("GET", f"{QUEUE}/status"))
         queue = _dict(body["queue"], "queue")

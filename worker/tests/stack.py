@@ -232,15 +232,16 @@ class Stack:
         return response.json()
 
     def queue_waits(self, *, since: float) -> list[float]:
-        """Seconds each heartbeat probe queued after `since` (a time.time()) waited before a worker started it."""
+        """Seconds from queueing to the end of each heartbeat probe queued after `since` (a time.time()): its wait
+        in the queue, since a heartbeat takes no time. (django-q2's `started` is when a task was queued.)"""
         script = (
             "from django_q.models import Task\n"
-            "for name, started in Task.objects.filter(group='probe').values_list('name', 'started'):\n"
-            "    print(name.removeprefix('probe-'), started.timestamp())"
+            "for name, stopped in Task.objects.filter(group='probe').values_list('name', 'stopped'):\n"
+            "    print(name.removeprefix('probe-'), stopped.timestamp())"
         )
         lines = self.manage("shell", "-v0", "-c", script, check=True).stdout.split()
-        pairs = [(float(queued), float(started)) for queued, started in zip(lines[::2], lines[1::2], strict=True)]
-        return [started - queued for queued, started in pairs if queued > since]
+        pairs = [(float(queued), float(stopped)) for queued, stopped in zip(lines[::2], lines[1::2], strict=True)]
+        return [stopped - queued for queued, stopped in pairs if queued > since]
 
     def worker(self) -> dict[str, Any]:
         return self.get("/api/backend/status")["worker"]

@@ -234,12 +234,17 @@ def test_eight_steps_on_two_workers_are_all_followed_and_queued_tasks_still_run_
         session = stack.post("/api/generation/sessions/", {"title": f"Busy {number}"}, expect=201)["id"]
         steps.append(stack.post(f"/api/generation/sessions/{session}/steps/", body, expect=202)["id"])
 
+    previews: set[str] = set()
+
     def ended():
         bodies = [stack.get(f"/api/generation/steps/{step_id}/") for step_id in steps]
+        previews.update(item["preview_url"] for body in bodies for item in body["live_items"] if item["preview_url"])
         return all(body["status"] != "running" for body in bodies) and bodies
 
-    done = wait_for(ended, "the eight steps' end", timeout=STEPS_AT_ONCE * SECONDS_PER_IMAGE + 120, every=2)
+    done = wait_for(ended, "the eight steps' end", timeout=STEPS_AT_ONCE * SECONDS_PER_IMAGE + 120, every=1)
     assert [(body["status"], body["images_retrieved"]) for body in done] == [("completed", 1)] * STEPS_AT_ONCE
+    # The events listener the supervisor runs beside the cluster was connected: previews came through it.
+    assert invokeai.sockets == 1 and len(previews) >= STEPS_AT_ONCE // 2, previews
     waits = stack.queue_waits(since=started)
     # A probe every 2 s for the whole run, each started within a few bursts of the followers (3 s each).
     assert len(waits) >= STEPS_AT_ONCE * SECONDS_PER_IMAGE // PROBE_EVERY // 2
