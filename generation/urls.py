@@ -17,6 +17,7 @@ urlpatterns = [
     re_path(r"^(?P<pk>\d+)/(?P<status>completed|abandoned)/$", views.session_close, name="close"),
     path("steps/<int:pk>/", views.step_panel, name="step-panel"),
     path("steps/<int:pk>/show/", views.step_show, name="step-show"),
+    path("steps/<int:pk>/live/", views.step_live, name="step-live"),
     path("steps/<int:pk>/composer/", views.composer_from_step, name="step-composer"),
     path("steps/<int:pk>/select/<uuid:photo_id>/", views.step_select, name="step-select"),
     path("steps/<int:pk>/cancel/", views.step_cancel, name="step-cancel"),

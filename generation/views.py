@@ -206,14 +206,16 @@ def _step_context(step: GenerationStep | None) -> dict[str, Any]:
         return {}
     alternatives = list(step.alternatives.all())
     arrived = {alternative.item_id for alternative in alternatives}
+    live = {item.item_id: item for item in selectors.step_live_items(step=step)}
     waiting = [
-        {"item_id": item_id, "result": step.item_results.get(str(item_id))}
-        for item_id in step.item_ids
+        {"item_id": item_id, "index": index, "result": step.item_results.get(str(item_id)), "live": live.get(item_id)}
+        for index, item_id in enumerate(step.item_ids)
         if item_id not in arrived
     ]
     if not step.item_ids and not step.is_finished:
-        waiting = [{"item_id": None, "result": None}] * step.batch_size
+        waiting = [{"item_id": None, "index": index, "result": None, "live": None} for index in range(step.batch_size)]
     pending = any(alternative.photo.retrieval_status == Photo.RetrievalStatus.PENDING for alternative in alternatives)
+    available = sum(alternative.photo.is_available for alternative in alternatives)
     return {
         "alternatives": [
             Shown(alternative, retrieval.next_retry_at(alternative.photo)) for alternative in alternatives
@@ -224,7 +226,11 @@ def _step_context(step: GenerationStep | None) -> dict[str, Any]:
             alternative.photo.retrieval_status == Photo.RetrievalStatus.FAILED for alternative in alternatives
         ),
         "done_items": len(step.item_results),
-        "polling": not step.is_finished or pending,
+        "live_items": list(live.values()),
+        # What the running step's live partial was drawn from; when it changes, the whole panel is drawn again.
+        "live_version": f"{step.status}.{len(step.item_results)}.{len(alternatives)}.{available}",
+        # A running step is followed by its live partial; a finished one only while images are downloading.
+        "polling": step.is_finished and pending,
     }
 
 
@@ -412,6 +418,23 @@ def step_panel(request: HttpRequest, pk: int) -> HttpResponse:
     if request.GET.get("was") == "running" and step.is_finished:
         trigger_client_event(response, "step-finished")
     return response
+
+
+@require_GET
+def step_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The running step's previews and progress bars, polled twice a second. Once an image has arrived or the
+    step has moved on, the whole panel instead (retargeted), so the real image takes its preview's place."""
+    user_activity.send(sender=GenerationStep)
+    step = selectors.step_with_alternatives(step_id=pk, owner=request.user)
+    context = {"step": step, "session": step.session, **_step_context(step)}
+    if step.is_finished or request.GET.get("v") != context["live_version"]:
+        response = render(request, f"{TEMPLATE}#step-panel", context)
+        retarget(response, "#step-panel")
+        reswap(response, "outerHTML")
+        if step.is_finished:
+            trigger_client_event(response, "step-finished")
+        return response
+    return render(request, f"{TEMPLATE}#step-live", {**context, "oob": True})
 
 
 @require_GET

@@ -91,3 +91,67 @@ def test_generate_choose_continue_and_see_the_history(logged_in_page, live_serve
     history.nth(1).locator("a").click()
     page.locator("#step-panel h2", has_text="Step 1").wait_for()
     assert page.locator("#step-panel .alternative.selected").get_attribute("data-photo-id") == chosen
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1440, "height": 900}, {"width": 390, "height": 844}])
+def test_the_running_step_shows_each_alternative_forming(
+    logged_in_page, live_server, invokeai, enqueued, viewport, monkeypatch
+):
+    """InvokeAI's progress events (handed to the real handler here, as the listener would) make a preview and a
+    progress bar per alternative, replaced in place twice a second; the real image takes the preview's place."""
+    from generation import events
+
+    monkeypatch.setattr(events, "PREVIEW_EVERY", 0)
+    page = logged_in_page
+    page.set_viewport_size(viewport)
+    invokeai.seconds_per_item = 10
+    page.goto(f"{live_server.url}/studio/")
+    page.fill("textarea[name=prompt]", "a lighthouse at dusk, oil painting")
+    page.fill("input[name=batch_size]", "2")
+    page.fill("input[name=width]", "256")
+    page.fill("input[name=height]", "256")
+    page.fill("input[name=steps]", "4")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_url(f"{live_server.url}/studio/*/")
+    step = GenerationStep.objects.get()
+    seen = 0
+
+    def deliver(seconds: float) -> None:
+        nonlocal seen
+        invokeai.clock.advance(seconds)
+        invokeai.pump()
+        for name, payload in invokeai.events_sent[seen:]:
+            events.event_handle(name=name, payload=payload)
+        seen = len(invokeai.events_sent)
+
+    preview = page.locator("#step-live .alternative.live img.preview")
+    sources = []
+    for percent in (25, 50, 75):
+        deliver(2)
+        page.locator(f"#step-live .alternative.live progress.item-progress[value='{percent}']").wait_for()
+        page.wait_for_function("() => document.querySelector('#step-live img.preview')?.naturalWidth > 0")
+        sources.append(preview.get_attribute("src"))
+        if percent == 50:
+            name = "wide" if viewport["width"] > 1000 else "phone"
+            page.locator("#step-panel").scroll_into_view_if_needed()
+            page.screenshot(path=f"/tmp/live-studio-{name}.png")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=ARTIFACTS / f"studio-live-{name}.png", full_page=True)
+    # The preview replaced itself at each step, in the same slot, and the step's bar moved with it.
+    assert len(set(sources)) == 3
+    assert page.locator("#step-progress progress.progress").get_attribute("value") == "37"
+    assert page.locator("#step-live .alternative.placeholder").count() == 2
+
+    deliver(6)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#step-panel .alternative:not(.placeholder) img')]"
+        ".filter((i) => i.naturalWidth).length >= 1"
+    )
+    # The first image is in; the second alternative is forming now.
+    page.locator("#step-live .alternative.live progress.item-progress").wait_for()
+    assert page.locator("#step-live .alternative.placeholder").count() == 1
+    deliver(10)
+    page.locator("#step-panel .step-status", has_text="Completed").wait_for()
+    assert page.locator("img.preview").count() == 0
+    assert page.locator("#step-live").count() == 0
+    assert step.alternatives.count() == 2
