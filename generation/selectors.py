@@ -120,6 +120,26 @@ def steps_in_flight() -> QuerySet[GenerationStep]:
     return GenerationStep.objects.filter(status__in=STEP_IN_FLIGHT).select_related("session").order_by("created_at")
 
 
+@dataclass(frozen=True)
+class QueuedStep:
+    step: GenerationStep
+    # 1 for the step InvokeAI works on first: in-flight steps of every account count, in the order they were sent.
+    position: int
+
+
+def queue_steps(*, owner: Owner) -> list[QueuedStep]:
+    """The owner's pending and running steps with their place among everyone's (two queries)."""
+    order = list(steps_in_flight().values_list("pk", flat=True))
+    positions = {pk: index + 1 for index, pk in enumerate(order)}
+    mine = owned_by(steps_in_flight(), owner, via="session__owner").prefetch_related("live_items")
+    return [QueuedStep(step=step, position=positions.get(step.pk, len(order))) for step in mine]
+
+
+def queue_count(*, owner: Owner) -> int:
+    """How many of the owner's steps are pending or running (the top bar's indicator)."""
+    return owned_by(steps_in_flight(), owner, via="session__owner").count()
+
+
 def retrievals_unfinished() -> QuerySet[StepAlternative]:
     """Images still to download: pending, or failed with attempts left (the retry task will try them)."""
     return StepAlternative.objects.filter(

@@ -24,3 +24,11 @@ urlpatterns = [
     path("steps/<int:pk>/retry/", views.step_retry, name="step-retry"),
     re_path(r"^steps/(?P<pk>\d+)/(?P<variation>remix|continue)/$", views.step_variation, name="step-variation"),
 ]
+
+queue_urlpatterns = [
+    path("", views.queue_page, name="page"),
+    path("indicator/", views.queue_indicator, name="indicator"),
+    path("cancel-all/", views.queue_cancel_all, name="cancel-all"),
+    path("steps/<int:pk>/cancel/", views.queue_cancel, name="cancel"),
+    re_path(r"^processor/(?P<action>pause|resume)/$", views.queue_processor, name="processor"),
+]

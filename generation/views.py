@@ -475,3 +475,68 @@ def session_close(request: HtmxRequest, pk: int, status: str) -> HttpResponse:
     services.session_update(session_id=pk, owner=request.user, status=status)
     url = reverse("studio:home")
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+# --- the queue page ---
+
+QUEUE_TEMPLATE = "generation/queue.html"
+
+
+def _queue_context(request: HttpRequest, error: str = "") -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "queued": selectors.queue_steps(owner=request.user),
+        "can_pause": is_staff(request.user),
+        "error": error,
+    }
+    try:
+        context["invokeai"] = manager.invokeai_client().queue_status()
+    except AppError as exc:
+        context["invokeai"], context["invokeai_error"] = None, exc.message
+    return context
+
+
+def _queue_panel(request: HttpRequest, error: str = "") -> HttpResponse:
+    return render(request, f"{QUEUE_TEMPLATE}#queue-panel", _queue_context(request, error))
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def queue_page(request: HtmxRequest) -> HttpResponse:
+    """Our pending and running steps with their place, InvokeAI's own counts; the panel polls itself."""
+    if request.htmx:
+        return _queue_panel(request)
+    return render(request, QUEUE_TEMPLATE, _queue_context(request))
+
+
+@require_POST
+def queue_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        services.step_cancel(step_id=pk, owner=request.user)
+    except AppError as exc:
+        return _queue_panel(request, exc.message)
+    return _queue_panel(request)
+
+
+@require_POST
+def queue_cancel_all(request: HttpRequest) -> HttpResponse:
+    try:
+        services.steps_cancel_all(owner=request.user)
+    except AppError as exc:
+        return _queue_panel(request, exc.message)
+    return _queue_panel(request)
+
+
+@require_POST
+@staff_required
+def queue_processor(request: HttpRequest, action: str) -> HttpResponse:
+    try:
+        services.queue_processor_set(owner=request.user, started=action == "resume")
+    except AppError as exc:
+        return _queue_panel(request, exc.message)
+    return _queue_panel(request)
+
+
+@require_GET
+def queue_indicator(request: HttpRequest) -> HttpResponse:
+    """The top bar's count of our steps in flight (no request to InvokeAI: it is on every page)."""
+    return render(request, f"{QUEUE_TEMPLATE}#indicator", {"count": selectors.queue_count(owner=request.user)})

@@ -587,6 +587,8 @@ class FakeInvokeAI:
         self._doom: list[tuple[str, str]] = []
         self._next_item_id = 1
         self._free_at = 0.0
+        # Paused (PUT processor/pause): the running item finishes, pending ones wait.
+        self.paused = False
         self._lock = threading.RLock()
         self._release = threading.Event()
         self._server: LoopbackServer | None = None
@@ -616,6 +618,11 @@ class FakeInvokeAI:
                 Rule("/api/v1/queue/<queue_id>/i/<item_id>", endpoint="item", methods=["GET"]),
                 Rule("/api/v1/queue/<queue_id>/cancel_by_batch_ids", endpoint="cancel", methods=["PUT"]),
                 Rule("/api/v1/queue/<queue_id>/status", endpoint="queue_status", methods=["GET"]),
+                Rule(
+                    "/api/v1/queue/<queue_id>/processor/<any(pause, resume):action>",
+                    endpoint="processor",
+                    methods=["PUT"],
+                ),
                 Rule("/api/v1/images/upload", endpoint="upload", methods=["POST"]),
                 Rule("/api/v1/images/i/<name>", endpoint="image_dto", methods=["GET"]),
                 Rule(
@@ -779,7 +786,7 @@ class FakeInvokeAI:
                 self._free_at = done_at
                 continue
             pending = [item for item in self.items.values() if item.status == "pending"]
-            if not pending:
+            if not pending or self.paused:
                 return
             item = min(pending, key=lambda item: (-item.priority, item.item_id))
             start = max(self._free_at, item.created_at)
@@ -1375,7 +1382,17 @@ class FakeInvokeAI:
             "user_pending": counts["pending"],
             "user_in_progress": counts["in_progress"],
         }
-        return _json({"queue": queue, "processor": {"is_started": True, "is_processing": running is not None}})
+        return _json(
+            {"queue": queue, "processor": {"is_started": not self.paused, "is_processing": running is not None}}
+        )
+
+    def _processor(self, request: Request, queue_id: str, action: str) -> Response:
+        if action == "resume" and self.paused:
+            # Pending items start from now, not from when they could have.
+            self._free_at = self.clock.now
+        self.paused = action == "pause"
+        running = any(item.status == "in_progress" for item in self.items.values())
+        return _json({"is_started": not self.paused, "is_processing": running})
 
     def _upload(self, request: Request) -> Response:
         category = request.args.get("image_category", "general")

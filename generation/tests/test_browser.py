@@ -155,3 +155,47 @@ def test_the_running_step_shows_each_alternative_forming(
     assert page.locator("img.preview").count() == 0
     assert page.locator("#step-live").count() == 0
     assert step.alternatives.count() == 2
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1440, "height": 900}, {"width": 390, "height": 844}])
+def test_the_queue_page_cancels_pauses_and_resumes(logged_in_page, live_server, invokeai, enqueued, user, viewport):
+    from generation import services
+    from generation.models import CachedModel
+
+    from .conftest import step_request
+
+    sd1 = CachedModel.objects.get(name="tiny-sd1")
+    session = services.session_create(owner=user, title="Queued")
+    steps = [
+        services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=2))
+        for _ in range(3)
+    ]
+    page = logged_in_page
+    page.set_viewport_size(viewport)
+    page.goto(f"{live_server.url}/studio/")
+    # The top bar's indicator counts them, and leads to the queue page.
+    page.locator("#queue-indicator .queue-count", has_text="3").wait_for()
+    if viewport["width"] < 1000:
+        assert page.locator("#queue-indicator").is_visible()
+    page.locator("#queue-indicator").click()
+    page.wait_for_url(f"{live_server.url}/queue/")
+    assert page.locator(".queue-step").count() == 3
+    page.locator(".queue-counts dd").first.wait_for()
+    name = "wide" if viewport["width"] > 1000 else "phone"
+    page.screenshot(path=f"/tmp/live-queue-{name}.png", full_page=True)
+
+    page.locator(f".queue-step[data-step-id='{steps[0].pk}']").get_by_role("button", name="Cancel").click()
+    page.locator(f".queue-step[data-step-id='{steps[0].pk}']").wait_for(state="detached")
+    assert GenerationStep.objects.get(pk=steps[0].pk).status == "cancelled"
+
+    page.get_by_role("button", name="Pause InvokeAI").click()
+    page.locator(".processor-state", has_text="paused").wait_for()
+    assert invokeai.paused
+    page.get_by_role("button", name="Resume InvokeAI").click()
+    page.locator(".processor-state", has_text="running").wait_for()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel all").click()
+    page.locator(".queue-empty").wait_for()
+    assert set(GenerationStep.objects.values_list("status", flat=True)) == {"cancelled"}
+    page.locator("#queue-indicator:not(.busy)").wait_for(timeout=30_000)
