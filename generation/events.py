@@ -6,8 +6,10 @@ one `EventStream` per InvokeAI that has running steps, or is the one in use, and
 
 * `invocation_progress`: the item's percentage and latest preview (at most every PREVIEW_EVERY seconds per
   item), and the step's `progress`, which counts each running item's denoising, not only finished images;
-* `queue_item_status_changed` to a finished status: the item is collected at once (its image downloaded and
-  stored, its outcome recorded), by the follower's own path;
+* `invocation_complete` of the graph's output node: its image (named in the event) is downloaded and stored at
+  once, before InvokeAI has even marked the item completed;
+* `queue_item_status_changed` to a finished status: the item is collected (its image stored if the event above
+  was missed, its outcome recorded), by the follower's own path;
 * `queue_items_canceled` (InvokeAI 6.14's one event for a bulk cancel): the same for each item named.
 
 Events come twice (InvokeAI 6.13 in single-user mode), late, or never (a dropped connection): everything here is
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -31,11 +34,14 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from backends import manager
+from backends.invokeai import graphs
+from backends.invokeai.client import QueueItem
 from backends.invokeai.errors import InvokeAIError
 from backends.invokeai.events import EventStream
+from backends.invokeai.graphs import OUTPUT_NODE
 from gallery_project.errors import AppError
 
-from . import follower, previews
+from . import follower, previews, retrieval
 from .models import GenerationStep, ItemProgress
 
 logger = logging.getLogger(__name__)
@@ -45,6 +51,9 @@ FINISHED = frozenset({"completed", "failed", "canceled"})
 PREVIEW_EVERY = 0.25
 # How often the listener looks again at which InvokeAI servers have running steps.
 WATCH_EVERY = 2.0
+
+# InvokeAI names images with UUIDs; anything else is not put in a URL to it.
+_IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 _last_preview: dict[tuple[int, int], float] = {}
 
@@ -117,6 +126,25 @@ def _collect(step: GenerationStep, item_ids: list[int]) -> str:
     return "step ended" if ended else "collected"
 
 
+def _image_made(step: GenerationStep, item_id: int, payload: dict[str, Any]) -> str:
+    if payload.get("invocation_source_id") != OUTPUT_NODE:
+        return "ignored: not the output node"
+    result = payload.get("result")
+    image = result.get("image") if isinstance(result, dict) else None
+    name = image.get("image_name") if isinstance(image, dict) else None
+    if not isinstance(name, str) or not _IMAGE_NAME.fullmatch(name):
+        return "ignored: no image name"
+    if str(item_id) in step.item_results:
+        return "late: the item has finished"
+    index = step.item_ids.index(item_id)
+    seed = graphs.seeds_from(step.seed or 0, len(step.item_ids))[index]
+    item = QueueItem(item_id=item_id, status="completed", batch_id=step.batch_id, seed=seed, image_name=name)
+    retrieval.items_store(step=step, items=[item])
+    previews.previews_clear(step_id=step.pk, item_ids=[item_id])
+    _last_preview.pop((step.pk, item_id), None)
+    return "stored"
+
+
 def event_handle(*, name: str, payload: dict[str, Any]) -> str:
     """Apply one InvokeAI event; returns what it did (for the logs and tests)."""
     if name == "queue_items_canceled":
@@ -127,6 +155,8 @@ def event_handle(*, name: str, payload: dict[str, Any]) -> str:
     step, item_id = found
     if name == "invocation_progress":
         return _progress(step, item_id, payload)
+    if name == "invocation_complete":
+        return _image_made(step, item_id, payload)
     status = payload.get("status")
     if name == "queue_item_status_changed" and isinstance(status, str) and status in FINISHED:
         return _collect(step, [item_id])
@@ -167,20 +197,63 @@ def _token(url: str) -> str:
     return manager.invokeai_client(url).socket_token()
 
 
-def _handler(url: str) -> Any:
-    def handle(name: str, payload: dict[str, Any]) -> None:
-        close_old_connections()
-        outcome = event_handle(name=name, payload=payload)
-        logger.debug("InvokeAI events at %s: %s: %s", url, name, outcome)
+class EventQueue:
+    """Events waiting for `event_handle`, in a thread of their own so the socket keeps reading.
 
-    return handle
+    Progress events only matter as the latest of each item: one still waiting is replaced by a newer one, and
+    the others (an image made, an item finished) go first. So a burst of progress (a fast GPU, a slow database)
+    never delays storing an image.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._urgent: list[tuple[str, dict[str, Any]]] = []
+        self._progress: dict[tuple[Any, Any], dict[str, Any]] = {}
+        self._ready = threading.Condition()
+        self._stopped = False
+
+    def put(self, name: str, payload: dict[str, Any]) -> None:
+        with self._ready:
+            if name == "invocation_progress":
+                self._progress[(payload.get("batch_id"), payload.get("item_id"))] = payload
+            else:
+                self._urgent.append((name, payload))
+            self._ready.notify()
+
+    def stop(self) -> None:
+        with self._ready:
+            self._stopped = True
+            self._ready.notify()
+
+    def _take(self) -> tuple[str, dict[str, Any]] | None:
+        with self._ready:
+            while not (self._urgent or self._progress or self._stopped):
+                self._ready.wait()
+            if self._urgent:
+                return self._urgent.pop(0)
+            if self._progress:
+                key = next(iter(self._progress))
+                return "invocation_progress", self._progress.pop(key)
+            return None
+
+    def run(self) -> None:
+        while (taken := self._take()) is not None:
+            name, payload = taken
+            try:
+                close_old_connections()
+                outcome = event_handle(name=name, payload=payload)
+            except Exception:
+                # One event must not stop the others; the poll finds whatever this one was about.
+                logger.exception("InvokeAI events at %s: handling %s failed.", self.url, name)
+                continue
+            logger.debug("InvokeAI events at %s: %s: %s", self.url, name, outcome)
 
 
 class Listener:
     """One EventStream thread per wanted InvokeAI, started and stopped as the wanted set changes."""
 
     def __init__(self) -> None:
-        self.streams: dict[str, tuple[EventStream, threading.Thread]] = {}
+        self.streams: dict[str, tuple[EventStream, EventQueue]] = {}
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -192,9 +265,9 @@ class Listener:
                 self.watch()
                 self._stop.wait(WATCH_EVERY)
         finally:
-            for stream, thread in self.streams.values():
+            for stream, events in self.streams.values():
                 stream.stop()
-                thread.join(timeout=5)
+                events.stop()
 
     def watch(self) -> None:
         close_old_connections()
@@ -204,16 +277,18 @@ class Listener:
             logger.warning("Could not read which InvokeAI servers to listen to.", exc_info=True)
             return
         for url in set(self.streams) - wanted:
-            stream, thread = self.streams.pop(url)
+            stream, events = self.streams.pop(url)
             stream.stop()
+            events.stop()
         for url in wanted - set(self.streams):
+            events = EventQueue(url)
             stream = EventStream(
                 url,
-                on_event=_handler(url),
+                on_event=events.put,
                 token=functools.partial(_token, url),
                 allow_link_local=settings.INVOKEAI_ALLOW_LINK_LOCAL,
                 connect_timeout=settings.INVOKEAI_CONNECTION_TIMEOUT,
             )
-            thread = threading.Thread(target=stream.run, name=f"events {url}", daemon=True)
-            thread.start()
-            self.streams[url] = (stream, thread)
+            threading.Thread(target=events.run, name=f"event handling {url}", daemon=True).start()
+            threading.Thread(target=stream.run, name=f"events {url}", daemon=True).start()
+            self.streams[url] = (stream, events)

@@ -193,9 +193,11 @@ def test_events_twice_store_each_image_once(invokeai, sd1, session, feed, enqueu
 def test_what_the_events_miss_the_poll_finds(invokeai, sd1, session, feed, follow, user):
     step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     invokeai.drop_events("queue_item_status_changed", times=100)
+    invokeai.drop_events("invocation_complete", times=2)
     feed(clock=10)
     step.refresh_from_db()
-    assert (step.status, step.images_retrieved) == (Status.RUNNING, 0)
+    # Two images came with their invocation_complete; nothing said the items finished.
+    assert (step.status, step.images_retrieved, step.item_results) == (Status.RUNNING, 2, {})
     assert follow(step.pk) == "finished"
     step.refresh_from_db()
     assert (step.status, step.images_retrieved) == (Status.COMPLETED, 4)
@@ -293,3 +295,32 @@ def test_another_account_cannot_see_a_preview(invokeai, sd1, session, feed, enqu
     feed(clock=0.5)
     client.force_login(other_account())
     assert client.get(f"/api/generation/steps/{step.pk}/previews/{step.item_ids[0]}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        None,
+        "image.png",
+        {"image": "x.png"},
+        {"image": {"image_name": "../../api/v1/queue/default/clear"}},
+        {"image": {"image_name": "a" * 500}},
+        {"image": {"image_name": 42}},
+    ],
+)
+def test_an_output_event_without_a_plain_image_name_downloads_nothing(invokeai, sd1, session, enqueued, user, result):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
+    before = len(invokeai.requests)
+    payload = {"batch_id": step.batch_id, "item_id": step.item_ids[0], "invocation_source_id": "output"}
+    assert events.event_handle(name="invocation_complete", payload={**payload, "result": result}).startswith("ignored")
+    assert len(invokeai.requests) == before and not Photo.objects.exists()
+
+
+def test_the_output_event_stores_the_image_before_the_item_is_marked_completed(
+    invokeai, sd1, session, enqueued, user, feed
+):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, seed=77))
+    invokeai.drop_events("queue_item_status_changed", times=100)
+    assert "stored" in feed(clock=1)
+    [alternative] = StepAlternative.objects.filter(step=step).select_related("photo")
+    assert (alternative.item_id, alternative.photo.seed, alternative.photo.is_available) == (step.item_ids[0], 77, True)
