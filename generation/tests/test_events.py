@@ -324,3 +324,65 @@ def test_the_output_event_stores_the_image_before_the_item_is_marked_completed(
     assert "stored" in feed(clock=1)
     [alternative] = StepAlternative.objects.filter(step=step).select_related("photo")
     assert (alternative.item_id, alternative.photo.seed, alternative.photo.is_available) == (step.item_ids[0], 77, True)
+
+
+def test_the_queue_hands_on_urgent_events_first_and_only_the_latest_progress_of_an_item(monkeypatch):
+    handled = []
+    monkeypatch.setattr(events, "event_handle", lambda *, name, payload: handled.append((name, payload["n"])))
+    queue = events.EventQueue("http://invokeai")
+    for n in range(3):
+        queue.put("invocation_progress", {"batch_id": "b", "item_id": 1, "n": n})
+    queue.put("invocation_progress", {"batch_id": "b", "item_id": 2, "n": 9})
+    queue.put("queue_item_status_changed", {"batch_id": "b", "item_id": 1, "n": 5})
+    queue.put("invocation_complete", {"batch_id": "b", "item_id": 1, "n": 6})
+    queue.stop()
+    queue.run()
+    assert handled == [
+        ("queue_item_status_changed", 5),
+        ("invocation_complete", 6),
+        ("invocation_progress", 2),
+        ("invocation_progress", 9),
+    ]
+
+
+def test_a_failing_event_does_not_stop_the_others(monkeypatch):
+    handled = []
+
+    def handle(*, name, payload):
+        if payload["n"] == 0:
+            raise RuntimeError("boom")
+        handled.append(payload["n"])
+
+    monkeypatch.setattr(events, "event_handle", handle)
+    queue = events.EventQueue("http://invokeai")
+    queue.put("queue_item_status_changed", {"n": 0})
+    queue.put("queue_item_status_changed", {"n": 1})
+    queue.stop()
+    queue.run()
+    assert handled == [1]
+
+
+def test_the_listener_follows_the_servers_with_running_steps(invokeai, sd1, session, enqueued, user, settings):
+    listener = events.Listener()
+    try:
+        listener.watch()
+        # The InvokeAI in use, before any step.
+        assert set(listener.streams) == {invokeai.url}
+        wait_until(lambda: invokeai.sockets == 1, "subscribed socket")
+        step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
+        settings.INVOKEAI_LOCAL_URL = "http://127.0.0.1:9"
+        from backends.models import BackendSettings
+
+        BackendSettings.objects.update(local_backend_url="")
+        listener.watch()
+        # The step's server stays while it runs, beside the new one in use.
+        assert set(listener.streams) == {invokeai.url, "http://127.0.0.1:9"}
+        GenerationStep.objects.filter(pk=step.pk).update(status=Status.FAILED)
+        listener.watch()
+        assert set(listener.streams) == {"http://127.0.0.1:9"}
+        wait_until(lambda: invokeai.sockets == 0, "closed socket")
+    finally:
+        listener.stop()
+        for stream, queue in listener.streams.values():
+            stream.stop()
+            queue.stop()

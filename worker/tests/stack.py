@@ -198,6 +198,20 @@ class Stack:
 
         return wait_for(find, "the supervisor", timeout=10)
 
+    def events_listener(self, *, replacing: psutil.Process | None = None) -> psutil.Process:
+        """The InvokeAI events listener the supervisor runs beside the cluster (a new one with `replacing`)."""
+
+        def find() -> psutil.Process | None:
+            with contextlib.suppress(psutil.Error):
+                for process in self.supervisor().children():
+                    command = process.cmdline()
+                    if command[-1:] == ["run_events"] and command[-2].endswith("manage.py") and alive(process):
+                        if replacing is None or process.pid != replacing.pid:
+                            return process
+            return None
+
+        return wait_for(find, "the events listener", timeout=30)
+
     def roster(self, *, replacing: Roster | None = None, timeout: float = 60) -> Roster:
         """The running cluster's processes, once all have started; with `replacing`, those of a newer cluster."""
 

@@ -250,3 +250,29 @@ def test_eight_steps_on_two_workers_are_all_followed_and_queued_tasks_still_run_
     assert len(waits) >= STEPS_AT_ONCE * SECONDS_PER_IMAGE // PROBE_EVERY // 2
     print(f"queue waits of {len(waits)} probes: median {sorted(waits)[len(waits) // 2]:.1f} s, max {max(waits):.1f} s")
     assert max(waits) < 20, sorted(waits)[-5:]
+
+
+def test_a_killed_events_listener_is_started_again_and_the_step_loses_nothing(stack, invokeai):
+    stack = stack(workers=2)
+    wait_for(lambda: stack.worker()["state"] == "ok", "a first heartbeat", timeout=60)
+    stack.post("/api/models/refresh/", {})
+    model = next(model for model in stack.get("/api/models/", type="main") if model["name"] == "tiny-sd1")
+    session = stack.post("/api/generation/sessions/", {"title": "Listener"}, expect=201)["id"]
+    body = {"prompt": "a lighthouse", "model_key": model["key"], "width": 64, "height": 64, "steps": 4}
+    step_id = stack.post(f"/api/generation/sessions/{session}/steps/", {**body, "batch_size": 4}, expect=202)["id"]
+
+    def step():
+        return stack.get(f"/api/generation/steps/{step_id}/")
+
+    wait_for(lambda: any(item["preview_url"] for item in step()["live_items"]), "a first preview", timeout=60)
+    listener = stack.events_listener()
+    restarts = stack.worker()["restarts"]
+    listener.kill()
+    # Started again on its own, at the supervisor's next check; the cluster is left alone.
+    stack.events_listener(replacing=listener)
+    assert stack.worker()["restarts"] == restarts
+    wait_for(lambda: invokeai.sockets == 1, "the new listener's socket", timeout=30)
+    done = wait_for(lambda: (body := step())["status"] != "running" and body, "the step's end", timeout=120)
+    assert (done["status"], done["images_retrieved"], done["images_failed"]) == ("completed", 4, 0)
+    assert len({image["id"] for image in done["images"]}) == 4 and done["live_items"] == []
+    assert len(invokeai.items) == 4
