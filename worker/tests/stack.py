@@ -205,9 +205,9 @@ class Stack:
             with contextlib.suppress(psutil.Error):
                 for process in self.supervisor().children():
                     command = process.cmdline()
-                    if command[-1:] == ["run_events"] and command[-2].endswith("manage.py") and alive(process):
-                        if replacing is None or process.pid != replacing.pid:
-                            return process
+                    listener = command[-1:] == ["run_events"] and command[-2].endswith("manage.py")
+                    if listener and alive(process) and (replacing is None or process.pid != replacing.pid):
+                        return process
             return None
 
         return wait_for(find, "the events listener", timeout=30)
