@@ -25,7 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigg
 from backends import manager
 from backends.invokeai import graphs
 from backends.signals import user_activity
-from gallery_project.errors import AppError, InvalidInput, Unavailable
+from gallery_project.errors import AppError, Conflict, InvalidInput, Unavailable
 from gallery_project.http import HtmxRequest
 from gallery_project.permissions import is_staff, signed_in, staff_required
 from photos import selectors as photo_selectors
@@ -512,7 +512,8 @@ def queue_page(request: HtmxRequest) -> HttpResponse:
 def queue_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         services.step_cancel(step_id=pk, owner=request.user)
-    except AppError as exc:
+    except Conflict as exc:
+        # It ended meanwhile: the panel shows it gone. Another account's step stays a 404.
         return _queue_panel(request, exc.message)
     return _queue_panel(request)
 
