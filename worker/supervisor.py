@@ -19,7 +19,8 @@ of the cluster, so honcho keeps the web server up.
 
 Beside the cluster it runs the InvokeAI events listener (`manage.py run_events`, generation.events), one
 long-lived process that holds no django-q2 worker. It is started again at the next check when it exits, without
-touching the cluster, and stopped and started with the cluster when the cluster is restarted.
+touching the cluster, and stopped with the cluster when the cluster is restarted, then started again once the new
+cluster has all its processes.
 
 If the supervisor itself is killed, the cluster it started runs on without it, and so does the web server
 (honcho only notices a process end once nothing writes to its output, and the cluster still does): background
@@ -156,7 +157,6 @@ class Supervisor:
     def _start(self) -> _Cluster:
         process = subprocess.Popen(self.command, cwd=settings.BASE_DIR)  # noqa: S603 (our own command line)
         logger.info("Background worker started (pid %s).", process.pid)
-        self._companion_check()
         return _Cluster(process=process, started=time.monotonic())
 
     def _companion_check(self) -> None:
@@ -174,9 +174,12 @@ class Supervisor:
     def _watch(self, cluster: _Cluster) -> str:
         while not self._stop.wait(self.interval):
             _record(services.supervisor_seen_record, now=timezone.now())
-            self._companion_check()
             if reason := self.check(cluster):
                 return reason
+            # Once the cluster has all its processes: starting both at once on a busy machine can make the
+            # cluster miss its start deadline.
+            if cluster.roster is not None:
+                self._companion_check()
         return ""
 
     def _stop_cluster(self, cluster: _Cluster) -> None:
