@@ -115,8 +115,7 @@ def project_run(model_key: str, size: int, steps: int, seed: int) -> tuple[float
             prompt=PROMPT, model_key=model_key, width=size, height=size, steps=steps, seed=seed, batch_size=4
         )
         step = services.step_create(session_id=session.pk, owner=session.owner, request=request)
-        while follower.step_follow(step_id=step.pk) != "finished":
-            pass
+        assert follower.step_follow(step_id=step.pk, budget=3600) == "finished"
         elapsed = time.monotonic() - start
     finally:
         photo_services.generated_photo_store = store
@@ -211,7 +210,7 @@ def ingest_benchmark(args: argparse.Namespace) -> None:
         step = services.step_create(session_id=session.pk, owner=session.owner, request=request)
         made = time.monotonic() - made
         start = time.monotonic()
-        assert follower.step_follow(step_id=step.pk) == "finished"
+        assert follower.step_follow(step_id=step.pk, budget=3600) == "finished"
         elapsed = time.monotonic() - start
         step.refresh_from_db()
         assert step.images_retrieved == args.ingest, step.error_message

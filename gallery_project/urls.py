@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from backends import api as backends_api
 from generation import cyberimage_api
+from generation.urls import queue_urlpatterns
 from photos import api as photos_api
 
 from . import views
@@ -37,6 +38,7 @@ urlpatterns = [
     path("cyberimage/api/", include((cyberimage_api.prefixed_urlpatterns, "cyberimage"))),
     path("studio/workflows/", include("workflows.urls")),
     path("studio/", include("generation.urls")),
+    path("queue/", include((queue_urlpatterns, "queue"))),
     path("backend/", include("backends.urls")),
     path("worker/", include("worker.urls")),
     path("", include("albums.urls")),

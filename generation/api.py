@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import FileResponse, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
@@ -15,7 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from backends.signals import user_activity
+from gallery_project.errors import NotFound
 from gallery_project.permissions import IsStaff, signed_in
+from photos import storage
 from photos.api import PhotoViewSet
 from photos.models import Photo
 from photos.serializers import PhotoSerializer
@@ -256,6 +259,23 @@ class GenerationStepViewSet(viewsets.GenericViewSet):
         step = selectors.step_get(step_id=pk, owner=request.user)
         stored = retrieval.step_retrievals_retry(step_id=step.pk)
         return Response({"stored": stored, "step": _step_body(request, step.pk)})
+
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY, 404: OpenApiResponse(description="No preview")})
+    @action(detail=True, methods=["get"], url_path=r"previews/(?P<item_id>\d{1,18})")
+    def preview(self, request: Request, pk: str, item_id: str) -> HttpResponseBase:
+        """The latest denoising preview of a running item (`live_items[].preview_url`)."""
+        step = selectors.step_get(step_id=pk, owner=request.user)
+        try:
+            handle = storage.absolute(storage.preview_path(step.pk, int(item_id))).open("rb")
+        except FileNotFoundError:
+            raise NotFound(
+                "This item has no preview: it has not started denoising, or it has finished.", code="no_preview"
+            ) from None
+        response = FileResponse(handle, content_type="image/jpeg")
+        # Each preview has its own URL (`?v=`); an old one may be kept a little while.
+        response["Cache-Control"] = "private, max-age=60"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @extend_schema(request=None, responses=StepSerializer)
     @action(detail=True, methods=["post"])

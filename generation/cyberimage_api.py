@@ -325,6 +325,7 @@ class JobStatusView(APIView):
                 "created_at": step.created_at,
                 "started_at": step.started_at,
                 "completed_at": step.completed_at,
+                "live_items": [asdict(item) for item in selectors.step_live_items(step=step)],
                 "images": images,
             }
         )

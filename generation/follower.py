@@ -2,9 +2,12 @@
 
 `step_follow` is the django-q2 task's body. It holds a lease on the step (so a second follower, from a sweep or
 a redelivered task, steps aside), calls `step_poll` every POLL_INTERVAL seconds, and after FOLLOW_BUDGET
-seconds releases the lease and enqueues itself again: a task never runs anywhere near the cluster's timeout, and
-a worker restart loses at most one lease period. `steps_resume` (every minute) enqueues a follower for running
-steps whose lease has expired, and fails steps left PENDING by a crash during enqueueing.
+seconds (a few) renews the lease and enqueues itself again with the lease's token, to carry on behind whatever
+else is queued. So a step never holds a worker for long: with Q_WORKERS=2 and eight steps running, the
+followers take turns on the two workers and a minute schedule waits behind at most one burst of each. The next
+burst keeps the lease (no sweep mistakes a step waiting its turn for an orphan); a worker restart loses the
+chain, and the lease expires. `steps_resume` (every minute) enqueues a follower for running steps whose lease
+has expired, and fails steps left PENDING by a crash during enqueueing.
 
 `step_poll` is one look at the batch, safe to run from anywhere at any time (the cancel request runs one):
 batch counts first, which are cheap; the items themselves only when the counts say something finished or
@@ -40,7 +43,7 @@ from backends.invokeai.client import BatchStatus, QueueItem
 from backends.invokeai.errors import InvokeAIError
 from backends.invokeai.graphs import OUTPUT_NODE, SEED_NODE
 
-from . import lifecycle, retrieval
+from . import lifecycle, previews, retrieval
 from .models import GenerationStep
 
 logger = logging.getLogger(__name__)
@@ -50,9 +53,12 @@ StepStatus = GenerationStep.Status
 # A batch-status GET four times a second costs InvokeAI nothing and keeps an image's wait for us short; a busy
 # InvokeAI can take a few hundred milliseconds to answer it.
 POLL_INTERVAL = 0.25
-# Short, because a follower holds a worker for all of it: with every worker following a step, the minute
-# schedules (the idle stop, the worker's heartbeat) wait behind the followers until one hands over.
-FOLLOW_BUDGET = 60.0
+# Short, because a follower holds a worker for all of it: a task queued behind N followers on W workers waits
+# about N/W bursts, and a minute schedule (the idle stop, the worker's heartbeat) must not wait long.
+FOLLOW_BUDGET = 3.0
+# Covers a burst and the wait for the next one: with FOLLOW_BUDGET 3 s and two workers, about 20 steps at once.
+# Past that a lease can expire in the queue; the sweep then starts another follower and the older chain, finding
+# the lease no longer its own, ends (never two at once).
 LEASE = timedelta(seconds=30)
 # A step whose InvokeAI has not answered for this long fails; its images cannot be fetched from nowhere.
 UNREACHABLE_LIMIT = timedelta(minutes=15)
@@ -73,10 +79,12 @@ class Poll:
     reached: bool
 
 
-def step_follow_enqueue(*, step_id: int) -> None:
+def step_follow_enqueue(*, step_id: int, token: str = "") -> None:
+    """Queue a follower; with `token`, the next burst of the follower holding the step's lease under it."""
     async_task(
         "generation.tasks.step_follow",
         step_id,
+        token,
         group="generation.step_follow",
         # Well inside the cluster's timeout, which is what actually stops a task.
         timeout=int(FOLLOW_BUDGET) + 60,
@@ -116,31 +124,36 @@ def _lease_release(step_id: int, token: str) -> None:
     GenerationStep.objects.filter(pk=step_id, follower_token=token).update(follower_token="", follower_lease_until=None)
 
 
-def step_follow(*, step_id: int, budget: float = FOLLOW_BUDGET) -> str:
-    """Follow the step until it ends or `budget` seconds pass (then hand over to a new task)."""
-    token = uuid.uuid4().hex
+def step_follow(*, step_id: int, token: str = "", budget: float = FOLLOW_BUDGET) -> str:
+    """Follow the step until it ends or `budget` seconds pass (then hand over to a new task, lease and all)."""
+    token = token or uuid.uuid4().hex
     if not _lease_take(step_id, token):
         return "not followed: finished, or another follower holds it"
     deadline = time.monotonic() + budget
     # A write every few seconds, not every poll: enough for a lease of LEASE and for the silence limit.
     renew_every = LEASE.total_seconds() / 3
     renewed = time.monotonic()
+    handed_over = False
     try:
         while True:
             poll = step_poll(step_id=step_id)
             if poll.finished:
                 return "finished"
             if time.monotonic() >= deadline:
-                break
+                # Renewed for the wait in the queue; if the enqueue fails, the lease is released below.
+                if not _lease_renew(step_id, token, reached=poll.reached):
+                    return "lease lost"
+                step_follow_enqueue(step_id=step_id, token=token)
+                handed_over = True
+                return "handed over to a new follower"
             if time.monotonic() - renewed >= renew_every:
                 if not _lease_renew(step_id, token, reached=poll.reached):
                     return "lease lost"
                 renewed = time.monotonic()
             _sleep(POLL_INTERVAL)
     finally:
-        _lease_release(step_id, token)
-    step_follow_enqueue(step_id=step_id)
-    return "handed over to a new follower"
+        if not handed_over:
+            _lease_release(step_id, token)
 
 
 # --- one look at the batch ---
@@ -196,8 +209,10 @@ def _record(step_id: int, finished: list[QueueItem]) -> bool:
         fields: dict[str, Any] = {
             "item_results": results,
             "images_failed": sum(1 for result in results.values() if _failed(result)),
-            "progress": min(100, 100 * len(results) // max(total, 1)),
+            # Never back: the events' denoising progress may already be ahead of the finished items.
+            "progress": max(step.progress, min(100, 100 * len(results) // max(total, 1))),
         }
+        previews.previews_clear(step_id=step_id, item_ids=[item.item_id for item in finished])
         if len(results) < total:
             if step.error_message.startswith(_UNREACHABLE_PREFIX):
                 fields["error_message"] = ""
@@ -211,6 +226,7 @@ def _record(step_id: int, finished: list[QueueItem]) -> bool:
             message = f"Cancelled after {made} of {total} images. {message}".strip()
         fields["error_message"] = message
         lifecycle.step_move(step_id=step_id, to=to, **fields)
+        previews.previews_clear(step_id=step_id)
         return True
 
 
@@ -219,11 +235,13 @@ def _unreachable(step: GenerationStep, exc: InvokeAIError) -> bool:
     silent_since = step.last_contact_at or step.started_at or step.created_at
     if timezone.now() - silent_since > UNREACHABLE_LIMIT:
         minutes = int(UNREACHABLE_LIMIT.total_seconds() // 60)
-        return lifecycle.step_move(
+        failed = lifecycle.step_move(
             step_id=step.pk,
             to=StepStatus.FAILED,
             error_message=f"InvokeAI stopped answering for more than {minutes} minutes: {exc.message}",
         )
+        previews.previews_clear(step_id=step.pk)
+        return failed
     GenerationStep.objects.filter(pk=step.pk, status=StepStatus.RUNNING).update(
         error_message=f"{_UNREACHABLE_PREFIX}{exc.message}"
     )
@@ -254,10 +272,32 @@ def step_poll(*, step_id: int) -> Poll:
         return Poll(finished=_unreachable(step, exc), reached=False)
     if not items and not step.error_message.startswith(_UNREACHABLE_PREFIX):
         return Poll(finished=False, reached=True)
-    completed = [item for item in items if item.status == COMPLETED and item.image_name]
+    return Poll(finished=_collect(step, items), reached=True)
+
+
+def _collect(step: GenerationStep, finished: list[QueueItem]) -> bool:
+    """Store the images of the finished items that completed, record them all; True if the step ended."""
+    completed = [item for item in finished if item.status == COMPLETED and item.image_name]
     if completed:
         retrieval.items_store(step=step, items=completed)
-    return Poll(finished=_record(step_id, items), reached=True)
+    return _record(step.pk, finished)
+
+
+def step_items_collect(*, step_id: int, item_ids: list[int]) -> bool:
+    """Collect these items of a running step now (an event said they finished), without waiting for the poll.
+
+    The same path as the poll's, so an item met by both (or an event delivered twice) is stored once. Items
+    not yet finished on InvokeAI, or not the step's, are left to the poll. True if the step ended.
+    """
+    step = GenerationStep.objects.get(pk=step_id)
+    if step.status != StepStatus.RUNNING:
+        return True
+    open_ids = [item_id for item_id in item_ids if item_id in step.item_ids and str(item_id) not in step.item_results]
+    if not open_ids:
+        return False
+    client = manager.invokeai_client(step.backend_url)
+    finished = [item for item in client.queue_items(open_ids, output_node=OUTPUT_NODE) if item.finished]
+    return _collect(step, finished) if finished else False
 
 
 # --- recovery ---
@@ -275,6 +315,7 @@ def steps_resume(*, now: datetime | None = None) -> int:
     for step in interrupted:
         _pending_abandon(step)
         resumed += 1
+    previews.previews_sweep()
     return resumed
 
 

@@ -321,3 +321,30 @@ class Preset(models.Model):
         keys |= {lora.get("key", "") for lora in self.loras if isinstance(lora, dict)}
         keys.add(self.refiner.get("model_key", "") if isinstance(self.refiner, dict) else "")
         return keys - {""}
+
+
+class ItemProgress(models.Model):
+    """A running InvokeAI item's denoising, from InvokeAI's events: how far, and its latest preview image.
+
+    Written only by the events listener (generation.events), deleted (with the preview file) once the item has
+    finished: a finished item shows its real image instead.
+    """
+
+    step = models.ForeignKey(GenerationStep, on_delete=models.CASCADE, related_name="live_items")
+    item_id = models.PositiveBigIntegerField()
+    percent = models.PositiveSmallIntegerField(default=0)
+    # What InvokeAI is doing: "Loading model", "Denoising", "Saving image"...
+    message = models.CharField(max_length=100, blank=True)
+    # When the preview file was last written (its URL changes with it); None until the first one.
+    preview_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["step", "item_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["step", "item_id"], name="item_progress_unique_item"),
+            models.CheckConstraint(condition=Q(percent__lte=100), name="item_progress_percent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Item {self.item_id} of {self.step}: {self.percent}%"

@@ -50,16 +50,17 @@ DOWNLOAD_THREADS = 3
 STALLED_AFTER = timedelta(minutes=5)
 _RETRY_BATCH = 200
 
-_pool: ThreadPoolExecutor | None = None
+_DOWNLOADS, _THUMBNAILS = "retrieval", "thumbnails"
+# Two pools: a download waits on its thumbnail's, which must never queue behind the downloads themselves.
+_pools: dict[str, ThreadPoolExecutor] = {}
 _pool_lock = threading.Lock()
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
+def _executor(name: str = _DOWNLOADS) -> ThreadPoolExecutor:
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix="retrieval")
-        return _pool
+        if name not in _pools:
+            _pools[name] = ThreadPoolExecutor(max_workers=DOWNLOAD_THREADS, thread_name_prefix=name)
+        return _pools[name]
 
 
 # What a workflow step's recipe keeps: the workflow (its id lets "Open in the studio" find it again) and the values.
@@ -109,17 +110,26 @@ def _register(step: GenerationStep, item: QueueItem) -> Photo:
     return photo
 
 
+def _thumbnail(backend_url: str, name: str) -> bytes | None:
+    try:
+        return manager.invokeai_client(backend_url).thumbnail(name)
+    except AppError:
+        return None  # one is made from the image instead
+
+
 def _download(backend_url: str, photo: Photo) -> photo_services.PreparedImage | AppError:
-    """The image and InvokeAI's thumbnail of it; the PNG carries InvokeAI's metadata in its text chunks."""
+    """The image and InvokeAI's thumbnail of it; the PNG carries InvokeAI's metadata in its text chunks.
+
+    Both at once: an InvokeAI busy with the next image is slow to answer each (hundreds of milliseconds), and
+    an image's wait to be seen is what the events listener is there to cut.
+    """
     client = manager.invokeai_client(backend_url)
+    thumbnail_download = _executor(_THUMBNAILS).submit(_thumbnail, backend_url, photo.invoke_id)
     try:
         data = client.image(photo.invoke_id)
     except AppError as exc:
         return exc
-    try:
-        thumbnail = client.thumbnail(photo.invoke_id)
-    except AppError:
-        thumbnail = None  # one is made from the image instead
+    thumbnail = thumbnail_download.result()
     try:
         return photo_services.generated_image_prepare(data=data, name=photo.invoke_id, thumbnail=thumbnail)
     except AppError as exc:

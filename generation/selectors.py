@@ -19,7 +19,7 @@ from gallery_project.permissions import Owner, owned_by
 from photos.models import Photo
 
 from .lifecycle import STEP_IN_FLIGHT
-from .models import GenerationSession, GenerationStep, StepAlternative, StudioPreference
+from .models import GenerationSession, GenerationStep, ItemProgress, StepAlternative, StudioPreference
 
 MAX_SESSIONS = 200
 
@@ -53,8 +53,10 @@ def session_get(*, session_id: int | str, owner: Owner) -> GenerationSession:
 
 
 def session_steps(*, session: GenerationSession) -> list[GenerationStep]:
-    """The session's steps in order, each with its alternatives and their photos (three queries in all)."""
-    return list(session.steps.order_by("position").select_related("parent").prefetch_related(_alternatives()))
+    """The session's steps in order, each with its alternatives, their photos and its live items (four queries)."""
+    return list(
+        session.steps.order_by("position").select_related("parent").prefetch_related(_alternatives(), "live_items")
+    )
 
 
 def _steps(owner: Owner) -> QuerySet[GenerationStep]:
@@ -70,7 +72,38 @@ def step_get(*, step_id: int | str, owner: Owner) -> GenerationStep:
 
 def step_with_alternatives(*, step_id: int | str, owner: Owner) -> GenerationStep:
     step = step_get(step_id=step_id, owner=owner)
-    return _steps(owner).prefetch_related(_alternatives()).get(pk=step.pk)
+    return _steps(owner).prefetch_related(_alternatives(), "live_items").get(pk=step.pk)
+
+
+@dataclass(frozen=True)
+class LiveItem:
+    """A running item of a running step: its denoising (from InvokeAI's events) and latest preview."""
+
+    item_id: int
+    index: int
+    percent: int
+    message: str
+    preview_url: str | None
+
+
+def step_live_items(*, step: GenerationStep) -> list[LiveItem]:
+    """The step's items that have started and not finished, in batch order (uses prefetched `live_items`)."""
+    if step.status != GenerationStep.Status.RUNNING:
+        return []
+    rows: dict[int, ItemProgress] = {row.item_id: row for row in step.live_items.all()}
+    live = []
+    for index, item_id in enumerate(step.item_ids):
+        row = rows.get(item_id)
+        if row is None or str(item_id) in step.item_results:
+            continue
+        # The version in the URL changes with each preview, so a browser never shows a cached older one.
+        url = (
+            f"/api/generation/steps/{step.pk}/previews/{item_id}?v={int(row.preview_at.timestamp() * 1000)}"
+            if row.preview_at
+            else None
+        )
+        live.append(LiveItem(item_id=item_id, index=index, percent=row.percent, message=row.message, preview_url=url))
+    return live
 
 
 def retrieval_stats(*, step: GenerationStep) -> RetrievalStats:
@@ -85,6 +118,26 @@ def retrieval_stats(*, step: GenerationStep) -> RetrievalStats:
 
 def steps_in_flight() -> QuerySet[GenerationStep]:
     return GenerationStep.objects.filter(status__in=STEP_IN_FLIGHT).select_related("session").order_by("created_at")
+
+
+@dataclass(frozen=True)
+class QueuedStep:
+    step: GenerationStep
+    # 1 for the step InvokeAI works on first: in-flight steps of every account count, in the order they were sent.
+    position: int
+
+
+def queue_steps(*, owner: Owner) -> list[QueuedStep]:
+    """The owner's pending and running steps with their place among everyone's (two queries)."""
+    order = list(steps_in_flight().values_list("pk", flat=True))
+    positions = {pk: index + 1 for index, pk in enumerate(order)}
+    mine = owned_by(steps_in_flight(), owner, via="session__owner").prefetch_related("live_items")
+    return [QueuedStep(step=step, position=positions.get(step.pk, len(order))) for step in mine]
+
+
+def queue_count(*, owner: Owner) -> int:
+    """How many of the owner's steps are pending or running (the top bar's indicator)."""
+    return owned_by(steps_in_flight(), owner, via="session__owner").count()
 
 
 def retrievals_unfinished() -> QuerySet[StepAlternative]:

@@ -216,6 +216,16 @@ class ImageSerializer(serializers.Serializer):
         return self._url(alternative, "display")
 
 
+class LiveItemSerializer(serializers.Serializer):
+    item_id = serializers.IntegerField()
+    index = serializers.IntegerField(help_text="The item's place in the batch (the image's, once it is made).")
+    percent = serializers.IntegerField(help_text="Its denoising, 0 to 100, from InvokeAI's progress events.")
+    message = serializers.CharField(help_text="What InvokeAI is doing: Loading model, Denoising...")
+    preview_url = serializers.CharField(
+        allow_null=True, help_text="The latest denoising preview (JPEG); it changes with each preview."
+    )
+
+
 class RetrievalStatsSerializer(serializers.Serializer):
     pending = serializers.IntegerField()
     completed = serializers.IntegerField()
@@ -232,6 +242,9 @@ class StepSerializer(serializers.ModelSerializer):
         help_text="Each InvokeAI queue item that has finished: status completed, failed, canceled or lost."
     )
     retrieval_stats = serializers.SerializerMethodField()
+    live_items = serializers.SerializerMethodField(
+        help_text="Each item InvokeAI is working on (running steps only): its denoising and latest preview."
+    )
     status_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -255,6 +268,7 @@ class StepSerializer(serializers.ModelSerializer):
             "batch_id",
             "item_ids",
             "items",
+            "live_items",
             "images",
             "images_retrieved",
             "images_failed",
@@ -277,6 +291,10 @@ class StepSerializer(serializers.ModelSerializer):
             for item_id in step.item_ids
             if str(item_id) in step.item_results
         ]
+
+    @extend_schema_field(LiveItemSerializer(many=True))
+    def get_live_items(self, step: GenerationStep) -> list[dict[str, Any]]:
+        return [asdict(item) for item in selectors.step_live_items(step=step)]
 
     @extend_schema_field(RetrievalStatsSerializer)
     def get_retrieval_stats(self, step: GenerationStep) -> dict[str, int]:

@@ -31,12 +31,12 @@ from backends.invokeai.client import InvokeAIClient
 from backends.invokeai.errors import InvokeAIError, ModelError
 from backends.signals import user_activity
 from gallery_project.errors import AppError, Conflict, InvalidInput, NotFound
-from gallery_project.permissions import Owner
+from gallery_project.permissions import Owner, require_staff
 from photos import selectors as photo_selectors
 from photos import services as photo_services
 from photos.models import Photo
 
-from . import follower, inputs, lifecycle, models_cache, presets
+from . import follower, inputs, lifecycle, models_cache, presets, selectors
 from .models import CachedModel, GenerationSession, GenerationStep, Preset, StepAlternative, StudioPreference
 from .selectors import session_get, step_get
 
@@ -591,6 +591,24 @@ def step_cancel(*, step_id: int, owner: Owner) -> GenerationStep:
     if step_get(step_id=step.pk, owner=owner).status == StepStatus.RUNNING:
         follower.step_poll(step_id=step.pk)
     return step_get(step_id=step.pk, owner=owner)
+
+
+def steps_cancel_all(*, owner: Owner) -> int:
+    """Cancel every pending and running step of the owner (the queue page's "Cancel all"); return how many."""
+    cancelled = 0
+    for queued in selectors.queue_steps(owner=owner):
+        try:
+            step_cancel(step_id=queued.step.pk, owner=owner)
+        except Conflict:
+            continue  # it ended meanwhile
+        cancelled += 1
+    return cancelled
+
+
+def queue_processor_set(*, owner: Owner, started: bool) -> bool:
+    """Pause or resume the processor of the InvokeAI in use (staff only: it stops everyone's work there)."""
+    require_staff(owner)
+    return manager.invokeai_client().processor_set(started=started)
 
 
 # --- alternatives ---

@@ -21,9 +21,9 @@ def refresh_models() -> str:
     return f"{result.available} models, {result.added} added, {result.unavailable} unavailable"
 
 
-def step_follow(step_id: int) -> str:
-    """Follow one running step for a while (then it enqueues itself again); see generation.follower."""
-    return follower.step_follow(step_id=step_id)
+def step_follow(step_id: int, token: str = "") -> str:
+    """Follow one running step for a few seconds (then it enqueues itself again); see generation.follower."""
+    return follower.step_follow(step_id=step_id, token=token)
 
 
 def resume_steps() -> str:

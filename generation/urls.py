@@ -28,9 +28,18 @@ urlpatterns = [
     re_path(r"^(?P<pk>\d+)/(?P<status>completed|abandoned)/$", views.session_close, name="close"),
     path("steps/<int:pk>/", views.step_panel, name="step-panel"),
     path("steps/<int:pk>/show/", views.step_show, name="step-show"),
+    path("steps/<int:pk>/live/", views.step_live, name="step-live"),
     path("steps/<int:pk>/composer/", views.composer_from_step, name="step-composer"),
     path("steps/<int:pk>/select/<uuid:photo_id>/", views.step_select, name="step-select"),
     path("steps/<int:pk>/cancel/", views.step_cancel, name="step-cancel"),
     path("steps/<int:pk>/retry/", views.step_retry, name="step-retry"),
     re_path(r"^steps/(?P<pk>\d+)/(?P<variation>remix|continue)/$", views.step_variation, name="step-variation"),
+]
+
+queue_urlpatterns = [
+    path("", views.queue_page, name="page"),
+    path("indicator/", views.queue_indicator, name="indicator"),
+    path("cancel-all/", views.queue_cancel_all, name="cancel-all"),
+    path("steps/<int:pk>/cancel/", views.queue_cancel, name="cancel"),
+    re_path(r"^processor/(?P<action>pause|resume)/$", views.queue_processor, name="processor"),
 ]

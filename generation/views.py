@@ -25,7 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigg
 from backends import manager
 from backends.invokeai import graphs
 from backends.signals import user_activity
-from gallery_project.errors import AppError, InvalidInput, Unavailable
+from gallery_project.errors import AppError, Conflict, InvalidInput, Unavailable
 from gallery_project.http import HtmxRequest
 from gallery_project.permissions import is_staff, signed_in, staff_required
 from photos import selectors as photo_selectors
@@ -220,14 +220,16 @@ def _step_context(step: GenerationStep | None) -> dict[str, Any]:
         return {}
     alternatives = list(step.alternatives.all())
     arrived = {alternative.item_id for alternative in alternatives}
+    live = {item.item_id: item for item in selectors.step_live_items(step=step)}
     waiting = [
-        {"item_id": item_id, "result": step.item_results.get(str(item_id))}
-        for item_id in step.item_ids
+        {"item_id": item_id, "index": index, "result": step.item_results.get(str(item_id)), "live": live.get(item_id)}
+        for index, item_id in enumerate(step.item_ids)
         if item_id not in arrived
     ]
     if not step.item_ids and not step.is_finished:
-        waiting = [{"item_id": None, "result": None}] * step.batch_size
+        waiting = [{"item_id": None, "index": index, "result": None, "live": None} for index in range(step.batch_size)]
     pending = any(alternative.photo.retrieval_status == Photo.RetrievalStatus.PENDING for alternative in alternatives)
+    available = sum(alternative.photo.is_available for alternative in alternatives)
     return {
         "alternatives": [
             Shown(alternative, retrieval.next_retry_at(alternative.photo)) for alternative in alternatives
@@ -238,7 +240,11 @@ def _step_context(step: GenerationStep | None) -> dict[str, Any]:
             alternative.photo.retrieval_status == Photo.RetrievalStatus.FAILED for alternative in alternatives
         ),
         "done_items": len(step.item_results),
-        "polling": not step.is_finished or pending,
+        "live_items": list(live.values()),
+        # What the running step's live partial was drawn from; when it changes, the whole panel is drawn again.
+        "live_version": f"{step.status}.{len(step.item_results)}.{len(alternatives)}.{available}",
+        # A running step is followed by its live partial; a finished one only while images are downloading.
+        "polling": step.is_finished and pending,
     }
 
 
@@ -474,6 +480,23 @@ def step_panel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
+def step_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The running step's previews and progress bars, polled twice a second. Once an image has arrived or the
+    step has moved on, the whole panel instead (retargeted), so the real image takes its preview's place."""
+    user_activity.send(sender=GenerationStep)
+    step = selectors.step_with_alternatives(step_id=pk, owner=request.user)
+    context = {"step": step, "session": step.session, **_step_context(step)}
+    if step.is_finished or request.GET.get("v") != context["live_version"]:
+        response = render(request, f"{TEMPLATE}#step-panel", context)
+        retarget(response, "#step-panel")
+        reswap(response, "outerHTML")
+        if step.is_finished:
+            trigger_client_event(response, "step-finished")
+        return response
+    return render(request, f"{TEMPLATE}#step-live", {**context, "oob": True})
+
+
+@require_GET
 def history(request: HttpRequest, pk: int) -> HttpResponse:
     session = selectors.session_get(session_id=pk, owner=request.user)
     return render(request, f"{TEMPLATE}#history", _session_context(session))
@@ -701,6 +724,28 @@ def _components_context(model_key: str, loras: list[dict[str, Any]]) -> dict[str
     return {"components": components, "lora_rows": rows}
 
 
+# --- the queue page ---
+
+QUEUE_TEMPLATE = "generation/queue.html"
+
+
+def _queue_context(request: HttpRequest, error: str = "") -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "queued": selectors.queue_steps(owner=request.user),
+        "can_pause": is_staff(request.user),
+        "error": error,
+    }
+    try:
+        context["invokeai"] = manager.invokeai_client().queue_status()
+    except AppError as exc:
+        context["invokeai"], context["invokeai_error"] = None, exc.message
+    return context
+
+
+def _queue_panel(request: HttpRequest, error: str = "") -> HttpResponse:
+    return render(request, f"{QUEUE_TEMPLATE}#queue-panel", _queue_context(request, error))
+
+
 @require_GET
 @vary_on_headers("HX-Request")
 def presets_page(request: HttpRequest) -> HttpResponse:
@@ -752,3 +797,47 @@ def preset_delete(request: HtmxRequest, pk: int) -> HttpResponse:
     presets.preset_delete(preset_id=pk, owner=request.user)
     url = reverse("studio:presets")
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def queue_page(request: HtmxRequest) -> HttpResponse:
+    """Our pending and running steps with their place, InvokeAI's own counts; the panel polls itself."""
+    if request.htmx:
+        return _queue_panel(request)
+    return render(request, QUEUE_TEMPLATE, _queue_context(request))
+
+
+@require_POST
+def queue_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        services.step_cancel(step_id=pk, owner=request.user)
+    except Conflict as exc:
+        # It ended meanwhile: the panel shows it gone. Another account's step stays a 404.
+        return _queue_panel(request, exc.message)
+    return _queue_panel(request)
+
+
+@require_POST
+def queue_cancel_all(request: HttpRequest) -> HttpResponse:
+    try:
+        services.steps_cancel_all(owner=request.user)
+    except AppError as exc:
+        return _queue_panel(request, exc.message)
+    return _queue_panel(request)
+
+
+@require_POST
+@staff_required
+def queue_processor(request: HttpRequest, action: str) -> HttpResponse:
+    try:
+        services.queue_processor_set(owner=request.user, started=action == "resume")
+    except AppError as exc:
+        return _queue_panel(request, exc.message)
+    return _queue_panel(request)
+
+
+@require_GET
+def queue_indicator(request: HttpRequest) -> HttpResponse:
+    """The top bar's count of our steps in flight (no request to InvokeAI: it is on every page)."""
+    return render(request, f"{QUEUE_TEMPLATE}#indicator", {"count": selectors.queue_count(owner=request.user)})

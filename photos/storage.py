@@ -8,6 +8,7 @@ Layout (relative to PHOTOS_DIR):
     generated/completed/{yyyy-mm-dd}/{photo_id}.png
     thumbnails/<the same path>.webp            300 px, the grid
     thumbnails/<the same path>.display.webp    1600 px, the lightbox
+    previews/{step_id}/{item_id}.jpg           a running item's latest denoising preview
 
 Every name comes from ids and dates, never from what a client sent. A generated photo lives at its variant
 path; choosing it in the studio copies it to `selected/` and to `completed/{the day it was generated}/`, so those
@@ -153,3 +154,8 @@ def delete_files_on_commit(relative_paths: Iterable[str]) -> None:
     """Delete files once the surrounding transaction commits: a rollback keeps the rows, so keep the files."""
     paths = list(relative_paths)
     transaction.on_commit(lambda: delete_files(paths))
+
+
+def preview_path(step_id: object, item_id: object) -> str:
+    """A running item's latest denoising preview (a small JPEG), replaced at each step, deleted once it ends."""
+    return f"previews/{step_id}/{item_id}.jpg"

@@ -14,6 +14,15 @@ server wherever the client depends on it, and the client's test module runs agai
   node saves a real PNG (with `invokeai_metadata` and `invokeai_graph` text chunks) and a WebP thumbnail;
   an item whose graph names a model key not installed fails with "Unknown model <key>", as on the real server.
 
+It also serves InvokeAI's Socket.IO events at `/ws/socket.io` (python-socketio over websocket, `subscribe_queue`,
+the login token in multiuser mode) with the real payloads: `queue_item_status_changed` as items start and
+finish, `invocation_progress` at each denoising step (the graph's `steps`, spread over the first
+DENOISE_SHARE of an item's time) with a small JPEG preview that changes each step, `invocation_complete` of the
+output node, and `queue_items_canceled` for a bulk cancel (6.14: no per-item events then, but for the running
+item). `events_sent` records them; `duplicate_events()` sends each twice as 6.13 does in single-user mode (the
+second progress copy without its image), `drop_events()` loses some, `disconnect_sockets()` drops every
+connection. Events are sent as the clock passes each moment, within TICK seconds.
+
 Faults to inject: `refuse_connections()`, `fail_requests()` (e.g. 500s), `hang_requests()` (an answer later
 than any read timeout), `hold_requests()` (a request held, before or after the server acts on it, until the test
 releases it: for races), `rewrite_answers()` (a hostile server's answer in place of the real one), `fail_items()`,
@@ -29,6 +38,7 @@ clients that accept gzip (after acting).
 
 from __future__ import annotations
 
+import base64
 import copy
 import io
 import itertools
@@ -44,6 +54,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import socketio
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from PIL import Image, PngImagePlugin
@@ -61,6 +72,10 @@ _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 _HTML = "<!doctype html><html><head><title>Invoke - Community Edition</title></head><body></body></html>"
 _NODE_ATTRIBUTES = ("id", "type", "is_intermediate", "use_cache")
 _SYSTEM_USER = {"user_id": "system", "user_display_name": "System", "user_email": "system@system.invokeai"}
+# Denoising takes this share of an item's time; decoding and saving the image the rest.
+DENOISE_SHARE = 0.8
+# How often the events are brought up to the clock while a socket is connected.
+TICK = 0.05
 
 
 # --- the schema ---
@@ -443,6 +458,8 @@ class _Item:
     session: dict[str, Any] = field(default_factory=dict)
     # Set by fail_items(): the error this item will end with instead of completing.
     doomed: tuple[str, str] | None = None
+    # Denoising steps whose progress event was sent.
+    progress_sent: int = 0
 
 
 @dataclass
@@ -621,10 +638,23 @@ class FakeInvokeAI:
         self.files: dict[str, tuple[dict[str, Any] | str, float, int]] = {}
         self.install_jobs: dict[int, _InstallJob] = {}
         self._next_job_id = 0
+        # Paused (PUT processor/pause): the running item finishes, pending ones wait.
+        self.paused = False
         self._lock = threading.RLock()
         self._release = threading.Event()
         self._server: LoopbackServer | None = None
         self.port = 0
+        # Socket.IO: every event sent as (name, payload), faults on them, and what is waiting to go out.
+        self.events_sent: list[tuple[str, dict[str, Any]]] = []
+        self.event_copies = 1
+        self._drops: dict[str, int] = {}
+        self._outbox: list[tuple[str, dict[str, Any]]] = []
+        self._emit_lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
+        self.sio = socketio.Server(async_mode="threading", cors_allowed_origins="*")
+        self.sio.on("connect", self._sio_connect)
+        self.sio.on("subscribe_queue", self._sio_subscribe)
+        self._app = socketio.WSGIApp(self.sio, self._wsgi, socketio_path="ws/socket.io")
         self._urls = Map(
             [
                 Rule("/api/v1/app/version", endpoint="version", methods=["GET"]),
@@ -644,6 +674,11 @@ class FakeInvokeAI:
                 Rule("/api/v1/queue/<queue_id>/i/<item_id>", endpoint="item", methods=["GET"]),
                 Rule("/api/v1/queue/<queue_id>/cancel_by_batch_ids", endpoint="cancel", methods=["PUT"]),
                 Rule("/api/v1/queue/<queue_id>/status", endpoint="queue_status", methods=["GET"]),
+                Rule(
+                    "/api/v1/queue/<queue_id>/processor/<any(pause, resume):action>",
+                    endpoint="processor",
+                    methods=["PUT"],
+                ),
                 Rule("/api/v1/images/upload", endpoint="upload", methods=["POST"]),
                 Rule("/api/v1/images/i/<name>", endpoint="image_dto", methods=["GET"]),
                 Rule(
@@ -670,11 +705,12 @@ class FakeInvokeAI:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeInvokeAI:
-        self._server = LoopbackServer(self._wsgi, port=self.port, name="fake-invokeai")
+        self._server = LoopbackServer(self._app, port=self.port, name="fake-invokeai")
         self.port = self._server.port
         return self
 
     def stop(self) -> None:
+        self.disconnect_sockets()
         self._release.set()
         for hold in self._holds:
             hold.release()
@@ -714,6 +750,29 @@ class FakeInvokeAI:
         """Answer the next `times` matching requests with `rewrite(real answer)`: a hostile server's answers
         (wrong shapes, redirects, endless bodies) to the requests the client really makes."""
         self._faults.append(_Fault(re.compile(path), method, times, rewrite=rewrite))
+
+    def pump(self) -> None:
+        """Bring the queue and its events up to the clock now (a ticker does it while a socket is connected)."""
+        with self._lock:
+            self._advance()
+        self._flush()
+
+    def duplicate_events(self, copies: int = 2) -> None:
+        """Send every event `copies` times, as 6.13 does in single-user mode (progress copies lose their image)."""
+        self.event_copies = copies
+
+    def drop_events(self, name: str, *, times: int = 1) -> None:
+        """Lose the next `times` events called `name` (as a dropped connection would)."""
+        self._drops[name] = self._drops.get(name, 0) + times
+
+    def disconnect_sockets(self) -> None:
+        """Close every Socket.IO connection from the server's side."""
+        for sid in list(self.sio.manager.get_participants("/", None)):
+            self.sio.disconnect(sid[0] if isinstance(sid, tuple) else sid)
+
+    @property
+    def sockets(self) -> int:
+        return sum(1 for _ in self.sio.manager.get_participants("/", "queue:default"))
 
     def fail_items(self, count: int = 1, *, error_type: str = "RuntimeError", error_message: str = "boom") -> None:
         """The next `count` items to start will fail with this error instead of completing."""
@@ -790,13 +849,14 @@ class FakeInvokeAI:
             running = next((item for item in self.items.values() if item.status == "in_progress"), None)
             if running is not None:
                 done_at = (running.started_at or 0.0) + self.seconds_per_item
+                self._progress_events(running, until=min(now, done_at))
                 if done_at > now:
                     return
                 self._run(running, done_at)
                 self._free_at = done_at
                 continue
             pending = [item for item in self.items.values() if item.status == "pending"]
-            if not pending:
+            if not pending or self.paused:
                 return
             item = min(pending, key=lambda item: (-item.priority, item.item_id))
             start = max(self._free_at, item.created_at)
@@ -804,12 +864,14 @@ class FakeInvokeAI:
                 return
             item.status, item.started_at, item.updated_at = "in_progress", start, start
             item.status_sequence += 1
+            self._status_event(item, at=start)
             if self._doom:
                 item.doomed = self._doom.pop(0)
 
     def _finish(self, item: _Item, status: str, at: float) -> None:
         item.status, item.completed_at, item.updated_at = status, at, at
         item.status_sequence += 1
+        self._status_event(item, at=at)
 
     def _run(self, item: _Item, at: float) -> None:
         installed = {model["key"] for model in self.models}
@@ -825,6 +887,8 @@ class FakeInvokeAI:
         )
         error = item.doomed or (("Exception", f"Unknown model {stale}") if stale else None)
         self._execute(item, at, error=error)
+        if error is None:
+            self._complete_event(item, at)
         if error is not None:
             item.error = error
             self._finish(item, "failed", at)
@@ -929,6 +993,151 @@ class FakeInvokeAI:
         self.images[image.name] = image
         return image
 
+    # --- Socket.IO events ---
+
+    def _sio_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if self.multiuser and token not in self._tokens:
+            return False
+        with self._lock:
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="fake-invokeai-events", daemon=True)
+                self._ticker.start()
+        return True
+
+    def _sio_subscribe(self, sid: str, data: Any) -> None:
+        queue_id = data.get("queue_id") if isinstance(data, dict) else None
+        if isinstance(queue_id, str):
+            self.sio.enter_room(sid, f"queue:{queue_id}")
+
+    def _tick(self) -> None:
+        """Bring the queue, and so its events, up to the clock, as the real processor runs by itself."""
+        while not self._release.wait(TICK):
+            with self._lock:
+                self._advance()
+            self._flush()
+
+    def _event(self, name: str, payload: dict[str, Any]) -> None:
+        """Queue an event (sent by `_flush`, outside the lock) with the fields every event has."""
+        self._outbox.append((name, {**payload, "timestamp": int(self.clock.now)}))
+
+    def _flush(self) -> None:
+        with self._emit_lock:
+            with self._lock:
+                events, self._outbox = self._outbox, []
+            for name, payload in events:
+                if self._drops.get(name):
+                    self._drops[name] -= 1
+                    continue
+                for copy_number in range(self.event_copies):
+                    sent = payload
+                    if copy_number and name == "invocation_progress":
+                        sent = {**payload, "image": None}
+                    self.events_sent.append((name, sent))
+                    self.sio.emit(name, sent, room=f"queue:{payload.get('queue_id', 'default')}")
+
+    def _item_fields(self, item: _Item) -> dict[str, Any]:
+        return {
+            "queue_id": "default",
+            "item_id": item.item_id,
+            "batch_id": item.batch["batch_id"],
+            "origin": item.batch.get("origin"),
+            "destination": item.batch.get("destination"),
+            "user_id": "system",
+        }
+
+    def _status_event(self, item: _Item, *, at: float) -> None:
+        items = [other for other in self.items.values() if other.batch["batch_id"] == item.batch["batch_id"]]
+        counts = {status: sum(1 for other in items if other.status == status) for status in _STATUSES}
+        every = {status: sum(1 for other in self.items.values() if other.status == status) for status in _STATUSES}
+        error_type, error_message = item.error or (None, None)
+        self._event(
+            "queue_item_status_changed",
+            {
+                **self._item_fields(item),
+                "status": item.status,
+                "status_sequence": item.status_sequence,
+                "error_type": error_type,
+                "error_message": error_message,
+                "error_traceback": None,
+                "created_at": _timestamp(item.created_at),
+                "updated_at": _timestamp(item.updated_at),
+                "started_at": _timestamp(item.started_at),
+                "completed_at": _timestamp(item.completed_at),
+                "batch_status": {
+                    "queue_id": "default",
+                    "batch_id": item.batch["batch_id"],
+                    "origin": item.batch.get("origin"),
+                    "destination": item.batch.get("destination"),
+                    **counts,
+                    "total": len(items),
+                },
+                "queue_status": {
+                    "queue_id": "default",
+                    "item_id": item.item_id if item.status == "in_progress" else None,
+                    "batch_id": item.batch["batch_id"] if item.status == "in_progress" else None,
+                    "session_id": item.session_id if item.status == "in_progress" else None,
+                    **every,
+                    "total": len(self.items),
+                },
+                "session_id": item.session_id,
+            },
+        )
+
+    def _denoise_node(self, item: _Item) -> tuple[str, dict[str, Any]] | None:
+        graph = item.session.get("graph", {})
+        for node_id, node in graph.get("nodes", {}).items():
+            if isinstance(node.get("steps"), int) and "denoise" in node["type"]:
+                return node_id, node
+        return None
+
+    def _progress_events(self, item: _Item, *, until: float) -> None:
+        """`invocation_progress` for each denoising step reached by `until`, each with its own preview."""
+        found = self._denoise_node(item)
+        if found is None or item.doomed:
+            return
+        node_id, node = found
+        steps = node["steps"]
+        elapsed = until - (item.started_at or 0.0)
+        reached = min(steps, int(elapsed / (self.seconds_per_item * DENOISE_SHARE) * steps))
+        width, height = _image_size(item.session["graph"], self.images)
+        while item.progress_sent < reached:
+            item.progress_sent += 1
+            self._event(
+                "invocation_progress",
+                {
+                    **self._item_fields(item),
+                    "session_id": item.session_id,
+                    "invocation": {"id": f"{item.session_id}-{node_id}", "type": node["type"]},
+                    "invocation_source_id": node_id,
+                    "message": "Denoising",
+                    "percentage": item.progress_sent / steps,
+                    "image": {
+                        "width": width,
+                        "height": height,
+                        "dataURL": _preview_data_url(width, height, item.progress_sent, steps),
+                    },
+                    "device": "cpu",
+                },
+            )
+
+    def _complete_event(self, item: _Item, at: float) -> None:
+        session = item.session
+        for exec_id, result in session.get("results", {}).items():
+            source = session["prepared_source_mapping"][exec_id]
+            node = session["graph"]["nodes"][source]
+            if result.get("type") == "image_output" and not node.get("is_intermediate", False):
+                self._event(
+                    "invocation_complete",
+                    {
+                        **self._item_fields(item),
+                        "session_id": item.session_id,
+                        "invocation": {"id": exec_id, "type": node["type"]},
+                        "invocation_source_id": source,
+                        "result": result,
+                    },
+                )
+
     # --- HTTP ---
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -982,6 +1191,7 @@ class FakeInvokeAI:
                 response = getattr(self, f"_{endpoint}")(request, **arguments)
             except Invalid as exc:
                 response = _json({"detail": exc.errors}, status=422)
+        self._flush()
         if (
             self.multiuser
             and token in self._tokens
@@ -1330,15 +1540,29 @@ class FakeInvokeAI:
 
     def _cancel(self, request: Request, queue_id: str) -> Response:
         batch_ids = set((request.get_json(silent=True) or {}).get("batch_ids", []))
-        canceled = 0
+        canceled: list[int] = []
         for item in self.items.values():
             if item.batch["batch_id"] in batch_ids and item.status in ("pending", "in_progress"):
                 if item.status == "in_progress":
+                    # The running item is the only one that gets a status event of its own.
                     self._free_at = self.clock.now
-                self._finish(item, "canceled", self.clock.now)
-                canceled += 1
+                    self._finish(item, "canceled", self.clock.now)
+                else:
+                    item.status, item.completed_at, item.updated_at = "canceled", self.clock.now, self.clock.now
+                    item.status_sequence += 1
+                canceled.append(item.item_id)
+        if canceled:
+            self._event(
+                "queue_items_canceled",
+                {
+                    "queue_id": queue_id,
+                    "canceled_item_ids": canceled,
+                    "user_ids": ["system"],
+                    "canceled_item_ids_by_user": {"system": canceled},
+                },
+            )
         self._advance()
-        return _json({"canceled": canceled})
+        return _json({"canceled": len(canceled)})
 
     def _queue_status(self, request: Request, queue_id: str) -> Response:
         counts = {status: sum(1 for item in self.items.values() if item.status == status) for status in _STATUSES}
@@ -1353,7 +1577,17 @@ class FakeInvokeAI:
             "user_pending": counts["pending"],
             "user_in_progress": counts["in_progress"],
         }
-        return _json({"queue": queue, "processor": {"is_started": True, "is_processing": running is not None}})
+        return _json(
+            {"queue": queue, "processor": {"is_started": not self.paused, "is_processing": running is not None}}
+        )
+
+    def _processor(self, request: Request, queue_id: str, action: str) -> Response:
+        if action == "resume" and self.paused:
+            # Pending items start from now, not from when they could have.
+            self._free_at = self.clock.now
+        self.paused = action == "pause"
+        running = any(item.status == "in_progress" for item in self.items.values())
+        return _json({"is_started": not self.paused, "is_processing": running})
 
     def _upload(self, request: Request) -> Response:
         category = request.args.get("image_category", "general")
@@ -1571,6 +1805,14 @@ class LoopbackServer:
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         """Tests make hundreds of requests; the fake keeps them in `requests` instead of the log."""
+
+
+def _preview_data_url(width: int, height: int, step: int, steps: int) -> str:
+    """A preview as InvokeAI sends it: a JPEG at 1/8 of the size, lighter at each step."""
+    shade = 40 + 200 * step // max(steps, 1)
+    buffer = io.BytesIO()
+    Image.new("RGB", (max(1, width // 8), max(1, height // 8)), (shade, shade // 2, 255 - shade)).save(buffer, "JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -17,6 +17,11 @@ gracefully (its stop waits on the same locks), and the background tasks are writ
 are followed under a lease and picked up again, schedules simply run again). The supervisor never exits because
 of the cluster, so honcho keeps the web server up.
 
+Beside the cluster it runs the InvokeAI events listener (`manage.py run_events`, generation.events), one
+long-lived process that holds no django-q2 worker. It is started again at the next check when it exits, without
+touching the cluster, and stopped with the cluster when the cluster is restarted, then started again once the new
+cluster has all its processes.
+
 If the supervisor itself is killed, the cluster it started runs on without it, and so does the web server
 (honcho only notices a process end once nothing writes to its output, and the cluster still does): background
 work goes on, and once the supervisor has not checked in for WORKER_HEARTBEAT_STALE_AFTER, every page says the
@@ -94,11 +99,13 @@ class _Cluster:
 
 
 class Supervisor:
-    def __init__(self, *, command: Sequence[str], workers: int, interval: float) -> None:
+    def __init__(self, *, command: Sequence[str], workers: int, interval: float, companion: Sequence[str] = ()) -> None:
         self.command = list(command)
+        self.companion = list(companion)
         self.workers = workers
         self.interval = interval
         self._stop = threading.Event()
+        self._companion: subprocess.Popen[bytes] | None = None
 
     def run(self) -> None:
         """Run the cluster until SIGTERM or SIGINT, restarting it whenever it breaks."""
@@ -152,18 +159,36 @@ class Supervisor:
         logger.info("Background worker started (pid %s).", process.pid)
         return _Cluster(process=process, started=time.monotonic())
 
+    def _companion_check(self) -> None:
+        """Start the companion process if it is not running (at the start, or once it has exited)."""
+        if not self.companion:
+            return
+        if self._companion is not None:
+            code = self._companion.poll()
+            if code is None:
+                return
+            logger.error("The InvokeAI events listener exited (code %s); starting it again.", code)
+        self._companion = subprocess.Popen(self.companion, cwd=settings.BASE_DIR)  # noqa: S603 (our own command)
+        logger.info("InvokeAI events listener started (pid %s).", self._companion.pid)
+
     def _watch(self, cluster: _Cluster) -> str:
         while not self._stop.wait(self.interval):
             _record(services.supervisor_seen_record, now=timezone.now())
             if reason := self.check(cluster):
                 return reason
+            # Once the cluster has all its processes: starting both at once on a busy machine can make the
+            # cluster miss its start deadline.
+            if cluster.roster is not None:
+                self._companion_check()
         return ""
 
     def _stop_cluster(self, cluster: _Cluster) -> None:
-        if cluster.process.poll() is None:
-            cluster.process.terminate()
+        running = [process for process in (cluster.process, self._companion) if process and process.poll() is None]
+        for process in running:
+            process.terminate()
+        for process in running:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                cluster.process.wait(STOP_GRACE)
+                process.wait(STOP_GRACE)
         self._kill(cluster)
 
     def _kill(self, cluster: _Cluster) -> None:
@@ -176,6 +201,11 @@ class Supervisor:
                 process.kill()
         cluster.process.wait()
         victims.pop(cluster.process.pid, None)
+        if self._companion is not None:
+            # Killed with the rest (it is a child too): reaped here, started again with the new cluster.
+            self._companion.wait()
+            victims.pop(self._companion.pid, None)
+            self._companion = None
         psutil.wait_procs(list(victims.values()), timeout=5)
 
 

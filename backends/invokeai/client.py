@@ -291,6 +291,8 @@ class QueueStatus:
     canceled: int
     total: int
     is_processing: bool
+    # False while the processor is paused: pending items wait.
+    is_started: bool = True
 
 
 @dataclass(frozen=True)
@@ -685,6 +687,17 @@ class InvokeAIClient:
         return version
 
     @_answers
+    def socket_token(self) -> str:
+        """The token for InvokeAI's Socket.IO connection: "" in single-user mode, else a fresh login's.
+
+        A fresh one each time, because the socket is refused while a stale token looks valid to this client.
+        """
+        if not self._email:
+            return ""
+        self._login()
+        return self._token
+
+    @_answers
     def queue_status(self) -> QueueStatus:
         body = _dict(self._json("GET", f"{QUEUE}/status"))
         queue = _dict(body["queue"], "queue")
@@ -696,12 +709,20 @@ class InvokeAIClient:
             canceled=_int(queue, "canceled"),
             total=_int(queue, "total"),
             is_processing=_typed(_dict(body["processor"], "processor")["is_processing"], bool, "is_processing"),
+            is_started=_typed(_dict(body["processor"], "processor").get("is_started", True), bool, "is_started"),
         )
 
     @_answers
     def node_templates(self) -> dict[str, workflows.NodeTemplate]:
         """The node types the server has and their inputs, from its OpenAPI schema."""
         return workflows.templates_from_openapi(_dict(self._json("GET", "/openapi.json")))
+
+    @_answers
+    def processor_set(self, *, started: bool) -> bool:
+        """Pause or resume InvokeAI's queue processor (an admin's call in multiuser mode); return is_started."""
+        action = "resume" if started else "pause"
+        body = _dict(self._json("PUT", f"{QUEUE}/processor/{action}"))
+        return bool(_typed(body.get("is_started"), bool, "is_started"))
 
     # --- models ---
 

@@ -31,7 +31,7 @@ def app_objects(user, use_fake_invokeai, settings, monkeypatch) -> dict:
     step = generation_services.step_create(session_id=session.pk, owner=user, request=request)
     # The follower's pauses move the fake's clock, so the step finishes without waiting.
     monkeypatch.setattr(follower, "_sleep", use_fake_invokeai.clock.advance)
-    follower.step_follow(step_id=step.pk)
+    follower.step_follow(step_id=step.pk, budget=120)
     return {
         "album": str(album.pk),
         "photo": str(photo.pk),

@@ -127,6 +127,7 @@ def _urls(app_objects) -> list[str]:
         "(?P<variant>thumbnail|display|file)": "display",
         "(?P<rest>.*)": "no/such/share/path",
         "(?P<pod_id>[A-Za-z0-9]{1,64})": "abc123",
+        "(?P<action>pause|resume)": "pause",
     }
     urls = set()
     for route in _pages():

@@ -130,8 +130,10 @@ def test_htmx_request_gets_a_client_redirect(client):
 # --- Another account, not staff, walks every route with the owner's ids ---
 
 # Staff-only: the backend (its page and forms, every write of its API, pods, the RunPod key, InvokeAI URLs)
-# and the model cache's refresh and edits. Non-staff get 403 (405 for a method the view has no use for).
+# the model cache's refresh and edits, and pausing InvokeAI's processor (everyone's work stops). Non-staff get 403
+# (405 for a method the view has no use for).
 STAFF_ONLY = {
+    "queue:processor",
     "backends:page",
     "backends:mode",
     "backends:start",

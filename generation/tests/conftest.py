@@ -37,16 +37,18 @@ def session(user):
 def enqueued(monkeypatch) -> list[int]:
     """Steps handed to django-q2 for following (recorded instead of queued)."""
     handed: list[int] = []
-    monkeypatch.setattr(follower, "step_follow_enqueue", lambda *, step_id: handed.append(step_id))
+    monkeypatch.setattr(follower, "step_follow_enqueue", lambda *, step_id, token="": handed.append(step_id))
     return handed
 
 
 @pytest.fixture
 def follow(invokeai, monkeypatch, enqueued):
-    """Run the real follower; its pauses between polls advance the fake InvokeAI's clock."""
+    """Run the real follower; its pauses between polls advance the fake InvokeAI's clock. Its budget is the wall
+    clock's, so a loaded machine would hand over mid-test: it follows to the end unless told otherwise."""
     monkeypatch.setattr(follower, "_sleep", invokeai.clock.advance)
 
     def run(step_id: int, **kwargs) -> str:
+        kwargs.setdefault("budget", 120)
         return follower.step_follow(step_id=step_id, **kwargs)
 
     return run

@@ -238,7 +238,7 @@ def test_status_when_completed_has_the_images_with_cyberimage_metadata(api, job,
 def test_status_queries_do_not_grow_with_the_images(api, invokeai, sd1, follow, django_assert_max_num_queries):
     job = api.post("/api/generate", cyberimage_body(num_images=6), format="json").json()["job_id"]
     follow(int(job))
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):  # one of them the running items' live state
         assert len(api.get(f"/api/status/{job}").json()["images"]) == 6
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import DatabaseError
 from django.utils import timezone
 from PIL import Image
 
@@ -210,10 +211,33 @@ def test_a_second_follower_steps_aside(invokeai, sd1, session, follow, user):
     assert follow(step.pk) == "finished"
 
 
-def test_a_follower_out_of_time_hands_over(invokeai, sd1, session, follow, enqueued, user):
+def test_a_follower_out_of_time_hands_over_its_lease_to_the_next_burst(
+    invokeai, sd1, session, follow, monkeypatch, user
+):
     step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
+    handed: list[str] = []
+    monkeypatch.setattr(follower, "step_follow_enqueue", lambda *, step_id, token="": handed.append(token))
     assert follow(step.pk, budget=0) == "handed over to a new follower"
-    assert enqueued == [step.pk]
+    step.refresh_from_db()
+    # Waiting its turn in the queue, the step is not an orphan: the sweep leaves it alone, others step aside.
+    assert handed == [step.follower_token] and step.follower_lease_until > timezone.now()
+    assert follower.steps_resume() == 0
+    assert follow(step.pk) == "not followed: finished, or another follower holds it"
+    assert follow(step.pk, token=handed[0], budget=0) == "handed over to a new follower"
+    assert follow(step.pk, token=handed[0]) == "finished"
+    step.refresh_from_db()
+    assert (step.status, step.images_retrieved, step.follower_token) == (Status.COMPLETED, 4, "")
+
+
+def test_a_handover_that_cannot_be_queued_frees_the_lease(invokeai, sd1, session, follow, monkeypatch, user):
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
+
+    def broken(*, step_id, token=""):
+        raise DatabaseError("the queue is gone")
+
+    monkeypatch.setattr(follower, "step_follow_enqueue", broken)
+    with pytest.raises(DatabaseError):
+        follow(step.pk, budget=0)
     step.refresh_from_db()
     assert step.follower_token == "" and step.follower_lease_until is None
 

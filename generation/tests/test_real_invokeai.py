@@ -19,9 +19,10 @@ from PIL import Image
 
 from backends import manager
 from backends.invokeai.client import InvokeAIClient
+from backends.invokeai.events import EventStream
 from backends.invokeai.graphs import seeds_from
-from generation import follower, models_cache, services
-from generation.models import CachedModel, GenerationStep
+from generation import events, follower, models_cache, services
+from generation.models import CachedModel, GenerationStep, ItemProgress
 from photos import storage
 
 from .conftest import step_request
@@ -49,9 +50,8 @@ def real(settings, enqueued):
 
 
 def follow_to_end(step_id: int, *, timeout: float = 300) -> GenerationStep:
-    deadline = time.monotonic() + timeout
-    while follower.step_follow(step_id=step_id, budget=30) != "finished":
-        assert time.monotonic() < deadline, "the step did not finish in time (is the shared InvokeAI busy?)"
+    outcome = follower.step_follow(step_id=step_id, budget=timeout)
+    assert outcome == "finished", "the step did not finish in time (is the shared InvokeAI busy?)"
     return GenerationStep.objects.get(pk=step_id)
 
 
@@ -199,3 +199,100 @@ def test_a_cancel_racing_the_step_request_over_http(real, held_enqueue, live_ser
     step = finished(created.json()["id"])
     assert step.status == GenerationStep.Status.CANCELLED
     nothing_left_of(step)
+
+
+class Collected:
+    """A real EventStream on the shared InvokeAI; its events are handled in the test's thread (the database's)."""
+
+    def __init__(self, url: str) -> None:
+        self.events: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        self.stream = EventStream(url, on_event=self._add)
+        self._thread = threading.Thread(target=self.stream.run, daemon=True)
+
+    def _add(self, name: str, payload: dict) -> None:
+        with self._lock:
+            self.events.append((name, payload))
+
+    def __enter__(self) -> Collected:
+        self._thread.start()
+        assert self.stream.connected.wait(20), "no Socket.IO connection to the real InvokeAI"
+        # The subscription is an emit after the connection; give the server a moment to act on it.
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stream.stop()
+        self._thread.join(timeout=10)
+
+    def take(self) -> list[tuple[str, dict]]:
+        with self._lock:
+            taken, self.events = self.events, []
+        return taken
+
+
+def test_events_move_progress_through_every_denoising_step_and_bring_previews(
+    real, user, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(events, "PREVIEW_EVERY", 0)
+    sd1 = CachedModel.objects.get(name="tiny-sd1")
+    session = services.session_create(owner=user)
+    steps = 6
+    with Collected(REAL_URL) as collected:
+        step = services.step_create(
+            owner=user,
+            session_id=session.pk,
+            request=step_request(sd1, width=128, height=128, steps=steps, batch_size=2),
+        )
+        percents: dict[int, set[int]] = {item_id: set() for item_id in step.item_ids}
+        step_progress: list[int] = []
+        previews_seen: set[tuple[int, int]] = set()
+        outcomes: list[str] = []
+        deadline = time.monotonic() + 300
+        while GenerationStep.objects.get(pk=step.pk).status == "running":
+            assert time.monotonic() < deadline, "the step did not finish in time (is the shared InvokeAI busy?)"
+            for name, payload in collected.take():
+                with django_capture_on_commit_callbacks(execute=True):
+                    outcomes.append(events.event_handle(name=name, payload=payload))
+                for row in ItemProgress.objects.filter(step=step):
+                    percents[row.item_id].add(row.percent)
+                    if row.preview_at and storage.absolute(storage.preview_path(step.pk, row.item_id)).exists():
+                        previews_seen.add((row.item_id, int(row.preview_at.timestamp() * 1000)))
+                step_progress.append(GenerationStep.objects.get(pk=step.pk).progress)
+            time.sleep(0.05)
+    step = GenerationStep.objects.get(pk=step.pk)
+    assert (step.status, step.images_retrieved, step.progress) == ("completed", 2, 100), step.error_message
+    # The events stored both images (no poll ran here), each once.
+    assert outcomes.count("collected") + outcomes.count("step ended") >= 2
+    for item_id, seen in percents.items():
+        assert seen >= {round(100 * k / steps) for k in range(1, steps)}, (item_id, sorted(seen))
+    # The step's progress moved with the denoising, never back.
+    assert step_progress == sorted(step_progress) and len(set(step_progress)) > steps
+    assert len({item_id for item_id, _ in previews_seen}) == 2 and len(previews_seen) >= steps
+    assert not ItemProgress.objects.filter(step=step).exists()
+    assert not storage.absolute(f"previews/{step.pk}").exists()
+
+
+def test_a_socket_lost_mid_step_still_completes_through_the_poll(real, user, django_capture_on_commit_callbacks):
+    sd1 = CachedModel.objects.get(name="tiny-sd1")
+    session = services.session_create(owner=user)
+    with Collected(REAL_URL) as collected:
+        step = services.step_create(
+            owner=user, session_id=session.pk, request=step_request(sd1, width=128, height=128, steps=8, batch_size=2)
+        )
+        deadline = time.monotonic() + 300
+        # The first progress events say "Loading model" (no percentage); wait for denoising.
+        while not any(
+            name == "invocation_progress" and payload.get("percentage") for name, payload in collected.events
+        ):
+            assert time.monotonic() < deadline, "no progress event in time"
+            time.sleep(0.05)
+        for name, payload in collected.take():
+            with django_capture_on_commit_callbacks(execute=True):
+                events.event_handle(name=name, payload=payload)
+    # The socket is gone for good, mid-step: only the follower's poll is left.
+    assert GenerationStep.objects.get(pk=step.pk).progress > 0
+    with django_capture_on_commit_callbacks(execute=True):
+        step = follow_to_end(step.pk)
+    assert (step.status, step.images_retrieved, step.images_failed) == ("completed", 2, 0)
+    assert not ItemProgress.objects.filter(step=step).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -73,7 +74,7 @@ def test_a_new_session_starts_with_its_first_step(owner_client, invokeai, sd1, e
     step = session.steps.get()
     assert (step.status, step.batch_size, step.parameters["scheduler"]) == ("running", 2, "euler")
     page = owner_client.get(f"/studio/{session.pk}/").content.decode()
-    assert 'hx-trigger="every 1s"' in page and "0 of 2 images finished" in page
+    assert 'hx-trigger="every 500ms"' in page and "0 of 2 images finished" in page
     # The composer remembers the model and steps for the next visit.
     assert 'name="steps" min="1" max="150" value="2"' in owner_client.get("/studio/").content.decode()
 
@@ -101,12 +102,50 @@ def test_invokeai_down_shows_the_failed_step_and_what_to_do(owner_client, invoke
 def test_the_step_panel_polls_until_the_step_is_done(owner_client, invokeai, sd1, session, follow, user):
     step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     running = owner_client.get(f"/studio/steps/{step.pk}/?was=running", headers=HX)
-    assert 'hx-trigger="every 1s"' in running.content.decode() and "HX-Trigger" not in running
+    # While it runs, only the small live partial polls.
+    assert 'id="step-live"' in running.content.decode() and 'hx-trigger="every 500ms"' in running.content.decode()
+    assert "HX-Trigger" not in running
     follow(step.pk)
     done = owner_client.get(f"/studio/steps/{step.pk}/?was=running", headers=HX)
-    assert 'hx-trigger="every 1s"' not in done.content.decode()
+    assert "every 1s" not in done.content.decode() and "every 500ms" not in done.content.decode()
     assert json.loads(done["HX-Trigger"]) == {"step-finished": {}}
     assert done.content.decode().count('class="alternative"') == 4
+
+
+def test_the_live_partial_shows_previews_then_hands_over_to_the_panel(
+    owner_client, invokeai, sd1, session, enqueued, user, monkeypatch, django_capture_on_commit_callbacks
+):
+    from generation import events
+
+    monkeypatch.setattr(events, "PREVIEW_EVERY", 0)
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=2, steps=4))
+    panel = owner_client.get(f"/studio/steps/{step.pk}/", headers=HX).content.decode()
+    version = re.search(r'live/\?v=([^"]+)"', panel).group(1)
+
+    def deliver(seconds):
+        invokeai.clock.advance(seconds)
+        invokeai.pump()
+        with django_capture_on_commit_callbacks(execute=True):
+            for name, payload in invokeai.events_sent[deliver.seen :]:
+                events.event_handle(name=name, payload=payload)
+        deliver.seen = len(invokeai.events_sent)
+
+    deliver.seen = 0
+    deliver(0.5)
+    live = owner_client.get(f"/studio/steps/{step.pk}/live/?v={version}", headers=HX)
+    body = live.content.decode()
+    assert "HX-Retarget" not in live
+    assert f'src="/api/generation/steps/{step.pk}/previews/{step.item_ids[0]}?v=' in body
+    assert 'class="item-progress" max="100" value="50"' in body
+    assert 'id="step-progress" hx-swap-oob="true"' in body and 'value="25"' in body
+    assert "Waiting its turn" in body
+
+    deliver(0.6)
+    arrived = owner_client.get(f"/studio/steps/{step.pk}/live/?v={version}", headers=HX)
+    assert (arrived["HX-Retarget"], arrived["HX-Reswap"]) == ("#step-panel", "outerHTML")
+    page = arrived.content.decode()
+    assert page.count('class="alternative"') == 1 and f"previews/{step.pk}/{step.item_ids[0]}" not in page
+    assert 'id="step-live"' in page
 
 
 @pytest.fixture

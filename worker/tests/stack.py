@@ -198,6 +198,20 @@ class Stack:
 
         return wait_for(find, "the supervisor", timeout=10)
 
+    def events_listener(self, *, replacing: psutil.Process | None = None) -> psutil.Process:
+        """The InvokeAI events listener the supervisor runs beside the cluster (a new one with `replacing`)."""
+
+        def find() -> psutil.Process | None:
+            with contextlib.suppress(psutil.Error):
+                for process in self.supervisor().children():
+                    command = process.cmdline()
+                    listener = command[-1:] == ["run_events"] and command[-2].endswith("manage.py")
+                    if listener and alive(process) and (replacing is None or process.pid != replacing.pid):
+                        return process
+            return None
+
+        return wait_for(find, "the events listener", timeout=30)
+
     def roster(self, *, replacing: Roster | None = None, timeout: float = 60) -> Roster:
         """The running cluster's processes, once all have started; with `replacing`, those of a newer cluster."""
 
@@ -230,6 +244,18 @@ class Stack:
         response = self.api.post(f"{self.url}{path}", json=body, timeout=30)
         assert response.status_code == expect, (path, response.status_code, response.text[:500])
         return response.json()
+
+    def queue_waits(self, *, since: float) -> list[float]:
+        """Seconds from queueing to the end of each heartbeat probe queued after `since` (a time.time()): its wait
+        in the queue, since a heartbeat takes no time. (django-q2's `started` is when a task was queued.)"""
+        script = (
+            "from django_q.models import Task\n"
+            "for name, stopped in Task.objects.filter(group='probe').values_list('name', 'stopped'):\n"
+            "    print(name.removeprefix('probe-'), stopped.timestamp())"
+        )
+        lines = self.manage("shell", "-v0", "-c", script, check=True).stdout.split()
+        pairs = [(float(queued), float(stopped)) for queued, stopped in zip(lines[::2], lines[1::2], strict=True)]
+        return [stopped - queued for queued, stopped in pairs if queued > since]
 
     def worker(self) -> dict[str, Any]:
         return self.get("/api/backend/status")["worker"]

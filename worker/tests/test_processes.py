@@ -30,6 +30,7 @@ STALE_AFTER = 15
 SECONDS_PER_IMAGE = 8
 IMAGES = 10
 IDLE_MINUTES = 1
+STEPS_AT_ONCE = 8
 # The minute schedules run at the sentinel's scheduler passes, every 30 s: one may come 90 s after the last.
 LONGEST_SCHEDULE_GAP = 90
 
@@ -217,3 +218,61 @@ def test_killing_the_supervisor_leaves_the_web_server_and_the_worker_running_and
     _, left = psutil.wait_procs([stack.web, *cluster], timeout=15)
     assert left == []
     assert not stack.web_answers()
+
+
+def test_eight_steps_on_two_workers_are_all_followed_and_queued_tasks_still_run_at_once(stack, invokeai):
+    """Followers take turns on the workers in bursts of a few seconds, so tasks queued meanwhile (a minute
+    schedule, here the probes) wait for one burst of each follower at most, not for the steps to end."""
+    stack = stack(workers=2)
+    wait_for(lambda: stack.worker()["state"] == "ok", "a first heartbeat", timeout=60)
+    stack.post("/api/models/refresh/", {})
+    model = next(model for model in stack.get("/api/models/", type="main") if model["name"] == "tiny-sd1")
+    body = {"prompt": "a lighthouse", "model_key": model["key"], "width": 64, "height": 64, "steps": 2}
+    started = time.time()
+    steps = []
+    for number in range(STEPS_AT_ONCE):
+        session = stack.post("/api/generation/sessions/", {"title": f"Busy {number}"}, expect=201)["id"]
+        steps.append(stack.post(f"/api/generation/sessions/{session}/steps/", body, expect=202)["id"])
+
+    previews: set[str] = set()
+
+    def ended():
+        bodies = [stack.get(f"/api/generation/steps/{step_id}/") for step_id in steps]
+        previews.update(item["preview_url"] for body in bodies for item in body["live_items"] if item["preview_url"])
+        return all(body["status"] != "running" for body in bodies) and bodies
+
+    done = wait_for(ended, "the eight steps' end", timeout=STEPS_AT_ONCE * SECONDS_PER_IMAGE + 120, every=1)
+    assert [(body["status"], body["images_retrieved"]) for body in done] == [("completed", 1)] * STEPS_AT_ONCE
+    # The events listener the supervisor runs beside the cluster was connected: previews came through it.
+    assert invokeai.sockets == 1 and len(previews) >= STEPS_AT_ONCE // 2, previews
+    waits = stack.queue_waits(since=started)
+    # A probe every 2 s for the whole run, each started within a few bursts of the followers (3 s each).
+    assert len(waits) >= STEPS_AT_ONCE * SECONDS_PER_IMAGE // PROBE_EVERY // 2
+    print(f"queue waits of {len(waits)} probes: median {sorted(waits)[len(waits) // 2]:.1f} s, max {max(waits):.1f} s")
+    assert max(waits) < 20, sorted(waits)[-5:]
+
+
+def test_a_killed_events_listener_is_started_again_and_the_step_loses_nothing(stack, invokeai):
+    stack = stack(workers=2)
+    wait_for(lambda: stack.worker()["state"] == "ok", "a first heartbeat", timeout=60)
+    stack.post("/api/models/refresh/", {})
+    model = next(model for model in stack.get("/api/models/", type="main") if model["name"] == "tiny-sd1")
+    session = stack.post("/api/generation/sessions/", {"title": "Listener"}, expect=201)["id"]
+    body = {"prompt": "a lighthouse", "model_key": model["key"], "width": 64, "height": 64, "steps": 4}
+    step_id = stack.post(f"/api/generation/sessions/{session}/steps/", {**body, "batch_size": 4}, expect=202)["id"]
+
+    def step():
+        return stack.get(f"/api/generation/steps/{step_id}/")
+
+    wait_for(lambda: any(item["preview_url"] for item in step()["live_items"]), "a first preview", timeout=60)
+    listener = stack.events_listener()
+    restarts = stack.worker()["restarts"]
+    listener.kill()
+    # Started again on its own, at the supervisor's next check; the cluster is left alone.
+    stack.events_listener(replacing=listener)
+    assert stack.worker()["restarts"] == restarts
+    wait_for(lambda: invokeai.sockets == 1, "the new listener's socket", timeout=30)
+    done = wait_for(lambda: (body := step())["status"] != "running" and body, "the step's end", timeout=120)
+    assert (done["status"], done["images_retrieved"], done["images_failed"]) == ("completed", 4, 0)
+    assert len({image["id"] for image in done["images"]}) == 4 and done["live_items"] == []
+    assert len(invokeai.items) == 4
