@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Signed photo URLs, answered like static files: before sessions, users and the database (photos/media.py).
+    "photos.media.SignedMediaMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -170,6 +172,15 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# --- Photo files ---
+# Seconds a signed thumbnail or lightbox URL works at least (at most twice this); pages reloaded within it mint
+# the same URLs, which browsers then answer from their cache.
+SIGNED_URL_TTL = env.int("SIGNED_URL_TTL", default=24 * 60 * 60)
+# Who sends photo files: "" the app (gunicorn's sendfile), "x-accel" a front proxy told by X-Accel-Redirect
+# (nginx, Caddy), "x-sendfile" one told by X-Sendfile (Apache mod_xsendfile, lighttpd).
+SENDFILE = env.str("SENDFILE", default="")
+# With SENDFILE=x-accel: the proxy's internal location that maps to DATA_DIR/photos/.
+SENDFILE_ACCEL_PREFIX = env.str("SENDFILE_ACCEL_PREFIX", default="/_photos/")
 # Uploads above this stream to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 

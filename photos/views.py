@@ -8,10 +8,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from gallery_project.errors import InvalidInput
+from gallery_project.errors import InvalidInput, NotFound
 from gallery_project.http import HtmxRequest
 
-from . import selectors, services
+from . import media, selectors, services
 
 KINDS = {"all": None, "uploaded": False, "generated": True}
 PAGE_SIZE = 60
@@ -51,7 +51,12 @@ def photo_detail(request: HtmxRequest, pk) -> HttpResponse:
     template = "photos/photo.html"
     if request.htmx:
         template += "#lightbox-body"
-    return render(request, template, {"photo": photo})
+    # Generated photos get their lightbox rendition on first view: made here, so the signed URL has a file.
+    try:
+        display = services.photo_display_rendition(photo=photo)
+    except NotFound:
+        display = ""  # its file is missing: the lightbox says so, with the details still readable
+    return render(request, template, {"photo": photo, "display_url": media.signed_url(display) if display else ""})
 
 
 @require_GET

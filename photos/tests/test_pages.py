@@ -94,4 +94,4 @@ def test_tile_fragment_for_new_uploads(owner_client):
     photo = PhotoFactory()
     html = owner_client.get(f"/photos/{photo.id}/tile/").content.decode()
     assert html.strip().startswith('<a class="tile')
-    assert f"/api/photos/{photo.id}/thumbnail" in html
+    assert f"/{photo.local_thumbnail_path}" in html and "/media/" in html  # its signed URL
