@@ -68,6 +68,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/gallery_list.py --database sqlite
 	$(BIN)/python bench/gallery_list.py --database postgres
 	$(BIN)/python bench/upload_memory.py
+	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/generation.py $$(if [ -n "$$INVOKEAI_BENCH_URL" ]; then echo "--url $$INVOKEAI_BENCH_URL"; else echo --skip-real; fi)
 
 clean:

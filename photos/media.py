@@ -36,6 +36,10 @@ _SALT = "photos.media.signed_url"
 _SIGNATURE_BYTES = 16
 
 
+def _signable(relative: str) -> bool:
+    return relative.startswith(_SIGNABLE) and ".." not in relative.split("/")
+
+
 def _signature(message: str, secret: str | bytes) -> str:
     digest = salted_hmac(_SALT, message, secret=secret, algorithm="sha256").digest()[:_SIGNATURE_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -46,7 +50,7 @@ def signed_url(relative: str, *, now: float | None = None) -> str:
 
     Call it only for someone allowed to see the photo: the URL is the permission.
     """
-    if not relative.startswith(_SIGNABLE):
+    if not _signable(relative):
         raise ValueError(f"only renditions are served by signed URL, not {relative!r}")
     ttl = settings.SIGNED_URL_TTL
     # The same expiry for every URL minted in one TTL window, so pages reloaded within it hit the cache.
@@ -61,7 +65,7 @@ def verify(path: str, *, now: float | None = None) -> tuple[str, int] | None:
         expires = int(expires_text)
     except ValueError:
         return None
-    if expires < (now if now is not None else time.time()) or not relative.startswith(_SIGNABLE):
+    if expires < (now if now is not None else time.time()) or not _signable(relative):
         return None
     message = f"{expires}/{relative}"
     # Old keys in SECRET_KEY_FALLBACKS keep URLs minted before a key rotation working until they expire.
@@ -79,6 +83,7 @@ def send(
     request: HttpRequest,
     relative: str,
     *,
+    path: Path | None = None,
     content_type: str,
     etag: str,
     last_modified: int,
@@ -90,14 +95,15 @@ def send(
 
     `open_file`, when given, makes a copy to send instead of the file itself (a share's cleaned original): such
     a copy is not on disk for a proxy to find, so it always goes through the app. It is called only when a body
-    is sent, never for a 304, and may raise to refuse. A missing file raises FileNotFoundError.
+    is sent, never for a 304, and may raise to refuse. A missing file raises FileNotFoundError. `path`, the
+    file's absolute path, saves resolving `relative` again when the caller has it.
     """
     response: HttpResponseBase
     not_modified = get_conditional_response(request, etag=etag, last_modified=last_modified)
     if not_modified is not None:
         response = not_modified
     else:
-        path = storage.absolute(relative)
+        path = path or storage.absolute(relative)
         mode = settings.SENDFILE
         if open_file is None and mode:
             if not path.is_file():
@@ -138,15 +144,19 @@ def serve_signed(request: HttpRequest, *, now: float | None = None) -> HttpRespo
     if granted is None:
         return _not_found()
     relative, expires = granted
+    # Not storage.absolute(): resolving every component cost more than the rest of the answer, and only paths
+    # the app signed get here; ".." is refused all the same, should a signed path ever carry one.
+    path = settings.PHOTOS_DIR / relative
     try:
-        stat = storage.absolute(relative).stat()
-    except (OSError, ValueError):
+        stat = path.stat()
+    except OSError:
         return _not_found()
     max_age = max(0, expires - int(now if now is not None else time.time()))
     try:
         return send(
             request,
             relative,
+            path=path,
             content_type="image/webp",  # every rendition is
             # Files are written once under names made from ids, so size and time identify their bytes.
             etag=f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"',

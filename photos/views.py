@@ -15,6 +15,9 @@ from . import media, selectors, services
 
 KINDS = {"all": None, "uploaded": False, "generated": True}
 PAGE_SIZE = 60
+# Tiles of a first page fetched at once, not when layout finds them on screen: about a 1440x900 screen's worth
+# (its first row first). Lazy loading would hold them until the style sheets have loaded and laid the page out.
+EAGER_TILES = 40
 
 
 def _filters(request: HttpRequest) -> dict[str, str]:
@@ -39,7 +42,12 @@ def gallery(request: HtmxRequest) -> HttpResponse:
     template = "photos/gallery.html"
     if request.htmx and request.GET.get("cursor"):
         template += "#grid-page"
-    context = {"page": page, "filters": filters, "max_upload_mb": settings.MAX_UPLOAD_SIZE // (1024 * 1024)}
+    context = {
+        "page": page,
+        "filters": filters,
+        "max_upload_mb": settings.MAX_UPLOAD_SIZE // (1024 * 1024),
+        "eager_tiles": 0 if request.GET.get("cursor") else EAGER_TILES,
+    }
     return render(request, template, context)
 
 
