@@ -224,7 +224,7 @@ def main() -> None:
             "API with session (before)": ([row["api"] for row in rows], {"Cookie": cookie}),
         }
         timings: dict[str, list[float]] = {name: [] for name in sides}
-        for name, (paths, headers) in sides.items():
+        for paths, headers in sides.values():
             fetch_all(port, paths, headers)  # warm every worker
         for _ in range(args.rounds):
             for name, (paths, headers) in sides.items():
