@@ -8,7 +8,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 TEST_SETTINGS := DJANGO_SETTINGS_MODULE=gallery_project.settings_test
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev lint check-migrations test-sqlite test-postgres bench clean
+.PHONY: run test install install-dev lint check-migrations test-sqlite test-postgres test-redis bench clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "make: Python 3.11 or newer is needed (python3.11, python3.12, ...)"; exit 1; }
@@ -59,6 +59,10 @@ test-postgres: $(VENV)/.installed-dev
 	fi; \
 	echo "PostgreSQL pass on $$url"; \
 	DATABASE_URL="$$url" $(BIN)/pytest $(PYTEST_ARGS)
+
+# The suite again with django-q2 on Redis (REDIS_URL, default a Redis on 127.0.0.1, db 9): .ci/run runs it.
+test-redis: $(VENV)/.installed-dev
+	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/9}" DATABASE_URL=sqlite://:memory: $(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint check-migrations test-sqlite test-postgres
 

@@ -361,9 +361,13 @@ SPECTACULAR_SETTINGS = {
 # https://django-q2.readthedocs.io/en/master/configure.html
 # The defaults are unsafe here: max_attempts=0 retries forever, timeout=None lets a hung task block a worker.
 # retry must exceed timeout, or a slow task is handed to a second worker while the first still runs it.
+# The broker: the database by default (nothing to set up); with REDIS_URL, Redis, so that workers on several
+# hosts share one queue. Installations (or test runs) sharing one Redis need different Q_CLUSTER_NAMEs: the
+# name is the prefix of every key django-q2 keeps there.
+REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER = {
-    "name": "gallery",
-    "orm": "default",
+    "name": env.str("Q_CLUSTER_NAME", default="gallery"),
+    **({"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}),
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": 600,
     "retry": 720,
