@@ -109,6 +109,7 @@ def check_backend_settings(app_configs=None, **kwargs) -> list:
         "RUNPOD_IDLE_TIMEOUT",
         "INVOKEAI_MAX_IMAGE_BYTES",
         "SIGNED_URL_TTL",
+        "RUNPOD_DEADMAN_MINUTES",
     ):
         if getattr(settings, name) < 1:
             errors.append(Error(f"{name} must be at least 1.", id="gallery.E006"))

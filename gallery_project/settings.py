@@ -322,6 +322,9 @@ RUNPOD_IDLE_TIMEOUT = env.int("RUNPOD_IDLE_TIMEOUT", default=30)
 RUNPOD_PROXY_URL_TEMPLATE = env.str("RUNPOD_PROXY_URL_TEMPLATE", default="https://{pod_id}-{port}.proxy.runpod.net")
 # Minutes a new pod may take to answer as InvokeAI before it is stopped as failed (image pull + first setup).
 RUNPOD_START_TIMEOUT = env.int("RUNPOD_START_TIMEOUT", default=20)
+# Minutes without a ping from the app (sent every minute while a pod starts or is ready) after which the pod's
+# own watchdog stops it: the guarantee when this machine is off (backends/pods/deadman.py).
+RUNPOD_DEADMAN_MINUTES = env.int("RUNPOD_DEADMAN_MINUTES", default=20)
 # Pods this app creates are named "<prefix>-<session id>"; pods with the prefix that the app does not know as
 # running are stopped as orphans, so two installations sharing one RunPod account need different prefixes.
 RUNPOD_POD_PREFIX = env.str("RUNPOD_POD_PREFIX", default="photo-studio")
