@@ -8,7 +8,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 TEST_SETTINGS := DJANGO_SETTINGS_MODULE=gallery_project.settings_test
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev lint check-migrations test-sqlite test-postgres bench clean
+.PHONY: run test install install-dev lint check-migrations test-sqlite test-postgres test-redis bench clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "make: Python 3.11 or newer is needed (python3.11, python3.12, ...)"; exit 1; }
@@ -60,6 +60,10 @@ test-postgres: $(VENV)/.installed-dev
 	echo "PostgreSQL pass on $$url"; \
 	DATABASE_URL="$$url" $(BIN)/pytest $(PYTEST_ARGS)
 
+# The suite again with django-q2 on Redis (REDIS_URL, default a Redis on 127.0.0.1, db 9): .ci/run runs it.
+test-redis: $(VENV)/.installed-dev
+	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/9}" DATABASE_URL=sqlite://:memory: $(BIN)/pytest $(PYTEST_ARGS)
+
 test: lint check-migrations test-sqlite test-postgres
 
 bench: $(VENV)/.installed-dev
@@ -68,6 +72,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/gallery_list.py --database sqlite
 	$(BIN)/python bench/gallery_list.py --database postgres
 	$(BIN)/python bench/upload_memory.py
+	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/generation.py $$(if [ -n "$$INVOKEAI_BENCH_URL" ]; then echo "--url $$INVOKEAI_BENCH_URL"; else echo --skip-real; fi)
 	$(BIN)/python bench/live.py $$(if [ -n "$$INVOKEAI_BENCH_URL" ]; then echo "--url $$INVOKEAI_BENCH_URL"; else echo --skip-real; fi)
 

@@ -57,6 +57,18 @@ def _loopback_only(monkeypatch):
     assert not attempts, f"the test tried to connect beyond loopback: {attempts}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _forget_redis_keys():
+    """With REDIS_URL, the tasks the suite enqueued (nobody runs them) leave Redis with the run."""
+    yield
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        from worker.tests.stack import forget_cluster
+
+        forget_cluster(settings.REDIS_URL, settings.Q_CLUSTER["name"])
+
+
 @pytest.fixture
 def user(db):
     """The gallery's owner (a superuser); the photos, albums and sessions tests make belong to it."""

@@ -40,7 +40,10 @@ GPU_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")
 IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}")
 MOUNT_PATH = re.compile(r"/[A-Za-z0-9._/-]{0,99}")
 ENV_KEY = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
-ENV_VALUE = re.compile(r"[A-Za-z0-9 ._/:@=+,-]{0,500}")
+# Long enough for the pod's watchdog, which travels base64-encoded (backends/pods/watchdog.py).
+ENV_VALUE = re.compile(r"[A-Za-z0-9 ._/:@=+,-]{0,8192}")
+# The pod's start command: no double quote or backslash, which the SDK's GraphQL would carry unescaped.
+DOCKER_ARGS = re.compile(r"[A-Za-z0-9 ._/:@=+,&$>|'-]{0,1000}")
 PORTS = re.compile(r"\d{1,5}/(http|tcp)(,\d{1,5}/(http|tcp))*")
 
 # RunPod's words for "no machine has that GPU free", as QueryError messages (create, then resume).
@@ -110,6 +113,8 @@ class PodSpec:
     ports: str = f"{INVOKEAI_PORT}/http"
     # The writable layer of the container; models go on the volume, so this only needs room for caches.
     container_disk_in_gb: int = 30
+    # The container's command instead of the image's own (empty: the image's).
+    docker_args: str = ""
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,7 @@ def check_spec(spec: PodSpec) -> None:
     _check(GPU_TYPE, spec.gpu_type, "GPU type")
     _check(MOUNT_PATH, spec.volume_mount_path, "volume mount path")
     _check(PORTS, spec.ports, "port list")
+    _check(DOCKER_ARGS, spec.docker_args, "start command")
     if spec.network_volume_id:
         _check(POD_ID, spec.network_volume_id, "network volume id")
     if spec.cloud_type not in CLOUD_TYPES:
@@ -279,6 +285,7 @@ class RunPodSDK:
                     volume_mount_path=spec.volume_mount_path,
                     env=dict(spec.env),
                     network_volume_id=spec.network_volume_id or None,
+                    docker_args=spec.docker_args,
                 )
             except ValueError as exc:
                 raise _unknown_gpu_or(exc, spec.gpu_type) from None

@@ -13,6 +13,7 @@ from gallery_project.errors import AppError
 
 from . import pods, services
 from .models import PodSession
+from .pods import watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,11 @@ def pod_advance(session_id: int) -> str:
     except AppError as exc:
         logger.warning("Pod session %s not advanced: %s", session_id, exc.message)
         return exc.code
+
+
+def pods_deadman_ping() -> str:
+    """Tell the watchdog of each starting or ready pod that the app is alive (see backends/pods/watchdog.py)."""
+    return f"pinged {len(watchdog.pods_ping())}"
 
 
 def pods_verify_stopping() -> str:

@@ -108,11 +108,15 @@ def check_backend_settings(app_configs=None, **kwargs) -> list:
         "RETRIEVAL_RETRY_BACKOFF",
         "RUNPOD_IDLE_TIMEOUT",
         "INVOKEAI_MAX_IMAGE_BYTES",
+        "SIGNED_URL_TTL",
+        "RUNPOD_DEADMAN_MINUTES",
     ):
         if getattr(settings, name) < 1:
             errors.append(Error(f"{name} must be at least 1.", id="gallery.E006"))
     if os.environ.get("RUNPOD_API_BASE_URL") and _bad_url(os.environ["RUNPOD_API_BASE_URL"]):
         errors.append(Error("RUNPOD_API_BASE_URL is not an http(s) URL.", id="gallery.E007"))
+    if settings.SENDFILE not in ("", "x-accel", "x-sendfile"):
+        errors.append(Error("SENDFILE must be empty, x-accel or x-sendfile.", id="gallery.E020"))
     errors += _runpod_errors()
     return errors
 

@@ -67,6 +67,13 @@ SCHEDULES: list[Job] = [
         description="Stop the RunPod pod when idle, past the longest session or over budget; check the backend.",
     ),
     Job(
+        name="backends.pods_deadman_ping",
+        func="backends.tasks.pods_deadman_ping",
+        minutes=1,
+        description="Ping the dead-man switch of each starting or ready pod, which stops its pod when the pings "
+        "stop for RUNPOD_DEADMAN_MINUTES.",
+    ),
+    Job(
         name="backends.pods_advance",
         func="backends.tasks.pods_advance",
         minutes=1,

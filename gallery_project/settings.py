@@ -92,6 +92,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Signed photo URLs, answered like static files: before sessions, users and the database (photos/media.py).
+    "photos.media.SignedMediaMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -171,6 +173,15 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# --- Photo files ---
+# Seconds a signed thumbnail or lightbox URL works at least (at most twice this); pages reloaded within it mint
+# the same URLs, which browsers then answer from their cache.
+SIGNED_URL_TTL = env.int("SIGNED_URL_TTL", default=24 * 60 * 60)
+# Who sends photo files: "" the app (gunicorn's sendfile), "x-accel" a front proxy told by X-Accel-Redirect
+# (nginx, Caddy), "x-sendfile" one told by X-Sendfile (Apache mod_xsendfile, lighttpd).
+SENDFILE = env.str("SENDFILE", default="")
+# With SENDFILE=x-accel: the proxy's internal location that maps to DATA_DIR/photos/.
+SENDFILE_ACCEL_PREFIX = env.str("SENDFILE_ACCEL_PREFIX", default="/_photos/")
 # Uploads above this stream to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 
@@ -312,6 +323,9 @@ RUNPOD_IDLE_TIMEOUT = env.int("RUNPOD_IDLE_TIMEOUT", default=30)
 RUNPOD_PROXY_URL_TEMPLATE = env.str("RUNPOD_PROXY_URL_TEMPLATE", default="https://{pod_id}-{port}.proxy.runpod.net")
 # Minutes a new pod may take to answer as InvokeAI before it is stopped as failed (image pull + first setup).
 RUNPOD_START_TIMEOUT = env.int("RUNPOD_START_TIMEOUT", default=20)
+# Minutes without a ping from the app (sent every minute while a pod starts or is ready) after which the pod's
+# own watchdog stops it: the guarantee when this machine is off (backends/pods/deadman.py).
+RUNPOD_DEADMAN_MINUTES = env.int("RUNPOD_DEADMAN_MINUTES", default=20)
 # Pods this app creates are named "<prefix>-<session id>"; pods with the prefix that the app does not know as
 # running are stopped as orphans, so two installations sharing one RunPod account need different prefixes.
 RUNPOD_POD_PREFIX = env.str("RUNPOD_POD_PREFIX", default="photo-studio")
@@ -351,9 +365,13 @@ SPECTACULAR_SETTINGS = {
 # https://django-q2.readthedocs.io/en/master/configure.html
 # The defaults are unsafe here: max_attempts=0 retries forever, timeout=None lets a hung task block a worker.
 # retry must exceed timeout, or a slow task is handed to a second worker while the first still runs it.
+# The broker: the database by default (nothing to set up); with REDIS_URL, Redis, so that workers on several
+# hosts share one queue. Installations (or test runs) sharing one Redis need different Q_CLUSTER_NAMEs: the
+# name is the prefix of every key django-q2 keeps there.
+REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER = {
-    "name": "gallery",
-    "orm": "default",
+    "name": env.str("Q_CLUSTER_NAME", default="gallery"),
+    **({"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}),
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": 600,
     "retry": 720,

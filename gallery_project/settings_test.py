@@ -2,10 +2,14 @@
 
 import os
 import tempfile
+import uuid
 
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="gallery-test-"))
 os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
 os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
+# With REDIS_URL (the Redis pass of .ci/run), the tasks this run enqueues go under keys of its own, deleted at
+# its end (conftest.py), so runs sharing one Redis never see each other's.
+os.environ.setdefault("Q_CLUSTER_NAME", f"test-{uuid.uuid4().hex[:12]}")
 
 from .settings import *  # noqa: F403
 

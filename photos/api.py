@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpResponseBase, StreamingHttpResponse
 from django.urls import re_path
 from django.utils import timezone
-from django.utils.cache import get_conditional_response, patch_vary_headers
-from django.utils.http import http_date
+from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
@@ -23,7 +22,7 @@ from rest_framework.views import APIView
 from gallery_project.errors import NotFound, TooLarge
 from gallery_project.permissions import signed_in
 
-from . import archive, selectors, services, storage
+from . import archive, media, selectors, services
 from .models import Photo
 from .serializers import (
     PhotoBulkSerializer,
@@ -41,10 +40,6 @@ _MULTIPART_OVERHEAD = 64 * 1024
 _IMMUTABLE = "private, max-age=31536000, immutable"
 
 
-def _open(path: Path) -> BinaryIO:
-    return path.open("rb")
-
-
 def serve_photo_file(
     request,
     photo: Photo,
@@ -53,35 +48,31 @@ def serve_photo_file(
     variant: str,
     *,
     cache_control: str = _IMMUTABLE,
-    open_file: Callable[[Path], BinaryIO] = _open,
+    open_file: Callable[[Path], BinaryIO] | None = None,
     download_name: str | None = None,
 ) -> HttpResponseBase:
     """Send one of a photo's files with validators for conditional GET (files never change once written).
 
-    `open_file` is called only when the body is sent (not for a 304), with the file's absolute path; it may
-    return a cleaned copy instead of the file itself, or raise to refuse. An original is offered under
+    `open_file`, if given, is called only when the body is sent (not for a 304), with the file's absolute path;
+    it returns a cleaned copy to send instead of the file itself, or raises to refuse. An original is offered under
     `download_name`, or else under the name it was uploaded with.
     """
     if not photo.is_available:
         raise NotFound("This photo's image has not been retrieved yet.", code="not_retrieved")
-    etag = f'"{photo.checksum[:32]}-{variant}"'
-    last_modified = int(photo.created_at.timestamp())
-    not_modified = get_conditional_response(request, etag=etag, last_modified=last_modified)
-    response: HttpResponseBase
-    if not_modified is None:
-        try:
-            handle = open_file(storage.absolute(relative))
-        except FileNotFoundError:
-            raise NotFound("This photo's file is missing from the photo store.", code="file_missing") from None
-        filename = (download_name or photo.filename) if variant == "original" else ""
-        response = FileResponse(handle, content_type=content_type, filename=filename)
-    else:
-        response = not_modified
-    response["ETag"] = etag
-    response["Last-Modified"] = http_date(last_modified)
-    response["Cache-Control"] = cache_control
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    filename = (download_name or photo.filename) if variant == "original" else ""
+    try:
+        return media.send(
+            request,
+            relative,
+            content_type=content_type,
+            etag=f'"{photo.checksum[:32]}-{variant}"',
+            last_modified=int(photo.created_at.timestamp()),
+            cache_control=cache_control,
+            open_file=open_file,
+            filename=filename,
+        )
+    except FileNotFoundError:
+        raise NotFound("This photo's file is missing from the photo store.", code="file_missing") from None
 
 
 def serve_photo_variant(request, photo: Photo, variant: str) -> HttpResponseBase:

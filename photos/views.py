@@ -11,15 +11,18 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from gallery_project.errors import InvalidInput
+from gallery_project.errors import InvalidInput, NotFound
 from gallery_project.http import HtmxRequest
 
-from . import selectors, services
+from . import media, selectors, services
 from .models import Photo
 
 KINDS = {"all": None, "uploaded": False, "generated": True}
 PAGE_SIZE = 60
 TIMELINE_SORTS = ("taken", "taken_oldest")
+# Tiles of a first page fetched at once, not when layout finds them on screen: about a 1440x900 screen's worth
+# (its first row first). Lazy loading would hold them until the style sheets have loaded and laid the page out.
+EAGER_TILES = 40
 
 
 def _filters(request: HttpRequest) -> dict[str, str]:
@@ -81,6 +84,7 @@ def gallery(request: HtmxRequest) -> HttpResponse:
         "filters": filters,
         "max_upload_mb": settings.MAX_UPLOAD_SIZE // (1024 * 1024),
         "albums_found": selectors.album_names_matching(owner=request.user, q=filters["q"]) if filters["q"] else [],
+        "eager_tiles": 0 if request.GET.get("cursor") else EAGER_TILES,
     }
     return render(request, template, context)
 
@@ -120,7 +124,20 @@ def photo_detail(request: HtmxRequest, pk) -> HttpResponse:
     template = "photos/photo.html"
     if request.htmx:
         template += "#lightbox-body"
-    return render(request, template, {"photo": photo, "camera": selectors.photo_camera_details(photo=photo)})
+    # Generated photos get their lightbox rendition on first view: made here, so the signed URL has a file.
+    try:
+        display = services.photo_display_rendition(photo=photo)
+    except NotFound:
+        display = ""  # its file is missing: the lightbox says so, with the details still readable
+    return render(
+        request,
+        template,
+        {
+            "photo": photo,
+            "camera": selectors.photo_camera_details(photo=photo),
+            "display_url": media.signed_url(display) if display else "",
+        },
+    )
 
 
 @require_GET

@@ -87,7 +87,7 @@ class FakePod:
             # RunPod's REST API documents 0 for an EXITED pod; GraphQL keeps the rate, so keep it here.
             "costPerHr": float(self.cost_per_hour),
             "desiredStatus": self.desired_status,
-            "dockerArgs": "",
+            "dockerArgs": spec.docker_args,
             "dockerId": None,
             "env": [f"{key}={value}" for key, value in spec.env.items()],
             "gpuCount": 1,
@@ -341,6 +341,7 @@ class FakeRunPod:
             env=fields.get("env") or {},
             ports=fields.get("ports") or "",
             container_disk_in_gb=int(fields.get("containerDiskInGb") or 0),
+            docker_args=fields.get("dockerArgs") or "",
         )
         pod = self.pods[self.create_pod(spec)]
         return {

@@ -18,7 +18,7 @@ from .. import costs, manager, services
 from ..invokeai.errors import InvokeAIError
 from ..models import BackendSettings, PodSession
 from ..runpod import GPU_TYPE, PodSpec, RunPodAdapter, RunPodCapacityError, RunPodError, RunPodUnreachable
-from . import common
+from . import common, watchdog
 from .common import CREATE_GRACE, NO_KEY, Progress, Reason, State, active_session, pod_name
 from .stop import pod_stop
 
@@ -51,7 +51,10 @@ def _pod_spec(session: PodSession, row: BackendSettings) -> PodSpec:
         volume_mount_path=row.runpod_volume_mount_path,
         network_volume_id=session.network_volume_id,
         # The official image keeps models, outputs and its database under INVOKEAI_ROOT: put it on the volume.
-        env={"INVOKEAI_ROOT": f"{row.runpod_volume_mount_path.rstrip('/')}/invokeai"},
+        env={"INVOKEAI_ROOT": f"{row.runpod_volume_mount_path.rstrip('/')}/invokeai", **watchdog.pod_env()},
+        # InvokeAI and, beside it, the dead-man switch that stops the pod when the app stops pinging it.
+        ports=watchdog.PORTS,
+        docker_args=watchdog.COMMAND,
     )
 
 

@@ -38,9 +38,18 @@ def test_start_records_the_session_before_calling_runpod(pod_env, monkeypatch):
     # RunPod's price until the pod reports its own.
     assert session.cost_per_hour == Decimal("0.69")
     spec = pod_env.runpod.pods[session.pod_id].spec
-    assert (spec.name, spec.image, spec.ports) == (session.name, "ghcr.io/invoke-ai/invokeai:latest", "9090/http")
+    assert (spec.name, spec.image) == (session.name, "ghcr.io/invoke-ai/invokeai:latest")
+    # InvokeAI's port and the dead-man switch's (backends/tests/test_deadman.py).
+    assert spec.ports == "9090/http,9091/http" and "deadman" in spec.docker_args
     assert (spec.volume_in_gb, spec.volume_mount_path) == (50, "/workspace")
-    assert spec.env == {"INVOKEAI_ROOT": "/workspace/invokeai"}
+    assert spec.env["INVOKEAI_ROOT"] == "/workspace/invokeai"
+    assert set(spec.env) == {
+        "INVOKEAI_ROOT",
+        "DEADMAN_SCRIPT",
+        "DEADMAN_TOKEN",
+        "DEADMAN_PORT",
+        "RUNPOD_DEADMAN_MINUTES",
+    }
 
 
 def test_start_is_refused_without_a_key(pod_env, settings):

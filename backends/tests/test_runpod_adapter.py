@@ -144,6 +144,18 @@ def test_values_that_would_break_the_sdks_graphql_are_refused_before_sending(acc
     assert fake.requests == []
 
 
+def test_the_sdk_sends_the_start_command_and_the_watchdog_unchanged(runpod_server):
+    from backends.pods import watchdog
+
+    adapter = RunPodSDK(API_KEY)
+    pod_id = adapter.create_pod(spec(env=watchdog.pod_env(), ports=watchdog.PORTS, docker_args=watchdog.COMMAND))
+    [sent] = runpod_server.create_inputs
+    assert sent["dockerArgs"] == watchdog.COMMAND
+    assert sent["env"]["DEADMAN_SCRIPT"] == watchdog.script_archive()
+    assert sent["ports"] == "9090/http,9091/http"
+    assert runpod_server.pods[pod_id].spec.docker_args == watchdog.COMMAND
+
+
 def test_the_sdk_sends_the_spec_and_the_key_as_a_bearer_header(runpod_server):
     adapter = RunPodSDK(API_KEY)
     adapter.create_pod(spec(env={"INVOKEAI_ROOT": "/workspace/invokeai", "A": "b=c"}))
@@ -153,6 +165,7 @@ def test_the_sdk_sends_the_spec_and_the_key_as_a_bearer_header(runpod_server):
     assert (sent["cloudType"], sent["ports"], sent["volumeInGb"]) == ("SECURE", "9090/http", "50")
     assert (sent["volumeMountPath"], sent["containerDiskInGb"]) == ("/workspace", "30")
     assert sent["env"] == {"INVOKEAI_ROOT": "/workspace/invokeai", "A": "b=c"}
+    assert "dockerArgs" not in sent or not sent["dockerArgs"], "the image's own command"
     # No SSH: the app only talks HTTP through RunPod's proxy.
     assert "startSsh" not in sent
     assert {header for _, header in runpod_server.requests} == {f"Bearer {API_KEY}"}

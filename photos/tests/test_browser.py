@@ -382,3 +382,20 @@ def test_upload_refusals_say_what_to_do_and_camera_files_are_taken(logged_in_pag
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / f"gallery-refusals-{viewport[0]}.png", full_page=True)
     assert Photo.objects.count() == 2
+
+
+def test_thumbnails_and_the_lightbox_come_from_signed_urls(logged_in_page, live_server, upload):
+    page = logged_in_page
+    for index in range(3):
+        upload(f"signed-{index}.jpg", image_bytes(color=(60 * index, 120, 90)))
+    page.goto(f"{live_server.url}/")
+    page.wait_for_function(f"({LOADED_THUMBNAILS})() === 3")
+    sources = page.eval_on_selector_all("#grid .tile img", "(images) => images.map((i) => i.getAttribute('src'))")
+    assert all(source.startswith("/media/") for source in sources)
+    page.locator("#grid .tile").first.click()
+    display = page.locator("#lightbox-body .lightbox-stage img")
+    expect(display).to_be_visible()
+    page.wait_for_function("document.querySelector('#lightbox-body .lightbox-stage img').naturalWidth > 0")
+    assert display.get_attribute("src").startswith("/media/") and ".display.webp" in display.get_attribute("src")
+    shot(page, "signed-lightbox")
+    page.screenshot(path="/tmp/serving-signed-lightbox.png")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -94,4 +95,14 @@ def test_tile_fragment_for_new_uploads(owner_client):
     photo = PhotoFactory()
     html = owner_client.get(f"/photos/{photo.id}/tile/").content.decode()
     assert html.strip().startswith('<div class="tile')  # the photo's link and its favourite star
-    assert f"/api/photos/{photo.id}/thumbnail" in html
+    assert f"/{photo.local_thumbnail_path}" in html and "/media/" in html  # its signed URL
+
+
+def test_the_first_screen_of_thumbnails_loads_at_once(owner_client):
+    PhotoFactory.create_batch(61)
+    html = owner_client.get("/").content.decode()
+    assert html.count('loading="eager"') == 40 and html.count('fetchpriority="high"') == 8
+    assert html.count('loading="lazy"') == 20
+    cursor = re.search(r"cursor=([^\"&]+)", html).group(1)
+    more = owner_client.get(f"/?cursor={cursor}", headers={"HX-Request": "true"}).content.decode()
+    assert 'loading="eager"' not in more and 'loading="lazy"' in more

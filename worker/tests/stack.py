@@ -65,6 +65,17 @@ def database_url(tmp_path: Path) -> Iterator[str]:
             connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def forget_cluster(redis_url: str, name: str) -> None:
+    """Delete the keys a cluster named `name` left in Redis (its queue and its statistics)."""
+    import redis
+
+    connection = redis.from_url(redis_url)
+    keys = list(connection.scan_iter(match=f"django_q:{name}:*"))
+    if keys:
+        connection.delete(*keys)
+    connection.close()
+
+
 def wait_for(check: Callable[[], T], what: str, *, timeout: float, every: float = 0.5) -> T:
     """Poll `check` until it returns something true; fail saying `what` was awaited."""
     deadline = time.monotonic() + timeout
@@ -102,6 +113,8 @@ class Stack:
             "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
             "PYTHONUNBUFFERED": "1",
             "LOG_LEVEL": "INFO",
+            # Its own keys when the suite runs with REDIS_URL: stacks and test runs may share one Redis.
+            "Q_CLUSTER_NAME": f"procs-{uuid.uuid4().hex[:12]}",
             **env,
         }
         self.api = requests.Session()
@@ -149,6 +162,8 @@ class Stack:
             process.kill()
             process.wait()
         psutil.wait_procs(list(self._seen.values()), timeout=5)
+        if redis_url := self.env.get("REDIS_URL"):
+            forget_cluster(redis_url, self.env["Q_CLUSTER_NAME"])
 
     def log_tail(self, lines: int = 80) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
