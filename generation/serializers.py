@@ -292,6 +292,9 @@ class StepAcceptedSerializer(serializers.Serializer):
     batch_id = serializers.CharField()
     status = serializers.CharField()
     status_url = serializers.CharField()
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="What InvokeAI would silently ignore, e.g. an unknown <embedding>."
+    )
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -351,6 +354,46 @@ class SessionUpdateSerializer(serializers.Serializer):
     title = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
+class StepLoraSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=64)
+    weight = serializers.FloatField(
+        required=False, allow_null=True, help_text="Omit for the LoRA's default weight from InvokeAI."
+    )
+
+
+class StepRefinerSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=64, help_text="An installed SDXL refiner (base sdxl-refiner).")
+    start = serializers.FloatField(required=False, allow_null=True, help_text="Fraction where it takes over.")
+    steps = serializers.IntegerField(required=False, allow_null=True)
+    cfg_scale = serializers.FloatField(required=False, allow_null=True)
+    scheduler = serializers.ChoiceField(choices=graphs.SCHEDULERS, required=False, allow_null=True)
+    aesthetic_score = serializers.FloatField(required=False, allow_null=True, min_value=1, max_value=10)
+    negative_aesthetic_score = serializers.FloatField(required=False, allow_null=True, min_value=1, max_value=10)
+
+
+class StepSeamlessSerializer(serializers.Serializer):
+    x = serializers.BooleanField(default=False)
+    y = serializers.BooleanField(default=False)
+
+
+class StepControlNetSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=64)
+    photo_id = serializers.UUIDField(
+        required=False, allow_null=True, help_text="The control image: a gallery photo or an upload (category control)."
+    )
+    preprocessor = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text=f"Empty for none, else an InvokeAI node type: {', '.join(graphs.PREPROCESSORS)}.",
+    )
+    weight = serializers.FloatField(required=False, allow_null=True)
+    begin = serializers.FloatField(required=False, allow_null=True, help_text="Step fraction where it starts.")
+    end = serializers.FloatField(required=False, allow_null=True, help_text="Step fraction where it ends.")
+    control_mode = serializers.CharField(required=False, allow_null=True, help_text=" | ".join(graphs.CONTROL_MODES))
+    resize_mode = serializers.CharField(required=False, allow_null=True, help_text=" | ".join(graphs.RESIZE_MODES))
+
+
 class StepCreateSerializer(serializers.Serializer):
     """The flat body of a new step, as the spec's integration test sends it."""
 
@@ -378,6 +421,14 @@ class StepCreateSerializer(serializers.Serializer):
     preset_id = serializers.IntegerField(
         required=False, allow_null=True, help_text="A preset of yours: it fills what the body leaves out."
     )
+    loras = StepLoraSerializer(
+        many=True, required=False, allow_null=True, max_length=20, help_text="Omit for the preset's; [] for none."
+    )
+    refiner = StepRefinerSerializer(
+        required=False, allow_null=True, help_text="SDXL only. Omit for the preset's; null for none."
+    )
+    seamless = StepSeamlessSerializer(required=False, allow_null=True)
+    controlnets = StepControlNetSerializer(many=True, required=False, max_length=8)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if not data.get("model_key") and not data.get("preset_id"):
@@ -387,6 +438,14 @@ class StepCreateSerializer(serializers.Serializer):
     def to_request(self) -> services.StepRequest:
         data = dict(self.validated_data)
         data["scheduler"] = data.get("scheduler") or None
+        if data.get("loras") is not None:
+            data["loras"] = tuple(dict(lora) for lora in data["loras"])
+        if "refiner" in data:
+            # Said as null: no refiner, even if the preset has one.
+            data["refiner"] = dict(data["refiner"]) if data["refiner"] else {}
+        if data.get("seamless") is not None:
+            data["seamless"] = dict(data["seamless"])
+        data["controlnets"] = tuple(dict(control) for control in data.get("controlnets", []))
         return services.StepRequest(**data)
 
 

@@ -1,0 +1,201 @@
+"""The studio controls in a step's body (LoRAs, embeddings, refiner, clip skip, seamless, ControlNets) against
+the fake InvokeAI: what reaches InvokeAI's graph, what the step records, and the 400 naming each wrong field."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from generation import models_cache, services
+from generation.models import CachedModel, GenerationStep
+from photos import storage
+from testing import fake_invokeai as fake
+
+from .conftest import PROMPT, step_request
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _every_model(invokeai):
+    """The peer's list: a LoRA, an embedding, a ControlNet, SD2, the SDXL refiner and FLUX with its parts."""
+    invokeai.models = fake.recorded_models()
+    models_cache.models_refresh()
+
+
+def model(name: str) -> CachedModel:
+    return CachedModel.objects.get(name=name, available=True)
+
+
+@pytest.fixture
+def session_id(api, invokeai) -> int:
+    return api.post("/api/generation/sessions/", {"title": "Controls"}, format="json").json()["id"]
+
+
+def post(api, session_id: int, body: dict):
+    return api.post(f"/api/generation/sessions/{session_id}/steps/", body, format="json")
+
+
+def graph_of(invokeai, step_id: int) -> dict:
+    step = GenerationStep.objects.get(pk=step_id)
+    return invokeai.items[step.item_ids[0]].batch["graph"]
+
+
+def of_type(graph: dict, node_type: str) -> list[dict]:
+    return [node for node in graph["nodes"].values() if node["type"] == node_type]
+
+
+def base_body(name: str = "tiny-sd1", **extra) -> dict:
+    return {"prompt": PROMPT, "model_key": model(name).key, "width": 64, "height": 64, "steps": 2, **extra}
+
+
+def test_loras_reach_the_graph_the_step_and_core_metadata(api, session_id, invokeai):
+    lora = model("tiny-sd1-lora")
+    response = post(api, session_id, base_body(loras=[{"key": lora.key, "weight": 0.5}]))
+    assert response.status_code == 202, response.json()
+    graph = graph_of(invokeai, response.json()["id"])
+    assert [node["weight"] for node in of_type(graph, "lora_selector")] == [0.5]
+    assert of_type(graph, "core_metadata")[0]["loras"] == [{"model": lora.identifier.as_field(), "weight": 0.5}]
+    step = GenerationStep.objects.get(pk=response.json()["id"])
+    assert step.parameters["loras"] == [{"key": lora.key, "name": "tiny-sd1-lora", "weight": 0.5}]
+
+
+def test_a_lora_without_a_weight_takes_invokeais_default_or_the_uis(invokeai, session, user):
+    lora = model("tiny-sd1-lora")
+    request = step_request(model("tiny-sd1"), loras=({"key": lora.key},))
+    # The recorded LoRA has no default weight: the UI's 0.75 then.
+    assert (
+        services.step_create(session_id=session.pk, owner=user, request=request).parameters["loras"][0]["weight"]
+        == 0.75
+    )
+    CachedModel.objects.filter(pk=lora.pk).update(default_settings={"weight": 0.4})
+    step = services.step_create(session_id=session.pk, owner=user, request=request)
+    assert step.parameters["loras"][0]["weight"] == 0.4
+
+
+BAD = {
+    "a LoRA of another base": (
+        "tiny-sdxl",
+        lambda: {"loras": [{"key": model("tiny-sd1-lora").key, "weight": 1}]},
+        "loras[0]",
+    ),
+    "a LoRA that is not installed": ("tiny-sd1", lambda: {"loras": [{"key": "nope"}]}, "loras[0]"),
+    "FLUX with a negative prompt": ("tiny-flux-schnell", lambda: {"negative_prompt": "blurry"}, "negative_prompt"),
+    "FLUX off the multiple of 16": ("tiny-flux-schnell", lambda: {"width": 72}, "width"),
+    "a ControlNet without an image": (
+        "tiny-sd1",
+        lambda: {"controlnets": [{"key": model("tiny-sd1-controlnet").key}]},
+        "controlnets[0].photo_id",
+    ),
+    "a refiner on SD 1.5": (
+        "tiny-sd1",
+        lambda: {"refiner": {"key": model("tiny-sdxl-refiner").key}},
+        "refiner",
+    ),
+    "clip skip on SDXL": ("tiny-sdxl", lambda: {"clip_skip": 2}, "clip_skip"),
+    "seamless on FLUX": ("tiny-flux-schnell", lambda: {"seamless": {"x": True}}, "seamless"),
+}
+
+
+@pytest.mark.parametrize("name,extra,field", BAD.values(), ids=BAD.keys())
+def test_an_incompatible_choice_is_a_400_naming_the_field_and_records_nothing(
+    api, session_id, invokeai, name, extra, field
+):
+    response = post(api, session_id, base_body(name, **extra()))
+    assert response.status_code == 400, response.json()
+    assert response.json()["details"]["field"] == field, response.json()
+    assert not GenerationStep.objects.exists()
+
+
+def test_an_unknown_embedding_trigger_is_a_warning_a_known_one_is_not(api, session_id, invokeai):
+    response = post(api, session_id, base_body(prompt="a cat, <tiny-sd1-ti>, <no-such-ti>"))
+    assert response.status_code == 202, response.json()
+    assert response.json()["warnings"] == [
+        "<no-such-ti> matches no installed sd-1 embedding: InvokeAI would read it as plain text."
+    ]
+    assert GenerationStep.objects.get().parameters["warnings"] == response.json()["warnings"]
+    # An embedding of another base does not count.
+    assert services.embedding_warnings(prompt="<tiny-sd1-ti>", negative_prompt="", base="sdxl")
+
+
+def test_sdxl_refiner_from_the_body_is_built_and_recorded(api, session_id, invokeai):
+    refiner = model("tiny-sdxl-refiner")
+    chosen = {
+        "key": refiner.key,
+        "start": 0.7,
+        "steps": 3,
+        "cfg_scale": 5,
+        "scheduler": "euler",
+        "aesthetic_score": 7,
+        "negative_aesthetic_score": 2,
+    }
+    response = post(api, session_id, base_body("tiny-sdxl", refiner=chosen))
+    assert response.status_code == 202, response.json()
+    graph = graph_of(invokeai, response.json()["id"])
+    assert graph["nodes"]["refiner_denoise"]["denoising_start"] == 0.7
+    assert sorted(node["aesthetic_score"] for node in of_type(graph, "sdxl_refiner_compel_prompt")) == [2, 7]
+    recorded = GenerationStep.objects.get().parameters["refiner"]
+    assert {name: recorded[name] for name in chosen} == chosen
+
+
+def test_clip_skip_and_seamless_on_sd2(api, session_id, invokeai):
+    response = post(api, session_id, base_body("tiny-sd2", clip_skip=1, seamless={"x": True, "y": True}))
+    assert response.status_code == 202, response.json()
+    graph = graph_of(invokeai, response.json()["id"])
+    assert graph["nodes"]["clip_skip"]["skipped_layers"] == 1
+    assert (graph["nodes"]["seamless"]["seamless_x"], graph["nodes"]["seamless"]["seamless_y"]) == (True, True)
+    assert GenerationStep.objects.get().parameters["seamless"] == {"x": True, "y": True}
+
+
+def test_a_controlnet_uploads_its_photo_as_a_control_image_under_2048_px(api, session_id, invokeai, gallery_photo):
+    photo = gallery_photo(size=(3000, 1500), plain=True)
+    control = model("tiny-sd1-controlnet")
+    body = base_body(
+        controlnets=[
+            {"key": control.key, "photo_id": str(photo.pk), "preprocessor": "canny_edge_detection", "weight": 0.8}
+        ]
+    )
+    response = post(api, session_id, body)
+    assert response.status_code == 202, response.json()
+    graph = graph_of(invokeai, response.json()["id"])
+    processor = of_type(graph, "canny_edge_detection")[0]
+    uploaded = invokeai.images[processor["image"]["image_name"]]
+    assert (uploaded.category, uploaded.width, uploaded.height) == ("control", 2048, 1024)
+    assert of_type(graph, "controlnet")[0]["control_weight"] == 0.8
+    recorded = GenerationStep.objects.get().parameters["controlnets"][0]
+    assert (recorded["photo_id"], recorded["preprocessor"], recorded["weight"]) == (
+        str(photo.pk),
+        "canny_edge_detection",
+        0.8,
+    )
+
+
+def test_a_small_control_image_is_not_enlarged(invokeai, gallery_photo):
+    from generation import inputs
+
+    photo = gallery_photo(size=(300, 200), plain=True)
+    with Image.open(io.BytesIO(inputs.control_image(photo=photo))) as image:
+        assert image.size == (300, 200)
+    assert storage.absolute(photo.local_storage_path).exists()
+
+
+def test_reuse_brings_back_every_control(invokeai, session, user, gallery_photo):
+    photo = gallery_photo(size=(128, 128), plain=True)
+    request = step_request(
+        model("tiny-sd1"),
+        loras=({"key": model("tiny-sd1-lora").key, "weight": 0.3},),
+        clip_skip=1,
+        seamless={"x": True, "y": False},
+        controlnets=({"key": model("tiny-sd1-controlnet").key, "photo_id": str(photo.pk), "end": 0.5},),
+    )
+    step = services.step_create(session_id=session.pk, owner=user, request=request)
+    again = services.step_request_from(step=step, variation="reuse_seed")
+    assert again.loras == ({"key": model("tiny-sd1-lora").key, "weight": 0.3},)
+    assert (again.clip_skip, again.seamless) == (1, {"x": True, "y": False})
+    assert again.controlnets[0]["photo_id"] == str(photo.pk) and again.controlnets[0]["end"] == 0.5
+    second = services.step_create(session_id=session.pk, owner=user, request=again)
+    assert {k: v for k, v in second.parameters.items() if k != "seed"} == {
+        k: v for k, v in step.parameters.items() if k != "seed"
+    }
