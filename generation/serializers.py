@@ -421,14 +421,18 @@ class StepCreateSerializer(serializers.Serializer):
     preset_id = serializers.IntegerField(
         required=False, allow_null=True, help_text="A preset of yours: it fills what the body leaves out."
     )
-    loras = StepLoraSerializer(
-        many=True, required=False, allow_null=True, max_length=20, help_text="Omit for the preset's; [] for none."
+    loras = serializers.ListField(
+        child=StepLoraSerializer(),
+        required=False,
+        allow_null=True,
+        max_length=20,
+        help_text="Omit for the preset's; [] for none.",
     )
     refiner = StepRefinerSerializer(
         required=False, allow_null=True, help_text="SDXL only. Omit for the preset's; null for none."
     )
     seamless = StepSeamlessSerializer(required=False, allow_null=True)
-    controlnets = StepControlNetSerializer(many=True, required=False, max_length=8)
+    controlnets = serializers.ListField(child=StepControlNetSerializer(), required=False, max_length=8)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if not data.get("model_key") and not data.get("preset_id"):
