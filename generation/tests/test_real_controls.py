@@ -1,0 +1,106 @@
+"""The studio controls end to end on a real InvokeAI (`INVOKEAI_TEST_URL=http://127.0.0.1:9090`): LoRA weights,
+an embedding trigger, a canny ControlNet from a gallery photo, SD2, SDXL with its refiner, FLUX schnell, on the
+peer's tiny random models (64 px, 2-3 steps). The images are noise; what matters is that InvokeAI ran each graph
+and that the differences the controls make show in the pixels."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from generation import services
+from generation.models import CachedModel, GenerationStep
+from photos import storage
+
+from .conftest import step_request
+from .test_real_invokeai import REAL_URL, follow_to_end, real  # noqa: F401  (real is a fixture)
+
+pytestmark = [
+    pytest.mark.invokeai,
+    pytest.mark.django_db,
+    pytest.mark.skipif(not REAL_URL, reason="set INVOKEAI_TEST_URL to run against a real InvokeAI"),
+]
+
+
+def model(name: str) -> CachedModel:
+    return CachedModel.objects.get(name=name, available=True)
+
+
+def run(user, name: str, **overrides) -> GenerationStep:
+    session = services.session_create(owner=user)
+    values = {"seed": 1234, "batch_size": 1, "steps": 3, "scheduler": "euler", "cfg_scale": 2.0} | overrides
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(model(name), **values))
+    step = follow_to_end(step.pk)
+    assert (step.status, step.images_retrieved) == ("completed", 1), step.error_message
+    return step
+
+
+def image(step: GenerationStep) -> Image.Image:
+    photo = step.alternatives.get().photo
+    with Image.open(storage.absolute(photo.local_storage_path)) as png:
+        png.load()
+        return png
+
+
+def metadata(step: GenerationStep) -> dict:
+    return json.loads(image(step).info["invokeai_metadata"])
+
+
+def differs(a: Image.Image, b: Image.Image) -> bool:
+    return any(ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getbbox() or ())
+
+
+def test_lora_weight_0_equals_no_lora_and_weight_1_differs(real, user):
+    lora = model("tiny-sd1-lora")
+    plain = run(user, "tiny-sd1")
+    zero = run(user, "tiny-sd1", loras=({"key": lora.key, "weight": 0},))
+    one = run(user, "tiny-sd1", loras=({"key": lora.key, "weight": 1},))
+    assert not differs(image(plain), image(zero))
+    assert differs(image(plain), image(one))
+    # InvokeAI's own recall reads the LoRA back from the image.
+    assert metadata(one)["loras"] == [{"model": lora.identifier.as_field(), "weight": 1}]
+
+
+def test_an_embedding_trigger_changes_the_image_an_unknown_one_warns(real, user):
+    plain = run(user, "tiny-sd1", prompt="a photo of a forest")
+    with_ti = run(user, "tiny-sd1", prompt="a photo of <tiny-sd1-ti> in a forest")
+    assert "warnings" not in with_ti.parameters
+    assert differs(image(plain), image(with_ti))
+    unknown = run(user, "tiny-sd1", prompt="a photo of <controls-no-such-ti> in a forest")
+    assert unknown.parameters["warnings"]
+
+
+def test_a_canny_controlnet_from_a_gallery_photo(real, user, gallery_photo):
+    photo = gallery_photo(size=(256, 256))
+    control = model("tiny-sd1-controlnet")
+    plain = run(user, "tiny-sd1")
+    step = run(
+        user,
+        "tiny-sd1",
+        controlnets=({"key": control.key, "photo_id": str(photo.pk), "preprocessor": "canny_edge_detection"},),
+    )
+    assert differs(image(plain), image(step))
+    assert metadata(step)["controlnets"][0]["control_model"]["key"] == control.key
+
+
+def test_sd2_v_prediction(real, user):
+    step = run(user, "tiny-sd2", clip_skip=1)
+    assert image(step).size == (64, 64)
+    assert metadata(step)["model"]["base"] == "sd-2"
+
+
+def test_sdxl_base_and_refiner(real, user):
+    refiner = model("tiny-sdxl-refiner")
+    step = run(user, "tiny-sdxl", refiner={"key": refiner.key, "start": 0.7, "steps": 3, "cfg_scale": 2.0})
+    recorded = metadata(step)
+    assert (recorded["refiner_model"]["key"], recorded["refiner_start"]) == (refiner.key, 0.7)
+    assert step.parameters["refiner"]["model_name"] == "tiny-sdxl-refiner"
+
+
+def test_flux_schnell(real, user):
+    step = run(user, "tiny-flux-schnell", negative_prompt="", steps=2, width=64, height=64, cfg_scale=None)
+    recorded = metadata(step)
+    assert recorded["model"]["name"] == "tiny-flux-schnell"
+    assert recorded["t5_encoder"]["name"] == "tiny-flux-t5"
