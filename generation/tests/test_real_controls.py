@@ -8,19 +8,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image, ImageChops
 
 from generation import services
 from generation.models import CachedModel, GenerationStep
 from photos import storage
 
 from .conftest import step_request
-from .test_real_invokeai import REAL_URL, follow_to_end, real  # noqa: F401  (real is a fixture)
+from .test_real_invokeai import REAL_URL, follow_to_end, real  # noqa: F401  (a fixture)
 
 pytestmark = [
     pytest.mark.invokeai,
     pytest.mark.django_db,
     pytest.mark.skipif(not REAL_URL, reason="set INVOKEAI_TEST_URL to run against a real InvokeAI"),
+    pytest.mark.usefixtures("real"),
 ]
 
 
@@ -52,7 +53,7 @@ def differs(a: Image.Image, b: Image.Image) -> bool:
     return any(ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getbbox() or ())
 
 
-def test_lora_weight_0_equals_no_lora_and_weight_1_differs(real, user):
+def test_lora_weight_0_equals_no_lora_and_weight_1_differs(user):
     lora = model("tiny-sd1-lora")
     plain = run(user, "tiny-sd1")
     zero = run(user, "tiny-sd1", loras=({"key": lora.key, "weight": 0},))
@@ -63,7 +64,7 @@ def test_lora_weight_0_equals_no_lora_and_weight_1_differs(real, user):
     assert metadata(one)["loras"] == [{"model": lora.identifier.as_field(), "weight": 1}]
 
 
-def test_an_embedding_trigger_changes_the_image_an_unknown_one_warns(real, user):
+def test_an_embedding_trigger_changes_the_image_an_unknown_one_warns(user):
     plain = run(user, "tiny-sd1", prompt="a photo of a forest")
     with_ti = run(user, "tiny-sd1", prompt="a photo of <tiny-sd1-ti> in a forest")
     assert "warnings" not in with_ti.parameters
@@ -72,7 +73,7 @@ def test_an_embedding_trigger_changes_the_image_an_unknown_one_warns(real, user)
     assert unknown.parameters["warnings"]
 
 
-def test_a_canny_controlnet_from_a_gallery_photo(real, user, gallery_photo):
+def test_a_canny_controlnet_from_a_gallery_photo(user, gallery_photo):
     photo = gallery_photo(size=(256, 256))
     control = model("tiny-sd1-controlnet")
     plain = run(user, "tiny-sd1")
@@ -85,13 +86,13 @@ def test_a_canny_controlnet_from_a_gallery_photo(real, user, gallery_photo):
     assert metadata(step)["controlnets"][0]["control_model"]["key"] == control.key
 
 
-def test_sd2_v_prediction(real, user):
+def test_sd2_v_prediction(user):
     step = run(user, "tiny-sd2", clip_skip=1)
     assert image(step).size == (64, 64)
     assert metadata(step)["model"]["base"] == "sd-2"
 
 
-def test_sdxl_base_and_refiner(real, user):
+def test_sdxl_base_and_refiner(user):
     refiner = model("tiny-sdxl-refiner")
     step = run(user, "tiny-sdxl", refiner={"key": refiner.key, "start": 0.7, "steps": 3, "cfg_scale": 2.0})
     recorded = metadata(step)
@@ -99,7 +100,7 @@ def test_sdxl_base_and_refiner(real, user):
     assert step.parameters["refiner"]["model_name"] == "tiny-sdxl-refiner"
 
 
-def test_flux_schnell(real, user):
+def test_flux_schnell(user):
     step = run(user, "tiny-flux-schnell", negative_prompt="", steps=2, width=64, height=64, cfg_scale=None)
     recorded = metadata(step)
     assert recorded["model"]["name"] == "tiny-flux-schnell"
