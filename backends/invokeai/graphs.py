@@ -82,6 +82,22 @@ class Mode(StrEnum):
     TXT2IMG = "txt2img"
     IMG2IMG = "img2img"
     INPAINT = "inpaint"
+    # Extend the init image on its sides: the new area is infilled, then regenerated; the original kept.
+    OUTPAINT = "outpaint"
+    # An upscaler model (InvokeAI's spandrel node) over the init image; no prompt, no main model.
+    UPSCALE = "upscale"
+
+
+# Infill methods for outpainting -> InvokeAI node type; patchmatch and LaMa only where the server has them.
+INFILLS = {
+    "tile": "infill_tile",
+    "color": "infill_rgba",
+    "cv2": "infill_cv2",
+    "patchmatch": "infill_patchmatch",
+    "lama": "infill_lama",
+}
+MAX_OUTPAINT = 1024
+INFILL_FIELDS: dict[str, dict[str, Any]] = {"infill_tile": {"tile_size": 32}}
 
 
 # controlnet.control_mode and .resize_mode in 6.14.
@@ -156,6 +172,23 @@ class ControlNet:
     resize_mode: str = "just_resize"
 
 
+@dataclass(frozen=True)
+class Outpaint:
+    """How far the init image is extended on each side (px), how the new area is filled before it is
+    regenerated, and the original (an InvokeAI image name) pasted back over the result unchanged."""
+
+    left: int = 0
+    right: int = 0
+    top: int = 0
+    bottom: int = 0
+    infill: str = "tile"
+    original_image: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.left + self.right + self.top + self.bottom
+
+
 # How far img2img and inpaint move from the init image when the user has not said.
 DEFAULT_STRENGTH = 0.75
 
@@ -193,6 +226,7 @@ class GenerationParameters:
     controlnets: tuple[ControlNet, ...] = ()
     seamless_x: bool = False
     seamless_y: bool = False
+    outpaint: Outpaint | None = None
     board_id: str | None = None
 
     @property
@@ -272,13 +306,29 @@ def validate(params: GenerationParameters) -> None:
     if params.seed is not None:
         _check_range("seed", params.seed, 0, SEED_MAX)
     _check_range("batch_size", params.batch_size, 1, settings.MAX_BATCH_SIZE)
-    needs_init = params.mode in (Mode.IMG2IMG, Mode.INPAINT)
+    needs_init = params.mode in (Mode.IMG2IMG, Mode.INPAINT, Mode.OUTPAINT)
     if needs_init != bool(params.init_image):
         raise _invalid("init_image", f"{params.mode} {'needs' if needs_init else 'takes no'} init image.")
-    if (params.mode == Mode.INPAINT) != bool(params.mask_image):
+    if (params.mode in MASKED_MODES) != bool(params.mask_image):
         raise _invalid("mask_image", "A mask goes with inpainting, and inpainting needs one.")
+    if (params.mode == Mode.OUTPAINT) != (params.outpaint is not None):
+        raise _invalid("outpaint", "Outpainting needs the sides to extend, and only outpainting takes them.")
+    if params.outpaint is not None:
+        _validate_outpaint(params.outpaint)
     if needs_init and not 0 < params.strength <= 1:
         raise _invalid("strength", f"strength must be above 0 and at most 1 (got {_number(params.strength)}).")
+
+
+MASKED_MODES = (Mode.INPAINT, Mode.OUTPAINT)
+
+
+def _validate_outpaint(outpaint: Outpaint) -> None:
+    for side in ("left", "right", "top", "bottom"):
+        _check_range(f"outpaint.{side}", getattr(outpaint, side), 0, MAX_OUTPAINT)
+    if not outpaint.total:
+        raise _invalid("outpaint", "Extend the image on at least one side.")
+    if outpaint.infill not in INFILLS:
+        raise _invalid("outpaint.infill", f"infill must be one of {', '.join(INFILLS)}.")
 
 
 def _validate_extras(params: GenerationParameters) -> None:
@@ -634,7 +684,7 @@ def build_batch(params: GenerationParameters) -> dict[str, Any]:
     latents_source = "refiner_denoise" if params.refiner else "denoise"
 
     # The decoder is the output, except for inpaint, where a blend with the init image is.
-    decoder = OUTPUT_NODE if mode != Mode.INPAINT else ("vae_decode" if flux else "l2i")
+    decoder = OUTPUT_NODE if mode not in MASKED_MODES else ("vae_decode" if flux else "l2i")
     decoder_type = "flux_vae_decode" if flux else "l2i"
     decoder_fields = {} if flux else {"fp32": fp32}
     if decoder == OUTPUT_NODE:
@@ -650,32 +700,53 @@ def build_batch(params: GenerationParameters) -> dict[str, Any]:
     if not flux:
         graph.connect("negative_prompt", "value", "core_metadata", "negative_prompt")
 
+    outpaint = params.outpaint
     if mode != Mode.TXT2IMG:
         encoder = "vae_encode" if flux else "i2l"
         image = {"image_name": params.init_image}
+        # Outpainting encodes (and masks) the init image once its transparent new area is infilled.
+        source_image: dict[str, Any] = {} if outpaint else {"image": image}
+        if outpaint:
+            infill_type = INFILLS[outpaint.infill]
+            graph.add("infill", infill_type, image=image, **INFILL_FIELDS.get(infill_type, {}))
+            graph.connect("infill", "image", encoder, "image")
         if flux:
-            graph.add(encoder, "flux_vae_encode", image=image)
+            graph.add(encoder, "flux_vae_encode", **source_image)
         else:
-            graph.add(encoder, "i2l", fp32=fp32, image=image)
+            graph.add(encoder, "i2l", fp32=fp32, **source_image)
         graph.connect(vae_source, "vae", encoder, "vae")
         graph.connect(encoder, "latents", "denoise", "latents")
 
-    if mode == Mode.INPAINT:
+    if mode in MASKED_MODES:
         graph.add(
             "gradient_mask",
             "create_gradient_mask",
             mask={"image_name": params.mask_image},
-            image={"image_name": params.init_image},
             coherence_mode="Gaussian Blur",
             minimum_denoise=0.0,
             edge_radius=MASK_EDGE_RADIUS,
             fp32=fp32,
+            **source_image,
         )
+        if outpaint:
+            graph.connect("infill", "image", "gradient_mask", "image")
         if not flux:
             # Lets inpainting-variant SD models see the masked latents; FLUX has no unet to give them to.
             graph.connect(vae_source, "vae", "gradient_mask", "vae")
             graph.connect("model_loader", "unet", "gradient_mask", "unet")
         graph.connect("gradient_mask", "denoise_mask", "denoise", "denoise_mask")
+    if outpaint:
+        # The original's pixels are pasted back exactly: the mask's blurred edge would otherwise touch them.
+        graph.output(
+            OUTPUT_NODE,
+            "img_paste",
+            params.board_id,
+            image={"image_name": outpaint.original_image},
+            x=outpaint.left,
+            y=outpaint.top,
+        )
+        graph.connect(decoder, "image", OUTPUT_NODE, "base_image")
+    elif mode == Mode.INPAINT:
         graph.add("expand_mask", "expand_mask_with_fade", fade_size_px=MASK_FADE_PX)
         graph.connect("gradient_mask", "expanded_mask_area", "expand_mask", "mask")
         graph.output(OUTPUT_NODE, "invokeai_img_blend", params.board_id, layer_base=image)
@@ -706,4 +777,24 @@ def build_batch(params: GenerationParameters) -> dict[str, Any]:
             "origin": ORIGIN,
             "destination": DESTINATION,
         },
+    }
+
+
+def build_upscale_batch(*, image: str, upscaler: ModelIdentifier, board_id: str | None = None) -> dict[str, Any]:
+    """One image through an upscaler model (InvokeAI's spandrel node): no prompt, no seed, one item."""
+    if upscaler.type != "spandrel_image_to_image":
+        raise _invalid("upscaler_key", f"'{upscaler.name}' is a {upscaler.type} model, not an upscaler.")
+    if not image:
+        raise _invalid("init_image", "An upscale needs an image.")
+    graph = _Graph("upscale")
+    graph.output(
+        OUTPUT_NODE,
+        "spandrel_image_to_image",
+        board_id,
+        image={"image_name": image},
+        image_to_image_model=upscaler.as_field(),
+    )
+    return {
+        "prepend": False,
+        "batch": {"graph": graph.as_dict(), "runs": 1, "origin": ORIGIN, "destination": DESTINATION},
     }

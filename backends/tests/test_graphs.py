@@ -521,3 +521,53 @@ def test_an_incompatible_choice_names_its_field(params, field):
     with pytest.raises(InvalidInput) as raised:
         graphs.build_batch(params)
     assert raised.value.details["field"] == field
+
+
+def test_an_outpaint_infills_the_padded_image_masks_it_and_pastes_the_original_back():
+    params = sd1(
+        mode=Mode.OUTPAINT,
+        init_image="padded.png",
+        mask_image="mask.png",
+        width=128,
+        height=64,
+        outpaint=graphs.Outpaint(right=64, infill="color", original_image="original.png"),
+    )
+    body = graphs.build_batch(params)
+    fake.validate_enqueue(body)
+    nodes = body["batch"]["graph"]["nodes"]
+    assert nodes["infill"]["type"] == "infill_rgba" and nodes["infill"]["image"] == {"image_name": "padded.png"}
+    assert nodes[graphs.OUTPUT_NODE]["type"] == "img_paste"
+    assert (nodes["output"]["x"], nodes["output"]["y"], nodes["output"]["image"]["image_name"]) == (
+        0,
+        0,
+        "original.png",
+    )
+    _, edges = shape(body)
+    assert ("infill_rgba", "image", "i2l", "image") in edges
+    assert ("infill_rgba", "image", "create_gradient_mask", "image") in edges
+    assert ("l2i", "image", "img_paste", "base_image") in edges
+    assert nodes["core_metadata"]["generation_mode"] == "outpaint"
+
+
+@pytest.mark.parametrize(
+    "outpaint,field",
+    [
+        (graphs.Outpaint(), "outpaint"),
+        (graphs.Outpaint(left=-1), "outpaint.left"),
+        (graphs.Outpaint(top=64, infill="smear"), "outpaint.infill"),
+    ],
+)
+def test_an_outpaint_names_what_is_wrong(outpaint, field):
+    params = sd1(mode=Mode.OUTPAINT, init_image="p.png", mask_image="m.png", outpaint=outpaint)
+    with pytest.raises(InvalidInput) as raised:
+        graphs.build_batch(params)
+    assert raised.value.details["field"] == field
+
+
+def test_an_upscale_is_one_spandrel_node():
+    upscaler = ModelIdentifier(key="u", hash="h", name="x2", base="any", type="spandrel_image_to_image")
+    body = graphs.build_upscale_batch(image="in.png", upscaler=upscaler)
+    fake.validate_enqueue(body)
+    assert body["batch"]["graph"]["nodes"][graphs.OUTPUT_NODE]["image_to_image_model"]["key"] == "u"
+    with pytest.raises(InvalidInput):
+        graphs.build_upscale_batch(image="in.png", upscaler=identifier({**upscaler.as_field(), "type": "lora"}))
