@@ -239,6 +239,22 @@ STEP_EXAMPLES = [
         },
     ),
     OpenApiExample(
+        "Outpaint 64 px to the right of a photo",
+        request_only=True,
+        value={
+            "prompt": "the rest of the coast",
+            "model_key": "<key of a main model>",
+            "mode": "outpaint",
+            "init_photo_id": "<photo id>",
+            "outpaint": {"left": 0, "right": 64, "top": 0, "bottom": 0, "infill": "tile"},
+        },
+    ),
+    OpenApiExample(
+        "Upscale a photo",
+        request_only=True,
+        value={"mode": "upscale", "init_photo_id": "<photo id>", "upscaler_key": "<spandrel model key>"},
+    ),
+    OpenApiExample(
         "FLUX schnell (no negative prompt; sizes in multiples of 16)",
         request_only=True,
         value={

@@ -61,3 +61,36 @@ def input_image(*, photo: Photo, width: int, height: int, mask: bool = False) ->
         image = ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
     data = _png(image)
     return to_invokeai_mask(data) if mask else data
+
+
+def bounded_size(width: int, height: int) -> tuple[int, int]:
+    """The size a photo is used at: under MAX_INPUT_SIDE on its long side (as `thumbnail` rounds it)."""
+    if max(width, height) <= MAX_INPUT_SIDE:
+        return width, height
+    scale = MAX_INPUT_SIDE / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def outpaint_sides(*, width: int, height: int, sides: dict[str, int], multiple: int) -> tuple[dict[str, int], int, int]:
+    """The sides to extend a width x height image by so the canvas is in `multiple`s: what a side lacks is
+    added to the side being extended on that axis (right, bottom when none is), so the original is not scaled."""
+    sides = dict(sides)
+    for before, after, size in (("left", "right", width), ("top", "bottom", height)):
+        missing = -(size + sides[before] + sides[after]) % multiple
+        sides[before if sides[before] and not sides[after] else after] += missing
+    return sides, width + sides["left"] + sides["right"], height + sides["top"] + sides["bottom"]
+
+
+def outpaint_images(*, photo: Photo, size: tuple[int, int], sides: dict[str, int]) -> tuple[bytes, bytes, bytes]:
+    """The padded canvas (the new area transparent, for the infill), the mask in InvokeAI's polarity (the new
+    area regenerated) and the original as it is pasted back."""
+    original = _opened_rgb(photo)
+    if original.size != size:
+        # EXIF rotation can swap the stored size; the canvas was planned for this one.
+        original = ImageOps.fit(original, size, Image.Resampling.LANCZOS)
+    canvas_size = (size[0] + sides["left"] + sides["right"], size[1] + sides["top"] + sides["bottom"])
+    canvas = Image.new("RGBA", canvas_size, (0, 0, 0, 0))
+    canvas.paste(original, (sides["left"], sides["top"]))
+    painted = Image.new("L", canvas_size, 255)
+    painted.paste(0, (sides["left"], sides["top"], sides["left"] + size[0], sides["top"] + size[1]))
+    return _png(canvas), to_invokeai_mask(_png(painted)), _png(original)

@@ -394,10 +394,18 @@ class StepControlNetSerializer(serializers.Serializer):
     resize_mode = serializers.CharField(required=False, allow_null=True, help_text=" | ".join(graphs.RESIZE_MODES))
 
 
+class StepOutpaintSerializer(serializers.Serializer):
+    left = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
+    right = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
+    top = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
+    bottom = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
+    infill = serializers.ChoiceField(choices=list(graphs.INFILLS), default="tile")
+
+
 class StepCreateSerializer(serializers.Serializer):
     """The flat body of a new step, as the spec's integration test sends it."""
 
-    prompt = serializers.CharField(max_length=5000)
+    prompt = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     negative_prompt = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
     model_key = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     model_hash = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
@@ -433,8 +441,18 @@ class StepCreateSerializer(serializers.Serializer):
     )
     seamless = StepSeamlessSerializer(required=False, allow_null=True)
     controlnets = serializers.ListField(child=StepControlNetSerializer(), required=False, max_length=8)
+    outpaint = StepOutpaintSerializer(
+        required=False, allow_null=True, help_text='mode "outpaint": px to add on each side, and the infill.'
+    )
+    upscaler_key = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default="", help_text='mode "upscale": a spandrel model.'
+    )
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("mode") == "upscale":
+            if not data.get("upscaler_key"):
+                raise serializers.ValidationError({"upscaler_key": "Choose an upscaler model."})
+            return data
         if not data.get("model_key") and not data.get("preset_id"):
             raise serializers.ValidationError({"model_key": "Choose a model (or a preset)."})
         return data
@@ -450,6 +468,8 @@ class StepCreateSerializer(serializers.Serializer):
         if data.get("seamless") is not None:
             data["seamless"] = dict(data["seamless"])
         data["controlnets"] = tuple(dict(control) for control in data.get("controlnets", []))
+        if data.get("outpaint") is not None:
+            data["outpaint"] = dict(data["outpaint"])
         return services.StepRequest(**data)
 
 

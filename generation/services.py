@@ -125,6 +125,10 @@ class StepRequest:
     seamless: dict[str, bool] | None = None
     # [{key, photo_id, preprocessor, weight, begin, end, control_mode, resize_mode}]
     controlnets: tuple[dict[str, Any], ...] = ()
+    # mode "outpaint": {left, right, top, bottom} in px, and `infill` (tile, color, cv2, patchmatch, lama).
+    outpaint: dict[str, Any] | None = None
+    # mode "upscale": the spandrel upscaler model that takes the place of the main model.
+    upscaler_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -297,6 +301,63 @@ def _controlnets_for(request: StepRequest, owner: Owner) -> tuple[list[Photo], t
     return photos, tuple(controls)
 
 
+_SIDES = ("left", "right", "top", "bottom")
+
+
+def _outpaint_for(request: StepRequest, photo: Photo, multiple: int) -> tuple[graphs.Outpaint, int, int]:
+    chosen = request.outpaint or {}
+    asked = {}
+    for side in _SIDES:
+        value = chosen.get(side) or 0
+        if not isinstance(value, int) or not 0 <= value <= graphs.MAX_OUTPAINT:
+            raise InvalidInput(
+                f"outpaint.{side} must be a number of pixels from 0 to {graphs.MAX_OUTPAINT}.",
+                code="invalid_parameter",
+                details={"field": f"outpaint.{side}"},
+            )
+        asked[side] = value
+    if not any(asked.values()):
+        raise InvalidInput(
+            "Extend the image on at least one side.", code="invalid_parameter", details={"field": "outpaint"}
+        )
+    width, height = inputs.bounded_size(photo.width, photo.height)
+    sides, canvas_width, canvas_height = inputs.outpaint_sides(
+        width=width, height=height, sides=asked, multiple=multiple
+    )
+    outpaint = graphs.Outpaint(**sides, infill=str(chosen.get("infill") or "tile"), original_image=_NOT_YET_UPLOADED)
+    return outpaint, canvas_width, canvas_height
+
+
+def _plan_upscale(session: GenerationSession | None, request: StepRequest, owner: Owner) -> _Plan:
+    """An upscale step: the upscaler takes the main model's place, over one image, with no prompt."""
+    upscaler = _component(request.upscaler_key, "upscaler_key", "spandrel_image_to_image", "upscaler")
+    if not request.init_photo_id:
+        raise InvalidInput(
+            "An upscale needs the photo to upscale.", code="invalid_parameter", details={"field": "init_photo_id"}
+        )
+    photo = _input_photo(request.init_photo_id, "init", owner)
+    parent = session.steps.filter(alternatives__photo=photo).first() if session else None
+    width, height = inputs.bounded_size(photo.width, photo.height)
+    params = graphs.GenerationParameters(
+        model=upscaler.identifier,
+        prompt=request.prompt.strip(),
+        width=width,
+        height=height,
+        steps=1,
+        mode=graphs.Mode.UPSCALE,
+        init_image=_NOT_YET_UPLOADED,
+    )
+    record = {
+        "mode": str(graphs.Mode.UPSCALE),
+        "init_photo_id": str(photo.pk),
+        "upscaler_key": upscaler.key,
+        "upscaler_name": upscaler.name,
+        "width": width,
+        "height": height,
+    }
+    return _Plan(model=upscaler, params=params, record=record, init_photo=photo, mask_photo=None, parent=parent)
+
+
 def embedding_warnings(*, prompt: str, negative_prompt: str, base: str) -> list[str]:
     """Triggers in the prompts that name no installed embedding of `base`: InvokeAI would keep them as text."""
     triggers = {*_EMBEDDING_TRIGGER.findall(prompt), *_EMBEDDING_TRIGGER.findall(negative_prompt)}
@@ -318,6 +379,8 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
     if request.mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}.", code="invalid_parameter")
     mode = graphs.Mode(request.mode)
+    if mode == graphs.Mode.UPSCALE:
+        return _plan_upscale(session, request, owner)
     model = _model_for(request)
     defaults = models_cache.step_defaults(key=model.key)
     parent = None
@@ -331,7 +394,14 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         # Unsaid, a step's parent is the step of this session whose image it starts from (if it is one).
         parent = session.steps.filter(alternatives__photo=init_photo).first()
     width, height = request.width, request.height
-    if init_photo and mode != graphs.Mode.TXT2IMG and (width is None or height is None):
+    outpaint = None
+    if mode == graphs.Mode.OUTPAINT:
+        if init_photo is None:
+            raise InvalidInput(
+                "outpaint needs an init photo.", code="invalid_parameter", details={"field": "init_photo_id"}
+            )
+        outpaint, width, height = _outpaint_for(request, init_photo, defaults.size_multiple)
+    elif init_photo and mode != graphs.Mode.TXT2IMG and (width is None or height is None):
         width, height = inputs.snapped_size(
             width=init_photo.width,
             height=init_photo.height,
@@ -360,7 +430,9 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         batch_size=request.batch_size,
         mode=mode,
         init_image=_NOT_YET_UPLOADED if init_photo and mode != graphs.Mode.TXT2IMG else None,
-        mask_image=_NOT_YET_UPLOADED if mask_photo and mode == graphs.Mode.INPAINT else None,
+        mask_image=_NOT_YET_UPLOADED
+        if (mask_photo and mode == graphs.Mode.INPAINT) or mode == graphs.Mode.OUTPAINT
+        else None,
         strength=request.strength,
         vae=vae.identifier if vae else None,
         clip_skip=request.clip_skip or 0,
@@ -370,6 +442,7 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         controlnets=controlnets,
         seamless_x=bool(seamless.get("x")),
         seamless_y=bool(seamless.get("y")),
+        outpaint=outpaint,
     )
     if mode != graphs.Mode.TXT2IMG and init_photo is None:
         raise InvalidInput(f"{mode} needs an init photo.", code="invalid_parameter", details={"field": "init_photo_id"})
@@ -395,6 +468,8 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         record["init_photo_id"] = str(init_photo.pk) if init_photo else None
     if mode == graphs.Mode.INPAINT:
         record["mask_photo_id"] = str(mask_photo.pk) if mask_photo else None
+    if outpaint is not None:
+        record["outpaint"] = {side: getattr(outpaint, side) for side in _SIDES} | {"infill": outpaint.infill}
     record["vae_key"] = vae.key if vae else ""
     record["vae_name"] = vae.name if vae else ""
     if params.clip_skip:
@@ -513,7 +588,31 @@ def _studio_batch(plan: _Plan) -> BatchPreparer:
     def prepare(client: InvokeAIClient, step: GenerationStep) -> PreparedBatch:
         model = models_cache.model_verify(key=plan.model.key, client=client)
         params = replace(plan.params, model=model.identifier)
-        if plan.init_photo:
+        if plan.init_photo and params.outpaint:
+            sides = {side: getattr(params.outpaint, side) for side in _SIDES}
+            size = (params.width - sides["left"] - sides["right"], params.height - sides["top"] - sides["bottom"])
+            padded, mask, original = inputs.outpaint_images(photo=plan.init_photo, size=size, sides=sides)
+            names = [
+                client.upload_image(
+                    data=data, filename=f"{what}.png", category=category, is_intermediate=True
+                ).image_name
+                for data, what, category in (
+                    (padded, "init", "general"),
+                    (mask, "mask", "mask"),
+                    (original, "original", "general"),
+                )
+            ]
+            params = replace(
+                params,
+                init_image=names[0],
+                mask_image=names[1],
+                outpaint=replace(params.outpaint, original_image=names[2]),
+            )
+        elif plan.init_photo and params.mode == graphs.Mode.UPSCALE:
+            data = inputs.control_image(photo=plan.init_photo)
+            uploaded = client.upload_image(data=data, filename="init.png", category="general", is_intermediate=True)
+            params = replace(params, init_image=uploaded.image_name)
+        elif plan.init_photo:
             init = inputs.input_image(photo=plan.init_photo, width=params.width, height=params.height)
             uploaded = client.upload_image(data=init, filename="init.png", category="general", is_intermediate=True)
             params = replace(params, init_image=uploaded.image_name)
@@ -533,7 +632,12 @@ def _studio_batch(plan: _Plan) -> BatchPreparer:
                 params,
                 controlnets=tuple(replace(c, image=name) for c, name in zip(params.controlnets, names, strict=True)),
             )
-        return PreparedBatch(body=graphs.build_batch(params), model_key=model.key)
+        if params.mode == graphs.Mode.UPSCALE:
+            assert params.init_image is not None  # uploaded above
+            body = graphs.build_upscale_batch(image=params.init_image, upscaler=params.model, board_id=params.board_id)
+        else:
+            body = graphs.build_batch(params)
+        return PreparedBatch(body=body, model_key=model.key)
 
     return prepare
 
@@ -680,6 +784,8 @@ def step_request_from(
             {name: value for name, value in control.items() if name != "name"}
             for control in params.get("controlnets", [])
         ),
+        outpaint=params.get("outpaint"),
+        upscaler_key=params.get("upscaler_key", ""),
     )
     if variation == "remix":
         return base

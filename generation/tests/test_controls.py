@@ -199,3 +199,58 @@ def test_reuse_brings_back_every_control(invokeai, session, user, gallery_photo)
     assert {k: v for k, v in second.parameters.items() if k != "seed"} == {
         k: v for k, v in step.parameters.items() if k != "seed"
     }
+
+
+def test_an_outpaint_sends_the_padded_canvas_its_mask_and_the_original(api, session_id, invokeai, gallery_photo):
+    photo = gallery_photo(size=(128, 128), plain=True, color=(200, 10, 10))
+    body = base_body(mode="outpaint", init_photo_id=str(photo.pk), outpaint={"right": 64, "infill": "cv2"})
+    body.pop("width"), body.pop("height")
+    response = post(api, session_id, body)
+    assert response.status_code == 202, response.json()
+    graph = graph_of(invokeai, response.json()["id"])
+    padded = invokeai.images[graph["nodes"]["infill"]["image"]["image_name"]]
+    original = invokeai.images[graph["nodes"]["output"]["image"]["image_name"]]
+    mask = invokeai.images[graph["nodes"]["gradient_mask"]["mask"]["image_name"]]
+    assert (padded.width, padded.height, original.width, original.height) == (192, 128, 128, 128)
+    with Image.open(io.BytesIO(padded.png)) as canvas:
+        assert canvas.getpixel((10, 10)) == (200, 10, 10, 255) and canvas.getpixel((150, 10))[3] == 0
+    with Image.open(io.BytesIO(mask.png)) as painted:
+        # InvokeAI's polarity: white keeps (the original), black regenerates (the new area).
+        assert (painted.getpixel((10, 10)), painted.getpixel((150, 10))) == (255, 0)
+    step = GenerationStep.objects.get()
+    assert step.parameters["outpaint"] == {"left": 0, "right": 64, "top": 0, "bottom": 0, "infill": "cv2"}
+    assert (step.parameters["width"], step.parameters["height"]) == (192, 128)
+
+
+def test_an_outpaint_rounds_the_canvas_up_to_the_bases_multiple_on_the_extended_side(
+    invokeai, session, user, gallery_photo
+):
+    photo = gallery_photo(size=(100, 120), plain=True)
+    request = step_request(
+        model("tiny-flux-schnell"), negative_prompt="", mode="outpaint", init_photo_id=photo.pk, outpaint={"left": 30}
+    )
+    step = services.step_create(session_id=session.pk, owner=user, request=request)
+    # 100 + 30 -> 144 (FLUX: multiples of 16), the 14 px more on the left; 120 -> 128, on the bottom.
+    assert step.parameters["outpaint"] == {"left": 44, "right": 0, "top": 0, "bottom": 8, "infill": "tile"}
+    assert (step.parameters["width"], step.parameters["height"]) == (144, 128)
+
+
+def test_an_outpaint_without_a_side_is_a_400(api, session_id, invokeai, gallery_photo):
+    photo = gallery_photo(size=(128, 128), plain=True)
+    response = post(api, session_id, base_body(mode="outpaint", init_photo_id=str(photo.pk), outpaint={}))
+    assert response.status_code == 400 and response.json()["details"]["field"] == "outpaint", response.json()
+
+
+def test_an_upscale_is_a_step_of_its_own(api, session_id, invokeai, gallery_photo):
+    invokeai.models = fake.every_type_models()
+    models_cache.models_refresh()
+    upscaler = CachedModel.objects.filter(type="spandrel_image_to_image", available=True).first()
+    photo = gallery_photo(size=(120, 100), plain=True)
+    response = post(api, session_id, {"mode": "upscale", "init_photo_id": str(photo.pk), "upscaler_key": upscaler.key})
+    assert response.status_code == 202, response.json()
+    graph = graph_of(invokeai, response.json()["id"])
+    assert [node["type"] for node in graph["nodes"].values()] == ["spandrel_image_to_image"]
+    step = GenerationStep.objects.get()
+    assert (step.model_key, step.parameters["upscaler_name"]) == (upscaler.key, upscaler.name)
+    missing = post(api, session_id, {"mode": "upscale", "init_photo_id": str(photo.pk)})
+    assert missing.status_code == 400 and "upscaler_key" in str(missing.json())
