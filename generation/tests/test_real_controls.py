@@ -6,11 +6,18 @@ and that the differences the controls make show in the pixels."""
 from __future__ import annotations
 
 import json
+import math
+import random
+import struct
+import time
+import uuid
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops
 
-from generation import services
+from backends import manager
+from generation import model_installs, services
 from generation.models import CachedModel, GenerationStep
 from photos import storage
 
@@ -105,3 +112,74 @@ def test_flux_schnell(user):
     recorded = metadata(step)
     assert recorded["model"]["name"] == "tiny-flux-schnell"
     assert recorded["t5_encoder"]["name"] == "tiny-flux-t5"
+
+
+def test_an_outpaint_of_64_px_on_one_side_keeps_the_original_pixels(user, gallery_photo):
+    photo = gallery_photo(size=(128, 128))
+    step = run(user, "tiny-sd1", mode="outpaint", init_photo_id=photo.pk, outpaint={"right": 64}, strength=1.0)
+    result = image(step).convert("RGB")
+    assert result.size == (192, 128)
+    with Image.open(storage.absolute(photo.local_storage_path)) as original:
+        assert not differs(result.crop((0, 0, 128, 128)), original)
+    # The new area was generated, not left as the infill's tiles of the original.
+    assert metadata(step)["generation_mode"] == "outpaint"
+
+
+def tiny_upscaler(path: Path) -> Path:
+    """A x2 Real-ESRGAN Compact network with 4 features, random weights, written as safetensors by hand (the
+    app has no torch): spandrel recognises the architecture from the key names and shapes."""
+    rng = random.Random(7)
+    shapes = {
+        "body.0.weight": (4, 3, 3, 3),
+        "body.0.bias": (4,),
+        "body.1.weight": (4,),
+        "body.2.weight": (4, 4, 3, 3),
+        "body.2.bias": (4,),
+        "body.3.weight": (4,),
+        "body.4.weight": (12, 4, 3, 3),
+        "body.4.bias": (12,),
+    }
+    header: dict[str, object] = {}
+    blobs = []
+    offset = 0
+    for name, shape in shapes.items():
+        count = math.prod(shape)
+        blob = struct.pack(f"<{count}f", *(rng.uniform(-0.2, 0.2) for _ in range(count)))
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + b"".join(blobs))
+    return path
+
+
+@pytest.fixture
+def upscaler(tmp_path_factory, user):
+    """`controls-x2-<random>`, installed in place on the peer for the test and uninstalled after."""
+    folder = tmp_path_factory.mktemp("controls-peer")
+    source = tiny_upscaler(folder / f"controls-x2-{uuid.uuid4().hex[:8]}.safetensors")
+    install = model_installs.install_start(owner=user, source=str(source), name=source.stem)
+    deadline = time.monotonic() + 60
+    while install.status not in ("ready", "error"):
+        assert time.monotonic() < deadline, "the upscaler's install did not finish"
+        time.sleep(0.3)
+        install = model_installs.install_poll(install_id=install.pk)
+    assert (install.status, install.model_type) == ("ready", "spandrel_image_to_image"), install.error_message
+    yield CachedModel.objects.get(key=install.model_key)
+    client = manager.invokeai_client(REAL_URL)
+    for installed in client.list_models():
+        if installed.source.startswith(str(folder)):
+            client.delete_model(installed.key)
+
+
+def test_an_upscale_with_a_tiny_spandrel_model(user, gallery_photo, upscaler):
+    photo = gallery_photo(size=(120, 100))
+    session = services.session_create(owner=user)
+    request = services.StepRequest(
+        prompt="", model_key="", mode="upscale", init_photo_id=photo.pk, upscaler_key=upscaler.key
+    )
+    step = follow_to_end(services.step_create(owner=user, session_id=session.pk, request=request).pk)
+    assert (step.status, step.images_retrieved) == ("completed", 1), step.error_message
+    assert image(step).size == (240, 200)
+    assert step.parameters["upscaler_name"].startswith("controls-x2-")
