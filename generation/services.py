@@ -301,13 +301,13 @@ def _controlnets_for(request: StepRequest, owner: Owner) -> tuple[list[Photo], t
     return photos, tuple(controls)
 
 
-_SIDES = ("left", "right", "top", "bottom")
+OUTPAINT_SIDES = ("left", "right", "top", "bottom")
 
 
 def _outpaint_for(request: StepRequest, photo: Photo, multiple: int) -> tuple[graphs.Outpaint, int, int]:
     chosen = request.outpaint or {}
     asked = {}
-    for side in _SIDES:
+    for side in OUTPAINT_SIDES:
         value = chosen.get(side) or 0
         if not isinstance(value, int) or not 0 <= value <= graphs.MAX_OUTPAINT:
             raise InvalidInput(
@@ -469,7 +469,7 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
     if mode == graphs.Mode.INPAINT:
         record["mask_photo_id"] = str(mask_photo.pk) if mask_photo else None
     if outpaint is not None:
-        record["outpaint"] = {side: getattr(outpaint, side) for side in _SIDES} | {"infill": outpaint.infill}
+        record["outpaint"] = {side: getattr(outpaint, side) for side in OUTPAINT_SIDES} | {"infill": outpaint.infill}
     record["vae_key"] = vae.key if vae else ""
     record["vae_name"] = vae.name if vae else ""
     if params.clip_skip:
@@ -589,7 +589,7 @@ def _studio_batch(plan: _Plan) -> BatchPreparer:
         model = models_cache.model_verify(key=plan.model.key, client=client)
         params = replace(plan.params, model=model.identifier)
         if plan.init_photo and params.outpaint:
-            sides = {side: getattr(params.outpaint, side) for side in _SIDES}
+            sides = {side: getattr(params.outpaint, side) for side in OUTPAINT_SIDES}
             size = (params.width - sides["left"] - sides["right"], params.height - sides["top"] - sides["bottom"])
             padded, mask, original = inputs.outpaint_images(photo=plan.init_photo, size=size, sides=sides)
             names = [
