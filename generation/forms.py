@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.http import QueryDict
 
 from backends.invokeai.graphs import DEFAULT_STRENGTH, INFILLS, MAX_OUTPAINT, SEED_MAX
 
@@ -107,7 +108,9 @@ class StepForm(forms.Form):
     def _loras(self) -> tuple[dict[str, Any], ...]:
         """The checked LoRAs, each with the weight beside it (`lora_weight_<key>`)."""
         loras = []
-        for key in self.data.getlist("lora"):
+        posted = self.data
+        keys = posted.getlist("lora") if isinstance(posted, QueryDict) else posted.get("lora", [])
+        for key in keys:
             try:
                 weight = float(self.data.get(f"lora_weight_{key}", ""))
             except ValueError:

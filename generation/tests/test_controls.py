@@ -51,15 +51,18 @@ def base_body(name: str = "tiny-sd1", **extra) -> dict:
     return {"prompt": PROMPT, "model_key": model(name).key, "width": 64, "height": 64, "steps": 2, **extra}
 
 
-def test_loras_reach_the_graph_the_step_and_core_metadata(api, session_id, invokeai):
+def test_loras_reach_the_graph_the_step_the_photos_recipe_and_core_metadata(api, session_id, invokeai, follow):
     lora = model("tiny-sd1-lora")
-    response = post(api, session_id, base_body(loras=[{"key": lora.key, "weight": 0.5}]))
+    response = post(api, session_id, base_body(loras=[{"key": lora.key, "weight": 0.5}], batch_size=1))
     assert response.status_code == 202, response.json()
     graph = graph_of(invokeai, response.json()["id"])
     assert [node["weight"] for node in of_type(graph, "lora_selector")] == [0.5]
     assert of_type(graph, "core_metadata")[0]["loras"] == [{"model": lora.identifier.as_field(), "weight": 0.5}]
     step = GenerationStep.objects.get(pk=response.json()["id"])
     assert step.parameters["loras"] == [{"key": lora.key, "name": "tiny-sd1-lora", "weight": 0.5}]
+    follow(step.pk)
+    photo = step.alternatives.get().photo
+    assert photo.generation_params["loras"] == step.parameters["loras"]
 
 
 def test_a_lora_without_a_weight_takes_invokeais_default_or_the_uis(invokeai, session, user):
@@ -254,3 +257,46 @@ def test_an_upscale_is_a_step_of_its_own(api, session_id, invokeai, gallery_phot
     assert (step.model_key, step.parameters["upscaler_name"]) == (upscaler.key, upscaler.name)
     missing = post(api, session_id, {"mode": "upscale", "init_photo_id": str(photo.pk)})
     assert missing.status_code == 400 and "upscaler_key" in str(missing.json())
+
+
+def test_reuse_in_the_composer_and_a_new_model_of_the_same_base_bring_the_controls_back(
+    client, user, invokeai, session, gallery_photo
+):
+    client.force_login(user)
+    photo = gallery_photo(size=(128, 128), plain=True)
+    lora = model("tiny-sd1-lora")
+    control = model("tiny-sd1-controlnet")
+    request = step_request(
+        model("tiny-sd1"),
+        loras=({"key": lora.key, "weight": 0.3},),
+        clip_skip=2,
+        controlnets=({"key": control.key, "photo_id": str(photo.pk), "preprocessor": "content_shuffle"},),
+    )
+    step = services.step_create(session_id=session.pk, owner=user, request=request)
+    html = client.get(f"/studio/steps/{step.pk}/composer/").content.decode()
+    assert f'name="lora" value="{lora.key}" checked' in html
+    assert f'name="lora_weight_{lora.key}" value="0.3"' in html
+    assert '<option value="content_shuffle" selected>' in html
+    assert 'name="clip_skip" value="2"' in html
+    # Generating from the form remembers them for SD 1.x: choosing the model again brings them back.
+    posted = client.post(
+        f"/studio/{session.pk}/generate/",
+        {
+            "model_key": model("tiny-sd1").key,
+            "prompt": "again",
+            "mode": "txt2img",
+            "seed_mode": "random",
+            "batch_size": 1,
+            "width": 64,
+            "height": 64,
+            "lora": lora.key,
+            f"lora_weight_{lora.key}": "0.9",
+        },
+    )
+    assert posted.status_code == 200
+    latest = GenerationStep.objects.order_by("-pk").first()
+    assert latest.parameters["loras"][0]["weight"] == 0.9
+    fields = client.get(f"/studio/model-fields/?model_key={model('tiny-sd1').key}").content.decode()
+    assert f'name="lora_weight_{lora.key}" value="0.9"' in fields
+    sdxl = client.get(f"/studio/model-fields/?model_key={model('tiny-sdxl').key}").content.decode()
+    assert "controls-refiner" in sdxl and "controls-controlnet" not in sdxl and 'name="clip_skip"' not in sdxl
