@@ -183,3 +183,19 @@ def test_an_upscale_with_a_tiny_spandrel_model(user, gallery_photo, upscaler):
     assert (step.status, step.images_retrieved) == ("completed", 1), step.error_message
     assert image(step).size == (240, 200)
     assert step.parameters["upscaler_name"].startswith("controls-x2-")
+
+
+def test_a_preprocessor_that_needs_a_download_fails_with_invokeais_reason(user, gallery_photo):
+    photo = gallery_photo(size=(128, 128))
+    control = model("tiny-sd1-controlnet")
+    session = services.session_create(owner=user)
+    request = step_request(
+        model("tiny-sd1"),
+        batch_size=1,
+        steps=2,
+        controlnets=({"key": control.key, "photo_id": str(photo.pk), "preprocessor": "dw_openpose_detection"},),
+    )
+    step = follow_to_end(services.step_create(owner=user, session_id=session.pk, request=request).pk)
+    assert step.status == "failed"
+    # The peer is offline: the model download fails, and the step says so in InvokeAI's words.
+    assert "Name or service not known" in step.error_message, step.error_message
