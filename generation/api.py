@@ -9,7 +9,7 @@ from typing import Any
 
 from django.http import FileResponse, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -176,7 +176,11 @@ def _step_body(request: Request, step_id: int | str) -> dict[str, Any]:
 def step_accepted(request: Request, step: GenerationStep) -> Response:
     """202 with the step: its images are still being made, and its status URL follows them."""
     body = StepAcceptedSerializer(
-        {**_step_body(request, step.pk), "status_url": f"/api/generation/steps/{step.pk}/status"}
+        {
+            **_step_body(request, step.pk),
+            "status_url": f"/api/generation/steps/{step.pk}/status",
+            "warnings": step.parameters.get("warnings", []),
+        }
     ).data
     return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": str(body["status_url"])})
 
@@ -185,6 +189,85 @@ def _remember(request: Request, step: GenerationStep) -> None:
     services.preference_remember(
         user=signed_in(request.user), model_key=step.model_key, steps=step.parameters.get("steps")
     )
+
+
+STEP_EXAMPLES = [
+    OpenApiExample(
+        "SD 1.5 with two LoRAs, an embedding and clip skip",
+        request_only=True,
+        value={
+            "prompt": "a lighthouse at dusk, <tiny-sd1-ti>",
+            "negative_prompt": "blurry",
+            "model_key": "<key of an sd-1 main model>",
+            "loras": [{"key": "<lora key>", "weight": 0.75}, {"key": "<another lora key>"}],
+            "clip_skip": 1,
+            "seamless": {"x": True, "y": False},
+        },
+    ),
+    OpenApiExample(
+        "SDXL with its refiner",
+        request_only=True,
+        value={
+            "prompt": "a lighthouse at dusk",
+            "model_key": "<key of an sdxl main model>",
+            "refiner": {
+                "key": "<key of an sdxl-refiner model>",
+                "start": 0.8,
+                "steps": 20,
+                "cfg_scale": 7.5,
+                "scheduler": "euler",
+                "aesthetic_score": 6,
+                "negative_aesthetic_score": 2.5,
+            },
+        },
+    ),
+    OpenApiExample(
+        "A canny ControlNet from a gallery photo",
+        request_only=True,
+        value={
+            "prompt": "a lighthouse at dusk",
+            "model_key": "<key of an sd-1 main model>",
+            "controlnets": [
+                {
+                    "key": "<controlnet key>",
+                    "photo_id": "<photo id>",
+                    "preprocessor": "canny_edge_detection",
+                    "weight": 1.0,
+                    "begin": 0.0,
+                    "end": 1.0,
+                    "control_mode": "balanced",
+                    "resize_mode": "just_resize",
+                }
+            ],
+        },
+    ),
+    OpenApiExample(
+        "Outpaint 64 px to the right of a photo",
+        request_only=True,
+        value={
+            "prompt": "the rest of the coast",
+            "model_key": "<key of a main model>",
+            "mode": "outpaint",
+            "init_photo_id": "<photo id>",
+            "outpaint": {"left": 0, "right": 64, "top": 0, "bottom": 0, "infill": "tile"},
+        },
+    ),
+    OpenApiExample(
+        "Upscale a photo",
+        request_only=True,
+        value={"mode": "upscale", "init_photo_id": "<photo id>", "upscaler_key": "<spandrel model key>"},
+    ),
+    OpenApiExample(
+        "FLUX schnell (no negative prompt; sizes in multiples of 16)",
+        request_only=True,
+        value={
+            "prompt": "a lighthouse at dusk",
+            "model_key": "<key of a flux main model>",
+            "width": 256,
+            "height": 256,
+        },
+    ),
+]
 
 
 class GenerationSessionViewSet(viewsets.GenericViewSet):
@@ -221,7 +304,7 @@ class GenerationSessionViewSet(viewsets.GenericViewSet):
         session = services.session_update(session_id=int(pk), owner=request.user, **form.validated_data)
         return Response(SessionDetailSerializer(session).data)
 
-    @extend_schema(request=StepCreateSerializer, responses={202: StepAcceptedSerializer})
+    @extend_schema(request=StepCreateSerializer, responses={202: StepAcceptedSerializer}, examples=STEP_EXAMPLES)
     @action(detail=True, methods=["post"])
     def steps(self, request: Request, pk: str) -> Response:
         form = StepCreateSerializer(data=request.data)

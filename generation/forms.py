@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.http import QueryDict
 
-from backends.invokeai.graphs import DEFAULT_STRENGTH, SEED_MAX
+from backends.invokeai.graphs import DEFAULT_STRENGTH, INFILLS, MAX_OUTPAINT, SEED_MAX
 
 from .models import GenerationStep
-from .services import MODES, StepRequest
+from .services import MODES, OUTPAINT_SIDES, StepRequest
 
 SEED_MODES = (("random", "Random"), ("fixed", "Fixed"), ("reuse", "Reuse last"))
 
@@ -35,6 +36,28 @@ class StepForm(forms.Form):
     strength = forms.FloatField(required=False, min_value=0.01, max_value=1)
     vae_key = forms.CharField(required=False)
     preset_id = forms.IntegerField(required=False)
+    clip_skip = forms.IntegerField(required=False, min_value=0, max_value=12)
+    seamless_x = forms.BooleanField(required=False)
+    seamless_y = forms.BooleanField(required=False)
+    outpaint_left = forms.IntegerField(required=False, min_value=0, max_value=MAX_OUTPAINT)
+    outpaint_right = forms.IntegerField(required=False, min_value=0, max_value=MAX_OUTPAINT)
+    outpaint_top = forms.IntegerField(required=False, min_value=0, max_value=MAX_OUTPAINT)
+    outpaint_bottom = forms.IntegerField(required=False, min_value=0, max_value=MAX_OUTPAINT)
+    infill = forms.ChoiceField(choices=[(name, name) for name in INFILLS], required=False)
+    controlnet_key = forms.CharField(required=False)
+    control_photo_id = forms.UUIDField(required=False)
+    preprocessor = forms.CharField(required=False)
+    control_weight = forms.FloatField(required=False)
+    control_begin = forms.FloatField(required=False)
+    control_end = forms.FloatField(required=False)
+    control_mode = forms.CharField(required=False)
+    resize_mode = forms.CharField(required=False)
+    refiner_key = forms.CharField(required=False)
+    refiner_start = forms.FloatField(required=False)
+    refiner_steps = forms.IntegerField(required=False)
+    refiner_cfg_scale = forms.FloatField(required=False)
+    refiner_aesthetic_score = forms.FloatField(required=False)
+    refiner_negative_aesthetic_score = forms.FloatField(required=False)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -69,7 +92,59 @@ class StepForm(forms.Form):
             strength=data["strength"] or DEFAULT_STRENGTH,
             vae_key=data["vae_key"] if "vae_key" in self.data else None,
             preset_id=data["preset_id"],
+            clip_skip=data["clip_skip"],
+            seamless={"x": data["seamless_x"], "y": data["seamless_y"]}
+            if data["seamless_x"] or data["seamless_y"]
+            else None,
+            loras=self._loras(),
+            controlnets=self._controlnets(),
+            refiner=self._refiner(),
+            outpaint={side: data[f"outpaint_{side}"] or 0 for side in OUTPAINT_SIDES}
+            | {"infill": data["infill"] or "tile"}
+            if mode == "outpaint"
+            else None,
         )
+
+    def _loras(self) -> tuple[dict[str, Any], ...]:
+        """The checked LoRAs, each with the weight beside it (`lora_weight_<key>`)."""
+        loras = []
+        posted = self.data
+        keys = posted.getlist("lora") if isinstance(posted, QueryDict) else posted.get("lora", [])
+        for key in keys:
+            try:
+                weight = float(self.data.get(f"lora_weight_{key}", ""))
+            except ValueError:
+                weight = None
+            loras.append({"key": key, "weight": weight})
+        return tuple(loras)
+
+    def _controlnets(self) -> tuple[dict[str, Any], ...]:
+        data = self.cleaned_data
+        if not data["controlnet_key"]:
+            return ()
+        control = {
+            "key": data["controlnet_key"],
+            "photo_id": data["control_photo_id"],
+            "preprocessor": data["preprocessor"],
+            "weight": data["control_weight"],
+            "begin": data["control_begin"],
+            "end": data["control_end"],
+            "control_mode": data["control_mode"] or None,
+            "resize_mode": data["resize_mode"] or None,
+        }
+        return (control,)
+
+    def _refiner(self) -> dict[str, Any] | None:
+        data = self.cleaned_data
+        if "refiner_key" not in self.data:
+            # The form had no refiner fields (not an SDXL model): the preset's, if any.
+            return None
+        if not data["refiner_key"]:
+            return {}
+        return {"key": data["refiner_key"]} | {
+            name: data[f"refiner_{name}"]
+            for name in ("start", "steps", "cfg_scale", "aesthetic_score", "negative_aesthetic_score")
+        }
 
     def first_error(self) -> str:
         for field, errors in self.errors.items():

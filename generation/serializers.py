@@ -310,6 +310,9 @@ class StepAcceptedSerializer(serializers.Serializer):
     batch_id = serializers.CharField()
     status = serializers.CharField()
     status_url = serializers.CharField()
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="What InvokeAI would silently ignore, e.g. an unknown <embedding>."
+    )
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -369,10 +372,58 @@ class SessionUpdateSerializer(serializers.Serializer):
     title = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
+class StepLoraSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=64)
+    weight = serializers.FloatField(
+        required=False, allow_null=True, help_text="Omit for the LoRA's default weight from InvokeAI."
+    )
+
+
+class StepRefinerSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=64, help_text="An installed SDXL refiner (base sdxl-refiner).")
+    start = serializers.FloatField(required=False, allow_null=True, help_text="Fraction where it takes over.")
+    steps = serializers.IntegerField(required=False, allow_null=True)
+    cfg_scale = serializers.FloatField(required=False, allow_null=True)
+    scheduler = serializers.ChoiceField(choices=graphs.SCHEDULERS, required=False, allow_null=True)
+    aesthetic_score = serializers.FloatField(required=False, allow_null=True, min_value=1, max_value=10)
+    negative_aesthetic_score = serializers.FloatField(required=False, allow_null=True, min_value=1, max_value=10)
+
+
+class StepSeamlessSerializer(serializers.Serializer):
+    x = serializers.BooleanField(default=False)
+    y = serializers.BooleanField(default=False)
+
+
+class StepControlNetSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=64)
+    photo_id = serializers.UUIDField(
+        required=False, allow_null=True, help_text="The control image: a gallery photo or an upload (category control)."
+    )
+    preprocessor = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text=f"Empty for none, else an InvokeAI node type: {', '.join(graphs.PREPROCESSORS)}.",
+    )
+    weight = serializers.FloatField(required=False, allow_null=True)
+    begin = serializers.FloatField(required=False, allow_null=True, help_text="Step fraction where it starts.")
+    end = serializers.FloatField(required=False, allow_null=True, help_text="Step fraction where it ends.")
+    control_mode = serializers.CharField(required=False, allow_null=True, help_text=" | ".join(graphs.CONTROL_MODES))
+    resize_mode = serializers.CharField(required=False, allow_null=True, help_text=" | ".join(graphs.RESIZE_MODES))
+
+
+class StepOutpaintSerializer(serializers.Serializer):
+    left = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
+    right = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
+    top = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
+    bottom = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
+    infill = serializers.ChoiceField(choices=list(graphs.INFILLS), default="tile")
+
+
 class StepCreateSerializer(serializers.Serializer):
     """The flat body of a new step, as the spec's integration test sends it."""
 
-    prompt = serializers.CharField(max_length=5000)
+    prompt = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     negative_prompt = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
     model_key = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     model_hash = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
@@ -396,8 +447,30 @@ class StepCreateSerializer(serializers.Serializer):
     preset_id = serializers.IntegerField(
         required=False, allow_null=True, help_text="A preset of yours: it fills what the body leaves out."
     )
+    loras = serializers.ListField(
+        child=StepLoraSerializer(),
+        required=False,
+        allow_null=True,
+        max_length=20,
+        help_text="Omit for the preset's; [] for none.",
+    )
+    refiner = StepRefinerSerializer(
+        required=False, allow_null=True, help_text="SDXL only. Omit for the preset's; null for none."
+    )
+    seamless = StepSeamlessSerializer(required=False, allow_null=True)
+    controlnets = serializers.ListField(child=StepControlNetSerializer(), required=False, max_length=8)
+    outpaint = StepOutpaintSerializer(
+        required=False, allow_null=True, help_text='mode "outpaint": px to add on each side, and the infill.'
+    )
+    upscaler_key = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default="", help_text='mode "upscale": a spandrel model.'
+    )
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("mode") == "upscale":
+            if not data.get("upscaler_key"):
+                raise serializers.ValidationError({"upscaler_key": "Choose an upscaler model."})
+            return data
         if not data.get("model_key") and not data.get("preset_id"):
             raise serializers.ValidationError({"model_key": "Choose a model (or a preset)."})
         return data
@@ -405,6 +478,16 @@ class StepCreateSerializer(serializers.Serializer):
     def to_request(self) -> services.StepRequest:
         data = dict(self.validated_data)
         data["scheduler"] = data.get("scheduler") or None
+        if data.get("loras") is not None:
+            data["loras"] = tuple(dict(lora) for lora in data["loras"])
+        if "refiner" in data:
+            # Said as null: no refiner, even if the preset has one.
+            data["refiner"] = dict(data["refiner"]) if data["refiner"] else {}
+        if data.get("seamless") is not None:
+            data["seamless"] = dict(data["seamless"])
+        data["controlnets"] = tuple(dict(control) for control in data.get("controlnets", []))
+        if data.get("outpaint") is not None:
+            data["outpaint"] = dict(data["outpaint"])
         return services.StepRequest(**data)
 
 

@@ -14,6 +14,7 @@ account's, and the images a step makes belong to its session's owner.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -116,6 +117,18 @@ class StepRequest:
     clip_skip: int | None = None
     # The preset the form came from: it fills what the request leaves unsaid, and the step records it.
     preset_id: int | None = None
+    # [{key, weight}]; None: the preset's (if any). A weight left out is the LoRA's default from InvokeAI.
+    loras: tuple[dict[str, Any], ...] | None = None
+    # {key, start, steps, cfg_scale, scheduler, aesthetic_score, negative_aesthetic_score}; None: the preset's.
+    refiner: dict[str, Any] | None = None
+    # {x, y}: tile across, down, or both.
+    seamless: dict[str, bool] | None = None
+    # [{key, photo_id, preprocessor, weight, begin, end, control_mode, resize_mode}]
+    controlnets: tuple[dict[str, Any], ...] = ()
+    # mode "outpaint": {left, right, top, bottom} in px, and `infill` (tile, color, cv2, patchmatch, lama).
+    outpaint: dict[str, Any] | None = None
+    # mode "upscale": the spandrel upscaler model that takes the place of the main model.
+    upscaler_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,11 @@ class _Plan:
     mask_photo: Photo | None
     parent: GenerationStep | None
     preset: Preset | None = None
+    control_photos: tuple[Photo, ...] = ()
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.record.get("warnings", []))
 
 
 def _model_for(request: StepRequest) -> CachedModel:
@@ -223,13 +241,134 @@ def _from_preset(request: StepRequest, preset: Preset) -> StepRequest:
     return replace(request, **unsaid)
 
 
-def _refiner_for(preset: Preset | None) -> graphs.Refiner | None:
-    if preset is None or not preset.refiner:
+_CONTROL_FIELDS = ("preprocessor", "weight", "begin", "end", "control_mode", "resize_mode")
+_REFINER_FIELDS = ("start", "steps", "cfg_scale", "scheduler", "aesthetic_score", "negative_aesthetic_score")
+# A trigger InvokeAI's compel would look up as an embedding (EXTRAS.md: textual inversion).
+_EMBEDDING_TRIGGER = re.compile(r"<([a-zA-Z0-9., _-]+)>")
+
+
+def _component(key: str, field: str, model_type: str, label: str) -> CachedModel:
+    model = CachedModel.objects.filter(key=key, type=model_type, available=True).first()
+    if model is None:
+        raise InvalidInput(
+            f"That {label} is not installed in InvokeAI.", code="invalid_parameter", details={"field": field}
+        )
+    return model
+
+
+def _refiner_for(request: StepRequest, preset: Preset | None) -> graphs.Refiner | None:
+    if request.refiner is not None:
+        chosen = request.refiner
+        if not chosen:
+            return None
+        model = _component(str(chosen.get("key", "")), "refiner.key", "main", "refiner")
+    elif preset is not None and preset.refiner:
+        chosen = preset.refiner
+        model = models_cache.model_get(key=chosen["model_key"])
+    else:
         return None
-    refiner = preset.refiner
-    model = models_cache.model_get(key=refiner["model_key"])
-    extra = {name: refiner[name] for name in ("start", "steps", "cfg_scale") if refiner.get(name) is not None}
+    extra = {name: chosen[name] for name in _REFINER_FIELDS if chosen.get(name) is not None}
     return graphs.Refiner(model=model.identifier, **extra)
+
+
+def _loras_for(request: StepRequest, preset: Preset | None) -> tuple[graphs.Lora, ...]:
+    chosen = request.loras if request.loras is not None else (preset.loras if preset else [])
+    loras = []
+    for index, item in enumerate(chosen):
+        model = _component(str(item.get("key", "")), f"loras[{index}]", "lora", "LoRA")
+        weight = item.get("weight")
+        if weight is None:
+            weight = (model.default_settings or {}).get("weight") or 0.75
+        loras.append(graphs.Lora(model=model.identifier, weight=float(weight)))
+    return tuple(loras)
+
+
+def _controlnets_for(request: StepRequest, owner: Owner) -> tuple[list[Photo], tuple[graphs.ControlNet, ...]]:
+    """The ControlNets asked for, each with its control photo; the image names come at upload."""
+    photos, controls = [], []
+    for index, item in enumerate(request.controlnets):
+        field = f"controlnets[{index}]"
+        model = _component(str(item.get("key", "")), f"{field}.key", "controlnet", "ControlNet")
+        if not item.get("photo_id"):
+            raise InvalidInput(
+                "A ControlNet needs a control image: a gallery photo or an upload.",
+                code="invalid_parameter",
+                details={"field": f"{field}.photo_id"},
+            )
+        photos.append(_input_photo(item["photo_id"], f"{field}.photo_id", owner))
+        chosen = {name: item[name] for name in _CONTROL_FIELDS if item.get(name) is not None}
+        controls.append(graphs.ControlNet(model=model.identifier, image=_NOT_YET_UPLOADED, **chosen))
+    return photos, tuple(controls)
+
+
+OUTPAINT_SIDES = ("left", "right", "top", "bottom")
+
+
+def _outpaint_for(request: StepRequest, photo: Photo, multiple: int) -> tuple[graphs.Outpaint, int, int]:
+    chosen = request.outpaint or {}
+    asked = {}
+    for side in OUTPAINT_SIDES:
+        value = chosen.get(side) or 0
+        if not isinstance(value, int) or not 0 <= value <= graphs.MAX_OUTPAINT:
+            raise InvalidInput(
+                f"outpaint.{side} must be a number of pixels from 0 to {graphs.MAX_OUTPAINT}.",
+                code="invalid_parameter",
+                details={"field": f"outpaint.{side}"},
+            )
+        asked[side] = value
+    if not any(asked.values()):
+        raise InvalidInput(
+            "Extend the image on at least one side.", code="invalid_parameter", details={"field": "outpaint"}
+        )
+    width, height = inputs.bounded_size(photo.width, photo.height)
+    sides, canvas_width, canvas_height = inputs.outpaint_sides(
+        width=width, height=height, sides=asked, multiple=multiple
+    )
+    outpaint = graphs.Outpaint(**sides, infill=str(chosen.get("infill") or "tile"), original_image=_NOT_YET_UPLOADED)
+    return outpaint, canvas_width, canvas_height
+
+
+def _plan_upscale(session: GenerationSession | None, request: StepRequest, owner: Owner) -> _Plan:
+    """An upscale step: the upscaler takes the main model's place, over one image, with no prompt."""
+    upscaler = _component(request.upscaler_key, "upscaler_key", "spandrel_image_to_image", "upscaler")
+    if not request.init_photo_id:
+        raise InvalidInput(
+            "An upscale needs the photo to upscale.", code="invalid_parameter", details={"field": "init_photo_id"}
+        )
+    photo = _input_photo(request.init_photo_id, "init", owner)
+    parent = session.steps.filter(alternatives__photo=photo).first() if session else None
+    width, height = inputs.bounded_size(photo.width, photo.height)
+    params = graphs.GenerationParameters(
+        model=upscaler.identifier,
+        prompt=request.prompt.strip(),
+        width=width,
+        height=height,
+        steps=1,
+        mode=graphs.Mode.UPSCALE,
+        init_image=_NOT_YET_UPLOADED,
+    )
+    record = {
+        "mode": str(graphs.Mode.UPSCALE),
+        "init_photo_id": str(photo.pk),
+        "upscaler_key": upscaler.key,
+        "upscaler_name": upscaler.name,
+        "width": width,
+        "height": height,
+    }
+    return _Plan(model=upscaler, params=params, record=record, init_photo=photo, mask_photo=None, parent=parent)
+
+
+def embedding_warnings(*, prompt: str, negative_prompt: str, base: str) -> list[str]:
+    """Triggers in the prompts that name no installed embedding of `base`: InvokeAI would keep them as text."""
+    triggers = {*_EMBEDDING_TRIGGER.findall(prompt), *_EMBEDDING_TRIGGER.findall(negative_prompt)}
+    if not triggers:
+        return []
+    known = CachedModel.objects.filter(type="embedding", base=base, available=True).values_list("name", "key")
+    names = {value for pair in known for value in pair}
+    return [
+        f"<{trigger}> matches no installed {base} embedding: InvokeAI would read it as plain text."
+        for trigger in sorted(triggers - names)
+    ]
 
 
 def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner) -> _Plan:
@@ -240,6 +379,8 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
     if request.mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}.", code="invalid_parameter")
     mode = graphs.Mode(request.mode)
+    if mode == graphs.Mode.UPSCALE:
+        return _plan_upscale(session, request, owner)
     model = _model_for(request)
     defaults = models_cache.step_defaults(key=model.key)
     parent = None
@@ -253,7 +394,14 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         # Unsaid, a step's parent is the step of this session whose image it starts from (if it is one).
         parent = session.steps.filter(alternatives__photo=init_photo).first()
     width, height = request.width, request.height
-    if init_photo and mode != graphs.Mode.TXT2IMG and (width is None or height is None):
+    outpaint = None
+    if mode == graphs.Mode.OUTPAINT:
+        if init_photo is None:
+            raise InvalidInput(
+                "outpaint needs an init photo.", code="invalid_parameter", details={"field": "init_photo_id"}
+            )
+        outpaint, width, height = _outpaint_for(request, init_photo, defaults.size_multiple)
+    elif init_photo and mode != graphs.Mode.TXT2IMG and (width is None or height is None):
         width, height = inputs.snapped_size(
             width=init_photo.width,
             height=init_photo.height,
@@ -266,6 +414,8 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
     _check_size(width, height, defaults)
     seed = secrets.randbelow(graphs.SEED_MAX + 1) if request.seed is None else request.seed
     vae = _vae_for(request, defaults)
+    control_photos, controlnets = _controlnets_for(request, owner)
+    seamless = request.seamless or {}
     params = graphs.GenerationParameters(
         model=model.identifier,
         prompt=request.prompt.strip(),
@@ -280,12 +430,19 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         batch_size=request.batch_size,
         mode=mode,
         init_image=_NOT_YET_UPLOADED if init_photo and mode != graphs.Mode.TXT2IMG else None,
-        mask_image=_NOT_YET_UPLOADED if mask_photo and mode == graphs.Mode.INPAINT else None,
+        mask_image=_NOT_YET_UPLOADED
+        if (mask_photo and mode == graphs.Mode.INPAINT) or mode == graphs.Mode.OUTPAINT
+        else None,
         strength=request.strength,
         vae=vae.identifier if vae else None,
         clip_skip=request.clip_skip or 0,
         flux=models_cache.flux_companions() if model.base == "flux" else None,
-        refiner=_refiner_for(preset),
+        refiner=_refiner_for(request, preset),
+        loras=_loras_for(request, preset),
+        controlnets=controlnets,
+        seamless_x=bool(seamless.get("x")),
+        seamless_y=bool(seamless.get("y")),
+        outpaint=outpaint,
     )
     if mode != graphs.Mode.TXT2IMG and init_photo is None:
         raise InvalidInput(f"{mode} needs an init photo.", code="invalid_parameter", details={"field": "init_photo_id"})
@@ -311,18 +468,38 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         record["init_photo_id"] = str(init_photo.pk) if init_photo else None
     if mode == graphs.Mode.INPAINT:
         record["mask_photo_id"] = str(mask_photo.pk) if mask_photo else None
+    if outpaint is not None:
+        record["outpaint"] = {side: getattr(outpaint, side) for side in OUTPAINT_SIDES} | {"infill": outpaint.infill}
     record["vae_key"] = vae.key if vae else ""
     record["vae_name"] = vae.name if vae else ""
     if params.clip_skip:
         record["clip_skip"] = params.clip_skip
     if params.refiner:
         record["refiner"] = {
+            "key": params.refiner.model.key,
             "model_key": params.refiner.model.key,
             "model_name": params.refiner.model.name,
-            "start": params.refiner.start,
-            "steps": params.refiner.steps,
-            "cfg_scale": params.refiner.cfg_scale,
+            **{name: getattr(params.refiner, name) for name in _REFINER_FIELDS},
         }
+    if params.loras:
+        record["loras"] = [
+            {"key": lora.model.key, "name": lora.model.name, "weight": lora.weight} for lora in params.loras
+        ]
+    if params.seamless:
+        record["seamless"] = {"x": params.seamless_x, "y": params.seamless_y}
+    if controlnets:
+        record["controlnets"] = [
+            {
+                "key": control.model.key,
+                "name": control.model.name,
+                "photo_id": str(photo.pk),
+                **{name: getattr(control, name) for name in _CONTROL_FIELDS},
+            }
+            for photo, control in zip(control_photos, controlnets, strict=True)
+        ]
+    warnings = embedding_warnings(prompt=params.prompt, negative_prompt=params.negative_prompt, base=model.base)
+    if warnings:
+        record["warnings"] = warnings
     if preset is not None:
         record["preset_id"] = preset.pk
         record["preset_name"] = preset.name
@@ -334,6 +511,7 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         mask_photo=mask_photo if mode == graphs.Mode.INPAINT else None,
         parent=parent,
         preset=preset,
+        control_photos=tuple(control_photos),
     )
 
 
@@ -410,7 +588,31 @@ def _studio_batch(plan: _Plan) -> BatchPreparer:
     def prepare(client: InvokeAIClient, step: GenerationStep) -> PreparedBatch:
         model = models_cache.model_verify(key=plan.model.key, client=client)
         params = replace(plan.params, model=model.identifier)
-        if plan.init_photo:
+        if plan.init_photo and params.outpaint:
+            sides = {side: getattr(params.outpaint, side) for side in OUTPAINT_SIDES}
+            size = (params.width - sides["left"] - sides["right"], params.height - sides["top"] - sides["bottom"])
+            padded, mask, original = inputs.outpaint_images(photo=plan.init_photo, size=size, sides=sides)
+            names = [
+                client.upload_image(
+                    data=data, filename=f"{what}.png", category=category, is_intermediate=True
+                ).image_name
+                for data, what, category in (
+                    (padded, "init", "general"),
+                    (mask, "mask", "mask"),
+                    (original, "original", "general"),
+                )
+            ]
+            params = replace(
+                params,
+                init_image=names[0],
+                mask_image=names[1],
+                outpaint=replace(params.outpaint, original_image=names[2]),
+            )
+        elif plan.init_photo and params.mode == graphs.Mode.UPSCALE:
+            data = inputs.control_image(photo=plan.init_photo)
+            uploaded = client.upload_image(data=data, filename="init.png", category="general", is_intermediate=True)
+            params = replace(params, init_image=uploaded.image_name)
+        elif plan.init_photo:
             init = inputs.input_image(photo=plan.init_photo, width=params.width, height=params.height)
             uploaded = client.upload_image(data=init, filename="init.png", category="general", is_intermediate=True)
             params = replace(params, init_image=uploaded.image_name)
@@ -418,7 +620,24 @@ def _studio_batch(plan: _Plan) -> BatchPreparer:
             mask = inputs.input_image(photo=plan.mask_photo, width=params.width, height=params.height, mask=True)
             uploaded = client.upload_image(data=mask, filename="mask.png", category="mask", is_intermediate=True)
             params = replace(params, mask_image=uploaded.image_name)
-        return PreparedBatch(body=graphs.build_batch(params), model_key=model.key)
+        if plan.control_photos:
+            names = []
+            for photo in plan.control_photos:
+                control = inputs.control_image(photo=photo)
+                uploaded = client.upload_image(
+                    data=control, filename="control.png", category="control", is_intermediate=True
+                )
+                names.append(uploaded.image_name)
+            params = replace(
+                params,
+                controlnets=tuple(replace(c, image=name) for c, name in zip(params.controlnets, names, strict=True)),
+            )
+        if params.mode == graphs.Mode.UPSCALE:
+            assert params.init_image is not None  # uploaded above
+            body = graphs.build_upscale_batch(image=params.init_image, upscaler=params.model, board_id=params.board_id)
+        else:
+            body = graphs.build_batch(params)
+        return PreparedBatch(body=body, model_key=model.key)
 
     return prepare
 
@@ -465,11 +684,13 @@ def _enqueue(step: GenerationStep, prepare: BatchPreparer) -> None:
         follower.step_poll(step_id=step.pk)
 
 
-def step_validate(*, owner: Owner, request: StepRequest) -> None:
+def step_validate(*, owner: Owner, request: StepRequest) -> list[str]:
     """Check a request as `step_create` would, recording nothing (before starting a session for it): its
-    parameters, and that there is an InvokeAI to send it to."""
-    _plan(None, request, owner)
+    parameters, and that there is an InvokeAI to send it to. Returns the warnings (embedding triggers that
+    match nothing), which do not stop it."""
+    plan = _plan(None, request, owner)
     manager.current_backend_url()
+    return plan.warnings
 
 
 def active_session_get(*, session_id: int, owner: Owner) -> GenerationSession:
@@ -556,6 +777,15 @@ def step_request_from(
         vae_key=params.get("vae_key", None),
         clip_skip=params.get("clip_skip"),
         preset_id=step.preset_id,
+        loras=tuple({"key": lora["key"], "weight": lora["weight"]} for lora in params.get("loras", [])),
+        refiner=_recorded_refiner(params.get("refiner")),
+        seamless=params.get("seamless"),
+        controlnets=tuple(
+            {name: value for name, value in control.items() if name != "name"}
+            for control in params.get("controlnets", [])
+        ),
+        outpaint=params.get("outpaint"),
+        upscaler_key=params.get("upscaler_key", ""),
     )
     if variation == "remix":
         return base
@@ -573,6 +803,13 @@ def step_request_from(
             strength=params.get("strength", graphs.DEFAULT_STRENGTH) if strength is None else strength,
         )
     raise ValueError(f"unknown variation {variation!r}")
+
+
+def _recorded_refiner(recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """The refiner part of a request from a step's record; {} (none) when the step had none."""
+    if not recorded:
+        return {}
+    return {"key": recorded.get("key") or recorded["model_key"], **{n: recorded.get(n) for n in _REFINER_FIELDS}}
 
 
 def step_cancel(*, step_id: int, owner: Owner) -> GenerationStep:

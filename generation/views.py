@@ -102,7 +102,16 @@ def _values_from_step(step: GenerationStep, *, seed_mode: str = "random") -> dic
         "mask_photo_id": params.get("mask_photo_id"),
         "strength": params.get("strength", graphs.DEFAULT_STRENGTH),
         "preset_id": step.preset_id,
+        **_controls_from(params),
     }
+
+
+_CONTROL_KEYS = ("loras", "controlnets", "refiner", "clip_skip", "seamless", "outpaint")
+
+
+def _controls_from(params: dict[str, Any]) -> dict[str, Any]:
+    """The studio controls of a recipe (a step's parameters or a photo's), as the form shows them."""
+    return {key: params[key] for key in _CONTROL_KEYS if params.get(key) not in (None, "", [], {})}
 
 
 def _values_from_photo(photo: Photo) -> dict[str, Any]:
@@ -118,6 +127,7 @@ def _values_from_photo(photo: Photo) -> dict[str, Any]:
         width=params.get("width") or photo.width,
         height=params.get("height") or photo.height,
         **{key: params[key] for key in ("steps", "cfg_scale", "guidance", "scheduler", "strength") if key in params},
+        **{key: value for key, value in _controls_from(params).items() if key != "outpaint"},
     )
     return values
 
@@ -148,7 +158,54 @@ def _model_fields(model_key: str | None, values: dict[str, Any]) -> dict[str, An
         "scheduler": values.get("scheduler") or defaults.scheduler,
         "schedulers": graphs.SCHEDULERS,
         "vae_key": vae_key,
+        **_control_fields(defaults.model, values),
     }
+
+
+def _control_fields(model: CachedModel, values: dict[str, Any]) -> dict[str, Any]:
+    """The controls the model's base supports, with its installed LoRAs, embeddings, ControlNets, refiners,
+    and the values chosen (from a recipe, else the last ones used with this base)."""
+    components = models_cache.model_components(key=model.key)
+    base = model.base
+    chosen_loras = {lora["key"]: lora["weight"] for lora in values.get("loras") or []}
+    loras = [
+        {
+            "model": lora,
+            "checked": lora.key in chosen_loras,
+            "weight": chosen_loras.get(lora.key) or (lora.default_settings or {}).get("weight") or 0.75,
+            "min": (lora.default_settings or {}).get("weight_min") or -1,
+            "max": (lora.default_settings or {}).get("weight_max") or 2,
+        }
+        for lora in components.get("lora", [])
+    ]
+    controlnets = values.get("controlnets") or []
+    return {
+        "base": base,
+        "loras": loras,
+        "embeddings": components.get("embedding", []),
+        "controlnet_models": components.get("controlnet", []) if base in graphs.CONTROLNET_BASES else [],
+        "control": controlnets[0] if controlnets else {},
+        "refiners": components.get("refiner", []),
+        "refiner": values.get("refiner") or {},
+        "clip_skip_supported": base in graphs.CLIP_SKIP_BASES,
+        "clip_skip": values.get("clip_skip") or 0,
+        "seamless_supported": base in graphs.SEAMLESS_BASES,
+        "seamless": values.get("seamless") or {},
+        "preprocessors": graphs.PREPROCESSORS,
+        "control_modes": graphs.CONTROL_MODES,
+        "resize_modes": graphs.RESIZE_MODES,
+    }
+
+
+def _remembered(request: HttpRequest, model_key: str | None) -> dict[str, Any]:
+    """The controls last used with this model's base, kept in the person's session."""
+    model = CachedModel.objects.filter(key=model_key or "").first()
+    if model is None:
+        return {}
+    return dict(request.session.get(_REMEMBERED, {}).get(model.base, {}))
+
+
+_REMEMBERED = "studio_controls"
 
 
 def _backend_problem() -> str:
@@ -184,11 +241,18 @@ def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
         model_key = keys[0] if keys else None
     values = {"mode": "txt2img", "seed_mode": "random", "batch_size": 4, "strength": graphs.DEFAULT_STRENGTH, **values}
     values["model_key"] = model_key
+    if not any(key in values for key in _CONTROL_KEYS):
+        values.update(_remembered(request, model_key))
+    outpaint = values.get("outpaint") or {}
     return {
         "model_choices": choices,
         "values": values,
         "init_photo": _photo(request, values.get("init_photo_id")),
         "mask_photo": _photo(request, values.get("mask_photo_id")),
+        "control_photo": _photo(request, ((values.get("controlnets") or [{}])[0]).get("photo_id")),
+        "outpaint": outpaint,
+        "outpaint_fields": [(side, side.capitalize(), outpaint.get(side) or 0) for side in services.OUTPAINT_SIDES],
+        "infills": list(graphs.INFILLS),
         "can_refresh_models": is_staff(request.user),
         "seed_modes": SEED_MODES,
         "max_batch_size": settings.MAX_BATCH_SIZE,
@@ -288,7 +352,8 @@ def session_page(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def model_fields(request: HttpRequest) -> HttpResponse:
     """The model-dependent fields, when the model picker changes."""
-    values = {key: request.GET.get(key) for key in ("vae_key",) if key in request.GET}
+    values: dict[str, Any] = {key: request.GET.get(key) for key in ("vae_key",) if key in request.GET}
+    values.update(_remembered(request, request.GET.get("model_key")))
     context = _model_fields(request.GET.get("model_key"), values)
     return render(request, f"{TEMPLATE}#model-fields", context)
 
@@ -319,7 +384,7 @@ def models_refresh(request: HttpRequest) -> HttpResponse:
 def photo_picker(request: HttpRequest) -> HttpResponse:
     """Recent gallery photos to choose an init or mask photo from."""
     target = request.GET.get("target", "init")
-    if target not in ("init", "mask"):
+    if target not in ("init", "mask", "control"):
         raise InvalidInput("Unknown picker target.", code="invalid_parameter")
     page = photo_selectors.photo_list(owner=request.user, limit=PICKER_SIZE, cursor=request.GET.get("cursor") or None)
     photos = [photo for photo in page.items if photo.is_available]
@@ -392,6 +457,13 @@ def _remember(request: HttpRequest, step: GenerationStep) -> None:
     services.preference_remember(
         user=signed_in(request.user), model_key=step.model_key, steps=step.parameters.get("steps")
     )
+    model = CachedModel.objects.filter(key=step.model_key, type="main").first()
+    if model is not None:
+        remembered = dict(request.session.get(_REMEMBERED, {}))
+        remembered[model.base] = {
+            key: value for key, value in _controls_from(step.parameters).items() if key != "outpaint"
+        }
+        request.session[_REMEMBERED] = remembered
 
 
 @require_POST

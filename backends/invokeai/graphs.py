@@ -82,6 +82,52 @@ class Mode(StrEnum):
     TXT2IMG = "txt2img"
     IMG2IMG = "img2img"
     INPAINT = "inpaint"
+    # Extend the init image on its sides: the new area is infilled, then regenerated; the original kept.
+    OUTPAINT = "outpaint"
+    # An upscaler model (InvokeAI's spandrel node) over the init image; no prompt, no main model.
+    UPSCALE = "upscale"
+
+
+# Infill methods for outpainting -> InvokeAI node type; patchmatch and LaMa only where the server has them.
+INFILLS = {
+    "tile": "infill_tile",
+    "color": "infill_rgba",
+    "cv2": "infill_cv2",
+    "patchmatch": "infill_patchmatch",
+    "lama": "infill_lama",
+}
+MAX_OUTPAINT = 1024
+INFILL_FIELDS: dict[str, dict[str, Any]] = {"infill_tile": {"tile_size": 32}}
+
+
+# controlnet.control_mode and .resize_mode in 6.14.
+CONTROL_MODES = ("balanced", "more_prompt", "more_control", "unbalanced")
+RESIZE_MODES = ("just_resize", "crop_resize", "fill_resize", "just_resize_simple")
+# InvokeAI's preprocessor node types (EXTRAS.md 3b); each takes `image` and gives `image`.
+PREPROCESSORS = (
+    "canny_edge_detection",
+    "content_shuffle",
+    "color_map",
+    "mediapipe_face_detection",
+    "depth_anything_depth_estimation",
+    "hed_edge_detection",
+    "lineart_edge_detection",
+    "lineart_anime_edge_detection",
+    "dw_openpose_detection",
+    "mlsd_detection",
+    "normal_map",
+    "pidi_edge_detection",
+)
+# What the UI sets on a preprocessor beyond its defaults.
+PREPROCESSOR_FIELDS: dict[str, dict[str, Any]] = {
+    "canny_edge_detection": {"low_threshold": 100, "high_threshold": 200},
+    "depth_anything_depth_estimation": {"model_size": "small_v2"},
+}
+# The bases whose graphs have a clip_skip node and a UNet that the seamless node can patch.
+CLIP_SKIP_BASES = SD_BASES
+SEAMLESS_BASES = (*SD_BASES, "sdxl")
+CONTROLNET_BASES = (*SD_BASES, "sdxl")
+LORA_WEIGHT_RANGE = (-10.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -104,6 +150,43 @@ class Refiner:
     scheduler: str = "euler"
     aesthetic_score: float = 6.0
     negative_aesthetic_score: float = 2.5
+
+
+@dataclass(frozen=True)
+class Lora:
+    model: ModelIdentifier
+    weight: float = 0.75
+
+
+@dataclass(frozen=True)
+class ControlNet:
+    """One ControlNet: its model and control image (an InvokeAI image name), optionally preprocessed first."""
+
+    model: ModelIdentifier
+    image: str
+    preprocessor: str = ""
+    weight: float = 1.0
+    begin: float = 0.0
+    end: float = 1.0
+    control_mode: str = "balanced"
+    resize_mode: str = "just_resize"
+
+
+@dataclass(frozen=True)
+class Outpaint:
+    """How far the init image is extended on each side (px), how the new area is filled before it is
+    regenerated, and the original (an InvokeAI image name) pasted back over the result unchanged."""
+
+    left: int = 0
+    right: int = 0
+    top: int = 0
+    bottom: int = 0
+    infill: str = "tile"
+    original_image: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.left + self.right + self.top + self.bottom
 
 
 # How far img2img and inpaint move from the init image when the user has not said.
@@ -139,7 +222,16 @@ class GenerationParameters:
     clip_skip: int = 0
     flux: FluxModels | None = None
     refiner: Refiner | None = None
+    loras: tuple[Lora, ...] = ()
+    controlnets: tuple[ControlNet, ...] = ()
+    seamless_x: bool = False
+    seamless_y: bool = False
+    outpaint: Outpaint | None = None
     board_id: str | None = None
+
+    @property
+    def seamless(self) -> bool:
+        return self.seamless_x or self.seamless_y
 
 
 def seeds_from(start: int, count: int) -> list[int]:
@@ -191,6 +283,7 @@ def validate(params: GenerationParameters) -> None:
         _check_range("refiner.start", params.refiner.start, 0.01, 0.99)
         _check_range("refiner.steps", params.refiner.steps, 1, MAX_STEPS)
         _check_range("refiner.cfg_scale", params.refiner.cfg_scale, *CFG_RANGE)
+    _validate_extras(params)
     if not params.prompt.strip():
         raise _invalid("prompt", "Write a prompt: it is what the image will show.")
     multiple = 16 if is_flux else 8
@@ -213,13 +306,69 @@ def validate(params: GenerationParameters) -> None:
     if params.seed is not None:
         _check_range("seed", params.seed, 0, SEED_MAX)
     _check_range("batch_size", params.batch_size, 1, settings.MAX_BATCH_SIZE)
-    needs_init = params.mode in (Mode.IMG2IMG, Mode.INPAINT)
+    needs_init = params.mode in (Mode.IMG2IMG, Mode.INPAINT, Mode.OUTPAINT)
     if needs_init != bool(params.init_image):
         raise _invalid("init_image", f"{params.mode} {'needs' if needs_init else 'takes no'} init image.")
-    if (params.mode == Mode.INPAINT) != bool(params.mask_image):
+    if (params.mode in MASKED_MODES) != bool(params.mask_image):
         raise _invalid("mask_image", "A mask goes with inpainting, and inpainting needs one.")
+    if (params.mode == Mode.OUTPAINT) != (params.outpaint is not None):
+        raise _invalid("outpaint", "Outpainting needs the sides to extend, and only outpainting takes them.")
+    if params.outpaint is not None:
+        _validate_outpaint(params.outpaint)
     if needs_init and not 0 < params.strength <= 1:
         raise _invalid("strength", f"strength must be above 0 and at most 1 (got {_number(params.strength)}).")
+
+
+MASKED_MODES = (Mode.INPAINT, Mode.OUTPAINT)
+
+
+def _validate_outpaint(outpaint: Outpaint) -> None:
+    for side in ("left", "right", "top", "bottom"):
+        _check_range(f"outpaint.{side}", getattr(outpaint, side), 0, MAX_OUTPAINT)
+    if not outpaint.total:
+        raise _invalid("outpaint", "Extend the image on at least one side.")
+    if outpaint.infill not in INFILLS:
+        raise _invalid("outpaint.infill", f"infill must be one of {', '.join(INFILLS)}.")
+
+
+def _validate_extras(params: GenerationParameters) -> None:
+    """LoRAs, ControlNets, clip skip, seamless tiling and FLUX's missing negative prompt."""
+    base = params.model.base
+    for index, lora in enumerate(params.loras):
+        field = f"loras[{index}]"
+        if lora.model.type != "lora":
+            raise _invalid(field, f"'{lora.model.name}' is a {lora.model.type} model, not a LoRA.")
+        if lora.model.base != base:
+            raise _invalid(
+                field, f"LoRA '{lora.model.name}' is for {lora.model.base} models; '{params.model.name}' is {base}."
+            )
+        _check_range(f"{field}.weight", lora.weight, *LORA_WEIGHT_RANGE)
+    if params.controlnets and base not in CONTROLNET_BASES:
+        raise _invalid("controlnets", f"ControlNets work with SD 1.x, SD 2.x and SDXL models here, not {base}.")
+    for index, control in enumerate(params.controlnets):
+        field = f"controlnets[{index}]"
+        if control.model.type != "controlnet" or control.model.base != base:
+            raise _invalid(
+                field, f"'{control.model.name}' is not a ControlNet for {base} models ({control.model.base})."
+            )
+        if not control.image:
+            raise _invalid(f"{field}.photo_id", "A ControlNet needs a control image.")
+        if control.preprocessor and control.preprocessor not in PREPROCESSORS:
+            raise _invalid(f"{field}.preprocessor", f"Unknown preprocessor '{control.preprocessor}'.")
+        _check_range(f"{field}.weight", control.weight, -1, 2)
+        _check_range(f"{field}.begin", control.begin, 0, 1)
+        _check_range(f"{field}.end", control.end, control.begin, 1)
+        if control.control_mode not in CONTROL_MODES:
+            raise _invalid(f"{field}.control_mode", f"control_mode must be one of {', '.join(CONTROL_MODES)}.")
+        if control.resize_mode not in RESIZE_MODES:
+            raise _invalid(f"{field}.resize_mode", f"resize_mode must be one of {', '.join(RESIZE_MODES)}.")
+    if params.clip_skip and base not in CLIP_SKIP_BASES:
+        raise _invalid("clip_skip", f"Clip skip is for SD 1.x and SD 2.x models, not {base}.")
+    _check_range("clip_skip", params.clip_skip, 0, 12)
+    if params.seamless and base not in SEAMLESS_BASES:
+        raise _invalid("seamless", f"Seamless tiling works with SD 1.x, SD 2.x and SDXL models, not {base}.")
+    if base == "flux" and params.negative_prompt.strip():
+        raise _invalid("negative_prompt", "FLUX models take no negative prompt; describe what you want instead.")
 
 
 class _Graph:
@@ -294,6 +443,23 @@ def _metadata(params: GenerationParameters, generation_mode: str) -> dict[str, A
         metadata.update(
             t5_encoder=params.flux.t5_encoder.as_field(), clip_embed_model=params.flux.clip_embed.as_field()
         )
+    if params.loras:
+        metadata["loras"] = _lora_metadata(params)
+    if params.controlnets:
+        metadata["controlnets"] = [
+            {
+                "image": {"image_name": control.image},
+                "control_model": control.model.as_field(),
+                "control_weight": control.weight,
+                "begin_step_percent": control.begin,
+                "end_step_percent": control.end,
+                "control_mode": control.control_mode,
+                "resize_mode": control.resize_mode,
+            }
+            for control in params.controlnets
+        ]
+    if params.seamless:
+        metadata.update(seamless_x=params.seamless_x, seamless_y=params.seamless_y)
     if params.refiner:
         refiner = params.refiner
         metadata.update(
@@ -308,28 +474,60 @@ def _metadata(params: GenerationParameters, generation_mode: str) -> dict[str, A
     return metadata
 
 
+def _lora_metadata(params: GenerationParameters) -> list[dict[str, Any]]:
+    return [{"model": lora.model.as_field(), "weight": lora.weight} for lora in params.loras]
+
+
+def _add_loras(graph: _Graph, params: GenerationParameters, sources: dict[str, str]) -> dict[str, str]:
+    """The UI's addLoRAs: one selector per LoRA, collected into the base's collection loader, which then
+    stands in for the model loader's outputs named in `sources` (field -> node). Returns the new sources."""
+    loader_type = {"sdxl": "sdxl_lora_collection_loader", "flux": "flux_lora_collection_loader"}.get(
+        params.model.base, "lora_collection_loader"
+    )
+    graph.add("lora_collect", "collect")
+    for index, lora in enumerate(params.loras, start=1):
+        node = f"lora_selector_{index}"
+        graph.add(node, "lora_selector", lora=lora.model.as_field(), weight=lora.weight)
+        graph.connect(node, "lora", "lora_collect", "item")
+    graph.add("lora_collection_loader", loader_type)
+    graph.connect("lora_collect", "collection", "lora_collection_loader", "loras")
+    for field, source in sources.items():
+        graph.connect(source, field, "lora_collection_loader", field)
+    return dict.fromkeys(sources, "lora_collection_loader")
+
+
+def _add_seamless(graph: _Graph, params: GenerationParameters, vae_source: str) -> None:
+    """The UI's addSeamless: the UNet and VAE pass through a node that makes the image tile."""
+    graph.add("seamless", "seamless", seamless_x=params.seamless_x, seamless_y=params.seamless_y)
+    graph.connect("model_loader", "unet", "seamless", "unet")
+    graph.connect(vae_source, "vae", "seamless", "vae")
+
+
 def _add_sd_text_and_noise(graph: _Graph, params: GenerationParameters) -> None:
-    """Model loader, prompt conditioning and noise for SD 1/2 and SDXL, feeding the `denoise` node."""
+    """Model loader, LoRAs, prompt conditioning and noise for SD 1/2 and SDXL, feeding the `denoise` node."""
     sdxl = params.model.base == "sdxl"
     graph.add("seed", "integer", value=0)
     graph.add("positive_prompt", "string", value="")
     graph.add("negative_prompt", "string", value="")
     graph.add("model_loader", "sdxl_model_loader" if sdxl else "main_model_loader", model=params.model.as_field())
+    sources = {"unet": "seamless" if params.seamless else "model_loader", "clip": "model_loader"}
     if sdxl:
-        clip_source = "model_loader"
+        sources["clip2"] = "model_loader"
     else:
         graph.add("clip_skip", "clip_skip", skipped_layers=params.clip_skip)
         graph.connect("model_loader", "clip", "clip_skip", "clip")
-        clip_source = "clip_skip"
+        sources["clip"] = "clip_skip"
+    if params.loras:
+        sources = _add_loras(graph, params, sources)
     for polarity in ("pos", "neg"):
         prompt = "positive_prompt" if polarity == "pos" else "negative_prompt"
         cond, collect = f"{polarity}_cond", f"{polarity}_cond_collect"
         graph.add(cond, "sdxl_compel_prompt" if sdxl else "compel")
         graph.add(collect, "collect")
-        graph.connect(clip_source, "clip", cond, "clip")
+        graph.connect(sources["clip"], "clip", cond, "clip")
         graph.connect(prompt, "value", cond, "prompt")
         if sdxl:
-            graph.connect("model_loader", "clip2", cond, "clip2")
+            graph.connect(sources["clip2"], "clip2", cond, "clip2")
             graph.connect(prompt, "value", cond, "style")
         graph.connect(cond, "conditioning", collect, "item")
         graph.connect(
@@ -349,7 +547,7 @@ def _add_sd_text_and_noise(graph: _Graph, params: GenerationParameters) -> None:
         denoising_start=_denoising_start(params),
         denoising_end=params.refiner.start if params.refiner else 1.0,
     )
-    graph.connect("model_loader", "unet", "denoise", "unet")
+    graph.connect(sources["unet"], "unet", "denoise", "unet")
     graph.connect("seed", "value", "noise", "seed")
     graph.connect("noise", "noise", "denoise", "noise")
 
@@ -389,6 +587,39 @@ def _add_refiner(graph: _Graph, refiner: Refiner, params: GenerationParameters) 
     graph.connect("denoise", "latents", "refiner_denoise", "latents")
 
 
+def _add_controlnets(graph: _Graph, params: GenerationParameters) -> None:
+    """The UI's addControlNets: each controlnet's control, collected into the denoise's `control`; a chosen
+    preprocessor runs on the control image first, in the same graph."""
+    graph.add("control_collect", "collect")
+    for index, control in enumerate(params.controlnets, start=1):
+        node = f"controlnet_{index}"
+        image = {"image_name": control.image}
+        fields: dict[str, Any] = {} if control.preprocessor else {"image": image}
+        graph.add(
+            node,
+            "controlnet",
+            control_model=control.model.as_field(),
+            control_weight=control.weight,
+            begin_step_percent=control.begin,
+            end_step_percent=control.end,
+            control_mode=control.control_mode,
+            resize_mode=control.resize_mode,
+            **fields,
+        )
+        if control.preprocessor:
+            processor = preprocessor_node(index)
+            graph.add(processor, control.preprocessor, image=image, **PREPROCESSOR_FIELDS.get(control.preprocessor, {}))
+            graph.connect(processor, "image", node, "image")
+        graph.connect(node, "control", "control_collect", "item")
+    graph.connect("control_collect", "collection", "denoise", "control")
+
+
+def preprocessor_node(index: int) -> str:
+    """The id of the node that preprocesses the control image of controlnet `index` (from 1): its output is
+    the processed image the studio keeps."""
+    return f"preprocessor_{index}"
+
+
 def _add_flux_text(graph: _Graph, params: GenerationParameters) -> None:
     assert params.flux is not None  # validate() guarantees it
     graph.add("positive_prompt", "string", value="")
@@ -401,6 +632,9 @@ def _add_flux_text(graph: _Graph, params: GenerationParameters) -> None:
         clip_embed_model=params.flux.clip_embed.as_field(),
         vae_model=params.flux.vae.as_field(),
     )
+    sources = {"transformer": "model_loader", "clip": "model_loader", "t5_encoder": "model_loader"}
+    if params.loras:
+        sources = _add_loras(graph, params, sources)
     graph.add("pos_cond", "flux_text_encoder")
     graph.add("pos_cond_collect", "collect")
     graph.add(
@@ -413,10 +647,10 @@ def _add_flux_text(graph: _Graph, params: GenerationParameters) -> None:
         denoising_start=_denoising_start(params),
         denoising_end=1.0,
     )
-    graph.connect("model_loader", "clip", "pos_cond", "clip")
-    graph.connect("model_loader", "t5_encoder", "pos_cond", "t5_encoder")
+    graph.connect(sources["clip"], "clip", "pos_cond", "clip")
+    graph.connect(sources["t5_encoder"], "t5_encoder", "pos_cond", "t5_encoder")
     graph.connect("model_loader", "max_seq_len", "pos_cond", "t5_max_seq_len")
-    graph.connect("model_loader", "transformer", "denoise", "transformer")
+    graph.connect(sources["transformer"], "transformer", "denoise", "transformer")
     graph.connect("positive_prompt", "value", "pos_cond", "prompt")
     graph.connect("pos_cond", "conditioning", "pos_cond_collect", "item")
     graph.connect("pos_cond_collect", "collection", "denoise", "positive_text_conditioning")
@@ -432,21 +666,25 @@ def build_batch(params: GenerationParameters) -> dict[str, Any]:
     graph = _Graph(f"{'sd1' if base in SD_BASES else base}_{mode}")
     fp32 = _vae_fp32(params)
 
+    vae_source = "model_loader"
     if flux:
         _add_flux_text(graph, params)
-        vae_source = "model_loader"
     else:
         _add_sd_text_and_noise(graph, params)
-        vae_source = "model_loader"
         if params.vae:
             graph.add("vae_loader", "vae_loader", vae_model=params.vae.as_field())
             vae_source = "vae_loader"
+        if params.seamless:
+            _add_seamless(graph, params, vae_source)
+            vae_source = "seamless"
+    if params.controlnets:
+        _add_controlnets(graph, params)
     if params.refiner:
         _add_refiner(graph, params.refiner, params)
     latents_source = "refiner_denoise" if params.refiner else "denoise"
 
     # The decoder is the output, except for inpaint, where a blend with the init image is.
-    decoder = OUTPUT_NODE if mode != Mode.INPAINT else ("vae_decode" if flux else "l2i")
+    decoder = OUTPUT_NODE if mode not in MASKED_MODES else ("vae_decode" if flux else "l2i")
     decoder_type = "flux_vae_decode" if flux else "l2i"
     decoder_fields = {} if flux else {"fp32": fp32}
     if decoder == OUTPUT_NODE:
@@ -462,32 +700,53 @@ def build_batch(params: GenerationParameters) -> dict[str, Any]:
     if not flux:
         graph.connect("negative_prompt", "value", "core_metadata", "negative_prompt")
 
+    outpaint = params.outpaint
     if mode != Mode.TXT2IMG:
         encoder = "vae_encode" if flux else "i2l"
         image = {"image_name": params.init_image}
+        # Outpainting encodes (and masks) the init image once its transparent new area is infilled.
+        source_image: dict[str, Any] = {} if outpaint else {"image": image}
+        if outpaint:
+            infill_type = INFILLS[outpaint.infill]
+            graph.add("infill", infill_type, image=image, **INFILL_FIELDS.get(infill_type, {}))
+            graph.connect("infill", "image", encoder, "image")
         if flux:
-            graph.add(encoder, "flux_vae_encode", image=image)
+            graph.add(encoder, "flux_vae_encode", **source_image)
         else:
-            graph.add(encoder, "i2l", fp32=fp32, image=image)
+            graph.add(encoder, "i2l", fp32=fp32, **source_image)
         graph.connect(vae_source, "vae", encoder, "vae")
         graph.connect(encoder, "latents", "denoise", "latents")
 
-    if mode == Mode.INPAINT:
+    if mode in MASKED_MODES:
         graph.add(
             "gradient_mask",
             "create_gradient_mask",
             mask={"image_name": params.mask_image},
-            image={"image_name": params.init_image},
             coherence_mode="Gaussian Blur",
             minimum_denoise=0.0,
             edge_radius=MASK_EDGE_RADIUS,
             fp32=fp32,
+            **source_image,
         )
+        if outpaint:
+            graph.connect("infill", "image", "gradient_mask", "image")
         if not flux:
             # Lets inpainting-variant SD models see the masked latents; FLUX has no unet to give them to.
             graph.connect(vae_source, "vae", "gradient_mask", "vae")
             graph.connect("model_loader", "unet", "gradient_mask", "unet")
         graph.connect("gradient_mask", "denoise_mask", "denoise", "denoise_mask")
+    if outpaint:
+        # The original's pixels are pasted back exactly: the mask's blurred edge would otherwise touch them.
+        graph.output(
+            OUTPUT_NODE,
+            "img_paste",
+            params.board_id,
+            image={"image_name": outpaint.original_image},
+            x=outpaint.left,
+            y=outpaint.top,
+        )
+        graph.connect(decoder, "image", OUTPUT_NODE, "base_image")
+    elif mode == Mode.INPAINT:
         graph.add("expand_mask", "expand_mask_with_fade", fade_size_px=MASK_FADE_PX)
         graph.connect("gradient_mask", "expanded_mask_area", "expand_mask", "mask")
         graph.output(OUTPUT_NODE, "invokeai_img_blend", params.board_id, layer_base=image)
@@ -518,4 +777,24 @@ def build_batch(params: GenerationParameters) -> dict[str, Any]:
             "origin": ORIGIN,
             "destination": DESTINATION,
         },
+    }
+
+
+def build_upscale_batch(*, image: str, upscaler: ModelIdentifier, board_id: str | None = None) -> dict[str, Any]:
+    """One image through an upscaler model (InvokeAI's spandrel node): no prompt, no seed, one item."""
+    if upscaler.type != "spandrel_image_to_image":
+        raise _invalid("upscaler_key", f"'{upscaler.name}' is a {upscaler.type} model, not an upscaler.")
+    if not image:
+        raise _invalid("init_image", "An upscale needs an image.")
+    graph = _Graph("upscale")
+    graph.output(
+        OUTPUT_NODE,
+        "spandrel_image_to_image",
+        board_id,
+        image={"image_name": image},
+        image_to_image_model=upscaler.as_field(),
+    )
+    return {
+        "prepend": False,
+        "batch": {"graph": graph.as_dict(), "runs": 1, "origin": ORIGIN, "destination": DESTINATION},
     }

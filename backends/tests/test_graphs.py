@@ -16,7 +16,7 @@ from PIL import Image
 from backends.invokeai import graphs
 from backends.invokeai.client import ModelIdentifier, queue_item_from
 from backends.invokeai.errors import ModelError
-from backends.invokeai.graphs import FluxModels, GenerationParameters, Mode, Refiner
+from backends.invokeai.graphs import ControlNet, FluxModels, GenerationParameters, Lora, Mode, Refiner
 from backends.invokeai.masks import to_invokeai_mask
 from gallery_project.errors import InvalidInput
 from testing import fake_invokeai as fake
@@ -288,3 +288,286 @@ def test_masks_painted_white_become_black_for_invokeai():
     assert converted.mode == "L"
     # Painted (left) regenerates: black; transparent (right) is kept: white.
     assert (converted.getpixel((1, 1)), converted.getpixel((6, 6))) == (0, 255)
+
+
+# --- the studio controls, against the bodies EXTRAS.md's graphs ran on the peer (fixtures/graphs/extras) ---
+
+
+def extra(name: str) -> dict:
+    return json.loads((FIXTURES / "graphs" / "extras" / f"{name}.enqueue_batch.json").read_text())
+
+
+def shape(body: dict) -> tuple[list[str], list[tuple[str, str, str, str]]]:
+    """A graph with its node ids taken out: each node's type and fields, each edge by its ends' types."""
+    nodes = body["batch"]["graph"]["nodes"]
+
+    def describe(node: dict) -> str:
+        return json.dumps({key: value for key, value in node.items() if key not in ("id", "board")}, sort_keys=True)
+
+    edges = sorted(
+        (
+            nodes[edge["source"]["node_id"]]["type"],
+            edge["source"]["field"],
+            nodes[edge["destination"]["node_id"]]["type"],
+            edge["destination"]["field"],
+        )
+        for edge in body["batch"]["graph"]["edges"]
+    )
+    return sorted(describe(node) for node in nodes.values()), edges
+
+
+def node_of(body: dict, node_type: str) -> dict:
+    return next(node for node in body["batch"]["graph"]["nodes"].values() if node["type"] == node_type)
+
+
+def from_extra(name: str, **overrides) -> GenerationParameters:
+    body = extra(name)
+    batch = body["batch"]
+    data = {datum["node_path"]: datum["items"] for datum in batch["data"][0]}
+    metadata = batch["graph"]["nodes"]["core_metadata"]
+    denoise = node_of(body, "flux_denoise" if metadata["model"]["base"] == "flux" else "denoise_latents")
+    values = {
+        "model": identifier(metadata["model"]),
+        "prompt": data["positive_prompt"][0],
+        "negative_prompt": data.get("negative_prompt", [""])[0],
+        "width": metadata["width"],
+        "height": metadata["height"],
+        "steps": metadata["steps"],
+        "seed": data["seed"][0],
+        "batch_size": len(data["seed"]),
+        "board_id": "<BOARD_ID>",
+        "loras": tuple(Lora(identifier(lora["model"]), lora["weight"]) for lora in metadata.get("loras", [])),
+    }
+    decoders = [node for node in batch["graph"]["nodes"].values() if node["type"] == "l2i"]
+    if decoders:
+        # The peer is a CPU: the bodies decode in fp32.
+        values["vae_fp32"] = decoders[0]["fp32"]
+    if "guidance" in metadata:
+        values["guidance"] = metadata["guidance"]
+        values["flux"] = FluxModels(
+            t5_encoder=identifier(metadata["t5_encoder"]),
+            clip_embed=identifier(metadata["clip_embed_model"]),
+            vae=identifier(metadata["vae"]),
+        )
+    else:
+        values |= {"cfg_scale": denoise["cfg_scale"], "scheduler": denoise["scheduler"]}
+    if "refiner_model" in metadata:
+        values["refiner"] = Refiner(
+            model=identifier(metadata["refiner_model"]),
+            start=metadata["refiner_start"],
+            steps=metadata["refiner_steps"],
+            cfg_scale=metadata["refiner_cfg_scale"],
+            scheduler=metadata["refiner_scheduler"],
+            aesthetic_score=metadata["refiner_positive_aesthetic_score"],
+            negative_aesthetic_score=metadata["refiner_negative_aesthetic_score"],
+        )
+    controls = [node for node in batch["graph"]["nodes"].values() if node["type"] == "controlnet"]
+    values["controlnets"] = tuple(
+        ControlNet(
+            model=identifier(node["control_model"]),
+            image="<IMAGE:control>",
+            preprocessor=next(
+                graph_node["type"]
+                for graph_node in batch["graph"]["nodes"].values()
+                if graph_node["type"] in graphs.PREPROCESSORS
+            ),
+            weight=node["control_weight"],
+            begin=node["begin_step_percent"],
+            end=node["end_step_percent"],
+            control_mode=node["control_mode"],
+            resize_mode=node["resize_mode"],
+        )
+        for node in controls
+    )
+    return GenerationParameters(**(values | overrides))
+
+
+def expected_shape(name: str, params: GenerationParameters) -> tuple[list[str], list[tuple[str, str, str, str]]]:
+    """The shared body's shape, with what it leaves out by design filled in the way the UI fills it."""
+    body = extra(name)
+    nodes = body["batch"]["graph"]["nodes"]
+    if params.controlnets:
+        # The shared body recorded an empty list; the UI records each ControlNet, as ours does.
+        nodes["core_metadata"]["controlnets"] = graphs.build_batch(params)["batch"]["graph"]["nodes"]["core_metadata"][
+            "controlnets"
+        ]
+    for node in nodes.values():
+        if node["type"] == "sdxl_compel_prompt":
+            # Our SDXL text nodes leave the size fields at their defaults, as the shared sdxl_txt2img does.
+            for field in ("original_width", "original_height", "target_width", "target_height"):
+                node.pop(field)
+        if node["type"] == "flux_denoise":
+            # FLUX's scheduler: the node's default (euler) is what ours leaves it at.
+            node.pop("scheduler")
+            nodes["core_metadata"].pop("scheduler")
+    return shape(body)
+
+
+EXTRA_CASES = [
+    "sd1_lora_collection",
+    "sd1_embedding",
+    "sd1_controlnet",
+    "sd2_txt2img",
+    "sdxl_base_refiner",
+    "flux_txt2img",
+]
+
+
+@pytest.mark.parametrize("name", EXTRA_CASES)
+def test_builds_the_graphs_that_ran_on_the_peer(name):
+    params = from_extra(name)
+    built = graphs.build_batch(params)
+    nodes, edges = shape(built)
+    expected_nodes, expected_edges = expected_shape(name, params)
+    assert edges == expected_edges
+    assert nodes == expected_nodes
+    fake.validate_enqueue(built)
+
+
+def test_the_depth_controlnet_names_its_preprocessor_by_node_type():
+    params = from_extra("sd1_controlnet_depth")
+    assert params.controlnets[0].preprocessor == "depth_anything_depth_estimation"
+    nodes, edges = shape(graphs.build_batch(params))
+    expected_nodes, expected_edges = expected_shape("sd1_controlnet_depth", params)
+    assert (nodes, edges) == (expected_nodes, expected_edges)
+
+
+def lora(name: str = "tiny-sd1-lora", base: str = "sd-1", weight: float = 0.75) -> Lora:
+    return Lora(ModelIdentifier(key=f"k-{name}", hash="h", name=name, base=base, type="lora"), weight)
+
+
+def test_several_loras_chain_through_one_collection_loader_and_are_recorded():
+    body = graphs.build_batch(sd1(loras=(lora("a", weight=0.5), lora("b", weight=1.0))))
+    graph = body["batch"]["graph"]
+    selectors = [node for node in graph["nodes"].values() if node["type"] == "lora_selector"]
+    assert [(node["lora"]["name"], node["weight"]) for node in selectors] == [("a", 0.5), ("b", 1.0)]
+    assert [(item["model"]["name"], item["weight"]) for item in graph["nodes"]["core_metadata"]["loras"]] == [
+        ("a", 0.5),
+        ("b", 1.0),
+    ]
+    fake.validate_enqueue(body)
+
+
+def test_sdxl_and_flux_loras_use_their_bases_loaders():
+    sdxl_model = ModelIdentifier(key="x", hash="h", name="tiny-sdxl", base="sdxl", type="main")
+    sdxl_body = graphs.build_batch(sd1(model=sdxl_model, loras=(lora("x", "sdxl"),)))
+    fake.validate_enqueue(sdxl_body)
+    _, edges = shape(sdxl_body)
+    assert ("sdxl_lora_collection_loader", "clip2", "sdxl_compel_prompt", "clip2") in edges
+    assert ("sdxl_lora_collection_loader", "unet", "denoise_latents", "unet") in edges
+    flux_body = graphs.build_batch(flux_params(loras=(lora("f", "flux"),)))
+    fake.validate_enqueue(flux_body)
+    _, edges = shape(flux_body)
+    assert ("flux_lora_collection_loader", "transformer", "flux_denoise", "transformer") in edges
+    assert ("flux_lora_collection_loader", "t5_encoder", "flux_text_encoder", "t5_encoder") in edges
+    assert ("flux_model_loader", "transformer", "flux_lora_collection_loader", "transformer") in edges
+
+
+def test_seamless_patches_unet_and_vae_before_the_loras():
+    body = graphs.build_batch(sd1(seamless_x=True, loras=(lora(),), vae=vae("v", "sd-1")))
+    fake.validate_enqueue(body)
+    _, edges = shape(body)
+    assert ("main_model_loader", "unet", "seamless", "unet") in edges
+    assert ("vae_loader", "vae", "seamless", "vae") in edges
+    assert ("seamless", "unet", "lora_collection_loader", "unet") in edges
+    assert ("seamless", "vae", "l2i", "vae") in edges
+    metadata = body["batch"]["graph"]["nodes"]["core_metadata"]
+    assert (metadata["seamless_x"], metadata["seamless_y"]) == (True, False)
+
+
+INCOMPATIBLE = {
+    "a LoRA of another base": (sd1(loras=(lora("x", "sdxl"),)), "loras[0]"),
+    "a LoRA weight out of range": (sd1(loras=(lora(weight=11),)), "loras[0].weight"),
+    "FLUX with a negative prompt": (flux_params(negative_prompt="blurry"), "negative_prompt"),
+    "FLUX off the multiple of 16": (flux_params(width=72), "width"),
+    "clip skip on SDXL": (
+        sd1(model=ModelIdentifier(key="x", hash="h", name="tiny-sdxl", base="sdxl", type="main"), clip_skip=2),
+        "clip_skip",
+    ),
+    "seamless on FLUX": (flux_params(seamless_y=True), "seamless"),
+    "a ControlNet without an image": (
+        sd1(
+            controlnets=(
+                ControlNet(ModelIdentifier(key="c", hash="h", name="cn", base="sd-1", type="controlnet"), image=""),
+            )
+        ),
+        "controlnets[0].photo_id",
+    ),
+    "a ControlNet on FLUX": (
+        flux_params(
+            controlnets=(
+                ControlNet(ModelIdentifier(key="c", hash="h", name="cn", base="flux", type="controlnet"), image="c"),
+            )
+        ),
+        "controlnets",
+    ),
+    "an unknown preprocessor": (
+        sd1(
+            controlnets=(
+                ControlNet(
+                    ModelIdentifier(key="c", hash="h", name="cn", base="sd-1", type="controlnet"),
+                    image="c",
+                    preprocessor="canny_image_processor",
+                ),
+            )
+        ),
+        "controlnets[0].preprocessor",
+    ),
+}
+
+
+@pytest.mark.parametrize("params,field", INCOMPATIBLE.values(), ids=INCOMPATIBLE.keys())
+def test_an_incompatible_choice_names_its_field(params, field):
+    with pytest.raises(InvalidInput) as raised:
+        graphs.build_batch(params)
+    assert raised.value.details["field"] == field
+
+
+def test_an_outpaint_infills_the_padded_image_masks_it_and_pastes_the_original_back():
+    params = sd1(
+        mode=Mode.OUTPAINT,
+        init_image="padded.png",
+        mask_image="mask.png",
+        width=128,
+        height=64,
+        outpaint=graphs.Outpaint(right=64, infill="color", original_image="original.png"),
+    )
+    body = graphs.build_batch(params)
+    fake.validate_enqueue(body)
+    nodes = body["batch"]["graph"]["nodes"]
+    assert nodes["infill"]["type"] == "infill_rgba" and nodes["infill"]["image"] == {"image_name": "padded.png"}
+    assert nodes[graphs.OUTPUT_NODE]["type"] == "img_paste"
+    assert (nodes["output"]["x"], nodes["output"]["y"], nodes["output"]["image"]["image_name"]) == (
+        0,
+        0,
+        "original.png",
+    )
+    _, edges = shape(body)
+    assert ("infill_rgba", "image", "i2l", "image") in edges
+    assert ("infill_rgba", "image", "create_gradient_mask", "image") in edges
+    assert ("l2i", "image", "img_paste", "base_image") in edges
+    assert nodes["core_metadata"]["generation_mode"] == "outpaint"
+
+
+@pytest.mark.parametrize(
+    "outpaint,field",
+    [
+        (graphs.Outpaint(), "outpaint"),
+        (graphs.Outpaint(left=-1), "outpaint.left"),
+        (graphs.Outpaint(top=64, infill="smear"), "outpaint.infill"),
+    ],
+)
+def test_an_outpaint_names_what_is_wrong(outpaint, field):
+    params = sd1(mode=Mode.OUTPAINT, init_image="p.png", mask_image="m.png", outpaint=outpaint)
+    with pytest.raises(InvalidInput) as raised:
+        graphs.build_batch(params)
+    assert raised.value.details["field"] == field
+
+
+def test_an_upscale_is_one_spandrel_node():
+    upscaler = ModelIdentifier(key="u", hash="h", name="x2", base="any", type="spandrel_image_to_image")
+    body = graphs.build_upscale_batch(image="in.png", upscaler=upscaler)
+    fake.validate_enqueue(body)
+    assert body["batch"]["graph"]["nodes"][graphs.OUTPUT_NODE]["image_to_image_model"]["key"] == "u"
+    with pytest.raises(InvalidInput):
+        graphs.build_upscale_batch(image="in.png", upscaler=identifier({**upscaler.as_field(), "type": "lora"}))

@@ -40,7 +40,7 @@ def test_create_a_step_and_follow_it_to_its_images(api, session_id, body, follow
     response = api.post(f"/api/generation/sessions/{session_id}/steps/", body, format="json")
     assert response.status_code == 202, response.json()
     accepted = response.json()
-    assert set(accepted) == {"id", "session_id", "batch_id", "status", "status_url"}
+    assert set(accepted) == {"id", "session_id", "batch_id", "status", "status_url", "warnings"}
     assert (accepted["session_id"], accepted["status"]) == (session_id, "running")
     assert response["Location"] == accepted["status_url"] == f"/api/generation/steps/{accepted['id']}/status"
 

@@ -1,5 +1,5 @@
 // The studio form's behaviour htmx does not cover: showing the fields of the chosen mode, live slider values,
-// size presets, the seed field, and the photo picker dialog. Event delegation, so swapped-in parts just work.
+// size presets, the seed field, the photo picker dialog, and inserting embeddings and trigger phrases. Event delegation, so swapped-in parts just work.
 "use strict";
 
 function form() {
@@ -58,6 +58,17 @@ document.addEventListener("click", (event) => {
     form().querySelector('input[name="width"]').value = width;
     form().querySelector('input[name="height"]').value = height;
     syncForm();
+    return;
+  }
+  const insert = event.target.closest("#step-form [data-insert]");
+  if (insert) {
+    // An embedding's <name> or a LoRA's trigger phrase, at the cursor of the prompt.
+    const prompt = form().querySelector('textarea[name="prompt"]');
+    const at = prompt.selectionStart ?? prompt.value.length;
+    const before = prompt.value.slice(0, at);
+    const text = (before && !before.endsWith(" ") ? " " : "") + insert.dataset.insert;
+    prompt.value = before + text + prompt.value.slice(prompt.selectionEnd ?? at);
+    prompt.focus();
     return;
   }
   const control = event.target.closest("[data-action]");
