@@ -226,9 +226,13 @@ class GenerateSerializer(serializers.Serializer):
         negative_prompt = data["negative_prompt"] or chosen.pop("negative_prompt", "")
         chosen.pop("negative_prompt", None)
         chosen.pop("type", None)
-        if model.base == "flux" and "cfg_scale" in chosen:
-            # CyberImage's guidance_scale is what FLUX calls guidance; its CFG scale stays at the model's default.
-            chosen["guidance"] = chosen.pop("cfg_scale")
+        if model.base == "flux":
+            # CyberImage's page sends its one negative prompt box to every model and its FLUX pipeline ignores it;
+            # the studio's API refuses it for FLUX, so it is dropped here as CyberImage would.
+            negative_prompt = ""
+            if "cfg_scale" in chosen:
+                # CyberImage's guidance_scale is what FLUX calls guidance; its CFG scale stays at the model's default.
+                chosen["guidance"] = chosen.pop("cfg_scale")
         values = {**chosen, **{key: data[key] for key in self._FLAT if key in data}}
         return services.StepRequest(
             prompt=data["prompt"], negative_prompt=negative_prompt, model_key=model.key, **values
