@@ -6,7 +6,6 @@ album, then the album, with a gallery photo added, is sent back to a new board.
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -17,14 +16,9 @@ from albums.models import Album
 from backends import manager
 from photos.models import Photo
 from photos.tests.images import image_bytes
+from testing.real_invokeai import MODULE_MARKS, REAL_URL
 
-REAL_URL = os.environ.get("INVOKEAI_TEST_URL", "")
-
-pytestmark = [
-    pytest.mark.invokeai,
-    pytest.mark.django_db,
-    pytest.mark.skipif(not REAL_URL, reason="set INVOKEAI_TEST_URL to run against a real InvokeAI"),
-]
+pytestmark = MODULE_MARKS
 
 
 @pytest.fixture

@@ -8,10 +8,12 @@ import io
 import pytest
 from PIL import Image
 
+from backends import manager
 from generation import follower, models_cache, services
-from generation.models import CachedModel
+from generation.models import CachedModel, GenerationStep
 from photos import services as photo_services
 from photos.tests.images import image_bytes
+from testing.real_invokeai import REAL_URL
 
 PROMPT = "a lighthouse at dusk, oil painting"
 
@@ -80,3 +82,16 @@ def gallery_photo(user):
         return photo_services.photo_create(owner=user, file=io.BytesIO(data), filename=name, size=len(data)).photo
 
     return make
+
+
+@pytest.fixture
+def real(settings, enqueued):
+    """The real InvokeAI in use (tests marked `invokeai`); our own batches are cancelled there afterwards."""
+    settings.INVOKEAI_LOCAL_URL = REAL_URL
+    settings.INVOKEAI_READ_TIMEOUT = 60
+    settings.MODEL_DEFINITIONS = {}
+    models_cache.models_refresh()
+    yield
+    ours = list(GenerationStep.objects.exclude(batch_id="").values_list("batch_id", flat=True))
+    if ours:
+        manager.invokeai_client(REAL_URL).cancel_batches(ours)

@@ -14,8 +14,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from generation import follower
-
-from .test_real_invokeai import REAL_URL, real  # noqa: F401 (the fixture, pointed at the real InvokeAI)
+from testing.real_invokeai import needs_real
 
 pytestmark = pytest.mark.django_db
 
@@ -111,8 +110,8 @@ def test_the_page_against_the_fake_invokeai(user, invokeai, sd1, enqueued, prefi
 
 
 @pytest.mark.invokeai
-@pytest.mark.skipif(not REAL_URL, reason="set INVOKEAI_TEST_URL to run against a real InvokeAI")
-def test_the_page_against_the_real_invokeai(user, real):  # noqa: F811
+@needs_real
+def test_the_page_against_the_real_invokeai(user, real):
     def worker_for_two_seconds(job: int) -> None:
         time.sleep(2)
         follower.step_poll(step_id=job)

@@ -20,16 +20,12 @@ from backends import manager
 from generation import model_installs, services
 from generation.models import CachedModel, GenerationStep
 from photos import storage
+from testing.real_invokeai import MODULE_MARKS, REAL_URL
 
 from .conftest import step_request
-from .test_real_invokeai import REAL_URL, follow_to_end, real  # noqa: F401  (a fixture)
+from .test_real_invokeai import follow_to_end
 
-pytestmark = [
-    pytest.mark.invokeai,
-    pytest.mark.django_db,
-    pytest.mark.skipif(not REAL_URL, reason="set INVOKEAI_TEST_URL to run against a real InvokeAI"),
-    pytest.mark.usefixtures("real"),
-]
+pytestmark = [*MODULE_MARKS, pytest.mark.usefixtures("real")]
 
 
 def model(name: str) -> CachedModel:

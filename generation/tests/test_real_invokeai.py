@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import threading
 import time
 from dataclasses import replace
@@ -21,32 +20,15 @@ from backends import manager
 from backends.invokeai.client import InvokeAIClient
 from backends.invokeai.events import EventStream
 from backends.invokeai.graphs import seeds_from
-from generation import events, follower, models_cache, services
+from generation import events, follower, services
 from generation.models import CachedModel, GenerationStep, ItemProgress
 from photos import storage
+from testing.real_invokeai import MODULE_MARKS, REAL_URL
 
 from .conftest import step_request
 from .test_cancel_race import Api, Concurrent
 
-REAL_URL = os.environ.get("INVOKEAI_TEST_URL", "")
-
-pytestmark = [
-    pytest.mark.invokeai,
-    pytest.mark.django_db,
-    pytest.mark.skipif(not REAL_URL, reason="set INVOKEAI_TEST_URL to run against a real InvokeAI"),
-]
-
-
-@pytest.fixture
-def real(settings, enqueued):
-    settings.INVOKEAI_LOCAL_URL = REAL_URL
-    settings.INVOKEAI_READ_TIMEOUT = 60
-    settings.MODEL_DEFINITIONS = {}
-    models_cache.models_refresh()
-    yield
-    ours = list(GenerationStep.objects.exclude(batch_id="").values_list("batch_id", flat=True))
-    if ours:
-        manager.invokeai_client(REAL_URL).cancel_batches(ours)
+pytestmark = MODULE_MARKS
 
 
 def follow_to_end(step_id: int, *, timeout: float = 300) -> GenerationStep:

@@ -9,7 +9,6 @@ at the end, whatever happened.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import time
@@ -22,14 +21,9 @@ from rest_framework.test import APIClient
 from backends import manager
 from generation import model_installs, models_cache, presets
 from generation.models import CachedModel, ModelInstall
+from testing.real_invokeai import MODULE_MARKS, REAL_URL
 
-REAL_URL = os.environ.get("INVOKEAI_TEST_URL", "")
-
-pytestmark = [
-    pytest.mark.invokeai,
-    pytest.mark.django_db,
-    pytest.mark.skipif(not REAL_URL, reason="set INVOKEAI_TEST_URL to run against a real InvokeAI"),
-]
+pytestmark = MODULE_MARKS
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from generation import models_cache
-from generation.tests.conftest import enqueued, follow, gallery_photo  # noqa: F401  (fixtures used here too)
+from generation.tests.conftest import enqueued, follow, gallery_photo, real  # noqa: F401  (fixtures used here too)
 from testing.fake_invokeai import lora_models
 from workflows import services
 

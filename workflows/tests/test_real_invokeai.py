@@ -7,40 +7,21 @@ rand_int node drew. Only our own batches are cancelled at the end (the server is
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 import requests
 from PIL import Image
 
-from backends import manager
-from generation import follower, models_cache
+from generation import follower
 from generation.models import CachedModel, GenerationStep
 from photos import storage
+from testing.real_invokeai import MODULE_MARKS, REAL_URL
 from workflows import services
 
 from .conftest import SD15, SD15_LORA, exposed, workflow_json
 
-REAL_URL = os.environ.get("INVOKEAI_TEST_URL", "")
-
-pytestmark = [
-    pytest.mark.invokeai,
-    pytest.mark.django_db,
-    pytest.mark.skipif(not REAL_URL, reason="set INVOKEAI_TEST_URL to run against a real InvokeAI"),
-]
-
-
-@pytest.fixture
-def real(settings, enqueued):
-    settings.INVOKEAI_LOCAL_URL = REAL_URL
-    settings.INVOKEAI_READ_TIMEOUT = 60
-    settings.MODEL_DEFINITIONS = {}
-    models_cache.models_refresh()
-    yield
-    ours = list(GenerationStep.objects.exclude(batch_id="").values_list("batch_id", flat=True))
-    if ours:
-        manager.invokeai_client(REAL_URL).cancel_batches(ours)
+pytestmark = MODULE_MARKS
 
 
 def _library_id(name: str) -> str:
