@@ -1,9 +1,9 @@
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from albums import services
 from gallery_project.errors import AppError
+from gallery_project.management.accounts import add_owner_argument, command_owner
 
 
 class Command(BaseCommand):
@@ -20,24 +20,10 @@ class Command(BaseCommand):
             help="Only this board (by name or id; repeat for more). Default: every board.",
         )
         parser.add_argument("--sync", action="store_true", help="Keep the albums in sync: new images are imported.")
-        parser.add_argument(
-            "--owner", metavar="USERNAME", help="The account the albums belong to (default: the first superuser)."
-        )
-
-    def _owner(self, username: str | None):
-        users = get_user_model().objects
-        if username:
-            owner = users.filter(**{users.model.USERNAME_FIELD: username}).first()
-            if owner is None:
-                raise CommandError(f"There is no account named {username!r}.")
-            return owner
-        owner = users.filter(is_superuser=True).order_by("pk").first()
-        if owner is None:
-            raise CommandError("There is no superuser to own the albums: create one, or pass --owner.")
-        return owner
+        add_owner_argument(parser, "the albums belong to")
 
     def handle(self, *args, **options) -> None:
-        owner = self._owner(options["owner"])
+        owner = command_owner(options["owner"])
         boards = options["board"]
         progress = tqdm(unit="image", disable=options["verbosity"] == 0, file=self.stderr._out)  # type: ignore[call-overload]
 
