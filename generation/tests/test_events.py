@@ -362,7 +362,12 @@ def test_a_failing_event_does_not_stop_the_others(monkeypatch):
     assert handled == [1]
 
 
-def test_the_listener_follows_the_servers_with_running_steps(invokeai, sd1, session, enqueued, user, settings):
+def test_the_listener_follows_the_servers_with_running_steps(
+    invokeai, sd1, session, enqueued, user, settings, monkeypatch
+):
+    # The test's one connection holds its transaction: each look of the listener would close it once it is
+    # older than CONN_MAX_AGE (PostgreSQL, late in a long run) and end the test's transaction with it.
+    monkeypatch.setattr(events, "close_old_connections", lambda: None)
     listener = events.Listener()
     try:
         listener.watch()
