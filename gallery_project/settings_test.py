@@ -21,3 +21,7 @@ WHITENOISE_AUTOREFRESH = True
 # No worker runs beside the suite: without this, every page would show the "background work has stopped" alert
 # once the test database is three minutes old. The worker's own tests set it back.
 WORKER_HEARTBEAT_STALE_AFTER = 10**9
+# Nothing in the suite may reach an InvokeAI it did not start: the default (localhost:9090) is where the real peer
+# listens on a developer's machine, and a test passing only beside it (or only without it) fails CI. Port 9 on
+# loopback refuses at once; tests that want an InvokeAI point this at the fake or, with INVOKEAI_TEST_URL, the peer.
+INVOKEAI_LOCAL_URL = "http://127.0.0.1:9"

@@ -206,7 +206,9 @@ def _every_get_path() -> list[str]:
     return paths
 
 
-def test_the_api_key_never_appears_in_any_response(owner_client, api, app_runpod, clock, settings, caplog):
+def test_the_api_key_never_appears_in_any_response(
+    owner_client, api, app_runpod, use_fake_invokeai, clock, settings, caplog
+):
     caplog.set_level(logging.DEBUG)
     settings.RUNPOD_API_KEY = "rpa_ENVIRONMENT0KEY0never0shown"
     api_key_set(api_key=API_KEY)
