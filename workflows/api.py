@@ -26,7 +26,6 @@ from .serializers import (
     WorkflowUpdateSerializer,
 )
 
-
 RUN_EXAMPLES = [
     OpenApiExample(
         "Text to Image - SD1.5, twice",

@@ -293,7 +293,9 @@ def _model_value(form_field: forms.FormField, key: str) -> CachedModel:
         model = models_cache.model_get(key=key)
     except NotFound:
         raise _refused(
-            form_field, f"no model with key {key} is installed (refresh the models from InvokeAI).", code="model_not_found"
+            form_field,
+            f"no model with key {key} is installed (refresh the models from InvokeAI).",
+            code="model_not_found",
         ) from None
     return _model_checked(form_field, model)
 
@@ -358,7 +360,9 @@ def _sweep(form_field: forms.FormField, items: Any, owner: Owner) -> list[_Value
             checked.append(_value(form_field, item, owner))
         except WorkflowError as exc:
             raise WorkflowError(
-                f"{exc.message} (value {index + 1} of the batch)", code=exc.code, details={**exc.details, "index": index}
+                f"{exc.message} (value {index + 1} of the batch)",
+                code=exc.code,
+                details={**exc.details, "index": index},
             ) from None
     return checked
 
@@ -500,8 +504,8 @@ def workflow_run(
             photo = _photo_value(form_field, str(value.photo.pk), owner)
             if photo.pk not in uploaded:
                 scale = min(1.0, inputs.MAX_INPUT_SIDE / max(photo.width, photo.height, 1))
-                size = {"width": max(1, round(photo.width * scale)), "height": max(1, round(photo.height * scale))}
-                data = inputs.input_image(photo=photo, **size)
+                width, height = max(1, round(photo.width * scale)), max(1, round(photo.height * scale))
+                data = inputs.input_image(photo=photo, width=width, height=height)
                 image = client.upload_image(data=data, filename="input.png", category="user", is_intermediate=True)
                 uploaded[photo.pk] = {"image_name": image.image_name}
             return uploaded[photo.pk]

@@ -75,3 +75,51 @@ def test_import_a_file_fill_the_form_and_run_it(
     assert page.locator(f'select[name="{exposed(SD15_LORA, "lora")}"]').input_value() == lora.key
     context.close()
     assert not errors
+
+
+@pytest.mark.parametrize(("width", "height", "label"), [(1440, 900, "desktop"), (390, 844, "phone")])
+def test_several_prompts_make_one_image_each(
+    browser, live_server, client, user, invokeai, enqueued, width, height, label
+):
+    from workflows import services
+
+    from .conftest import SD15
+
+    context = browser.new_context(viewport={"width": width, "height": height})
+    log_in(context, live_server, client, user)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    workflow = services.workflow_import(owner=user, document=workflow_json(SD15))
+    prompt = exposed(SD15, "prompt")
+
+    page.goto(f"{live_server.url}/studio/workflows/{workflow.pk}/")
+    page.select_option(f'select[name="{exposed(SD15, "model")}"]', CachedModel.objects.get(name="tiny-sd1").key)
+    page.fill(f'input[name="{exposed(SD15, "width")}"]', "64")
+    page.fill(f'input[name="{exposed(SD15, "height")}"]', "64")
+    several = page.locator(".form-field", has=page.locator(f'textarea[name="{prompt}"]')).locator("summary")
+    several.click()
+    box = page.locator(f'textarea[name="batch:{prompt}"]')
+    box.click()
+    page.keyboard.type("a red fox")
+    page.keyboard.press("Enter")
+    page.keyboard.type("a grey wolf")
+    shot(page, f"{label}-batch-form")
+    page.get_by_role("button", name="Run").click()
+
+    page.wait_for_url(f"{live_server.url}/studio/*/")
+    step = GenerationStep.objects.get()
+    assert step.batch_size == 2 and step.parameters["batch"] == {prompt: ["a red fox", "a grey wolf"]}
+    for _ in range(10):
+        invokeai.clock.advance(1)
+        follower.step_poll(step_id=step.pk)
+    page.locator("#step-panel .step-status", has_text="Completed").wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#step-panel .alternative img')].filter((i) => i.naturalWidth).length >= 2"
+    )
+    shot(page, f"{label}-batch-done")
+    prompts = [alternative.photo.generation_prompt for alternative in step.alternatives.order_by("index")]
+    assert prompts == ["a red fox", "a grey wolf"]
+    context.close()
+    assert not errors
