@@ -250,6 +250,11 @@ class BatchStatus:
         return self.total > 0 and self.completed + self.failed + self.canceled == self.total
 
 
+# The formats InvokeAI's image upload reads (Pillow's names). Its Pillow has no HEIF plugin: a HEIC is refused
+# with 415 "Failed to read image" (seen on 6.14.2).
+UPLOAD_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+
+
 @dataclass(frozen=True)
 class FieldValue:
     """One value the server substituted into an item's graph from the batch data."""
