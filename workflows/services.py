@@ -271,17 +271,18 @@ def _refused(form_field: forms.FormField, message: str, *, code: str = "invalid_
 
 def _model_checked(form_field: forms.FormField, model: CachedModel) -> CachedModel:
     """`model` if it is of a type and base the field takes."""
-    if form_field.model_types and model.type not in form_field.model_types:
+    template = form_field.template
+    if template.model_types and model.type not in template.model_types:
         raise ModelError(
             f"{form_field.label}: {model.name} is a {model.type} model; this field takes "
-            f"{' or '.join(form_field.model_types)} models.",
+            f"{' or '.join(template.model_types)} models.",
             code="wrong_model_type",
             details={"field": form_field.name},
         )
-    if form_field.model_bases and model.base not in form_field.model_bases:
+    if template.model_bases and model.base not in template.model_bases:
         raise ModelError(
             f"{form_field.label}: {model.name} is a {model.base} model; this field takes "
-            f"{' or '.join(form_field.model_bases)} models.",
+            f"{' or '.join(template.model_bases)} models.",
             code="wrong_model_base",
             details={"field": form_field.name},
         )
@@ -397,7 +398,7 @@ def _missing_required(filled: dict[str, Any], templates: Mapping[str, wf.NodeTem
 def _prompt_field(form: forms.Form, resolved: _Resolved) -> tuple[str, str]:
     """The field a person would call the prompt (the first text field named like one) and its text, if set."""
     for form_field in form.fields:
-        if form_field.type == "string" and "prompt" in form_field.field_name:
+        if form_field.type == "string" and "prompt" in form_field.ref.field_name:
             if form_field.name in resolved.sweeps:
                 text = resolved.sweeps[form_field.name][0].recorded
             else:

@@ -71,10 +71,10 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
 def _choices(request: HttpRequest, form_field: FormField) -> list[tuple[str, str]]:
     if form_field.type == "model":
         models = models_cache.model_list()
-        if form_field.model_types:
-            models = models.filter(type__in=form_field.model_types)
-        if form_field.model_bases:
-            models = models.filter(base__in=form_field.model_bases)
+        if form_field.template.model_types:
+            models = models.filter(type__in=form_field.template.model_types)
+        if form_field.template.model_bases:
+            models = models.filter(base__in=form_field.template.model_bases)
         return [(model.key, f"{model.name} · {model.base}") for model in models]
     if form_field.type == "image":
         page = photo_selectors.photo_list(owner=request.user, limit=PICKER_SIZE)
@@ -87,7 +87,7 @@ def _choices(request: HttpRequest, form_field: FormField) -> list[tuple[str, str
         return [("auto", "InvokeAI's auto-add board"), ("none", "No board")] + [
             (str(album.pk), f"Album: {album.name}") for album in album_list(owner=request.user)
         ]
-    return [(option, option) for option in form_field.options]
+    return [(option, option) for option in form_field.template.options]
 
 
 def _shown_value(form_field: FormField, value: Any) -> Any:
