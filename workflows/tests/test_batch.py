@@ -187,6 +187,20 @@ def test_a_bad_batch_is_refused_naming_the_field(api, invokeai, batch, field, me
     assert not GenerationStep.objects.exists() and not invokeai.items
 
 
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [(["a", "b"], "batch: Expected a dictionary"), ("a, b", "batch: Expected a dictionary"), ({"x": {}}, "x is not")],
+)
+def test_a_batch_that_is_not_an_object_of_lists_is_refused(api, invokeai, batch, message):
+    created = _import(api, workflow_json(SD15))
+
+    answer = _run(api, created["id"], values=_sd15_values(), batch=batch)
+
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["message"].startswith(message)
+    assert not GenerationStep.objects.exists()
+
+
 def test_a_field_is_given_a_value_or_a_batch_not_both(api, invokeai):
     created = _import(api, workflow_json(SD15))
 

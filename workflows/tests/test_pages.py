@@ -154,6 +154,9 @@ def test_several_values_for_a_field_run_the_workflow_once_with_each(owner_client
     follow(step.pk)
     photos = Photo.objects.filter(step_alternative__step=step).order_by("step_alternative__index")
     assert [photo.generation_prompt for photo in photos] == ["a red fox", "a grey wolf"]
+    # "Open in the studio" from the second brings the form back with the prompt it was made with.
+    again = owner_client.get(f"/studio/workflows/{workflow.pk}/?photo={photos[1].pk}").content.decode()
+    assert f'<textarea name="{prompt}" rows="3">a grey wolf</textarea>' in again
 
 
 def test_a_bad_value_among_several_is_shown_with_the_values_kept(owner_client, invokeai):
