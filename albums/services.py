@@ -26,7 +26,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from backends import manager
-from backends.invokeai.client import Board, InvokeAIClient
+from backends.invokeai.client import UPLOAD_FORMATS, Board, InvokeAIClient
 from gallery_project.errors import AppError, Conflict, InvalidInput, NotFound, TooManyRequests
 from gallery_project.permissions import Owner, owned_by
 from photos import selectors as photos_selectors
@@ -636,9 +636,8 @@ def board_send(
     for photo in photos:
         name = photo.invoke_id
         if not name or client.image_record(name) is None:
-            with storage.absolute(photo.local_storage_path).open("rb") as original:
-                data = original.read()
-            ext = photo.local_storage_path.rsplit(".", 1)[-1]
+            # InvokeAI reads no HEIC: such a photo goes as a JPEG copy, turned as the gallery shows it.
+            data, ext = photo_services.photo_file_in(photo=photo, formats=UPLOAD_FORMATS)
             name = client.upload_image(data=data, filename=f"{photo.pk}.{ext}", category="user").image_name
             # Remembered, so the next send finds the image on the server instead of uploading it again.
             Photo.objects.filter(pk=photo.pk).update(invoke_id=name)

@@ -127,6 +127,9 @@ def _collect(step: GenerationStep, item_ids: list[int]) -> str:
 
 
 def _image_made(step: GenerationStep, item_id: int, payload: dict[str, Any]) -> str:
+    if "workflow_id" in step.parameters:
+        # Its seed and batch values are in the finished item only, which the item's completion brings.
+        return "ignored: a workflow's image is stored with its finished item"
     if payload.get("invocation_source_id") != OUTPUT_NODE:
         return "ignored: not the output node"
     result = payload.get("result")

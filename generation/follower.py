@@ -248,6 +248,15 @@ def _unreachable(step: GenerationStep, exc: InvokeAIError) -> bool:
     return False
 
 
+def _item_nodes(step: GenerationStep) -> dict[str, str]:
+    """The nodes an item's image and seed are read from: a workflow's step names its own; the studio's graphs
+    use fixed ones."""
+    return {
+        "output_node": step.parameters.get("output_node", OUTPUT_NODE),
+        "seed_node": step.parameters.get("seed_node", SEED_NODE),
+    }
+
+
 def step_poll(*, step_id: int) -> Poll:
     """Look at the step's batch once: store what completed, record what finished, end the step if all did."""
     step = GenerationStep.objects.get(pk=step_id)
@@ -262,10 +271,7 @@ def step_poll(*, step_id: int) -> Poll:
         items: list[QueueItem] = []
         if _needs_items(step, counts):
             open_ids = [item_id for item_id in step.item_ids if str(item_id) not in step.item_results]
-            # A workflow's step names its own output and seed nodes; the studio's graphs use fixed ones.
-            output_node = step.parameters.get("output_node", OUTPUT_NODE)
-            seed_node = step.parameters.get("seed_node", SEED_NODE)
-            queued = client.queue_items(open_ids, output_node=output_node, seed_node=seed_node)
+            queued = client.queue_items(open_ids, **_item_nodes(step))
             items = [item for item in queued if item.finished]
     except InvokeAIError as exc:
         logger.info("Step %s: InvokeAI did not answer: %s", step_id, exc.message)
@@ -296,7 +302,7 @@ def step_items_collect(*, step_id: int, item_ids: list[int]) -> bool:
     if not open_ids:
         return False
     client = manager.invokeai_client(step.backend_url)
-    finished = [item for item in client.queue_items(open_ids, output_node=OUTPUT_NODE) if item.finished]
+    finished = [item for item in client.queue_items(open_ids, **_item_nodes(step)) if item.finished]
     return _collect(step, finished) if finished else False
 
 

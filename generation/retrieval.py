@@ -67,10 +67,27 @@ def _executor(name: str = _DOWNLOADS) -> ThreadPoolExecutor:
 _WORKFLOW_RECIPE = ("workflow", "workflow_id", "values")
 
 
-def _photo_params(step: GenerationStep) -> dict[str, Any]:
+def _swept_values(step: GenerationStep, item: QueueItem) -> dict[str, Any]:
+    """The values a workflow step's batch went over, as this item ran with them (its `field_values`), in the
+    recipe's terms: each sent value found in the list sent, and its recorded value (a photo id for an image)."""
+    sent = step.parameters.get("batch_sent") or {}
+    values = {}
+    for name, recorded in (step.parameters.get("batch") or {}).items():
+        node_id, _, field_name = name.rpartition(".")
+        used = item.value_of(node_id, field_name)
+        options = sent.get(name, recorded)
+        if used in options:
+            values[name] = recorded[options.index(used)]
+        else:
+            logger.warning("Item %s of step %s has no value for %s in its field values", item.item_id, step.pk, name)
+    return values
+
+
+def _photo_params(step: GenerationStep, swept: dict[str, Any]) -> dict[str, Any]:
     """The step's parameters as a photo's recipe shows them: readable values, no internal ids."""
     if "workflow_id" in step.parameters:
         recipe = {key: step.parameters[key] for key in _WORKFLOW_RECIPE if key in step.parameters}
+        recipe["values"] = {**recipe.get("values", {}), **swept}
         return {**recipe, "session": step.session_id, "step": step.position}
     params = {key: value for key, value in step.parameters.items() if not key.endswith("_id") and key != "seed"}
     params.pop("vae_key", None)
@@ -82,16 +99,18 @@ def _photo_params(step: GenerationStep) -> dict[str, Any]:
 
 def _register(step: GenerationStep, item: QueueItem) -> Photo:
     index = step.item_ids.index(item.item_id)
-    seed = item.seed
+    swept = _swept_values(step, item)
+    seed = swept.get(step.parameters.get("seed_field", ""), item.seed)
     if seed is None:
         # A workflow's fixed seed is the same for every run; the studio's graphs count up from the first.
         seed = step.seed if "workflow_id" in step.parameters else (step.seed or 0) + index
+    prompt = swept.get(step.parameters.get("prompt_field", ""), step.prompt)
     photo, created = photo_services.generated_photo_register(
         owner_id=step.session.owner_id,
         invoke_id=item.image_name or "",
-        prompt=step.prompt,
+        prompt=prompt,
         negative_prompt=step.negative_prompt,
-        params=_photo_params(step),
+        params=_photo_params(step, swept),
         seed=seed,
         model_key=step.model_key,
         model_hash=step.model_hash,

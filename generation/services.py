@@ -18,7 +18,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -532,10 +532,12 @@ class StepRow:
 
 @dataclass(frozen=True)
 class PreparedBatch:
-    """A batch ready to send: the enqueue_batch body, and the key of the main model it uses ("" if none)."""
+    """A batch ready to send: the enqueue_batch body, the key of the main model it uses ("" if none), and what
+    the step records of the batch only once it is built (the names InvokeAI gave the images uploaded for it)."""
 
     body: dict[str, Any]
     model_key: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 # Builds a step's batch on the InvokeAI it is sent to (uploading its input images there first).
@@ -666,6 +668,8 @@ def _enqueue(step: GenerationStep, prepare: BatchPreparer) -> None:
     if batch.enqueued < batch.requested:
         note = f"InvokeAI's queue was full: it took {batch.enqueued} of the {batch.requested} images asked for."
     moved: dict[str, Any] = {"model_key": prepared.model_key} if prepared.model_key else {}
+    if prepared.parameters:
+        moved["parameters"] = {**step.parameters, **prepared.parameters}
     running = lifecycle.step_move(
         step_id=step.pk,
         to=StepStatus.RUNNING,

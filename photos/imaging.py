@@ -35,6 +35,8 @@ else:
 MIN_SIDE = 100
 MAX_SIDE = 8192
 WEBP_QUALITY = 85
+# A copy for a tool that cannot read the original's format: about what a phone's own HEIC-to-JPEG export keeps.
+COPY_JPEG_QUALITY = 95
 ACCEPTED = "JPEG, PNG, WebP or HEIC"
 RE_EXPORT = "Open it in a photo editor and export it again as JPEG or PNG"
 # EXIF orientations that rotate by 90 or 270 degrees, so the displayed width is the stored height.
@@ -383,6 +385,25 @@ def verify(source: BinaryIO, filename: str, file_type: FileType, *, min_side: in
     """
     with _decoded(source, filename, file_type, min_side, None) as (_, size):
         return size
+
+
+def portable_copy(source: Path, filename: str, file_type: FileType) -> tuple[bytes, str]:
+    """The image as a JPEG (a PNG if it has transparency) and that extension, for a tool that cannot read its
+    format (InvokeAI reads no HEIC): full size, its orientation turned into the pixels, its colour profile
+    kept, no other metadata. Decoded within the decode budget; the turned copy takes no more than the decode's
+    own second copy, which is gone by then."""
+    with _decoded(source, filename, file_type, 1, None) as (image, _):
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        icc_profile, cmyk = _colour_profile(image)
+        pixels = _to_8bit(image, cmyk)
+        if orientation in _TRANSPOSE:
+            pixels = pixels.transpose(_TRANSPOSE[orientation])
+        buffer = io.BytesIO()
+        if pixels.mode == "RGBA":
+            pixels.save(buffer, "PNG", icc_profile=icc_profile)
+            return buffer.getvalue(), "png"
+        pixels.save(buffer, "JPEG", quality=COPY_JPEG_QUALITY, icc_profile=icc_profile)
+        return buffer.getvalue(), "jpg"
 
 
 def default_sizes() -> tuple[int, int]:

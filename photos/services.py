@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -471,3 +471,13 @@ def photo_bulk_update(*, owner: Owner, photo_ids: Sequence[uuid.UUID], action: B
         return photos.filter(deleted_at__isnull=False).update(deleted_at=None)
     favorite = action == BulkAction.FAVORITE
     return photos.exclude(is_favorite=favorite).update(is_favorite=favorite)
+
+
+def photo_file_in(*, photo: Photo, formats: Collection[str]) -> tuple[bytes, str]:
+    """The photo's file for a tool that reads only `formats` (Pillow's names), and its extension: the original
+    if it is in one of them, else a JPEG (or PNG) copy made from it (`imaging.portable_copy`)."""
+    path = storage.absolute(photo.local_storage_path)
+    file_type = imaging.file_type_for(photo.local_storage_path)
+    if file_type.pil_format in formats:
+        return path.read_bytes(), file_type.ext
+    return imaging.portable_copy(path, photo.filename or path.name, file_type)

@@ -1610,7 +1610,7 @@ class FakeInvokeAI:
         if not (upload.mimetype or "").startswith("image"):
             return _json({"detail": "Not an image"}, status=415)
         try:
-            with Image.open(upload.stream) as decoded:
+            with Image.open(upload.stream, formats=_UPLOAD_FORMATS) as decoded:
                 png = io.BytesIO()
                 decoded.save(png, "PNG")
         except OSError:
@@ -1842,6 +1842,16 @@ def _topological(nodes: dict[str, Any], edges: list[dict[str, Any]]) -> list[str
         ready = [node_id for node_id in nodes if node_id not in order and before[node_id] <= set(order)]
         order += ready
     return order
+
+
+def _upload_formats() -> list[str]:
+    Image.init()
+    return [name for name in Image.OPEN if name not in ("HEIF", "AVIF")]
+
+
+# What InvokeAI's Pillow opens: it has no HEIF plugin (a HEIC upload is 415 "Failed to read image" on 6.14.2),
+# where this process's Pillow has pillow-heif's.
+_UPLOAD_FORMATS = _upload_formats()
 
 
 def _image_size(graph: dict[str, Any], images: dict[str, _Image]) -> tuple[int, int]:

@@ -4,7 +4,7 @@ rename, delete, export unchanged, and run as a studio step (202, like a step of 
 from __future__ import annotations
 
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from gallery_project.permissions import signed_in
 from generation.api import step_accepted
+from generation.serializers import StepAcceptedSerializer
 
 from . import selectors, services
 from .models import Workflow
@@ -24,6 +25,32 @@ from .serializers import (
     WorkflowSerializer,
     WorkflowUpdateSerializer,
 )
+
+RUN_EXAMPLES = [
+    OpenApiExample(
+        "Text to Image - SD1.5, twice",
+        request_only=True,
+        value={
+            "values": {
+                "<model nodeId>.model": "<key of an sd-1 main model>",
+                "<prompt nodeId>.prompt": "a lighthouse at dusk",
+                "<noise nodeId>.width": 512,
+            },
+            "runs": 2,
+        },
+    ),
+    OpenApiExample(
+        "A batch over two prompts and three widths (six images)",
+        request_only=True,
+        value={
+            "values": {"<model nodeId>.model": "<key of an sd-1 main model>"},
+            "batch": {
+                "<prompt nodeId>.prompt": ["a lighthouse at dusk", "a lighthouse at dawn"],
+                "<noise nodeId>.width": [448, 512, 576],
+            },
+        },
+    ),
+]
 
 
 def _detail(workflow: Workflow) -> dict[str, object]:
@@ -87,15 +114,18 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         """The connected InvokeAI's workflows (its defaults and its users' own), to import by id."""
         return Response(LibraryWorkflowSerializer(services.library_list(), many=True).data)
 
-    @extend_schema(request=WorkflowRunSerializer)
+    @extend_schema(request=WorkflowRunSerializer, responses={202: StepAcceptedSerializer}, examples=RUN_EXAMPLES)
     @action(detail=True, methods=["post"])
     def run(self, request: Request, pk: str) -> Response:
+        """Run the workflow as a studio step: its form's `values`, `runs` times, or a `batch` over fields' values.
+        Any value its field refuses is a 400 naming the field (`details.field`), before anything is sent."""
         form = WorkflowRunSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         step = services.workflow_run(
             workflow_id=pk,
             owner=signed_in(request.user),
             values=form.validated_data["values"],
+            batch=form.validated_data["batch"],
             runs=form.validated_data["runs"],
             session_id=form.validated_data["session_id"],
         )

@@ -23,22 +23,25 @@ BOARD_CHOICES = ("auto", "none")
 
 @dataclass(frozen=True)
 class FormField:
-    name: str
-    node_id: str
-    field_name: str
-    type: wf.FieldType
+    """One input of the form: the node field it sets, how the workflow labels it, the value it holds now, and
+    the server's template of that input (its type, bounds, options and model kinds)."""
+
+    ref: wf.FieldRef
+    # An input of type "unknown" when the server has no such node type or input (or its templates are unread).
+    template: wf.InputTemplate
     label: str
     description: str = ""
     # The value the workflow holds now (its author's default, or the last values set).
     default: Any = None
-    required: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    multiple_of: float | None = None
-    options: tuple[str, ...] = ()
-    model_types: tuple[str, ...] = ()
-    model_bases: tuple[str, ...] = ()
     node_type: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    @property
+    def type(self) -> wf.FieldType:
+        return self.template.type
 
     @property
     def read_only(self) -> bool:
@@ -75,26 +78,16 @@ def _default(value: Any, kind: wf.FieldType) -> Any:
 
 def _field(workflow: dict[str, Any], ref: wf.FieldRef, templates: Mapping[str, wf.NodeTemplate]) -> FormField:
     node_type = wf.node_type_of(workflow, ref.node_id)
-    template = templates.get(node_type)
-    input_template = template.inputs.get(ref.field_name) if template else None
+    node_template = templates.get(node_type)
+    found = node_template.inputs.get(ref.field_name) if node_template else None
+    template = found or wf.InputTemplate(name=ref.field_name, type="unknown")
     node_input = wf.node_input(workflow, ref) or {}
-    kind: wf.FieldType = input_template.type if input_template else "unknown"
-    label = str(node_input.get("label") or "") or (input_template.title if input_template else "") or ref.field_name
     return FormField(
-        name=ref.name,
-        node_id=ref.node_id,
-        field_name=ref.field_name,
-        type=kind,
-        label=label,
-        description=str(node_input.get("description") or "") or (input_template.description if input_template else ""),
-        default=_default(node_input.get("value"), kind),
-        required=bool(input_template and input_template.required),
-        minimum=input_template.minimum if input_template else None,
-        maximum=input_template.maximum if input_template else None,
-        multiple_of=input_template.multiple_of if input_template else None,
-        options=input_template.options if input_template else (),
-        model_types=input_template.model_types if input_template else (),
-        model_bases=input_template.model_bases if input_template else (),
+        ref=ref,
+        template=template,
+        label=str(node_input.get("label") or "") or template.title or ref.field_name,
+        description=str(node_input.get("description") or "") or template.description,
+        default=_default(node_input.get("value"), template.type),
         node_type=node_type,
     )
 
@@ -141,16 +134,17 @@ def _refuse(form_field: FormField, message: str) -> WorkflowError:
 
 
 def _number(form_field: FormField, value: Any) -> float:
+    template = form_field.template
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _refuse(form_field, "this needs a number.")
     if form_field.type == "integer" and not float(value).is_integer():
         raise _refuse(form_field, "this needs a whole number.")
-    if form_field.minimum is not None and value < form_field.minimum:
-        raise _refuse(form_field, f"at least {form_field.minimum:g}.")
-    if form_field.maximum is not None and value > form_field.maximum:
-        raise _refuse(form_field, f"at most {form_field.maximum:g}.")
-    if form_field.multiple_of and not (value / form_field.multiple_of).is_integer():
-        raise _refuse(form_field, f"a multiple of {form_field.multiple_of:g}.")
+    if template.minimum is not None and value < template.minimum:
+        raise _refuse(form_field, f"at least {template.minimum:g}.")
+    if template.maximum is not None and value > template.maximum:
+        raise _refuse(form_field, f"at most {template.maximum:g}.")
+    if template.multiple_of and not (value / template.multiple_of).is_integer():
+        raise _refuse(form_field, f"a multiple of {template.multiple_of:g}.")
     return value
 
 
@@ -173,8 +167,8 @@ def value_check(form_field: FormField, value: Any) -> Any:
             raise _refuse(form_field, "this needs true or false.")
         return value
     if kind == "enum":
-        if value not in form_field.options:
-            raise _refuse(form_field, f"one of {', '.join(form_field.options)}.")
+        if value not in form_field.template.options:
+            raise _refuse(form_field, f"one of {', '.join(form_field.template.options)}.")
         return value
     if kind == "color":
         channels = ("r", "g", "b", "a")

@@ -8,21 +8,22 @@ from .form import FormElement, FormField
 
 
 def field_dict(form_field: FormField) -> dict[str, Any]:
+    template = form_field.template
     return {
         "name": form_field.name,
-        "node_id": form_field.node_id,
-        "field_name": form_field.field_name,
+        "node_id": form_field.ref.node_id,
+        "field_name": form_field.ref.field_name,
         "type": form_field.type,
         "label": form_field.label,
         "description": form_field.description,
         "default": form_field.default,
-        "required": form_field.required,
-        "minimum": form_field.minimum,
-        "maximum": form_field.maximum,
-        "multiple_of": form_field.multiple_of,
-        "options": list(form_field.options),
-        "model_types": list(form_field.model_types),
-        "model_bases": list(form_field.model_bases),
+        "required": template.required,
+        "minimum": template.minimum,
+        "maximum": template.maximum,
+        "multiple_of": template.multiple_of,
+        "options": list(template.options),
+        "model_types": list(template.model_types),
+        "model_bases": list(template.model_bases),
         "read_only": form_field.read_only,
     }
 

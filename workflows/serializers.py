@@ -77,6 +77,22 @@ class LibraryWorkflowSerializer(serializers.Serializer):
 
 
 class WorkflowRunSerializer(serializers.Serializer):
-    values = serializers.DictField(child=serializers.JSONField(), required=False, default=dict)
-    runs = serializers.IntegerField(required=False, default=1, min_value=1)
+    values = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        default=dict,
+        help_text='The form\'s values by field name ("<nodeId>.<fieldName>"): a model field takes a model key, an '
+        "image field a photo id, a board field auto, none or an album id. Fields left out keep the workflow's own.",
+    )
+    batch = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        default=dict,
+        help_text="Fields to go over, each with its list of values (text, number, choice or image fields): the "
+        "workflow runs once for every combination of them (the first field the outer loop), times runs. Each "
+        "image's recipe has the values it was made with. A field is either in values or here.",
+    )
+    runs = serializers.IntegerField(
+        required=False, default=1, min_value=1, help_text="Times the whole batch runs (at most 100 images in all)."
+    )
     session_id = serializers.IntegerField(required=False, allow_null=True, default=None)

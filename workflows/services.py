@@ -226,85 +226,100 @@ def workflow_form(*, workflow: Workflow, templates: Mapping[str, wf.NodeTemplate
 
 # --- running it ---
 
+# The field types InvokeAI's batch data can carry (`BatchDatum.items`: text, numbers and images).
+SWEEPABLE: tuple[wf.FieldType, ...] = ("string", "integer", "float", "enum", "image")
+
+
+@dataclass(frozen=True)
+class _Value:
+    """One value of the form, checked."""
+
+    # What goes into the workflow: a model as its full identifier, an image by its name once uploaded.
+    graph: Any
+    # What the recipe shows: a model as its key and name, an image as a photo id.
+    recorded: Any
+    model: CachedModel | None = None
+    photo: Photo | None = None
+    album_id: str = ""
+
 
 @dataclass(frozen=True)
 class _Resolved:
-    # What goes into the workflow (a model as its full identifier, an image by its name once uploaded).
-    graph_values: dict[str, Any]
-    # What the recipe shows (a model as its key and name, an image as a photo id).
-    recorded: dict[str, Any]
-    images: dict[str, Photo]
-    main_model: CachedModel | None
-    # The field the main model was set in: it is checked again with InvokeAI when the batch is sent.
-    main_field: str
-    album_id: str
+    values: dict[str, _Value]
+    # The fields a batch goes over, each with its list of values.
+    sweeps: dict[str, list[_Value]]
+
+    def graph_values(self) -> dict[str, Any]:
+        return {name: value.graph for name, value in self.values.items()}
+
+    def sweep_items(self) -> dict[str, list[Any]]:
+        return {name: [value.graph for value in items] for name, items in self.sweeps.items()}
+
+    @property
+    def main_field(self) -> str:
+        """The field the main model is set in ("" if none): its model names the step."""
+        return next((name for name, v in self.values.items() if v.model and v.model.type == "main"), "")
+
+    @property
+    def album_id(self) -> str:
+        return next((value.album_id for value in self.values.values() if value.album_id), "")
 
 
-def _model_value(form_field: forms.FormField, key: str) -> CachedModel:
-    try:
-        model = models_cache.model_get(key=key)
-    except NotFound:
-        raise WorkflowError(
-            f"{form_field.label}: no model with key {key} is installed (refresh the models from InvokeAI).",
-            code="model_not_found",
-            details={"field": form_field.name},
-        ) from None
-    if form_field.model_types and model.type not in form_field.model_types:
+def _refused(form_field: forms.FormField, message: str, *, code: str = "invalid_parameter") -> WorkflowError:
+    return WorkflowError(f"{form_field.label}: {message}", code=code, details={"field": form_field.name})
+
+
+def _model_checked(form_field: forms.FormField, model: CachedModel) -> CachedModel:
+    """`model` if it is of a type and base the field takes."""
+    template = form_field.template
+    if template.model_types and model.type not in template.model_types:
         raise ModelError(
             f"{form_field.label}: {model.name} is a {model.type} model; this field takes "
-            f"{' or '.join(form_field.model_types)} models.",
+            f"{' or '.join(template.model_types)} models.",
             code="wrong_model_type",
             details={"field": form_field.name},
         )
-    if form_field.model_bases and model.base not in form_field.model_bases:
+    if template.model_bases and model.base not in template.model_bases:
         raise ModelError(
             f"{form_field.label}: {model.name} is a {model.base} model; this field takes "
-            f"{' or '.join(form_field.model_bases)} models.",
+            f"{' or '.join(template.model_bases)} models.",
             code="wrong_model_base",
             details={"field": form_field.name},
         )
     return model
 
 
-def _resolve(form: forms.Form, values: Mapping[str, Any], owner: Owner) -> _Resolved:
-    graph_values: dict[str, Any] = {}
-    recorded: dict[str, Any] = {}
-    images: dict[str, Photo] = {}
-    main_model: CachedModel | None = None
-    main_field = ""
-    album_id = ""
-    for name, raw in values.items():
-        form_field = form.field(name)
-        value = forms.value_check(form_field, raw)
-        recorded[name] = value
-        if form_field.type == "model":
-            model = _model_value(form_field, value)
-            graph_values[name] = model.identifier.as_field()
-            recorded[name] = {"key": model.key, "name": model.name}
-            if model.type == "main" and main_model is None:
-                main_model, main_field = model, name
-        elif form_field.type == "image":
-            try:
-                photo = photo_selectors.photo_get(photo_id=value, owner=owner)
-            except (NotFound, ValueError):
-                raise WorkflowError(
-                    f"{form_field.label}: there is no photo {value} in your gallery.",
-                    code="invalid_parameter",
-                    details={"field": name},
-                ) from None
-            images[name] = photo
-            graph_values[name] = {"image_name": _NOT_YET_UPLOADED}
-        elif form_field.type == "board" and value not in forms.BOARD_CHOICES:
-            if not _album_exists(value, owner):
-                raise WorkflowError(
-                    f"{form_field.label}: there is no album {value}.", code="invalid_parameter", details={"field": name}
-                )
-            # InvokeAI keeps the images off its boards; the app files them in the album.
-            graph_values[name] = "none"
-            album_id = str(value)
-        else:
-            graph_values[name] = value
-    return _Resolved(graph_values, recorded, images, main_model, main_field, album_id)
+def _model_value(form_field: forms.FormField, key: str) -> CachedModel:
+    try:
+        model = models_cache.model_get(key=key)
+    except NotFound:
+        raise _refused(
+            form_field,
+            f"no model with key {key} is installed (refresh the models from InvokeAI).",
+            code="model_not_found",
+        ) from None
+    return _model_checked(form_field, model)
+
+
+def _model_at_send(form_field: forms.FormField, model: CachedModel, client: InvokeAIClient) -> CachedModel:
+    """The field's model as InvokeAI has it now (still installed, perhaps under a new key), of the right kind."""
+    try:
+        verified = models_cache.model_verify(key=model.key, client=client)
+    except (ModelError, NotFound) as exc:
+        raise ModelError(
+            f"{form_field.label}: {exc.message}", code=exc.code, details={**exc.details, "field": form_field.name}
+        ) from None
+    return _model_checked(form_field, verified)
+
+
+def _photo_value(form_field: forms.FormField, photo_id: str, owner: Owner) -> Photo:
+    try:
+        photo = photo_selectors.photo_get(photo_id=photo_id, owner=owner)
+    except (NotFound, ValueError):
+        raise _refused(form_field, f"there is no photo {photo_id} in your gallery.") from None
+    if not photo.is_available:
+        raise _refused(form_field, f"photo {photo_id} is not downloaded yet; choose it once it is in the gallery.")
+    return photo
 
 
 def _album_exists(album_id: str, owner: Owner) -> bool:
@@ -312,6 +327,56 @@ def _album_exists(album_id: str, owner: Owner) -> bool:
         return owned_by(Album.objects.all(), owner).filter(pk=uuid.UUID(str(album_id))).exists()
     except ValueError:
         return False
+
+
+def _value(form_field: forms.FormField, raw: Any, owner: Owner) -> _Value:
+    value = forms.value_check(form_field, raw)
+    if form_field.type == "model":
+        model = _model_value(form_field, value)
+        return _Value(model.identifier.as_field(), {"key": model.key, "name": model.name}, model=model)
+    if form_field.type == "image":
+        photo = _photo_value(form_field, value, owner)
+        return _Value({"image_name": _NOT_YET_UPLOADED}, value, photo=photo)
+    if form_field.type == "board" and value not in forms.BOARD_CHOICES:
+        if not _album_exists(value, owner):
+            raise _refused(form_field, f"there is no album {value}.")
+        # InvokeAI keeps the images off its boards; the app files them in the album.
+        return _Value("none", value, album_id=str(value))
+    return _Value(value, value)
+
+
+def _sweep(form_field: forms.FormField, items: Any, owner: Owner) -> list[_Value]:
+    """The list of values a batch goes over in `form_field`, each checked as a value of the field."""
+    if form_field.type not in SWEEPABLE:
+        raise _refused(
+            form_field, f"a batch goes over text, number, choice or image fields; this is a {form_field.type} field."
+        )
+    if not isinstance(items, list) or not items:
+        raise _refused(form_field, "a batch over a field needs a list of values.")
+    if len(items) > MAX_RUNS:
+        raise _refused(form_field, f"a batch goes over at most {MAX_RUNS} values.")
+    checked = []
+    for index, item in enumerate(items):
+        try:
+            checked.append(_value(form_field, item, owner))
+        except WorkflowError as exc:
+            raise WorkflowError(
+                f"{exc.message} (value {index + 1} of the batch)",
+                code=exc.code,
+                details={**exc.details, "index": index},
+            ) from None
+    return checked
+
+
+def _resolve(form: forms.Form, values: Mapping[str, Any], batch: Mapping[str, Any], owner: Owner) -> _Resolved:
+    checked = {name: _value(form.field(name), raw, owner) for name, raw in values.items()}
+    sweeps = {}
+    for name, items in batch.items():
+        form_field = form.field(name)
+        if name in values:
+            raise _refused(form_field, "give it a value or a list of values for a batch, not both.")
+        sweeps[name] = _sweep(form_field, items, owner)
+    return _Resolved(checked, sweeps)
 
 
 def _missing_required(filled: dict[str, Any], templates: Mapping[str, wf.NodeTemplate]) -> list[str]:
@@ -330,14 +395,18 @@ def _missing_required(filled: dict[str, Any], templates: Mapping[str, wf.NodeTem
     return missing
 
 
-def _prompt_of(filled: dict[str, Any], form: forms.Form, values: Mapping[str, Any]) -> str:
-    """The text a person would call the prompt: the first text field named like one, else ""."""
+def _prompt_field(form: forms.Form, resolved: _Resolved) -> tuple[str, str]:
+    """The field a person would call the prompt (the first text field named like one) and its text, if set."""
     for form_field in form.fields:
-        if form_field.type == "string" and "prompt" in form_field.field_name:
-            text = values.get(form_field.name, form_field.default)
+        if form_field.type == "string" and "prompt" in form_field.ref.field_name:
+            if form_field.name in resolved.sweeps:
+                text = resolved.sweeps[form_field.name][0].recorded
+            else:
+                given = resolved.values.get(form_field.name)
+                text = given.recorded if given else form_field.default
             if isinstance(text, str) and text.strip():
-                return text.strip()
-    return ""
+                return form_field.name, text.strip()
+    return "", ""
 
 
 def workflow_run(
@@ -345,11 +414,14 @@ def workflow_run(
     workflow_id: int | str,
     owner: User,
     values: Mapping[str, Any],
+    batch: Mapping[str, Any] | None = None,
     runs: int = 1,
     session_id: int | None = None,
 ) -> GenerationStep:
     """Run the workflow with `values` (`{"<nodeId>.<fieldName>": value}`) `runs` times, as one step of
-    `session_id` (or of a new session named after the workflow). Everything is checked first; see the module."""
+    `session_id` (or of a new session named after the workflow); with a `batch` (`{"<nodeId>.<fieldName>":
+    [value, ...]}`), once for every combination of its fields' values, times `runs`. Everything is checked
+    first (see the module), and the models and photos once more as the batch is sent."""
     workflow = workflow_get(workflow_id=workflow_id, owner=owner)
     if not 1 <= runs <= MAX_RUNS:
         raise InvalidInput(f"runs must be 1 to {MAX_RUNS}.", code="invalid_parameter", details={"field": "runs"})
@@ -362,13 +434,22 @@ def workflow_run(
     if missing_nodes:
         raise wf.missing_nodes_error(missing_nodes)
     form = forms.form_build(migrated, templates)
-    resolved = _resolve(form, values, owner)
-    filled = wf.values_set(migrated, resolved.graph_values)
+    resolved = _resolve(form, values, batch or {}, owner)
+    sweeps = resolved.sweep_items()
+    filled = wf.values_set(migrated, {**resolved.graph_values(), **{name: items[0] for name, items in sweeps.items()}})
     if missing := _missing_required(filled, templates):
         raise WorkflowError(
             f"Set these before running: {'; '.join(missing)}.", code="missing_values", details={"missing": missing}
         )
-    trial = wf.batch_body(document, resolved.graph_values, templates, runs=runs)
+    trial = wf.batch_body(document, resolved.graph_values(), templates, runs=runs, sweeps=sweeps)
+    images = wf.images_made(trial["batch"])
+    if images > MAX_RUNS:
+        raise InvalidInput(
+            f"This run would make {images} images; at most {MAX_RUNS} at once. Give the batch fewer values or "
+            "fewer runs.",
+            code="invalid_parameter",
+            details={"field": "batch", "images": images},
+        )
     graph = trial["batch"]["graph"]
     outputs = wf.output_nodes(graph, templates)
     if not outputs:
@@ -378,46 +459,69 @@ def workflow_run(
             code="workflow_no_output",
         )
     seed_sources = wf.seed_sources(graph)
-    fixed_seed = next((graph["nodes"][ref.node_id]["seed"] for ref in wf.seed_inputs(graph)), None)
+    seed_fields = [ref.name for ref in wf.seed_inputs(graph)]
+    swept_seed = next((name for name in seed_fields if name in sweeps), "")
+    prompt_field, prompt = _prompt_field(form, resolved)
     parameters: dict[str, Any] = {
         "workflow_id": workflow.pk,
         "workflow": workflow.name,
-        "values": resolved.recorded,
+        "values": {name: value.recorded for name, value in resolved.values.items()},
         "runs": runs,
         "output_node": outputs[0],
         "seed_node": seed_sources[0] if seed_sources else "",
     }
-    if fixed_seed is not None:
-        parameters["seed"] = fixed_seed
+    if resolved.sweeps:
+        parameters["batch"] = {name: [value.recorded for value in items] for name, items in resolved.sweeps.items()}
+    if swept_seed:
+        # Each image's seed is the batch's value it ran with.
+        parameters["seed_field"] = swept_seed
+    elif seed_fields:
+        parameters["seed"] = graph["nodes"][wf.FieldRef.parse(seed_fields[0]).node_id]["seed"]
+    if prompt_field in sweeps:
+        parameters["prompt_field"] = prompt_field
     if resolved.album_id:
         parameters["album_id"] = resolved.album_id
-    model = resolved.main_model
+    main = resolved.values[resolved.main_field].model if resolved.main_field else None
     row = generation_services.StepRow(
-        prompt=_prompt_of(filled, form, values) or workflow.name,
+        prompt=prompt or workflow.name,
         negative_prompt="",
         parameters=parameters,
-        model_key=model.key if model else "",
-        model_hash=model.hash if model else "",
-        model_name=model.name if model else "",
-        batch_size=runs,
+        model_key=main.key if main else "",
+        model_hash=main.hash if main else "",
+        model_name=main.name if main else "",
+        batch_size=images,
     )
 
     def prepare(client: InvokeAIClient, step: GenerationStep) -> generation_services.PreparedBatch:
-        graph_values = dict(resolved.graph_values)
-        model_key = ""
-        if model is not None:
-            verified = models_cache.model_verify(key=model.key, client=client)
-            graph_values[resolved.main_field] = verified.identifier.as_field()
-            model_key = verified.key
-        for name, photo in resolved.images.items():
-            scale = min(1.0, inputs.MAX_INPUT_SIDE / max(photo.width, photo.height, 1))
-            data = inputs.input_image(
-                photo=photo, width=max(1, round(photo.width * scale)), height=max(1, round(photo.height * scale))
-            )
-            uploaded = client.upload_image(data=data, filename="input.png", category="user", is_intermediate=True)
-            graph_values[name] = {"image_name": uploaded.image_name}
-        body = wf.batch_body(document, graph_values, node_templates(client=client), runs=runs)
-        return generation_services.PreparedBatch(body=body, model_key=model_key)
+        """The batch as sent: every model checked with InvokeAI again, every photo again and uploaded (once)."""
+        uploaded: dict[Any, dict[str, str]] = {}
+
+        def sent(name: str, value: _Value) -> Any:
+            form_field = form.field(name)
+            if value.model is not None:
+                return _model_at_send(form_field, value.model, client).identifier.as_field()
+            if value.photo is None:
+                return value.graph
+            photo = _photo_value(form_field, str(value.photo.pk), owner)
+            if photo.pk not in uploaded:
+                scale = min(1.0, inputs.MAX_INPUT_SIDE / max(photo.width, photo.height, 1))
+                width, height = max(1, round(photo.width * scale)), max(1, round(photo.height * scale))
+                data = inputs.input_image(photo=photo, width=width, height=height)
+                image = client.upload_image(data=data, filename="input.png", category="user", is_intermediate=True)
+                uploaded[photo.pk] = {"image_name": image.image_name}
+            return uploaded[photo.pk]
+
+        graph_values = {name: sent(name, value) for name, value in resolved.values.items()}
+        sweeps = {name: [sent(name, value) for value in items] for name, items in resolved.sweeps.items()}
+        body = wf.batch_body(document, graph_values, node_templates(client=client), runs=runs, sweeps=sweeps)
+        main_field = resolved.main_field
+        # The names InvokeAI gave the swept photos: an image's recipe finds its photo by them.
+        sent_images = {name: sweeps[name] for name in sweeps if form.field(name).type == "image"}
+        return generation_services.PreparedBatch(
+            body=body,
+            model_key=graph_values[main_field]["key"] if main_field else "",
+            parameters={"batch_sent": sent_images} if sent_images else {},
+        )
 
     with transaction.atomic():
         if session is None:

@@ -71,10 +71,10 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
 def _choices(request: HttpRequest, form_field: FormField) -> list[tuple[str, str]]:
     if form_field.type == "model":
         models = models_cache.model_list()
-        if form_field.model_types:
-            models = models.filter(type__in=form_field.model_types)
-        if form_field.model_bases:
-            models = models.filter(base__in=form_field.model_bases)
+        if form_field.template.model_types:
+            models = models.filter(type__in=form_field.template.model_types)
+        if form_field.template.model_bases:
+            models = models.filter(base__in=form_field.template.model_bases)
         return [(model.key, f"{model.name} · {model.base}") for model in models]
     if form_field.type == "image":
         page = photo_selectors.photo_list(owner=request.user, limit=PICKER_SIZE)
@@ -87,7 +87,7 @@ def _choices(request: HttpRequest, form_field: FormField) -> list[tuple[str, str
         return [("auto", "InvokeAI's auto-add board"), ("none", "No board")] + [
             (str(album.pk), f"Album: {album.name}") for album in album_list(owner=request.user)
         ]
-    return [(option, option) for option in form_field.options]
+    return [(option, option) for option in form_field.template.options]
 
 
 def _shown_value(form_field: FormField, value: Any) -> Any:
@@ -116,16 +116,21 @@ def _page(
     workflow: Workflow,
     *,
     values: dict[str, Any],
+    batch: dict[str, list[Any]] | None = None,
     error: str = "",
     runs: int = 1,
     status: int = 200,
 ) -> HttpResponse:
     form = services.workflow_form(workflow=workflow)
+    batch = batch or {}
     fields = {
         item.name: {
             "field": item,
             "value": _shown_value(item, values.get(item.name, item.default)),
             "choices": _choices(request, item) if item.type in ("model", "image", "board", "enum") else [],
+            "sweepable": item.type in services.SWEEPABLE,
+            "batch": [str(value) for value in batch.get(item.name, [])],
+            "batch_text": "\n".join(str(value) for value in batch.get(item.name, [])),
         }
         for item in form.form.fields
     }
@@ -155,11 +160,33 @@ def _values_from_photo(request: HttpRequest, workflow: Workflow) -> dict[str, An
     }
 
 
-def _posted(request: HttpRequest, form_fields: tuple[FormField, ...]) -> dict[str, Any]:
-    """The form's values as the run takes them; a field left empty keeps the workflow's own value."""
+def _number(item: FormField, raw: str) -> Any:
+    try:
+        return int(raw) if item.type == "integer" else float(raw)
+    except ValueError:
+        return raw  # refused with the field's label by the run
+
+
+def _batch_posted(request: HttpRequest, item: FormField) -> list[Any]:
+    """The several values given for a field ("Several values…"): chosen options, or one per line."""
+    name = f"batch:{item.name}"
+    if item.type in ("enum", "image"):
+        return [value for value in request.POST.getlist(name) if value]
+    lines = [line.strip() for line in request.POST.get(name, "").splitlines()]
+    given = [line for line in lines if line]
+    return [_number(item, line) for line in given] if item.type in ("integer", "float") else given
+
+
+def _posted(request: HttpRequest, form_fields: tuple[FormField, ...]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The form's values and its batch as the run takes them; a field left empty keeps the workflow's own
+    value, and a field given several values is swept over them instead of taking its single one."""
     values: dict[str, Any] = {}
+    batch: dict[str, list[Any]] = {}
     for item in form_fields:
         if item.read_only:
+            continue
+        if item.type in services.SWEEPABLE and (several := _batch_posted(request, item)):
+            batch[item.name] = several
             continue
         if item.type == "boolean":
             values[item.name] = item.name in request.POST
@@ -168,10 +195,7 @@ def _posted(request: HttpRequest, form_fields: tuple[FormField, ...]) -> dict[st
         if raw == "" and item.type != "string":
             continue
         if item.type in ("integer", "float"):
-            try:
-                values[item.name] = int(raw) if item.type == "integer" else float(raw)
-            except ValueError:
-                values[item.name] = raw  # refused with the field's label by the run
+            values[item.name] = _number(item, raw)
         elif item.type == "color":
             match = _COLOR.match(raw)
             values[item.name] = (
@@ -179,7 +203,7 @@ def _posted(request: HttpRequest, form_fields: tuple[FormField, ...]) -> dict[st
             )
         else:
             values[item.name] = raw
-    return values
+    return values, batch
 
 
 @require_GET
@@ -192,14 +216,16 @@ def workflow_page(request: HttpRequest, pk: int) -> HttpResponse:
 def workflow_run(request: HttpRequest, pk: int) -> HttpResponse:
     workflow = selectors.workflow_get(workflow_id=pk, owner=request.user)
     form = services.workflow_form(workflow=workflow)
-    values = _posted(request, form.form.fields)
+    values, batch = _posted(request, form.form.fields)
     try:
         runs = int(request.POST.get("runs") or 1)
-        step = services.workflow_run(workflow_id=workflow.pk, owner=signed_in(request.user), values=values, runs=runs)
+        step = services.workflow_run(
+            workflow_id=workflow.pk, owner=signed_in(request.user), values=values, batch=batch, runs=runs
+        )
     except ValueError:
-        return _page(request, workflow, values=values, error="Runs must be a whole number.", status=400)
+        return _page(request, workflow, values=values, batch=batch, error="Runs must be a whole number.", status=400)
     except AppError as exc:
-        return _page(request, workflow, values=values, error=exc.message, runs=1, status=exc.status)
+        return _page(request, workflow, values=values, batch=batch, error=exc.message, runs=1, status=exc.status)
     return redirect(reverse("studio:session", args=[step.session_id]))
 
 

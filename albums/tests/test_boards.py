@@ -10,6 +10,8 @@ from django.core.management import CommandError, call_command
 
 from albums import services
 from albums.models import Album
+from backends import manager
+from photos import storage
 from photos.models import Photo
 from testing import fake_invokeai
 
@@ -179,3 +181,55 @@ def test_an_image_that_will_not_download_is_counted_and_the_rest_imported(invoke
 
     assert (result.added, result.failed) == (1, 1) and bad in result.errors[0]
     assert list(Photo.objects.values_list("invoke_id", flat=True)) == [good]
+
+
+def _upload(user, data: bytes, name: str) -> Photo:
+    from photos import services as photo_services
+
+    return photo_services.photo_create(owner=user, file=io.BytesIO(data), filename=name, size=len(data)).photo
+
+
+def test_a_heic_goes_to_invokeai_as_a_jpeg_turned_as_the_gallery_shows_it(api, invokeai, user, monkeypatch):
+    from PIL import Image
+
+    from backends.invokeai.client import InvokeAIClient
+    from photos.tests.images import heic_turned, image_bytes
+
+    heic = _upload(user, heic_turned((160, 120), orientation=6), "phone.heic")
+    webp = _upload(user, image_bytes("WEBP", (120, 100)), "a.webp")
+    assert (heic.width, heic.height) == (120, 160)
+    sent: dict[str, bytes] = {}
+    upload = InvokeAIClient.upload_image
+
+    def spy(self, *, data, filename, **kwargs):
+        sent[filename] = data
+        return upload(self, data=data, filename=filename, **kwargs)
+
+    monkeypatch.setattr(InvokeAIClient, "upload_image", spy)
+
+    answer = api.post(
+        "/api/albums/send-to-board/", {"photo_ids": [str(heic.pk), str(webp.pk)], "board_name": "Canvas"}, format="json"
+    )
+
+    assert answer.status_code == 200, answer.content
+    assert (answer.json()["sent"], answer.json()["uploaded"]) == (2, 2)
+    assert set(sent) == {f"{heic.pk}.jpg", f"{webp.pk}.webp"}
+    # A format InvokeAI reads goes as it is.
+    assert sent[f"{webp.pk}.webp"] == storage.absolute(webp.local_storage_path).read_bytes()
+    heic.refresh_from_db()
+    with Image.open(io.BytesIO(invokeai.images[heic.invoke_id].png)) as received:
+        assert received.size == (120, 160)
+        # The stored top-left corner is the upright picture's top-right after a quarter turn clockwise.
+        red, _, blue = received.convert("RGB").getpixel((110, 5))
+        assert blue > 200 and red < 60
+        assert received.convert("RGB").getpixel((5, 5))[0] > 150
+
+
+def test_the_fake_refuses_a_heic_as_invokeai_does(invokeai):
+    from backends.invokeai.errors import InvokeAIError
+    from photos.tests.images import heic_turned
+
+    client = manager.invokeai_client()
+    with pytest.raises(InvokeAIError) as error:
+        client.upload_image(data=heic_turned(), filename="a.heic", category="user")
+    assert "Failed to read image" in error.value.message

@@ -64,3 +64,27 @@ def test_a_board_round_trip(peer, user, gallery_photo):
     mine.refresh_from_db()
     assert on_board == {uploaded.image_name, mine.invoke_id}
     assert client.board_image_names(board.board_id) == []
+
+
+def test_a_heic_reaches_invokeai_as_an_upright_jpeg(peer, user):
+    import io
+
+    from PIL import Image
+
+    from photos import services as photo_services
+    from photos.tests.images import heic_turned
+
+    client, made = peer
+    data = heic_turned((160, 120), orientation=6)
+    heic = photo_services.photo_create(owner=user, file=io.BytesIO(data), filename="phone.heic", size=len(data)).photo
+
+    sent = services.board_send(owner=user, photo_ids=[heic.pk], board_name=f"workflows2-heic-{uuid.uuid4().hex[:8]}")
+    made["boards"].append(sent.board_id)
+
+    assert (sent.sent, sent.uploaded) == (1, 1)
+    heic.refresh_from_db()
+    assert client.board_image_names(sent.board_id) == [heic.invoke_id]
+    with Image.open(io.BytesIO(client.image(heic.invoke_id))) as received:
+        assert received.size == (120, 160)
+        red, _, blue = received.convert("RGB").getpixel((110, 5))
+        assert blue > 200 and red < 60

@@ -250,6 +250,20 @@ class BatchStatus:
         return self.total > 0 and self.completed + self.failed + self.canceled == self.total
 
 
+# The formats InvokeAI's image upload reads (Pillow's names). Its Pillow has no HEIF plugin: a HEIC is refused
+# with 415 "Failed to read image" (seen on 6.14.2).
+UPLOAD_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """One value the server substituted into an item's graph from the batch data."""
+
+    node_path: str
+    field_name: str
+    value: Any
+
+
 @dataclass(frozen=True)
 class QueueItem:
     item_id: int
@@ -261,6 +275,13 @@ class QueueItem:
     image_name: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+    # Every value of the batch data this item ran with (its `field_values`).
+    field_values: tuple[FieldValue, ...] = ()
+
+    def value_of(self, node_path: str, field_name: str) -> Any:
+        """The batch data's value for this node's field in this item, None if the data set none."""
+        found = (v.value for v in self.field_values if (v.node_path, v.field_name) == (node_path, field_name))
+        return next(found, None)
 
     @property
     def finished(self) -> bool:
@@ -342,11 +363,15 @@ def queue_item_from(raw: Any, *, output_node: str, seed_node: str = "seed") -> Q
     the graph makes itself (a workflow's `rand_int`), that node's output in the session's results.
     """
     raw = _dict(raw, "a queue item")
+    field_values = tuple(
+        FieldValue(_str(value, "node_path"), _str(value, "field_name"), value.get("value"))
+        for value in (_dict(value, "a field value") for value in _list(raw.get("field_values") or [], "field_values"))
+    )
     seed = next(
         (
-            _typed(value["value"], int, "the seed")
-            for value in _list(raw.get("field_values") or [], "field_values")
-            if _dict(value, "a field value").get("node_path") == seed_node and value.get("field_name") == "value"
+            _typed(value.value, int, "the seed")
+            for value in field_values
+            if value.node_path == seed_node and value.field_name == "value"
         ),
         None,
     )
@@ -368,6 +393,7 @@ def queue_item_from(raw: Any, *, output_node: str, seed_node: str = "seed") -> Q
         image_name=image_name,
         error_type=_optional(raw, "error_type", str),
         error_message=_optional(raw, "error_message", str),
+        field_values=field_values,
     )
 
 

@@ -12,7 +12,8 @@ useEnqueueWorkflows, validateWorkflow) is what InvokeAI expects, so the app foll
 4. `graph_build`: invocation nodes (not batch or generator nodes), with the inputs the server's templates know
    and that have a value; `default` edges between kept nodes, through connectors; inputs fed by an edge dropped.
 5. `batch_body`: the graph, the workflow as `buildWorkflow` trims it (without its id), origin `workflows`,
-   destination `gallery`, and the batch nodes' items as `data`.
+   destination `gallery`, and the batch nodes' items as `data`; a sweep of form fields over lists of values
+   (the studio's "batch over a field") adds one more group per field, so their values multiply.
 
 The server's node templates come from its `/openapi.json` (`templates_from_openapi`). Everything here is pure:
 no network, no database.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -508,6 +509,24 @@ def batch_data(workflow: dict[str, Any]) -> list[list[dict[str, Any]]]:
     return data
 
 
+def sweep_refused(graph: dict[str, Any], ref: FieldRef) -> str:
+    """Why the form field `ref` cannot be swept by batch data in `graph` ("" if it can): InvokeAI substitutes
+    into a graph node's own input, so the node must run and no edge may feed the input."""
+    if ref.node_id not in graph["nodes"]:
+        return "its node does not run as part of the graph"
+    if any(edge["destination"] == {"node_id": ref.node_id, "field": ref.field_name} for edge in graph["edges"]):
+        return "a connection in the workflow feeds it"
+    return ""
+
+
+def images_made(batch: Mapping[str, Any]) -> int:
+    """How many sessions a batch makes: its runs times the length of each group of its data."""
+    count = int(batch.get("runs", 1))
+    for group in batch.get("data") or []:
+        count *= len(group[0]["items"]) if group else 1
+    return count
+
+
 def embedded_workflow(workflow: dict[str, Any]) -> dict[str, Any]:
     """The copy of the workflow a batch carries (InvokeAI stores it with each image), as `buildWorkflow` trims
     it: known top-level keys, nodes as {id, type, data, position}, edges without UI state, and no id."""
@@ -537,19 +556,32 @@ def batch_body(
     templates: Mapping[str, NodeTemplate],
     *,
     runs: int = 1,
+    sweeps: Mapping[str, Sequence[Any]] | None = None,
     auto_board_id: str | None = None,
     batch_id: str | None = None,
 ) -> dict[str, Any]:
-    """The `enqueue_batch` body that runs `workflow` with the form's `values`, `runs` times."""
-    filled = values_set(migrate(workflow, templates), values)
+    """The `enqueue_batch` body that runs `workflow` with the form's `values`, `runs` times, once for every
+    combination of the `sweeps` (`{"<nodeId>.<fieldName>": [value, ...]}`, the first the outermost loop)."""
+    sweeps = sweeps or {}
+    for name, items in sweeps.items():
+        if not items:
+            raise WorkflowError(f"{name}: a batch over a field needs at least one value.", details={"field": name})
+    # The graph holds each swept field's first value (InvokeAI substitutes the others), so it is whole as sent.
+    filled = values_set(migrate(workflow, templates), {**values, **{name: items[0] for name, items in sweeps.items()}})
+    graph = graph_build(filled, templates, auto_board_id=auto_board_id)
+    data = batch_data(filled)
+    for name, items in sweeps.items():
+        ref = FieldRef.parse(name)
+        if reason := sweep_refused(graph, ref):
+            raise WorkflowError(f"{name} cannot take a list of values: {reason}.", details={"field": name})
+        data.append([{"node_path": ref.node_id, "field_name": ref.field_name, "items": list(items)}])
     batch: dict[str, Any] = {
-        "graph": graph_build(filled, templates, auto_board_id=auto_board_id),
+        "graph": graph,
         "workflow": embedded_workflow(filled),
         "runs": runs,
         "origin": ORIGIN,
         "destination": DESTINATION,
     }
-    data = batch_data(filled)
     if data:
         batch["data"] = data
     if batch_id:

@@ -345,3 +345,34 @@ def test_an_answer_of_the_wrong_shape_is_an_invokeai_error(fake_invokeai, invoke
         run(invoke)
     assert caught.value.code == "invokeai_unexpected_answer", caught.value.message
     assert "is this an InvokeAI 6.x server?" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "field_values",
+    [
+        "seed=1",
+        [["seed", "value", 1]],
+        [{"node_path": 3, "field_name": "value", "value": 1}],
+        [{"field_name": "value", "value": 1}],
+        [{"node_path": "seed", "field_name": "value", "value": "one"}],
+    ],
+)
+def test_an_items_batch_values_of_the_wrong_shape_are_an_invokeai_error(fake_invokeai, invoke, field_values):
+    model = fake_invokeai.model("tiny-sd1")
+    identifier = graphs.ModelIdentifier(**{key: model[key] for key in ("key", "hash", "name", "base", "type")})
+    body = graphs.build_batch(
+        GenerationParameters(model=identifier, prompt="a cat", width=64, height=64, steps=2, seed=1, batch_size=1)
+    )
+    batch = invoke.enqueue(body)
+    fake_invokeai.clock.advance(1)
+    [item] = invoke.queue_items(batch.item_ids, output_node=graphs.OUTPUT_NODE)
+    assert item.value_of("seed", "value") == 1 and item.seed == 1
+
+    def rewrite(real: Response) -> Response:
+        items = json.loads(real.get_data())
+        items[0]["field_values"] = field_values
+        return _json_answer(json.dumps(items).encode())
+
+    fake_invokeai.rewrite_answers("items_by_ids", rewrite)
+    with pytest.raises(InvokeAIError):
+        invoke.queue_items(batch.item_ids, output_node=graphs.OUTPUT_NODE)

@@ -28,6 +28,21 @@ def jpeg_with_orientation(size: tuple[int, int], orientation: int) -> bytes:
     return image_bytes("JPEG", size, exif=exif.tobytes())
 
 
+def heic_turned(size: tuple[int, int] = (160, 120), orientation: int = 6) -> bytes:
+    """A HEIC, as a phone makes one held upright: the sensor's landscape pixels, stored turned by `orientation`
+    (pillow-heif writes it as the file's own rotation), with a blue square in the stored top-left corner."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    image = Image.new("RGB", size, (200, 30, 30))
+    image.paste((0, 0, 255), (0, 0, size[0] // 4, size[1] // 4))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, "HEIF", exif=exif.tobytes(), quality=90)
+    return buffer.getvalue()
+
+
 def truncated(data: bytes, keep: float = 0.6) -> bytes:
     return data[: int(len(data) * keep)]
 

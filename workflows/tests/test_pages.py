@@ -128,3 +128,47 @@ def test_a_photo_imported_from_invokeai_with_a_workflow_opens_it_in_the_studio(o
     page = owner_client.get(f"/studio/workflows/{workflow.pk}/?photo={photo.pk}").content.decode()
     assert "a heron in the reeds" in page and f'<option value="{sd1.key}" selected>' in page
     assert f'name="{exposed(SD15, "width")}" value="64"' in page
+
+
+def test_several_values_for_a_field_run_the_workflow_once_with_each(owner_client, invokeai, follow):
+    _upload(owner_client)
+    workflow = Workflow.objects.get()
+    prompt, width = exposed(SD15, "prompt"), exposed(SD15, "width")
+    page = owner_client.get(f"/studio/workflows/{workflow.pk}/").content.decode()
+    assert f'name="batch:{prompt}"' in page and f'name="batch:{width}"' in page
+    assert f'name="batch:{exposed(SD15, "model")}"' not in page  # InvokeAI's batch data cannot carry a model
+    posted = {
+        exposed(SD15, "model"): CachedModel.objects.get(name="tiny-sd1").key,
+        exposed(SD15, "height"): "64",
+        prompt: "ignored: the batch wins",
+        f"batch:{prompt}": "a red fox\r\n\r\n a grey wolf \r\n",
+        f"batch:{width}": "64",
+        "runs": "1",
+    }
+
+    answer = owner_client.post(f"/studio/workflows/{workflow.pk}/run/", posted)
+
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    step = GenerationStep.objects.get()
+    assert step.parameters["batch"] == {prompt: ["a red fox", "a grey wolf"], width: [64]}
+    follow(step.pk)
+    photos = Photo.objects.filter(step_alternative__step=step).order_by("step_alternative__index")
+    assert [photo.generation_prompt for photo in photos] == ["a red fox", "a grey wolf"]
+    # "Open in the studio" from the second brings the form back with the prompt it was made with.
+    again = owner_client.get(f"/studio/workflows/{workflow.pk}/?photo={photos[1].pk}").content.decode()
+    assert f'<textarea name="{prompt}" rows="3">a grey wolf</textarea>' in again
+
+
+def test_a_bad_value_among_several_is_shown_with_the_values_kept(owner_client, invokeai):
+    _upload(owner_client)
+    workflow = Workflow.objects.get()
+    width = exposed(SD15, "width")
+    posted = {exposed(SD15, "model"): CachedModel.objects.get(name="tiny-sd1").key, f"batch:{width}": "64\nwide"}
+
+    answer = owner_client.post(f"/studio/workflows/{workflow.pk}/run/", posted)
+
+    assert answer.status_code == 400
+    page = answer.content.decode()
+    assert "needs a number. (value 2 of the batch)" in page
+    assert "64\nwide</textarea>" in page and '<details class="batch-values" open>' in page
+    assert not GenerationStep.objects.exists()

@@ -89,3 +89,34 @@ def test_a_workflow_with_a_removed_node_is_refused_with_its_name(real, user):
     assert not GenerationStep.objects.exists()
     # The fixtures the fake's tests use are the peer's own defaults.
     assert workflow_json(SD15)["id"] == _library_id("Text to Image - SD1.5")
+
+
+def test_a_batch_over_two_prompts_gives_an_image_of_each(real, user):
+    workflow = services.workflow_import_from_library(
+        owner=user, invokeai_workflow_id=_library_id("Text to Image - SD1.5")
+    )
+    prompt = exposed(SD15, "prompt")
+    prompts = ["workflows2-test: a red fox", "workflows2-test: a grey wolf"]
+    values = {
+        exposed(SD15, "model"): CachedModel.objects.get(name="tiny-sd1").key,
+        exposed(SD15, "width"): 64,
+        exposed(SD15, "height"): 64,
+    }
+
+    step = services.workflow_run(workflow_id=workflow.pk, owner=user, values=values, batch={prompt: prompts})
+    step = _follow(step.pk)
+
+    assert (step.status, step.images_retrieved, step.images_failed) == ("completed", 2, 0), step.error_message
+    node_id, field_name = prompt.split(".")
+    made = []
+    for alternative in step.alternatives.select_related("photo").order_by("index"):
+        photo = alternative.photo
+        item = requests.get(f"{REAL_URL}/api/v1/queue/default/i/{alternative.item_id}", timeout=30).json()
+        # The prompt InvokeAI substituted for this image is the one its recipe names.
+        used = [value["value"] for value in item["field_values"] if value["node_path"] == node_id]
+        assert used == [photo.generation_params["values"][prompt]]
+        assert item["session"]["graph"]["nodes"][node_id][field_name] == used[0]
+        assert photo.generation_prompt == used[0]
+        assert photo.generation_params["workflow"] == "Text to Image - SD1.5"
+        made.append(used[0])
+    assert made == prompts
