@@ -55,6 +55,18 @@ def _photo_store(settings, tmp_path, request):
 
 
 @pytest.fixture
+def faulty_s3(settings, local_s3, _photo_store):
+    """The photo store is a bucket reached through a proxy that spoils the requests a test picks (1 s timeout)."""
+    from testing.s3 import FaultyS3
+
+    proxy = FaultyS3(local_s3).start()
+    bucket = local_s3.new_bucket()
+    use_bucket(settings, proxy.url, bucket, timeout=1)
+    yield proxy, bucket
+    proxy.stop()
+
+
+@pytest.fixture
 def s3_media(settings, local_s3, _photo_store):
     """This test's photo store is a fresh bucket on the local moto server (whatever TEST_MEDIA says)."""
     bucket = local_s3.new_bucket()
