@@ -99,6 +99,15 @@ def check_photo_bucket(app_configs=None, **kwargs) -> list[CheckMessage]:
         ]
     if not readable:
         return [Error("The photo bucket gave back other bytes than were written.", id="gallery.E030")]
+    if settings.SENDFILE:
+        return [
+            Warning(
+                f"SENDFILE={settings.SENDFILE} does nothing while photos are in a bucket: signed URLs redirect to "
+                "it, and other files are streamed by the app.",
+                hint="Unset SENDFILE (and the proxy's internal location for the photos).",
+                id="gallery.W031",
+            )
+        ]
     return []
 
 

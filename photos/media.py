@@ -28,7 +28,7 @@ import hmac
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
@@ -145,7 +145,7 @@ def send(
             handle = path.open("rb")
             if open_file is not None:
                 with handle:
-                    handle = cast("BinaryIO", open_file(handle))
+                    handle = open_file(handle)
             response = FileResponse(handle, content_type=content_type, filename=filename)
     response["ETag"] = etag
     response["Last-Modified"] = http_date(last_modified)
@@ -200,7 +200,7 @@ def _redirect_to_bucket(relative: str, expires: int, now: float | None) -> HttpR
     """A redirect to the object, presigned to expire with the signed URL (within SigV4's week)."""
     max_age = min(_PRESIGNED_MAX, max(1, expires - int(now if now is not None else time.time())))
     cache_control = f"private, max-age={max_age}, immutable"
-    location = storage.backend().url(
+    location = storage.bucket().url(
         relative,
         parameters={"ResponseContentType": "image/webp", "ResponseCacheControl": cache_control},
         expire=max_age,

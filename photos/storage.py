@@ -25,6 +25,7 @@ either. Deletions wait for the transaction that removed the rows (`delete_files_
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -33,7 +34,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from django.conf import settings
 from django.core.files import File
@@ -65,7 +66,7 @@ def is_local() -> bool:
     return isinstance(backend(), FileSystemStorage)
 
 
-def _bucket() -> PhotoS3Storage:
+def bucket() -> PhotoS3Storage:
     from .s3 import PhotoS3Storage
 
     store = backend()
@@ -135,10 +136,11 @@ def opened(relative: str) -> Iterator[BinaryIO]:
             yield handle
         return
     with _remote_errors("be read"):
-        handle = backend().open(_checked(relative), "rb")
-        handle.file  # noqa: B018 (the download happens here, inside the error mapping)
-    with handle:
-        yield handle  # type: ignore[misc]  # django's File proxies the binary file it wraps
+        remote = backend().open(_checked(relative), "rb")
+        remote.file  # noqa: B018 (the download happens here, inside the error mapping)
+    with remote:
+        # Django's File proxies read, seek and tell to the spooled file it wraps.
+        yield cast("BinaryIO", remote)
 
 
 def read_bytes(relative: str) -> bytes:
@@ -155,7 +157,7 @@ def open_stream(relative: str) -> tuple[BinaryIO, int]:
         handle = absolute(relative).open("rb")
         return handle, os.fstat(handle.fileno()).st_size
     with _remote_errors("be read"):
-        return _bucket().open_stream(_checked(relative))
+        return bucket().open_stream(_checked(relative))
 
 
 def uploaded_path(photo_id: uuid.UUID, day: date, ext: str) -> str:
@@ -200,7 +202,7 @@ def renditions_of(original: str) -> list[str]:
     return [original, thumbnail_path(original), display_path(original)]
 
 
-class StagedFiles:
+class StagedFiles(abc.ABC):
     """Files written aside, then published at their names together, or removed together.
 
     `publish()` belongs inside the transaction that inserts or updates the rows naming the files. If the caller
@@ -208,26 +210,31 @@ class StagedFiles:
     request leaves nothing in the store.
     """
 
+    @abc.abstractmethod
     def temp_path(self, relative: str) -> Path:
         """A local file to write `relative`'s bytes to; it is published with the others."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def write(self, relative: str, data: bytes) -> None:
-        raise NotImplementedError
+        """Stage `data` as the file `relative`."""
 
+    @abc.abstractmethod
     def upload(self) -> None:
         """Send the bytes to the store now (a bucket's objects, at their names), so that `publish()` inside the
         transaction has nothing slow left to do. Only for names no other request can write (fresh ids): an
         object uploaded here is visible at its name before the row that names it."""
 
+    @abc.abstractmethod
     def publish(self) -> None:
-        raise NotImplementedError
+        """Make every staged file visible at its name."""
 
+    @abc.abstractmethod
     def discard(self) -> None:
-        raise NotImplementedError
+        """Remove every file, staged or published."""
 
+    @abc.abstractmethod
     def drop_unpublished(self) -> None:
-        raise NotImplementedError
+        """Remove what was staged and never published (the caller's debris)."""
 
 
 class _DiskFiles(StagedFiles):
@@ -251,6 +258,9 @@ class _DiskFiles(StagedFiles):
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+
+    def upload(self) -> None:
+        pass  # on disk publish() renames in place: nothing travels
 
     def publish(self) -> None:
         for final, temp in self._pending.items():
@@ -332,7 +342,7 @@ def delete_files(relative_paths: Iterable[str]) -> None:
     names = [relative for relative in relative_paths if relative]
     if not is_local():
         try:
-            _bucket().delete_many(_checked(name) for name in names)
+            bucket().delete_many(_checked(name) for name in names)
         except Exception:
             # The rows are gone already: what is left is an orphan object, which costs space, not correctness.
             logger.warning("Could not delete %d photo objects from the bucket", len(names), exc_info=True)
@@ -357,7 +367,7 @@ def delete_folder(relative: str) -> None:
             shutil.rmtree(absolute(relative))
         return
     with _remote_errors("delete files"):
-        names = _bucket().names_under(_checked(relative))
+        names = bucket().names_under(_checked(relative))
     delete_files(names)
 
 

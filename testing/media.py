@@ -16,7 +16,7 @@ def stored_names() -> list[str]:
     if storage.is_local():
         root = storage.root()
         return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
-    return sorted(storage._bucket().names_under(""))
+    return sorted(storage.bucket().names_under(""))
 
 
 def stored_bytes(relative: str) -> bytes:

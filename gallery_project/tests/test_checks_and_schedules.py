@@ -60,6 +60,12 @@ def test_a_working_photo_bucket_passes_and_keeps_nothing(s3_media, local_s3):
     assert local_s3.keys(s3_media) == []
 
 
+def test_sendfile_with_a_bucket_is_a_warning(s3_media, settings):
+    settings.SENDFILE = "x-accel"
+    [warning] = checks.check_photo_bucket()
+    assert warning.id == "gallery.W031"
+
+
 def test_a_missing_bucket_is_an_error_that_names_it(settings, local_s3):
     from conftest import use_bucket
 
