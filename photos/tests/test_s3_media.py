@@ -10,6 +10,7 @@ import zipfile
 import pytest
 import requests
 from django.test import Client
+from playwright.sync_api import expect
 
 from photos import storage
 from photos.models import Photo
@@ -144,3 +145,28 @@ def test_an_upload_works_again_once_the_bucket_does(api, faulty_s3, local_s3):
     assert response.status_code == 201
     photo = Photo.objects.get()
     assert local_s3.keys(bucket) == sorted(storage.renditions_of(photo.local_storage_path))
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("size", [(1440, 900), (390, 844)])
+def test_the_gallery_shows_thumbnails_and_the_lightbox_from_the_bucket(
+    s3_media, logged_in_page, live_server, upload, size
+):
+    """Through the redirect to the presigned object, within the page's Content-Security-Policy (the page fixture
+    fails the test on any violation)."""
+    photos = [upload(f"photo{i}.jpg", image_bytes("JPEG", (800, 600), color=(40 * i, 90, 160))) for i in range(3)]
+    page = logged_in_page
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.goto(f"{live_server.url}/")
+    tiles = page.locator(f"img[src*='{photos[0].local_thumbnail_path}']")
+    expect(tiles).to_have_count(1)
+    page.wait_for_function("() => [...document.images].filter(i => i.src.includes('/media/')).every(i => i.complete)")
+    loaded = page.evaluate("() => [...document.images].filter(i => i.src.includes('/media/')).map(i => i.naturalWidth)")
+    assert len(loaded) == 3 and all(width > 0 for width in loaded)
+    page.screenshot(path=f"/tmp/s3-gallery-{size[0]}.png")
+    tiles.click()
+    display = page.locator(f"img[src*='{storage.display_path(photos[0].local_storage_path)}']")
+    expect(display).to_be_visible()
+    page.wait_for_function("(image) => image.complete && image.naturalWidth > 0", arg=display.element_handle())
+    page.screenshot(path=f"/tmp/s3-lightbox-{size[0]}.png")
