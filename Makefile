@@ -8,7 +8,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 TEST_SETTINGS := DJANGO_SETTINGS_MODULE=gallery_project.settings_test
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev lint check-migrations test-sqlite test-postgres test-redis bench clean
+.PHONY: run test install install-dev lint check-migrations test-sqlite test-postgres test-s3 test-redis bench clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "make: Python 3.11 or newer is needed (python3.11, python3.12, ...)"; exit 1; }
@@ -64,7 +64,19 @@ test-postgres: $(VENV)/.installed-dev
 test-redis: $(VENV)/.installed-dev
 	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/9}" DATABASE_URL=sqlite://:memory: $(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint check-migrations test-sqlite test-postgres
+# The tests of everything that touches photo files once more, each test's photo store a bucket of its own on a
+# local S3 (moto in server mode on 127.0.0.1, TEST_MEDIA=s3; conftest.py): uploads, renditions, serving, the ZIP,
+# share downloads and their cleaning, purge, generation retrieval and previews, board imports, the checks.
+S3_TESTS := photos/tests/test_photo_create.py photos/tests/test_upload_validation.py photos/tests/test_api.py \
+	photos/tests/test_trash.py photos/tests/test_bulk.py photos/tests/test_duplicates.py photos/tests/test_admin.py \
+	photos/tests/test_details.py photos/tests/test_taken.py photos/tests/test_pages.py \
+	generation/tests/test_flow.py generation/tests/test_services.py generation/tests/test_retrieval_limits.py \
+	generation/tests/test_events.py generation/tests/test_controls.py albums/tests/test_share_security.py \
+	albums/tests/test_boards.py gallery_project/tests/test_checks_and_schedules.py
+test-s3: $(VENV)/.installed-dev
+	TEST_MEDIA=s3 DATABASE_URL=sqlite://:memory: $(BIN)/pytest $(S3_TESTS) $(PYTEST_ARGS)
+
+test: lint check-migrations test-sqlite test-postgres test-s3
 
 bench: $(VENV)/.installed-dev
 	$(PIP) install -e '.[bench]'

@@ -10,16 +10,68 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
+from gallery_project.settings import media_storage
 from testing.accounts import owner_account
+
+# TEST_MEDIA=s3 (`make test-s3`): every test's photo store is a bucket of its own on a local moto server.
+TEST_MEDIA = os.environ.get("TEST_MEDIA", "disk")
+
+
+@pytest.fixture(scope="session")
+def local_s3():
+    """moto's S3 in server mode on 127.0.0.1 (a free port), for the whole run."""
+    from testing.s3 import LocalS3
+
+    server = LocalS3().start()
+    yield server
+    server.stop()
+
+
+def use_bucket(settings, endpoint_url: str, bucket: str, **options) -> None:
+    """Keep the photo store in `bucket`, as AWS_STORAGE_BUCKET_NAME and AWS_S3_ENDPOINT_URL would."""
+    from gallery_project.settings import media_image_sources
+    from testing.s3 import bucket_storage
+
+    policy = settings.CONTENT_SECURITY_POLICY
+    sources = media_image_sources(bucket, endpoint_url)
+    settings.CONTENT_SECURITY_POLICY = {**policy, "DIRECTIVES": {**policy["DIRECTIVES"], "img-src": sources}}
+    settings.AWS_STORAGE_BUCKET_NAME = bucket
+    settings.AWS_S3_ENDPOINT_URL = endpoint_url
+    settings.STORAGES = {**settings.STORAGES, "media": bucket_storage(endpoint_url, bucket, **options)}
 
 
 @pytest.fixture(autouse=True)
-def _photo_store(settings, tmp_path):
-    """Every test gets its own empty DATA_DIR, so files from one test never leak into another."""
+def _photo_store(settings, tmp_path, request):
+    """Every test gets its own empty DATA_DIR and photo store, so files from one test never leak into another."""
     settings.DATA_DIR = tmp_path / "data"
     settings.PHOTOS_DIR = settings.DATA_DIR / "photos"
     settings.PHOTOS_DIR.mkdir(parents=True)
+    if TEST_MEDIA == "s3" and not request.node.get_closest_marker("local_media"):
+        s3 = request.getfixturevalue("local_s3")
+        use_bucket(settings, s3.url, s3.new_bucket())
+    else:
+        settings.STORAGES = {**settings.STORAGES, "media": media_storage(location=settings.PHOTOS_DIR)}
     return settings.PHOTOS_DIR
+
+
+@pytest.fixture
+def faulty_s3(settings, local_s3, _photo_store):
+    """The photo store is a bucket reached through a proxy that spoils the requests a test picks (1 s timeout)."""
+    from testing.s3 import FaultyS3
+
+    proxy = FaultyS3(local_s3).start()
+    bucket = local_s3.new_bucket()
+    use_bucket(settings, proxy.url, bucket, timeout=1)
+    yield proxy, bucket
+    proxy.stop()
+
+
+@pytest.fixture
+def s3_media(settings, local_s3, _photo_store):
+    """This test's photo store is a fresh bucket on the local moto server (whatever TEST_MEDIA says)."""
+    bucket = local_s3.new_bucket()
+    use_bucket(settings, local_s3.url, bucket)
+    return bucket
 
 
 @pytest.fixture(autouse=True)

@@ -238,9 +238,9 @@ def share_photo_file(request: HttpRequest, token: str, photo_id: str, variant: s
     if not link.allow_download:
         raise Http404
 
-    def open_counted(path: Path) -> BinaryIO:
+    def open_counted(original: BinaryIO) -> BinaryIO:
         try:
-            cleaned = metadata.shareable_copy(path, keep_details=link.show_details)
+            cleaned = metadata.shareable_copy(original, keep_details=link.show_details)
         except metadata.NotCleanable as exc:
             # Refused rather than sent with the owner's location or hidden details; the owner still has the file.
             logger.warning("Shared photo %s not sent: it could not be cleaned (%s)", photo.pk, exc)

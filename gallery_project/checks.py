@@ -1,4 +1,5 @@
-"""System checks for the environment the app runs in: image codecs, a writable DATA_DIR, backend settings."""
+"""System checks for the environment the app runs in: image codecs, a writable DATA_DIR (and photo bucket),
+backend settings."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import re
 import stat
 import tempfile
+import uuid
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -62,6 +64,48 @@ def check_data_dir(app_configs=None, **kwargs) -> list:
                 f"DATA_DIR {data_dir} is open to other accounts on this machine (photos, database, secret key).",
                 hint=f"chmod 700 {data_dir}",
                 id="gallery.W010",
+            )
+        ]
+    return []
+
+
+@register(Tags.compatibility)
+def check_photo_bucket(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """With photos in a bucket: that it answers and takes, gives back, lists and deletes an object, as every
+    upload, view, preview sweep and purge will."""
+    from django.core.files.base import ContentFile
+
+    from photos import storage
+
+    if storage.is_local():
+        return []
+    name = f".write-check/{uuid.uuid4().hex}"
+    backend = storage.backend()
+    try:
+        backend.save(name, ContentFile(b"photo-studio write check"))
+        readable = storage.read_bytes(name) == b"photo-studio write check"
+        storage.subfolders(".write-check")
+        backend.delete(name)
+    except Exception as exc:
+        problem = exc.message if isinstance(exc, storage.StoreUnavailable) else f"{type(exc).__name__}: {exc}"
+        return [
+            Error(
+                f"The photo bucket {settings.AWS_STORAGE_BUCKET_NAME!r} at {settings.AWS_S3_ENDPOINT_URL or 'AWS'} "
+                f"cannot be used: {problem}",
+                hint="Check AWS_STORAGE_BUCKET_NAME, AWS_S3_ENDPOINT_URL, AWS_S3_REGION_NAME and the keys; the "
+                "bucket must exist and the keys need PutObject, GetObject, ListBucket and DeleteObject on it.",
+                id="gallery.E030",
+            )
+        ]
+    if not readable:
+        return [Error("The photo bucket gave back other bytes than were written.", id="gallery.E030")]
+    if settings.SENDFILE:
+        return [
+            Warning(
+                f"SENDFILE={settings.SENDFILE} does nothing while photos are in a bucket: signed URLs redirect to "
+                "it, and other files are streamed by the app.",
+                hint="Unset SENDFILE (and the proxy's internal location for the photos).",
+                id="gallery.W031",
             )
         ]
     return []

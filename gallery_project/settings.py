@@ -8,6 +8,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from csp.constants import NONE, SELF
@@ -169,9 +170,74 @@ STATIC_ROOT = DATA_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Files browsers ask for at the site's root (favicon.ico), served there by WhiteNoise before any login check.
 WHITENOISE_ROOT = BASE_DIR / "public"
+# --- Photo files: on the local disk (DATA_DIR/photos) unless a bucket is named ---
+# django-storages' own variable names; with AWS_STORAGE_BUCKET_NAME set, originals, renditions, generated images
+# and previews live in that S3-compatible bucket (README: "Photos in S3-compatible storage").
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
+# Seconds one request to the bucket may wait to connect, and for each answer; a stalled bucket then fails the
+# upload with a clear error (after botocore's retries) instead of holding the request.
+S3_TIMEOUT = env.float("S3_TIMEOUT", default=20)
+
+
+def media_storage(
+    bucket: str = "",
+    *,
+    location: Path = PHOTOS_DIR,
+    endpoint_url: str | None = AWS_S3_ENDPOINT_URL,
+    region: str | None = AWS_S3_REGION_NAME,
+    access_key: str | None = AWS_ACCESS_KEY_ID,
+    secret_key: str | None = AWS_SECRET_ACCESS_KEY,
+    timeout: float = S3_TIMEOUT,
+) -> dict:
+    """The STORAGES entry for photo files: the bucket's, or the private photo directory's."""
+    if not bucket:
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": location, "file_permissions_mode": 0o600, "directory_permissions_mode": 0o700},
+        }
+    from botocore.config import Config
+
+    return {
+        "BACKEND": "photos.s3.PhotoS3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url,
+            "region_name": region,
+            "access_key": access_key,
+            "secret_key": secret_key,
+            # Names come from ids: an existing key is the same file written again, never another one's.
+            "file_overwrite": True,
+            # A file read whole (to decode or clean it) spills to a temporary file beyond this.
+            "max_memory_size": 8 * 1024 * 1024,
+            "client_config": Config(
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                retries={"max_attempts": 3, "mode": "standard"},
+                signature_version="s3v4",
+                s3={"addressing_style": "path"} if endpoint_url else {},
+            ),
+        },
+    }
+
+
+def media_image_sources(bucket: str, endpoint_url: str | None) -> list[str]:
+    """Where pages may load images from: the site, and the bucket, which signed thumbnail URLs redirect to."""
+    if not bucket:
+        return [SELF]
+    if not endpoint_url:
+        return [SELF, "https://*.amazonaws.com"]
+    parts = urlsplit(endpoint_url)
+    return [SELF, f"{parts.scheme}://{parts.netloc}"]
+
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "media": media_storage(AWS_STORAGE_BUCKET_NAME),
 }
 # --- Photo files ---
 # Seconds a signed thumbnail or lightbox URL works at least (at most twice this); pages reloaded within it mint
@@ -210,7 +276,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF],
+        "img-src": media_image_sources(AWS_STORAGE_BUCKET_NAME, AWS_S3_ENDPOINT_URL),
         "connect-src": [SELF],
         "font-src": [SELF],
         "object-src": [NONE],

@@ -349,7 +349,7 @@ class GenerationStepViewSet(viewsets.GenericViewSet):
         """The latest denoising preview of a running item (`live_items[].preview_url`)."""
         step = selectors.step_get(step_id=pk, owner=request.user)
         try:
-            handle = storage.absolute(storage.preview_path(step.pk, int(item_id))).open("rb")
+            handle, _ = storage.open_stream(storage.preview_path(step.pk, int(item_id)))
         except FileNotFoundError:
             raise NotFound(
                 "This item has no preview: it has not started denoising, or it has finished.", code="no_preview"

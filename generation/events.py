@@ -40,6 +40,7 @@ from backends.invokeai.errors import InvokeAIError
 from backends.invokeai.events import EventStream
 from backends.invokeai.graphs import OUTPUT_NODE
 from gallery_project.errors import AppError
+from photos.storage import StoreUnavailable
 
 from . import follower, previews, retrieval
 from .models import GenerationStep, ItemProgress
@@ -94,6 +95,8 @@ def _progress(step: GenerationStep, item_id: int, payload: dict[str, Any]) -> st
             previews.preview_write(step_id=step.pk, item_id=item_id, jpeg=previews.preview_encode(data_url))
         except previews.BadPreview as exc:
             logger.info("Step %s, item %s: preview refused: %s", step.pk, item_id, exc)
+        except StoreUnavailable:
+            pass  # logged by the store; the next denoising step brings another preview
         else:
             _last_preview[key] = time.monotonic()
             fields["preview_at"] = now

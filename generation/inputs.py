@@ -32,7 +32,7 @@ def snapped_size(*, width: int, height: int, side: int, multiple: int) -> tuple[
 
 
 def _opened_rgb(photo: Photo, *, keep_alpha: bool = False) -> Image.Image:
-    with Image.open(storage.absolute(photo.local_storage_path)) as opened:
+    with storage.opened(photo.local_storage_path) as handle, Image.open(handle) as opened:
         image = ImageOps.exif_transpose(opened)
         has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
         image = image.convert("RGBA" if keep_alpha and has_alpha else "RGB")

@@ -12,7 +12,6 @@ import base64
 import binascii
 import io
 import logging
-import shutil
 from collections.abc import Sequence
 
 from django.db import transaction
@@ -76,21 +75,15 @@ def previews_clear(*, step_id: int, item_ids: Sequence[int] | None = None) -> No
 
 def _remove_directory(step_id: object) -> None:
     try:
-        shutil.rmtree(storage.absolute(f"previews/{step_id}"), ignore_errors=False)
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError):
+        storage.delete_folder(f"{storage.PREVIEWS}/{step_id}")
+    except (OSError, ValueError, storage.StoreUnavailable):
         logger.warning("Could not delete the previews of step %s", step_id, exc_info=True)
 
 
 def previews_sweep() -> int:
     """Remove the live state and files of steps no longer running (left by a crash or a late event)."""
     ItemProgress.objects.exclude(step__status=GenerationStep.Status.RUNNING).delete()
-    try:
-        directories = [path for path in storage.absolute("previews").iterdir() if path.is_dir()]
-    except FileNotFoundError:
-        return 0
-    named = {path.name: path for path in directories if path.name.isdigit()}
+    named = [name for name in storage.subfolders(storage.PREVIEWS) if name.isdigit()]
     running = {
         str(pk)
         for pk in GenerationStep.objects.filter(pk__in=[int(name) for name in named], status="running").values_list(

@@ -188,6 +188,9 @@ def _retrieve(step: GenerationStep, photos: Sequence[Photo]) -> Retrieved:
             photo_services.generated_photo_retrieval_failed(
                 photo_id=photo.pk, error=f"The image could not be written to the photo store: {exc}."
             )
+        except storage.StoreUnavailable as exc:
+            # A retry stores it once the bucket answers again.
+            photo_services.generated_photo_retrieval_failed(photo_id=photo.pk, error=exc.message)
     if stored:
         images_generated.send(sender=GenerationStep, count=stored, backend_url=step.backend_url)
         step_counts_refresh(step_id=step.pk)

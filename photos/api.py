@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
@@ -48,14 +47,14 @@ def serve_photo_file(
     variant: str,
     *,
     cache_control: str = _IMMUTABLE,
-    open_file: Callable[[Path], BinaryIO] | None = None,
+    open_file: Callable[[BinaryIO], BinaryIO] | None = None,
     download_name: str | None = None,
 ) -> HttpResponseBase:
     """Send one of a photo's files with validators for conditional GET (files never change once written).
 
-    `open_file`, if given, is called only when the body is sent (not for a 304), with the file's absolute path;
-    it returns a cleaned copy to send instead of the file itself, or raises to refuse. An original is offered under
-    `download_name`, or else under the name it was uploaded with.
+    `open_file`, if given, is called only when the body is sent (not for a 304), with the stored file open for
+    reading; it returns a cleaned copy to send instead of the file itself, or raises to refuse. An original is
+    offered under `download_name`, or else under the name it was uploaded with.
     """
     if not photo.is_available:
         raise NotFound("This photo's image has not been retrieved yet.", code="not_retrieved")

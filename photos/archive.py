@@ -79,7 +79,7 @@ def _date_time(moment: datetime) -> tuple[int, int, int, int, int, int]:
 def _read_ahead(photo: Photo) -> None:
     """Ask the kernel to start reading the next photo's file while this one is checksummed and sent: the disk
     and the CPU then work at once (measured: bench/zip_download.py)."""
-    if not hasattr(os, "posix_fadvise"):
+    if not hasattr(os, "posix_fadvise") or not storage.is_local():
         return
     try:
         fd = os.open(storage.absolute(photo.local_storage_path), os.O_RDONLY)
@@ -94,8 +94,9 @@ def _read_ahead(photo: Photo) -> None:
 def zip_stream(photos: Iterable[Photo]) -> Iterator[bytes]:
     """The ZIP of the photos' originals, in chunks, each entry dated when its photo was taken.
 
-    A file that has gone from the store since the request was checked cannot be reported any more (the
-    answer has started); it is listed in `missing-files.txt` at the end of the archive instead.
+    A file that has gone from the store since the request was checked (or that the bucket would not give)
+    cannot be reported any more (the answer has started); it is listed in `missing-files.txt` at the end of the
+    archive instead.
     """
     sink = _Chunks()
     used: set[str] = set()
@@ -104,8 +105,9 @@ def zip_stream(photos: Iterable[Photo]) -> Iterator[bytes]:
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for index, photo in enumerate(photos):
             try:
-                source = storage.absolute(photo.local_storage_path).open("rb")
-            except FileNotFoundError:
+                # From a bucket, a stream read as it is sent: one chunk of it in memory at a time.
+                source, _ = storage.open_stream(photo.local_storage_path)
+            except (FileNotFoundError, storage.StoreUnavailable):
                 missing.append(f"{photo.pk} {photo.filename}")
                 continue
             if index + 1 < len(photos):

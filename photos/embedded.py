@@ -56,19 +56,24 @@ _PNG_TEXT_READ = 4096
 _PNG_MAX_CHUNKS = 10_000
 
 
-def taken_at(path: Path) -> datetime | None:
-    """When the picture in the file at `path` was taken, or None if the file does not say (plausibly)."""
+def taken_at(source: Path | BinaryIO) -> datetime | None:
+    """When the picture in the file (at a path, or an open seekable file) was taken, or None if the file does not
+    say (plausibly)."""
     try:
-        with path.open("rb") as handle:
+        with source.open("rb") if isinstance(source, Path) else contextlib.nullcontext(source) as handle:
             found = _exif_date(handle)
             if found is None and handle.seek(0) == 0 and handle.read(8) == _PNG_SIGNATURE:
                 found = _png_date(handle)
     except Exception:
         # Pillow's and pillow-heif's readers raise whatever a garbled block makes them raise; a date is never
         # worth refusing a photo that has already passed validation.
-        logger.warning("Could not read the date of %s", path.name, exc_info=True)
+        logger.warning("Could not read the date of %s", _name(source), exc_info=True)
         return None
     return found if found is not None and _plausible(found) else None
+
+
+def _name(source: Path | BinaryIO) -> str:
+    return Path(str(getattr(source, "name", "") or "")).name
 
 
 def _plausible(moment: datetime) -> bool:
@@ -247,15 +252,15 @@ def _degrees(value: object, reference: object) -> float | None:
     return -decimal if _text(reference).upper() in ("S", "W") else decimal
 
 
-def camera_details(path: Path) -> CameraDetails:
-    """The camera, lens, exposure and location the file at `path` records (nothing for a file without EXIF)."""
+def camera_details(source: Path | BinaryIO) -> CameraDetails:
+    """The camera, lens, exposure and location the file records (nothing for a file without EXIF)."""
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             exif = image.getexif()
         sub = exif.get_ifd(ExifTags.IFD.Exif)
         gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
     except Exception:
-        logger.warning("Could not read the EXIF of %s", path.name, exc_info=True)
+        logger.warning("Could not read the EXIF of %s", _name(source), exc_info=True)
         return CameraDetails()
     make, model = _text(exif.get(ExifTags.Base.Make)), _text(exif.get(ExifTags.Base.Model))
     # Many cameras repeat the make in the model ("Canon" / "Canon EOS R5").

@@ -387,7 +387,7 @@ def verify(source: BinaryIO, filename: str, file_type: FileType, *, min_side: in
         return size
 
 
-def portable_copy(source: Path, filename: str, file_type: FileType) -> tuple[bytes, str]:
+def portable_copy(source: Path | BinaryIO, filename: str, file_type: FileType) -> tuple[bytes, str]:
     """The image as a JPEG (a PNG if it has transparency) and that extension, for a tool that cannot read its
     format (InvokeAI reads no HEIC): full size, its orientation turned into the pixels, its colour profile
     kept, no other metadata. Decoded within the decode budget; the turned copy takes no more than the decode's

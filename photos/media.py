@@ -10,11 +10,18 @@ the browser's cache answers them.
 Bytes leave by the fastest route the deployment has (`SENDFILE`): gunicorn's sendfile(2) through
 wsgi.file_wrapper by default, or a front proxy told by a header to send the file itself (`x-accel` for nginx
 and Caddy, `x-sendfile` for Apache and lighttpd).
+
+With photos in a bucket, a signed URL answers with a redirect to a presigned URL of the object that expires
+when the signed URL does (so it grants nothing more, and the browser caches both for as long); the check is the
+same HMAC and the presigning is local arithmetic, so still no database and no request to the bucket. Every
+other file (an owner's original, a share link's files, which must stop with the link) is streamed from the
+bucket through the app after its checks, a chunk at a time.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -36,6 +43,8 @@ PREFIX = "/media/"
 _SIGNABLE = storage.THUMBNAILS + "/"
 _SALT = "photos.media.signed_url"
 _SIGNATURE_BYTES = 16
+# SigV4 presigned URLs live at most a week.
+_PRESIGNED_MAX = 7 * 24 * 60 * 60
 
 
 def _signable(relative: str) -> bool:
@@ -83,10 +92,6 @@ def verify(path: str, *, now: float | None = None) -> tuple[str, int] | None:
     return None
 
 
-def _open(path: Path) -> BinaryIO:
-    return path.open("rb")
-
-
 def send(
     request: HttpRequest,
     relative: str,
@@ -96,20 +101,31 @@ def send(
     etag: str,
     last_modified: int,
     cache_control: str,
-    open_file: Callable[[Path], BinaryIO] | None = None,
+    open_file: Callable[[BinaryIO], BinaryIO] | None = None,
     filename: str = "",
 ) -> HttpResponseBase:
-    """Send a stored file with validators for conditional GET, by the route `SENDFILE` names.
+    """Send a stored file with validators for conditional GET, by the route `SENDFILE` names (on disk), or
+    streamed from the bucket.
 
-    `open_file`, when given, makes a copy to send instead of the file itself (a share's cleaned original): such
-    a copy is not on disk for a proxy to find, so it always goes through the app. It is called only when a body
-    is sent, never for a 304, and may raise to refuse. A missing file raises FileNotFoundError. `path`, the
-    file's absolute path, saves resolving `relative` again when the caller has it.
+    `open_file`, when given, makes a copy to send instead of the file itself (a share's cleaned original) from
+    the stored file open for reading: such a copy is not on disk for a proxy to find, so it always goes through
+    the app. It is called only when a body is sent, never for a 304, and may raise to refuse. A missing file
+    raises FileNotFoundError. `path`, the file's absolute path on disk, saves resolving `relative` again when the
+    caller has it.
     """
     response: HttpResponseBase
     not_modified = get_conditional_response(request, etag=etag, last_modified=last_modified)
     if not_modified is not None:
         response = not_modified
+    elif not storage.is_local():
+        handle, size = storage.open_stream(relative)
+        if open_file is not None:
+            with contextlib.closing(handle):
+                handle = open_file(handle)
+        response = FileResponse(handle, content_type=content_type, filename=filename)
+        if open_file is None:
+            # FileResponse cannot measure a network stream; the bucket said how long it is.
+            response["Content-Length"] = str(size)
     else:
         path = path or storage.absolute(relative)
         mode = settings.SENDFILE
@@ -126,7 +142,10 @@ def send(
                 response["Content-Disposition"] = content_disposition_header(False, filename) or ""
         else:
             # FileResponse hands the open file to the WSGI server's file_wrapper: gunicorn sends it with sendfile(2).
-            handle = (open_file or _open)(path)
+            handle = path.open("rb")
+            if open_file is not None:
+                with handle:
+                    handle = open_file(handle)
             response = FileResponse(handle, content_type=content_type, filename=filename)
     response["ETag"] = etag
     response["Last-Modified"] = http_date(last_modified)
@@ -152,9 +171,11 @@ def serve_signed(request: HttpRequest, *, now: float | None = None) -> HttpRespo
     if granted is None:
         return _not_found()
     relative, expires = granted
+    if not storage.is_local():
+        return _redirect_to_bucket(relative, expires, now)
     # Not storage.absolute(): resolving every component cost more than the rest of the answer, and only paths
     # the app signed get here; ".." is refused all the same, should a signed path ever carry one.
-    path = settings.PHOTOS_DIR / relative
+    path = storage.root() / relative
     try:
         stat = path.stat()
     except OSError:
@@ -173,6 +194,22 @@ def serve_signed(request: HttpRequest, *, now: float | None = None) -> HttpRespo
         )
     except FileNotFoundError:
         return _not_found()
+
+
+def _redirect_to_bucket(relative: str, expires: int, now: float | None) -> HttpResponse:
+    """A redirect to the object, presigned to expire with the signed URL (within SigV4's week)."""
+    max_age = min(_PRESIGNED_MAX, max(1, expires - int(now if now is not None else time.time())))
+    cache_control = f"private, max-age={max_age}, immutable"
+    location = storage.bucket().url(
+        relative,
+        parameters={"ResponseContentType": "image/webp", "ResponseCacheControl": cache_control},
+        expire=max_age,
+    )
+    response = HttpResponse(status=302)
+    response["Location"] = location
+    response["Cache-Control"] = cache_control
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 class SignedMediaMiddleware:

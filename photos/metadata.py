@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -59,10 +60,13 @@ class NotCleanable(Exception):
     """The file holds data a copy must not carry, in a form that cannot be removed without re-encoding it."""
 
 
-def shareable_copy(path: Path, *, keep_details: bool) -> io.BytesIO:
-    """The file at `path` as someone it is shared with gets it, as an in-memory file (see the module's doc);
-    `keep_details` keeps the generation text the owner chose to show."""
-    data = bytearray(path.read_bytes())
+def shareable_copy(source: Path | BinaryIO, *, keep_details: bool) -> io.BytesIO:
+    """The file (at a path, or open for reading) as someone it is shared with gets it, as an in-memory file (see
+    the module's doc); `keep_details` keeps the generation text the owner chose to show.
+
+    The whole original is held while it is cleaned (an upload is at most MAX_UPLOAD_SIZE): patching in place
+    needs every offset, and the copy must be checked whole before its first byte leaves."""
+    data = bytearray(source.read_bytes() if isinstance(source, Path) else source.read())
     strip_text = not keep_details
     if data.startswith(b"\xff\xd8"):
         data = _clean_jpeg(data, strip_text=strip_text)

@@ -285,7 +285,12 @@ def photo_camera_details(*, photo: Photo) -> embedded.CameraDetails:
     """The camera, exposure and location recorded in the photo's original (for its owner's eyes only)."""
     if not photo.is_available:
         return embedded.CameraDetails()
-    return embedded.camera_details(storage.absolute(photo.local_storage_path))
+    try:
+        with storage.opened(photo.local_storage_path) as handle:
+            return embedded.camera_details(handle)
+    except (FileNotFoundError, storage.StoreUnavailable):
+        # The details are extra: the lightbox opens without them.
+        return embedded.CameraDetails()
 
 
 def owned_photo_ids(*, owner: Owner, photo_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:

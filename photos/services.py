@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Any, BinaryIO, TypeGuard
 
 from django.conf import settings
@@ -66,8 +67,8 @@ def photo_create(
     modification time), else the upload time. An image another generator made (`ai_recipe`) is stored as
     generated, with its recipe.
 
-    Either everything lands (original, thumbnail, display image, row) or nothing does: files are written
-    under temporary names, renamed into place inside the transaction, and removed again if anything fails.
+    Either everything lands (original, thumbnail, display image, row) or nothing does: files are staged
+    (`storage.staged`), published with the row, and removed again if anything fails.
     """
     file_type = imaging.file_type_for(filename)
     imaging.check_size(filename, size)
@@ -89,6 +90,8 @@ def photo_create(
         recipe = ai_recipe.read(temp)
         # The owner's own photos only: another account's would tell that it holds the same image.
         duplicate_of = list(live_photos(owner=owner).filter(checksum=checksum).values_list("id", flat=True))
+        # Names from a fresh id: sent to a bucket before the transaction, which then holds no lock while they travel.
+        files.upload()
         with transaction.atomic():
             photo = Photo.objects.create(
                 id=photo_id,
@@ -141,12 +144,14 @@ def photo_display_rendition(*, photo: Photo) -> str:
     if not photo.is_available:
         return ""
     relative = storage.display_path(photo.local_storage_path)
-    if not storage.absolute(relative).exists():
-        source = storage.absolute(photo.local_storage_path)
-        if not source.exists():
-            raise NotFound("This photo's file is missing from the photo store.", code="file_missing")
+    if not storage.exists(relative):
         file_type = imaging.file_type_for(photo.local_storage_path)
-        rendered = imaging.render(source, source.name, file_type, (settings.DISPLAY_SIZE,), min_side=1)
+        try:
+            with storage.opened(photo.local_storage_path) as source:
+                name = PurePosixPath(photo.local_storage_path).name
+                rendered = imaging.render(source, name, file_type, (settings.DISPLAY_SIZE,), min_side=1)
+        except FileNotFoundError:
+            raise NotFound("This photo's file is missing from the photo store.", code="file_missing") from None
         with storage.staged() as files:
             files.write(relative, rendered.renditions[settings.DISPLAY_SIZE])
             files.publish()
@@ -285,6 +290,8 @@ def generated_photo_store(*, photo_id: uuid.UUID, image: PreparedImage, relative
                 )
             )
             if stored:
+                # Not uploaded before the UPDATE: two workers storing one image share its name, and only the one
+                # that claimed the row may write it (or, failing, delete it). The row stays locked meanwhile.
                 files.publish()
     return Photo.objects.get(pk=photo_id) if stored else None
 
@@ -326,7 +333,7 @@ def generated_photo_selection_copy(*, photo_id: uuid.UUID) -> list[str]:
     copies = _selection_copies(photo)
     if not photo.is_available or not copies:
         raise Conflict("Only a downloaded generated image can be chosen.", code="not_retrieved")
-    data = storage.absolute(photo.local_storage_path).read_bytes()
+    data = storage.read_bytes(photo.local_storage_path)
     with storage.staged() as files:
         for relative in copies:
             files.write(relative, data)
@@ -441,7 +448,11 @@ def photo_taken_backfill(*, batch_size: int = 500, progress: Callable[[int], obj
         (todo.filter(pk__gt=last) if last else todo).values_list("pk", "local_storage_path")[:batch_size]
     ):
         for pk, relative in batch:
-            found = embedded.taken_at(storage.absolute(relative))
+            try:
+                with storage.opened(relative) as handle:
+                    found = embedded.taken_at(handle)
+            except FileNotFoundError:
+                found = None
             if found is not None:
                 changed += Photo.objects.filter(pk=pk, taken_at=F("created_at")).update(taken_at=found)
         read += len(batch)
@@ -476,8 +487,9 @@ def photo_bulk_update(*, owner: Owner, photo_ids: Sequence[uuid.UUID], action: B
 def photo_file_in(*, photo: Photo, formats: Collection[str]) -> tuple[bytes, str]:
     """The photo's file for a tool that reads only `formats` (Pillow's names), and its extension: the original
     if it is in one of them, else a JPEG (or PNG) copy made from it (`imaging.portable_copy`)."""
-    path = storage.absolute(photo.local_storage_path)
     file_type = imaging.file_type_for(photo.local_storage_path)
     if file_type.pil_format in formats:
-        return path.read_bytes(), file_type.ext
-    return imaging.portable_copy(path, photo.filename or path.name, file_type)
+        return storage.read_bytes(photo.local_storage_path), file_type.ext
+    with storage.opened(photo.local_storage_path) as source:
+        name = photo.filename or PurePosixPath(photo.local_storage_path).name
+        return imaging.portable_copy(source, name, file_type)

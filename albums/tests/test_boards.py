@@ -215,7 +215,7 @@ def test_a_heic_goes_to_invokeai_as_a_jpeg_turned_as_the_gallery_shows_it(api, i
     assert (answer.json()["sent"], answer.json()["uploaded"]) == (2, 2)
     assert set(sent) == {f"{heic.pk}.jpg", f"{webp.pk}.webp"}
     # A format InvokeAI reads goes as it is.
-    assert sent[f"{webp.pk}.webp"] == storage.absolute(webp.local_storage_path).read_bytes()
+    assert sent[f"{webp.pk}.webp"] == storage.read_bytes(webp.local_storage_path)
     heic.refresh_from_db()
     with Image.open(io.BytesIO(invokeai.images[heic.invoke_id].png)) as received:
         assert received.size == (120, 160)

@@ -124,12 +124,12 @@ def test_a_valid_token_serves_every_url(client, shared):
 def test_a_display_image_not_made_yet_is_made_for_the_visitor(client, shared):
     """Generated photos get their lightbox rendition on first view; a visitor may be the first."""
     photo = shared["inside"][2]
-    display = storage.absolute(storage.display_path(photo.local_storage_path))
-    display.unlink()
+    display = storage.display_path(photo.local_storage_path)
+    storage.delete_files([display])
     response = client.get(f"/s/{shared['token']}/photos/{photo.pk}/display")
     assert response.status_code == 200
     assert body_of(response)[:4] == b"RIFF"
-    assert display.exists()
+    assert storage.exists(display)
 
 
 def _revoked(shared):

@@ -53,3 +53,39 @@ def test_setup_schedules_is_idempotent_and_removes_stale_ones():
     for job in SCHEDULES:
         schedule = Schedule.objects.get(name=job.name)
         assert (schedule.func, schedule.minutes, schedule.repeats) == (job.func, job.minutes, -1)
+
+
+def test_a_working_photo_bucket_passes_and_keeps_nothing(s3_media, local_s3):
+    assert checks.check_photo_bucket() == []
+    assert local_s3.keys(s3_media) == []
+
+
+def test_sendfile_with_a_bucket_is_a_warning(s3_media, settings):
+    settings.SENDFILE = "x-accel"
+    [warning] = checks.check_photo_bucket()
+    assert warning.id == "gallery.W031"
+
+
+def test_a_missing_bucket_is_an_error_that_names_it(settings, local_s3):
+    from conftest import use_bucket
+
+    use_bucket(settings, local_s3.url, "no-such-bucket")
+    [error] = checks.check_photo_bucket()
+    assert error.id == "gallery.E030"
+    assert "'no-such-bucket'" in error.msg and local_s3.url in error.msg
+    assert "PutObject" in error.hint
+
+
+def test_an_endpoint_that_does_not_answer_is_an_error(settings):
+    from conftest import use_bucket
+    from testing.s3 import free_port
+
+    use_bucket(settings, f"http://127.0.0.1:{free_port()}", "photos", timeout=1)
+    [error] = checks.check_photo_bucket()
+    assert error.id == "gallery.E030"
+    assert "Could not connect" in error.msg
+
+
+@pytest.mark.local_media
+def test_the_local_disk_needs_no_bucket_check():
+    assert checks.check_photo_bucket() == []

@@ -181,7 +181,7 @@ def test_a_small_control_image_is_not_enlarged(invokeai, gallery_photo):
     photo = gallery_photo(size=(300, 200), plain=True)
     with Image.open(io.BytesIO(inputs.control_image(photo=photo))) as image:
         assert image.size == (300, 200)
-    assert storage.absolute(photo.local_storage_path).exists()
+    assert storage.exists(photo.local_storage_path)
 
 
 def test_reuse_brings_back_every_control(invokeai, session, user, gallery_photo):

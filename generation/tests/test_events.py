@@ -7,6 +7,7 @@ import base64
 import io
 import threading
 import time
+from pathlib import PurePosixPath
 
 import pytest
 from PIL import Image
@@ -16,6 +17,7 @@ from generation import events, follower, previews, services
 from generation.models import GenerationStep, ItemProgress, StepAlternative
 from photos import storage
 from photos.models import Photo
+from testing.media import stored_names
 
 from .conftest import step_request
 
@@ -131,8 +133,12 @@ def test_multiuser_sockets_need_the_login_token(settings):
         fake.stop()
 
 
-def _preview_file(step, item_id):
-    return storage.absolute(storage.preview_path(step.pk, item_id))
+def _previews_of(step) -> list[str]:
+    return [name for name in stored_names() if name.startswith(f"{storage.PREVIEWS}/{step.pk}/")]
+
+
+def _has_preview(step, item_id) -> bool:
+    return storage.exists(storage.preview_path(step.pk, item_id))
 
 
 def test_progress_moves_with_each_denoising_step_and_previews_replace_themselves(
@@ -156,14 +162,14 @@ def test_progress_moves_with_each_denoising_step_and_previews_replace_themselves
     # Two images: each of the first one's four denoising steps is an eighth of the step.
     assert seen_progress == [12, 25, 37, 50]
     assert len(set(seen_previews)) == 4
-    assert _preview_file(step, first).exists()
+    assert _has_preview(step, first)
 
     outcomes = feed(clock=2)
     assert "collected" in outcomes
     step.refresh_from_db()
     assert (step.status, step.images_retrieved, step.progress) == (Status.RUNNING, 1, 50)
     # The real image replaced the preview.
-    assert not _preview_file(step, first).exists()
+    assert not _has_preview(step, first)
     assert not ItemProgress.objects.filter(step=step, item_id=first).exists()
     assert [item["item_id"] for item in client.get(f"/api/generation/steps/{step.pk}/").json()["live_items"]] == []
 
@@ -171,7 +177,7 @@ def test_progress_moves_with_each_denoising_step_and_previews_replace_themselves
     step.refresh_from_db()
     assert (step.status, step.images_retrieved, step.progress) == (Status.COMPLETED, 2, 100)
     assert not ItemProgress.objects.exists()
-    assert not storage.absolute(f"previews/{step.pk}").exists()
+    assert not _previews_of(step)
     assert client.get(f"/api/generation/steps/{step.pk}/previews/{first}").status_code == 404
 
 
@@ -185,8 +191,8 @@ def test_events_twice_store_each_image_once(invokeai, sd1, session, feed, enqueu
     step.refresh_from_db()
     assert (step.status, step.images_retrieved, step.images_failed) == (Status.COMPLETED, 4, 0)
     assert Photo.objects.count() == StepAlternative.objects.count() == 4
-    variants = storage.absolute(storage.generated_variant_path(session.pk, step.pk, "x")).parent
-    assert len(list(variants.glob("*.png"))) == 4
+    variants = str(PurePosixPath(storage.generated_variant_path(session.pk, step.pk, "x")).parent)
+    assert len([name for name in stored_names() if name.startswith(variants) and name.endswith(".png")]) == 4
     assert not ItemProgress.objects.exists()
 
 
@@ -230,7 +236,7 @@ def test_a_bulk_cancel_ends_the_step_through_its_one_event(invokeai, sd1, sessio
     assert "step ended" in outcomes
     step.refresh_from_db()
     assert (step.status, step.images_retrieved) == (Status.CANCELLED, 1)
-    assert not storage.absolute(f"previews/{step.pk}").exists()
+    assert not _previews_of(step)
 
 
 def _data_url(fmt: str, size: tuple[int, int]) -> str:
@@ -265,7 +271,7 @@ def test_hostile_progress_events_change_nothing_but_what_is_valid(invokeai, sd1,
     full = {"batch_id": step.batch_id, "item_id": step.item_ids[0], **payload}
     events.event_handle(name="invocation_progress", payload=full)
     events.event_handle(name="queue_item_status_changed", payload={**full, "status": ["completed"]})
-    assert not _preview_file(step, step.item_ids[0]).exists()
+    assert not _has_preview(step, step.item_ids[0])
     row = ItemProgress.objects.filter(step=step).first()
     assert row is None or (row.preview_at is None and row.percent <= 100)
     step.refresh_from_db()
@@ -281,11 +287,11 @@ def test_a_preview_is_encoded_again_as_a_small_jpeg():
 def test_previews_of_steps_no_longer_running_are_swept(invokeai, sd1, session, feed, enqueued, user):
     step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     feed(clock=0.5)
-    assert _preview_file(step, step.item_ids[0]).exists()
+    assert _has_preview(step, step.item_ids[0])
     # As if the app had died with the step's end recorded but not the previews' removal.
     GenerationStep.objects.filter(pk=step.pk).update(status=Status.FAILED)
     assert previews.previews_sweep() == 1
-    assert not storage.absolute(f"previews/{step.pk}").exists() and not ItemProgress.objects.exists()
+    assert not _previews_of(step) and not ItemProgress.objects.exists()
 
 
 def test_another_account_cannot_see_a_preview(invokeai, sd1, session, feed, enqueued, user, client):

@@ -7,16 +7,15 @@ from datetime import timedelta
 import pytest
 from django.db import DatabaseError
 from django.utils import timezone
-from PIL import Image
 
 from backends import manager
 from backends.invokeai.errors import InvokeAIConnectionError
 from backends.invokeai.graphs import OUTPUT_NODE, seeds_from
 from generation import follower, retrieval, services
 from generation.models import GenerationStep, StepAlternative
-from photos import storage
 from photos.models import Photo
 from photos.tests.images import with_garbage_pixels
+from testing.media import stored_bytes, stored_image, stored_names
 
 from .conftest import PROMPT, step_request
 
@@ -50,8 +49,8 @@ def test_a_four_image_step_end_to_end(invokeai, sd1, session, follow, user):
         assert photo.generation_params["steps"] == 2 and photo.generation_params["mode"] == "txt2img"
         assert photo.invoke_id in invokeai.images
         assert photo.local_storage_path == f"generated/sessions/{session.pk}/{step.pk}/variants/{photo.pk}.png"
-        assert storage.absolute(photo.local_storage_path).read_bytes() == invokeai.images[photo.invoke_id].png
-        with Image.open(storage.absolute(photo.local_thumbnail_path)) as thumbnail:
+        assert stored_bytes(photo.local_storage_path) == invokeai.images[photo.invoke_id].png
+        with stored_image(photo.local_thumbnail_path) as thumbnail:
             assert thumbnail.format == "WEBP" and thumbnail.size == (64, 64)
         assert (photo.width, photo.height, photo.retrieval_attempts) == (64, 64, 1)
     session.refresh_from_db()
@@ -268,10 +267,10 @@ def test_invokeai_s_thumbnail_is_kept_and_one_is_made_when_it_has_none(invokeai,
     step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=2))
     follow(step.pk)
     made_here, kept = (alt.photo for alt in alternatives(step))
-    assert storage.absolute(kept.local_thumbnail_path).read_bytes() == invokeai.images[kept.invoke_id].webp
-    with Image.open(storage.absolute(made_here.local_thumbnail_path)) as thumbnail:
+    assert stored_bytes(kept.local_thumbnail_path) == invokeai.images[kept.invoke_id].webp
+    with stored_image(made_here.local_thumbnail_path) as thumbnail:
         assert thumbnail.format == "WEBP" and thumbnail.size == (64, 64)
-    assert storage.absolute(made_here.local_thumbnail_path).read_bytes() != invokeai.images[made_here.invoke_id].webp
+    assert stored_bytes(made_here.local_thumbnail_path) != invokeai.images[made_here.invoke_id].webp
 
 
 def test_a_damaged_image_is_a_failed_download(invokeai, sd1, session, follow, user):
@@ -283,7 +282,7 @@ def test_a_damaged_image_is_a_failed_download(invokeai, sd1, session, follow, us
     follow(step.pk)
     [photo] = Photo.objects.all()
     assert photo.retrieval_status == "failed" and "InvokeAI sent a damaged" in photo.retrieval_error
-    assert photo.local_storage_path == "" and not any(storage.root().rglob("*.png"))
+    assert photo.local_storage_path == "" and not [name for name in stored_names() if name.endswith(".png")]
 
 
 def test_an_image_with_garbage_pixels_and_a_usable_thumbnail_is_a_failed_download_then_retried(
@@ -302,7 +301,7 @@ def test_an_image_with_garbage_pixels_and_a_usable_thumbnail_is_a_failed_downloa
     [photo] = Photo.objects.all()
     assert photo.retrieval_status == "failed" and photo.retrieval_attempts == 1
     assert "InvokeAI sent a damaged" in photo.retrieval_error and "does not decode" in photo.retrieval_error
-    assert photo.local_storage_path == "" and not [p for p in storage.root().rglob("*") if p.is_file()]
+    assert photo.local_storage_path == "" and not stored_names()
     step.refresh_from_db()
     assert step.images_retrieved == 0
 
@@ -312,4 +311,4 @@ def test_an_image_with_garbage_pixels_and_a_usable_thumbnail_is_a_failed_downloa
     assert retrieval.retrievals_retry_due(now=later) == 1
     photo.refresh_from_db()
     assert photo.retrieval_status == "completed" and photo.retrieval_error == ""
-    assert storage.absolute(photo.local_storage_path).read_bytes() == whole
+    assert stored_bytes(photo.local_storage_path) == whole

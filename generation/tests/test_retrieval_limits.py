@@ -4,13 +4,12 @@ INVOKEAI_MAX_IMAGE_BYTES (the image) or 1 MiB (the thumbnail), not held whole by
 from __future__ import annotations
 
 import pytest
-from PIL import Image
 from werkzeug.wrappers import Response
 
 from generation import services
-from photos import storage
 from photos.models import Photo
 from testing.hostile_http import Streamed
+from testing.media import stored_image
 
 from .conftest import step_request
 
@@ -41,6 +40,6 @@ def test_a_300_mb_thumbnail_is_replaced_by_one_made_from_the_image(invokeai, sd1
     follow(step.pk)
     [photo] = Photo.objects.all()
     assert photo.retrieval_status == "completed"
-    with Image.open(storage.absolute(photo.local_thumbnail_path)) as thumbnail:
+    with stored_image(photo.local_thumbnail_path) as thumbnail:
         assert thumbnail.format == "WEBP" and thumbnail.size == (64, 64)
     assert body.finished.wait(10) and body.sent < 64 << 20

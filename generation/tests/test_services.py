@@ -17,6 +17,7 @@ from generation.models import CachedModel, GenerationSession, GenerationStep, St
 from photos import services as photo_services
 from photos import storage
 from photos.models import Photo
+from testing.media import stored_bytes
 
 from .conftest import step_request
 
@@ -248,17 +249,17 @@ def test_selecting_copies_the_image_and_a_new_choice_moves_the_copies(
     day = timezone.localdate(first.photo.created_at).isoformat()
     selected = f"generated/sessions/{finished_step.session_id}/{finished_step.pk}/selected/{first.photo_id}.png"
     completed = f"generated/completed/{day}/{first.photo_id}.png"
-    original = storage.absolute(first.photo.local_storage_path).read_bytes()
-    assert storage.absolute(selected).read_bytes() == original
-    assert storage.absolute(completed).read_bytes() == original
+    original = stored_bytes(first.photo.local_storage_path)
+    assert stored_bytes(selected) == original
+    assert stored_bytes(completed) == original
 
     with django_capture_on_commit_callbacks(execute=True):
         services.alternative_select(owner=user, step_id=finished_step.pk, photo_id=second.photo_id)
     assert list(finished_step.alternatives.filter(selected=True).values_list("photo_id", flat=True)) == [
         second.photo_id
     ]
-    assert not storage.absolute(selected).exists() and not storage.absolute(completed).exists()
-    assert storage.absolute(completed.replace(str(first.photo_id), str(second.photo_id))).exists()
+    assert not storage.exists(selected) and not storage.exists(completed)
+    assert storage.exists(completed.replace(str(first.photo_id), str(second.photo_id)))
 
 
 def test_the_database_allows_one_selected_image_per_step(finished_step):
@@ -286,10 +287,10 @@ def test_purging_a_chosen_image_removes_its_copies(finished_step, django_capture
         alternative.photo_id,
         timezone.localdate(alternative.photo.created_at),
     )
-    assert all(storage.absolute(copy).exists() for copy in copies)
+    assert all(storage.exists(copy) for copy in copies)
     with django_capture_on_commit_callbacks(execute=True):
         photo_services.photo_purge(photo_ids=[alternative.photo_id], only_trashed=False)
-    assert not any(storage.absolute(copy).exists() for copy in copies)
+    assert not any(storage.exists(copy) for copy in copies)
     assert not StepAlternative.objects.filter(pk=alternative.pk).exists()
 
 

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from photos.models import Photo
+from testing.media import remove
 
 from .conftest import as_upload
 from .factories import PhotoFactory
@@ -148,7 +149,7 @@ def test_conditional_get_answers_304(api, upload):
 
 def test_missing_file_is_404_not_500(api, upload, _photo_store):
     photo = upload()
-    (_photo_store / photo.local_thumbnail_path).unlink()
+    remove(photo.local_thumbnail_path)
     response = api.get(f"/api/photos/{photo.id}/thumbnail")
     assert response.status_code == 404
     assert response.json()["code"] == "file_missing"

@@ -7,19 +7,15 @@ import re
 import pytest
 from django.db import IntegrityError
 from django.utils import timezone
-from PIL import Image
 
 from gallery_project.errors import AppError
 from photos import services, storage
 from photos.models import Photo
+from testing.media import stored_bytes, stored_image, stored_names
 
 from .images import image_bytes, jpeg_with_orientation
 
 pytestmark = pytest.mark.django_db
-
-
-def files_in(root) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
 def test_upload_lands_in_the_layout_with_webp_renditions(upload, _photo_store):
@@ -29,29 +25,29 @@ def test_upload_lands_in_the_layout_with_webp_renditions(upload, _photo_store):
     day = timezone.localdate(photo.created_at).isoformat()
     assert photo.local_storage_path == f"uploaded/{day}/{photo.id}.jpg"
     assert photo.local_thumbnail_path == f"thumbnails/uploaded/{day}/{photo.id}.webp"
-    assert files_in(_photo_store) == sorted(
+    assert stored_names() == sorted(
         [
             f"uploaded/{day}/{photo.id}.jpg",
             f"thumbnails/uploaded/{day}/{photo.id}.webp",
             f"thumbnails/uploaded/{day}/{photo.id}.display.webp",
         ]
     )
-    assert (_photo_store / photo.local_storage_path).read_bytes() == data
+    assert stored_bytes(photo.local_storage_path) == data
     assert photo.checksum == hashlib.sha256(data).hexdigest()
     assert (photo.width, photo.height, photo.file_size) == (4000, 3000, len(data))
     assert photo.filename == "../../etc/passwd.jpg"  # kept for display only; no path uses it
 
-    with Image.open(_photo_store / photo.local_thumbnail_path) as thumb:
+    with stored_image(photo.local_thumbnail_path) as thumb:
         assert thumb.format == "WEBP"
         assert thumb.size == (300, 225)
-    with Image.open(_photo_store / storage.display_path(photo.local_storage_path)) as display:
+    with stored_image(storage.display_path(photo.local_storage_path)) as display:
         assert display.format == "WEBP"
         assert display.size == (1600, 1200)
 
 
 def test_small_image_is_not_upscaled(upload, _photo_store):
     photo = upload("small.png", image_bytes("PNG", (200, 120)))
-    with Image.open(_photo_store / photo.local_thumbnail_path) as thumb:
+    with stored_image(photo.local_thumbnail_path) as thumb:
         assert thumb.size == (200, 120)
 
 
@@ -60,13 +56,13 @@ def test_exif_orientation_is_applied(upload, _photo_store):
     photo = upload("phone.jpg", jpeg_with_orientation((800, 600), 6))
 
     assert (photo.width, photo.height) == (600, 800)
-    with Image.open(_photo_store / photo.local_thumbnail_path) as thumb:
+    with stored_image(photo.local_thumbnail_path) as thumb:
         assert thumb.size == (225, 300)
 
 
 def test_transparency_survives_in_the_thumbnail(upload, _photo_store):
     photo = upload("logo.png", image_bytes("PNG", (300, 300), color=(0, 0, 0, 0), alpha=True))
-    with Image.open(_photo_store / photo.local_thumbnail_path) as thumb:
+    with stored_image(photo.local_thumbnail_path) as thumb:
         assert thumb.mode == "RGBA"
 
 
@@ -97,25 +93,25 @@ def test_failure_after_the_files_are_written_leaves_nothing(monkeypatch, _photo_
     with pytest.raises(IntegrityError):
         services.photo_create(owner=user, file=io.BytesIO(data), filename="a.jpg", size=len(data))
 
-    assert files_in(_photo_store) == []
+    assert stored_names() == []
     monkeypatch.undo()
     assert Photo.objects.count() == 0
 
 
 def test_failure_after_the_files_are_renamed_into_place_leaves_nothing(monkeypatch, _photo_store, user):
-    real_publish = storage.StagedFiles.publish
+    for kind in storage.StagedFiles.__subclasses__():
 
-    def publish_then_fail(self):
-        real_publish(self)
-        assert files_in(_photo_store), "the files were in place before the failure"
-        raise OSError("the transaction failed to commit")
+        def publish_then_fail(self, real_publish=kind.publish):
+            real_publish(self)
+            assert stored_names(), "the files were in place before the failure"
+            raise OSError("the transaction failed to commit")
 
-    monkeypatch.setattr(storage.StagedFiles, "publish", publish_then_fail)
+        monkeypatch.setattr(kind, "publish", publish_then_fail)
     data = image_bytes()
     with pytest.raises(OSError, match="failed to commit"):
         services.photo_create(owner=user, file=io.BytesIO(data), filename="a.jpg", size=len(data))
 
-    assert files_in(_photo_store) == []
+    assert stored_names() == []
     assert Photo.objects.count() == 0
 
 
@@ -123,9 +119,10 @@ def test_refused_upload_leaves_no_partial_file(_photo_store, user):
     data = b"\x89PNG\r\n\x1a\n" + b"\x00" * 500
     with pytest.raises(AppError):
         services.photo_create(owner=user, file=io.BytesIO(data), filename="bad.png", size=len(data))
-    assert files_in(_photo_store) == []
+    assert stored_names() == []
 
 
+@pytest.mark.local_media
 def test_stored_paths_never_escape_the_store():
     with pytest.raises(ValueError, match="outside"):
         storage.absolute("../secret")

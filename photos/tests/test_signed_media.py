@@ -11,10 +11,11 @@ from django.test import Client, RequestFactory
 from albums import services as album_services
 from photos import media, services
 from testing.accounts import other_account
+from testing.media import stored_bytes
 
 from .images import image_bytes
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.local_media, pytest.mark.django_db]
 
 SIGNED = re.compile(r'src="(/media/[^"]+)"')
 
@@ -46,7 +47,7 @@ def test_a_signed_url_is_served_without_session_or_database(
     with django_assert_num_queries(0):
         response = stranger.get(url)
     assert response.status_code == 200
-    assert body_of(response) == (_photo_store / photo.local_thumbnail_path).read_bytes()
+    assert body_of(response) == stored_bytes(photo.local_thumbnail_path)
     assert response["Content-Type"] == "image/webp"
     assert response["X-Content-Type-Options"] == "nosniff"
     cache = response["Cache-Control"]

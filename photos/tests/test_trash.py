@@ -33,17 +33,17 @@ def test_delete_twice_keeps_the_first_date(upload, user):
 
 def test_purge_removes_rows_then_files_after_commit(upload, _photo_store, django_capture_on_commit_callbacks, user):
     photo = upload()
-    paths = [storage.absolute(p) for p in storage.renditions_of(photo.local_storage_path)]
+    paths = storage.renditions_of(photo.local_storage_path)
     services.photo_delete(owner=user, photo_id=photo.id)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         assert services.photo_purge(photo_ids=[photo.id]) == 1
     assert not Photo.objects.exists()
-    assert all(p.exists() for p in paths), "files stay until the transaction has committed"
+    assert all(storage.exists(p) for p in paths), "files stay until the transaction has committed"
 
     for callback in callbacks:
         callback()
-    assert not any(p.exists() for p in paths)
+    assert not any(storage.exists(p) for p in paths)
 
 
 def test_purge_ignores_photos_not_in_the_trash(upload):
@@ -63,8 +63,8 @@ def test_scheduled_purge_only_takes_expired_photos(upload, settings, django_capt
         assert tasks.purge_expired_trash() == 1
 
     assert set(Photo.objects.values_list("id", flat=True)) == {recent.id, live.id}
-    assert not storage.absolute(old.local_storage_path).exists()
-    assert storage.absolute(recent.local_storage_path).exists()
+    assert not storage.exists(old.local_storage_path)
+    assert storage.exists(recent.local_storage_path)
 
 
 def test_empty_trash(upload, django_capture_on_commit_callbacks, user):

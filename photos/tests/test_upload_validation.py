@@ -17,6 +17,7 @@ from gallery_project.errors import AppError, Unavailable
 from photos import decode_budget, metadata
 from photos import services as photo_services
 from photos.models import Photo
+from testing.media import stored_bytes, stored_image, stored_names
 
 from .conftest import as_upload
 from .images import image_bytes, png_declaring, truncated, with_garbage_pixels, zip_archive
@@ -93,10 +94,10 @@ def test_a_picture_that_is_also_a_zip_is_kept_as_uploaded_and_shared_without_the
     photo = upload(f"poly.{extension}", polyglot)
 
     assert (photo.width, photo.height) == (320, 200)
-    assert (_photo_store / photo.local_storage_path).read_bytes() == polyglot
-    with Image.open(_photo_store / photo.local_thumbnail_path) as thumb:
+    assert stored_bytes(photo.local_storage_path) == polyglot
+    with stored_image(photo.local_thumbnail_path) as thumb:
         assert thumb.size == (300, 188)
-    shared = metadata.shareable_copy(_photo_store / photo.local_storage_path, keep_details=False).getvalue()
+    shared = metadata.shareable_copy(io.BytesIO(stored_bytes(photo.local_storage_path)), keep_details=False).getvalue()
     assert b"PK\x03\x04" not in shared and b"payload.html" not in shared
 
 
@@ -118,7 +119,7 @@ def test_refused_upload_says_why_and_stores_nothing(api, _photo_store, name, dat
     assert message in body["message"]
     assert set(body) == {"code", "message", "details"}
     assert Photo.objects.count() == 0
-    assert store_is_empty(_photo_store)
+    assert not stored_names()
 
 
 def test_file_over_the_size_limit_is_refused_with_413(api, settings, _photo_store):
@@ -132,7 +133,7 @@ def test_file_over_the_size_limit_is_refused_with_413(api, settings, _photo_stor
     assert response.json()["code"] == "too_large"
     assert "limit is" in response.json()["message"] and "as a JPEG" in response.json()["message"]
     assert Photo.objects.count() == 0
-    assert store_is_empty(_photo_store)
+    assert not stored_names()
 
 
 def test_request_body_far_over_the_limit_is_refused_before_it_is_read(api, settings):
@@ -172,7 +173,7 @@ def test_a_jpeg_whose_data_ends_before_its_declared_size_is_shown_as_viewers_sho
     every browser shows it the same way. Its decode is counted against the budget at the declared size."""
     photo = upload("liar.jpg", jpeg_declaring(3000, 3000))
     assert (photo.width, photo.height) == (3000, 3000)
-    with Image.open(_photo_store / photo.local_thumbnail_path) as thumb:
+    with stored_image(photo.local_thumbnail_path) as thumb:
         assert thumb.size == (300, 300)
 
 
@@ -191,7 +192,7 @@ def test_an_image_needing_more_decode_memory_than_allowed_is_refused_with_413(ap
     assert "fewer pixels" in body["message"] and "as a JPEG" in body["message"]
     assert body["details"]["width"] == 3000 and body["details"]["needed_bytes"] > settings.IMAGE_DECODE_MEMORY
     assert Photo.objects.count() == 0
-    assert store_is_empty(_photo_store)
+    assert not stored_names()
 
 
 def hold_decode_budget(settings, size: int):
@@ -225,7 +226,7 @@ def test_an_upload_waits_for_decode_memory_held_by_another_process_then_says_bus
         assert response.status_code == 503, response.content
         assert response.json()["code"] == "decoder_busy" and "try 'a.png' again" in response.json()["message"]
         assert Photo.objects.count() == 0
-        assert store_is_empty(_photo_store)
+        assert not stored_names()
     finally:
         holder.kill()  # as the kernel does to a process out of memory: its share must not leak
         holder.wait()
