@@ -1,0 +1,149 @@
+"""A step's alternatives in the main grid: the chosen one, or one stack while none is; every one on request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from generation.models import GenerationSession, GenerationStep, StepAlternative
+from photos import selectors
+from testing.accounts import owner_account
+
+from .factories import PhotoFactory
+
+pytestmark = pytest.mark.django_db
+DAY = datetime(2024, 5, 17, 12, tzinfo=UTC)
+
+
+def step_photos(count: int, *, chosen: int | None = None, taken: datetime = DAY, **fields) -> list:
+    """A studio step with `count` alternatives (taken a second apart, the first newest), `chosen` selected."""
+    owner = owner_account()
+    session = GenerationSession.objects.create(owner=owner)
+    step = GenerationStep.objects.create(
+        session=session, position=1, prompt="a harbour", model_key="m", model_hash="h", model_name="m", batch_size=count
+    )
+    photos = []
+    for index in range(count):
+        photo = PhotoFactory(
+            owner=owner, is_generated=True, seed=1000 + index, taken_at=taken - timedelta(seconds=index), **fields
+        )
+        StepAlternative.objects.create(step=step, photo=photo, item_id=index + 1, index=index, selected=index == chosen)
+        photos.append(photo)
+    return photos
+
+
+def ids(page) -> list:
+    return [photo.pk for photo in page.items]
+
+
+def listed(**kwargs) -> list:
+    return ids(selectors.photo_list(owner=owner_account(), sort="taken", **kwargs))
+
+
+def test_a_step_without_a_choice_is_one_stack_with_its_count():
+    before = PhotoFactory(taken_at=DAY + timedelta(hours=1))
+    stack = step_photos(4)
+    after = PhotoFactory(taken_at=DAY - timedelta(hours=1))
+    page = selectors.photo_list(owner=owner_account(), sort="taken", alternatives=selectors.STACKED)
+    assert ids(page) == [before.pk, stack[0].pk, after.pk]
+    assert [photo.stack_size for photo in page.items] == [None, 4, None]
+    assert page.items[1].stack_step == stack[0].step_alternative.step_id
+    # Every alternative on request, and by default for the selector's other callers (studio pickers, albums).
+    assert listed(alternatives=selectors.EVERY_ALTERNATIVE) == [before.pk, *(p.pk for p in stack), after.pk]
+    assert listed() == listed(alternatives=selectors.EVERY_ALTERNATIVE)
+
+
+def test_the_chosen_alternative_stands_alone():
+    photos = step_photos(3, chosen=2)
+    page = selectors.photo_list(owner=owner_account(), sort="taken", alternatives=selectors.STACKED)
+    assert ids(page) == [photos[2].pk]
+    assert page.items[0].stack_size is None
+
+
+def test_a_trashed_cover_or_choice_hands_over_to_the_others():
+    photos = step_photos(3, chosen=0)
+    photos[0].deleted_at = timezone.now()
+    photos[0].save()
+    page = selectors.photo_list(owner=owner_account(), sort="taken", alternatives=selectors.STACKED)
+    assert ids(page) == [photos[1].pk]
+    assert page.items[0].stack_size == 2
+
+
+def test_a_filter_stacks_the_alternatives_it_keeps():
+    photos = step_photos(4, chosen=0)
+    photos[2].is_favorite = photos[3].is_favorite = True
+    photos[2].save()
+    photos[3].save()
+    page = selectors.photo_list(owner=owner_account(), sort="taken", favorite=True, alternatives=selectors.STACKED)
+    # The chosen one is no favourite: the favourites among the others are a stack of two.
+    assert ids(page) == [photos[2].pk]
+    assert page.items[0].stack_size == 2
+    assert listed(seed=photos[3].seed, alternatives=selectors.STACKED) == [photos[3].pk]
+
+
+def test_a_search_stacks_the_alternatives_it_finds():
+    photos = step_photos(3, generation_prompt="a lighthouse at dusk")
+    photos[2].filename = "beacon.png"
+    photos[2].save()
+    page = selectors.photo_list(owner=owner_account(), q="lighthouse", alternatives=selectors.STACKED)
+    assert ids(page) == [photos[0].pk]
+    assert page.items[0].stack_size == 3
+    page = selectors.photo_list(owner=owner_account(), q="beacon", alternatives=selectors.STACKED)
+    assert ids(page) == [photos[2].pk]
+    assert page.items[0].stack_size == 1
+
+
+def test_keyset_pages_and_jumps_stay_right_with_stacks():
+    stacks = [step_photos(3, taken=DAY - timedelta(days=day)) for day in range(5)]
+    loose = [PhotoFactory(taken_at=DAY - timedelta(days=day, hours=2)) for day in range(5)]
+    expected = [pk for day in range(5) for pk in (stacks[day][0].pk, loose[day].pk)]
+    seen, cursor = [], None
+    while True:
+        page = selectors.photo_list(
+            owner=owner_account(), sort="taken", limit=3, cursor=cursor, alternatives=selectors.STACKED
+        )
+        seen += ids(page)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert seen == expected
+    jump = selectors.photo_list(
+        owner=owner_account(), sort="taken", from_day=(DAY - timedelta(days=2)).date(), alternatives=selectors.STACKED
+    )
+    assert ids(jump) == expected[4:]
+
+
+def test_a_stack_opened_lists_its_alternatives():
+    photos = step_photos(3, chosen=1)
+    PhotoFactory(taken_at=DAY)
+    step = photos[0].step_alternative.step_id
+    assert listed(stack=step) == [photo.pk for photo in photos]
+
+
+def test_the_trash_and_albums_are_not_stacked():
+    photos = step_photos(3)
+    for photo in photos:
+        photo.deleted_at = timezone.now()
+        photo.save()
+    trash = selectors.photo_list(owner=owner_account(), deleted=True, alternatives=selectors.STACKED)
+    assert len(trash.items) == 3
+
+
+def test_an_unknown_choice_is_refused():
+    with pytest.raises(selectors.InvalidInput):
+        selectors.photo_list(owner=owner_account(), alternatives="some")
+
+
+def test_a_stacked_page_costs_the_same_queries_however_many_stacks(django_assert_num_queries):
+    owner = owner_account()
+    for _ in range(2):
+        step_photos(3)
+    with django_assert_num_queries(2):  # the tallies for the total, the page
+        selectors.photo_list(owner=owner, sort="taken", alternatives=selectors.STACKED)
+    for _ in range(20):
+        step_photos(4)
+    with django_assert_num_queries(2):
+        page = selectors.photo_list(owner=owner, sort="taken", alternatives=selectors.STACKED)
+    assert len(page.items) == 22
