@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -147,3 +148,107 @@ def test_a_stacked_page_costs_the_same_queries_however_many_stacks(django_assert
     with django_assert_num_queries(2):
         page = selectors.photo_list(owner=owner, sort="taken", alternatives=selectors.STACKED)
     assert len(page.items) == 22
+
+
+# --- the API ---
+
+
+def test_the_api_stacks_by_default_and_lists_every_alternative_on_request(api):
+    photos = step_photos(3)
+    chosen = step_photos(2, chosen=1, taken=DAY - timedelta(days=1))
+    body = api.get("/api/photos/?sort=taken").json()
+    step = photos[0].step_alternative.step_id
+    assert [item["id"] for item in body["items"]] == [str(photos[0].pk), str(chosen[1].pk)]
+    assert [item["stack"] for item in body["items"]] == [{"step_id": step, "count": 3}, None]
+    every = api.get("/api/photos/?sort=taken&alternatives=all").json()
+    assert len(every["items"]) == 5
+    assert {item["stack"] for item in every["items"]} == {None}
+    opened = api.get(f"/api/photos/?stack={step}").json()
+    assert {item["id"] for item in opened["items"]} == {str(photo.pk) for photo in photos}
+    assert api.get("/api/photos/?alternatives=some").status_code == 400
+    assert api.get("/api/photos/?stack=x").status_code == 400
+
+
+def test_the_api_page_costs_the_same_queries_however_many_stacks(api, django_assert_max_num_queries):
+    step_photos(3)
+    with django_assert_max_num_queries(20) as few:
+        api.get("/api/photos/?sort=taken")
+    for _ in range(15):
+        step_photos(3)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert len(api.get("/api/photos/?sort=taken").json()["items"]) == 16
+
+
+def test_the_openapi_schema_documents_alternatives_and_stacks(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    parameters = {p["name"]: p for p in schema["paths"]["/api/photos/"]["get"]["parameters"]}
+    assert parameters["alternatives"]["schema"]["enum"] == ["stacked", "all"]
+    assert "every one" in parameters["alternatives"]["description"]
+    assert parameters["stack"]["schema"]["type"] == "integer"
+    item = schema["components"]["schemas"]["PhotoListItem"]["properties"]["stack"]
+    assert "studio step" in item["description"]
+
+
+# --- the gallery page ---
+
+
+def test_the_grid_shows_a_stack_tile_that_opens_into_its_alternatives(owner_client):
+    photos = step_photos(3)
+    step = photos[0].step_alternative.step_id
+    html = owner_client.get("/").content.decode()
+    assert html.count('class="tile') == 1
+    assert f'data-stack="{step}" data-stack-size="3"' in html
+    assert 'class="stack-count"' in html
+    opened = owner_client.get(f"/?stack={step}", headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in opened
+    assert [pk for pk in (str(p.pk) for p in photos) if pk in opened] == [str(p.pk) for p in photos]
+    assert "data-stack=" not in opened
+    assert owner_client.get("/?stack=x").status_code == 400
+
+
+def test_every_alternative_is_remembered_in_a_cookie(owner_client):
+    step_photos(3)
+    shown = owner_client.get("/?alternatives=stacked&alternatives=all")
+    assert shown.content.decode().count('class="tile') == 3
+    assert shown.cookies["grid_alternatives"].value == "all"
+    # The next visit without the choice in the address keeps it; unticking sends only the hidden "stacked".
+    assert owner_client.get("/").content.decode().count('class="tile') == 3
+    assert owner_client.get("/?alternatives=stacked").content.decode().count('class="tile') == 1
+    assert owner_client.get("/").content.decode().count('class="tile') == 1
+    assert owner_client.get("/?alternatives=bogus").status_code == 400
+
+
+def test_the_grid_page_costs_the_same_queries_however_many_stacks(owner_client, django_assert_max_num_queries):
+    step_photos(3)
+    with django_assert_max_num_queries(8) as few:
+        owner_client.get("/")
+    for _ in range(30):
+        step_photos(3)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = owner_client.get("/").content.decode()
+    assert html.count('class="stack-count"') == 31
+
+
+def test_grid_zoom_and_justified_rows_come_from_cookies(owner_client):
+    PhotoFactory(width=400, height=1200)
+    html = owner_client.get("/").content.decode()
+    assert 'class="grid zoom-m"' in html
+    owner_client.cookies["grid_zoom"] = "xs"
+    owner_client.cookies["grid_layout"] = "justified"
+    html = owner_client.get("/").content.decode()
+    assert 'class="grid zoom-xs justified"' in html
+    assert " ar5" in html  # 1:3, the aspect class nearest to it (1.05 ** -23)
+    owner_client.cookies["grid_zoom"] = "huge"
+    assert 'class="grid zoom-m justified"' in owner_client.get("/").content.decode()
+
+
+def test_a_month_starts_with_a_month_header(owner_client):
+    for day in (1, 2, 31):
+        PhotoFactory(taken_at=datetime(2024, 3 if day == 31 else 4, day, 12, tzinfo=UTC))
+    html = owner_client.get("/").content.decode()
+    assert re.findall(r'class="day-header( month-start)?" data-day="([\d-]+)"', html) == [
+        (" month-start", "2024-04-02"),
+        ("", "2024-04-01"),
+        (" month-start", "2024-03-31"),
+    ]
+    assert "April 2024" in html
