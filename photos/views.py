@@ -168,7 +168,8 @@ def duplicates(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def timeline_months(request: HttpRequest) -> HttpResponse:
-    """The jump list of the timeline: every month with photos, by year, each a link to its first day."""
+    """The jump list of the timeline: every month with photos, by year, each a link to its first day; with
+    view=scrubber the same links as the date scrubber along the grid's edge."""
     filters = _filters(request)
     months = selectors.photo_months(
         owner=request.user,
@@ -181,8 +182,13 @@ def timeline_months(request: HttpRequest) -> HttpResponse:
         # Newest first, a month starts at its last day; oldest first, at its first.
         last = date(month.year + month.month // 12, month.month % 12 + 1, 1) - timedelta(days=1)
         years.setdefault(month.year, []).append((month, month if oldest_first else last, count))
-    context = {"years": years, "filters": filters, "filter_query": _filter_query(filters)}
-    return render(request, "photos/gallery.html#jump-list", context)
+    context = {
+        "years": [(year, sum(count for *_, count in months), months) for year, months in years.items()],
+        "filters": filters,
+        "filter_query": _filter_query(filters),
+    }
+    partial = "scrubber" if request.GET.get("view") == "scrubber" else "jump-list"
+    return render(request, f"photos/gallery.html#{partial}", context)
 
 
 @require_GET

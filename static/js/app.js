@@ -162,6 +162,99 @@ async function expandStack(tile) {
   return added;
 }
 
+/* ---------- The date scrubber along the grid's edge ---------- */
+// The timeline drawn to scale (every month's share of the height is its share of the photos): pointing shows
+// the month, a click or the end of a drag starts the grid there (the month's link, the jump list's ?from=).
+const scrubber = () => document.querySelector("nav.scrubber");
+let scrubbing = false;
+
+function layoutScrubber() {
+  const nav = scrubber();
+  if (!nav) return;
+  nav.querySelectorAll("[data-count]").forEach((el) => { el.style.flexGrow = el.dataset.count; });
+  // A year too short for its label shows none, rather than one over the next.
+  let free = -Infinity;
+  nav.querySelectorAll(".scrubber-year").forEach((year) => {
+    const { top } = year.getBoundingClientRect();
+    year.classList.toggle("crowded", top < free);
+    if (top >= free) free = top + 15;
+  });
+  markScrubberPosition();
+}
+
+function monthAt(y) {
+  const months = Array.from(scrubber().querySelectorAll(".scrubber-month"));
+  return months.find((month) => y <= month.getBoundingClientRect().bottom) || months[months.length - 1];
+}
+
+function pointAt(y) {
+  const nav = scrubber();
+  const month = monthAt(y);
+  const label = nav.querySelector(".scrubber-label");
+  if (!month || !label) return null;
+  nav.querySelectorAll(".scrubber-month.pointed").forEach((el) => el.classList.remove("pointed"));
+  month.classList.add("pointed");
+  label.textContent = month.dataset.label;
+  label.style.top = `${Math.max(0, y - nav.getBoundingClientRect().top)}px`;
+  label.hidden = false;
+  return month;
+}
+
+function leaveScrubber() {
+  const nav = scrubber();
+  nav?.querySelector(".scrubber-label")?.setAttribute("hidden", "");
+  nav?.querySelectorAll(".pointed").forEach((el) => el.classList.remove("pointed"));
+}
+
+// The month of the day header at the top of the window, marked on the scrubber.
+function markScrubberPosition() {
+  const nav = scrubber();
+  if (!nav) return;
+  let month = null;
+  for (const header of document.querySelectorAll("#grid .day-header")) {
+    if (header.getBoundingClientRect().top > window.innerHeight / 3) break;
+    month = header.dataset.month;
+  }
+  month = month || document.querySelector("#grid .day-header")?.dataset.month;
+  nav.querySelectorAll(".scrubber-month").forEach((el) => el.classList.toggle("current", el.dataset.month === month));
+}
+
+document.addEventListener("pointerdown", (event) => {
+  const nav = event.target.closest("nav.scrubber");
+  if (!nav || !nav.querySelector(".scrubber-month") || event.button > 0) return;
+  event.preventDefault();
+  scrubbing = true;
+  nav.setPointerCapture(event.pointerId);
+  pointAt(event.clientY);
+});
+
+document.addEventListener("pointermove", (event) => {
+  if (scrubbing || event.target.closest?.("nav.scrubber .scrubber-track")) pointAt(event.clientY);
+  else leaveScrubber();
+});
+
+document.addEventListener("pointerup", (event) => {
+  if (!scrubbing) return;
+  scrubbing = false;
+  const month = pointAt(event.clientY);
+  if (month) window.location.assign(month.href);
+});
+
+document.addEventListener("pointercancel", () => { scrubbing = false; leaveScrubber(); });
+// The pointer's end of a drag navigates (above); the links' own clicks would navigate a second time.
+document.addEventListener("click", (event) => {
+  if (event.target.closest("nav.scrubber")) event.preventDefault();
+});
+document.addEventListener("htmx:afterSettle", (event) => {
+  if (event.detail.target.matches?.("nav.scrubber")) layoutScrubber();
+  else if (event.detail.target.closest?.("#grid")) markScrubberPosition();
+});
+let scrollFrame = 0;
+window.addEventListener("scroll", () => {
+  if (!scrollFrame) scrollFrame = requestAnimationFrame(() => { scrollFrame = 0; markScrubberPosition(); });
+}, { passive: true });
+window.addEventListener("resize", layoutScrubber);
+
 /* ---------- Lightbox ---------- */
 // The open photo is in the address (?photo=<id>): a link to it opens the lightbox, and Back closes it. Opening
 // adds one history entry; moving to the next photo replaces it, so Back leaves the lightbox, not the photo.
