@@ -4,37 +4,18 @@ justified rows, each remembered on the next visit."""
 
 from __future__ import annotations
 
-import zipfile
 from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import expect
 
-from conftest import log_in, watch_console, watch_csp
 from generation.models import GenerationSession, GenerationStep, StepAlternative
 from photos.models import Photo
 
 from .images import image_bytes
+from .test_browser_timeline import downloaded_zip
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-VIEWPORTS = [{"width": 1440, "height": 900}, {"width": 390, "height": 844}]
-
-
-@pytest.fixture(params=VIEWPORTS, ids=["desktop", "phone"])
-def sized_page(request, browser, live_server, user, client):
-    context = browser.new_context(viewport=request.param)
-    violations = watch_csp(context)
-    log_in(context, live_server, client, user)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    watch_console(page, violations)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.viewport = request.param
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 def dated(photo: Photo, when: datetime) -> Photo:
@@ -101,12 +82,7 @@ def test_a_selected_stack_stands_for_all_its_photos(sized_page, live_server, upl
     page.locator("#grid .tile.stack").click()
     page.locator(f"#grid .tile[data-photo-id='{loose.pk}']").click(modifiers=["Shift"])
     expect(page.locator("[data-selection-count]")).to_have_text("4 photos selected")
-    with page.expect_download() as download_info:
-        page.locator("#selection-bar [data-action=bulk-download]").click()
-    saved = tmp_path / "photos.zip"
-    download_info.value.save_as(saved)
-    with zipfile.ZipFile(saved) as archive_file:
-        assert sorted(archive_file.namelist()) == sorted([*(p.filename for p in boats), "quay.jpg"])
+    assert sorted(downloaded_zip(page, tmp_path)) == sorted([*(p.filename for p in boats), "quay.jpg"])
     expect(page.locator("#grid .tile")).to_have_count(4)  # the stack opened on the way
 
 

@@ -1,5 +1,5 @@
 """The timeline's pieces in real Chromium: the details panel (desktop and phone), favourites, bulk actions on
-a Shift-click range and its ZIP."""
+a Shift-click range and its ZIP, the jump list and the date scrubber."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import expect
 
-from conftest import log_in
 from photos.models import Photo
 
 from .images import image_bytes
@@ -17,17 +16,16 @@ from .test_ai_recipe import a1111_png
 from .test_details import camera_jpeg
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-VIEWPORTS = [{"width": 1440, "height": 900}, {"width": 390, "height": 844}]
 
 
-@pytest.fixture(params=VIEWPORTS, ids=["desktop", "phone"])
-def sized_page(request, browser, live_server, user, client):
-    context = browser.new_context(viewport=request.param)
-    log_in(context, live_server, client, user)
-    page = context.new_page()
-    page.viewport = request.param
-    yield page
-    context.close()
+def downloaded_zip(page, tmp_path) -> list[str]:
+    """The names in the ZIP the selection bar's Download ZIP saves."""
+    with page.expect_download() as download_info:
+        page.locator("#selection-bar [data-action=bulk-download]").click()
+    saved = tmp_path / "photos.zip"
+    download_info.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive_file:
+        return archive_file.namelist()
 
 
 def test_the_details_panel_shows_camera_place_and_recipe(sized_page, live_server, upload):
@@ -94,12 +92,7 @@ def test_favourites_bulk_actions_and_a_zip_of_a_range(logged_in_page, live_serve
     page.get_by_role("button", name="Select").click()
     tiles.nth(1).click()
     tiles.nth(3).click(modifiers=["Shift"])
-    with page.expect_download() as download_info:
-        page.locator("#selection-bar [data-action=bulk-download]").click()
-    saved = tmp_path / "photos.zip"
-    download_info.value.save_as(saved)
-    with zipfile.ZipFile(saved) as archive_file:
-        assert archive_file.namelist() == [f"{p.filename}" for p in photos[2:5]]  # oldest taken first
+    assert downloaded_zip(page, tmp_path) == [f"{p.filename}" for p in photos[2:5]]  # oldest taken first
 
     # Trash a range; Undo brings it back.
     page.get_by_role("button", name="Select").click()
@@ -189,9 +182,4 @@ def test_scrub_to_a_year_open_the_details_and_zip_a_shift_click_range(sized_page
     tiles.nth(0).click()
     tiles.nth(2).click(modifiers=["Shift"])
     expect(page.locator("[data-selection-count]")).to_have_text("3 photos selected")
-    with page.expect_download() as download_info:
-        page.locator("#selection-bar [data-action=bulk-download]").click()
-    saved = tmp_path / "range.zip"
-    download_info.value.save_as(saved)
-    with zipfile.ZipFile(saved) as archive_file:
-        assert archive_file.namelist() == ["s2017-4.jpg", "s2019-3.jpg", "s2019-4.jpg"]  # oldest taken first
+    assert downloaded_zip(page, tmp_path) == ["s2017-4.jpg", "s2019-3.jpg", "s2019-4.jpg"]  # oldest taken first
