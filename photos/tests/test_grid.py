@@ -1,4 +1,5 @@
-"""A step's alternatives in the main grid: the chosen one, or one stack while none is; every one on request."""
+"""The main grid: a step's alternatives as the chosen one, or one stack while none is (every one on request, in
+the selector, the API and the page); its zoom, justified rows, month headers and the date scrubber's months."""
 
 from __future__ import annotations
 
@@ -253,3 +254,21 @@ def test_a_month_starts_with_a_month_header(owner_client):
         (" month-start", "2024-03-31"),
     ]
     assert "April 2024" in html
+
+
+def test_the_scrubber_has_every_month_to_scale_and_links_to_its_start(owner_client, django_assert_max_num_queries):
+    for when in (datetime(2019, 6, 15, 12, tzinfo=UTC), datetime(2019, 6, 16, 12, tzinfo=UTC)):
+        PhotoFactory(taken_at=when)
+    PhotoFactory(taken_at=datetime(2023, 1, 2, 12, tzinfo=UTC))
+    page = owner_client.get("/").content.decode()
+    assert 'class="scrubber"' in page and "view=scrubber" in page
+    with django_assert_max_num_queries(4):  # the session, the account, the months (one grouped scan)
+        html = owner_client.get("/timeline/months/?kind=all&sort=taken&view=scrubber").content.decode()
+    assert re.findall(r'class="scrubber-year" data-count="(\d+)"><span class="scrubber-year-label">(\d+)', html) == [
+        ("1", "2023"),
+        ("2", "2019"),
+    ]
+    assert 'from=2019-06-30"\n     data-count="2" data-month="2019-06" data-label="June 2019"' in html
+    # No scrubber for a search or by date added (no timeline), nor for an empty gallery.
+    assert 'class="scrubber"' not in owner_client.get("/?q=photo").content.decode()
+    assert 'class="scrubber"' not in owner_client.get("/?sort=newest").content.decode()
