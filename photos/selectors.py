@@ -320,13 +320,17 @@ def _stacked(queryset: QuerySet[Photo], matching: Q) -> QuerySet[Photo]:
     annotated `stack_size` (None for every other photo). Other photos pass unchanged.
 
     A filter, not a grouping, so the keyset cursor and the jump to a day work as before: each row is kept or
-    not on its own, by two index lookups in its step's alternatives (their step_id index), so a page costs
-    about the rows it passes over. `stack_step` is the step's id (None for a photo of no step).
+    not on its own, by index lookups of its alternative (photo_id) and its step's others (step_id), so a page
+    costs about the rows it passes over. Lookups, not a join: joined, PostgreSQL hashes the whole alternatives
+    table for a page near the end of the list (measured in bench/stacks.py). `stack_step` is the step's id
+    (None for a photo of no step).
     """
+    # The alternatives' model by the reverse relation: photos does not import the generation app.
+    own = Photo._meta.get_field("step_alternative").related_model._default_manager.filter(photo_id=OuterRef("pk"))
     queryset = queryset.annotate(
-        stack_step=F("step_alternative__step_id"),
-        stack_index=F("step_alternative__index"),
-        stack_chosen=F("step_alternative__selected"),
+        stack_step=Subquery(own.values("step_id")),
+        stack_index=Subquery(own.values("index")),
+        stack_chosen=Subquery(own.values("selected")),
     )
     siblings = Photo.objects.filter(matching, deleted_at=None, step_alternative__step_id=OuterRef("stack_step"))
     others = siblings.exclude(pk=OuterRef("pk"))
