@@ -326,7 +326,8 @@ def _stacked(queryset: QuerySet[Photo], matching: Q) -> QuerySet[Photo]:
     (None for a photo of no step).
     """
     # The alternatives' model by the reverse relation: photos does not import the generation app.
-    own = Photo._meta.get_field("step_alternative").related_model._default_manager.filter(photo_id=OuterRef("pk"))
+    alternatives = Photo._meta.get_field("step_alternative").related_model._default_manager
+    own = alternatives.filter(photo_id=OuterRef("pk")).order_by()
     queryset = queryset.annotate(
         stack_step=Subquery(own.values("step_id")),
         stack_index=Subquery(own.values("index")),
