@@ -19,9 +19,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector, SearchVectorExact
 from django.db import connection
-from django.db.models import F, Func, QuerySet, Value
+from django.db.models import F, Func, Q, QuerySet, Value
+from django.db.models.expressions import RawSQL
 
 if TYPE_CHECKING:  # migrations import this module: it must not load the current models itself
     from .models import Photo
@@ -48,14 +49,22 @@ def vector() -> SearchVector:
     return SearchVector("generation_prompt", "generation_negative_prompt", *words, config="simple")
 
 
+def _tsquery(words: list[str]) -> SearchQuery:
+    return SearchQuery(" & ".join(f"{word}:*" for word in words), config="simple", search_type="raw")
+
+
+def _fts_match(words: list[str]) -> str:
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in words)
+
+
 def matching(queryset: QuerySet[Photo], words: list[str]) -> QuerySet[Photo]:
     """The photos of `queryset` whose text has every word, annotated `search_rank` (higher is better)."""
     if connection.vendor == "postgresql":
-        query = SearchQuery(" & ".join(f"{word}:*" for word in words), config="simple", search_type="raw")
+        query = _tsquery(words)
         return queryset.annotate(search_document=vector(), search_rank=SearchRank(vector(), query)).filter(
             search_document=query
         )
-    match = " ".join('"' + word.replace('"', '""') + '"*' for word in words)
+    match = _fts_match(words)
     # A join, so SQLite starts from the FTS5 match and then looks the few photos up by primary key.
     return queryset.extra(  # noqa: S610 -- fixed SQL; the match is a parameter
         tables=[FTS_KEYS, FTS_TABLE],
@@ -66,6 +75,18 @@ def matching(queryset: QuerySet[Photo], words: list[str]) -> QuerySet[Photo]:
         ],
         params=[match],
         select={"search_rank": f"-{FTS_TABLE}.rank"},
+    )
+
+
+def matches(words: list[str]) -> Q:
+    """The condition of `matching` without its rank, usable where the photo table is aliased (a subquery)."""
+    if connection.vendor == "postgresql":
+        return Q(SearchVectorExact(vector(), _tsquery(words)))
+    return Q(
+        pk__in=RawSQL(  # noqa: S611 -- fixed SQL; the match is a parameter
+            f"SELECT k.photo_id FROM {FTS_KEYS} k JOIN {FTS_TABLE} f ON f.rowid = k.id WHERE {FTS_TABLE} MATCH %s",
+            [_fts_match(words)],
+        )
     )
 
 

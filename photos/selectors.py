@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Case, Count, Exists, F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, When
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
@@ -42,6 +42,13 @@ MAX_LIMIT = 200
 UNCATEGORIZED = "none"
 # An album's photos come in the album's order (the positions its owner arranged), not by date.
 ALBUM_ORDER = "album"
+
+
+# What the main grid shows of a studio step's alternatives (Photo.step_alternative): every one, or the chosen one
+# alone, and while none is chosen one stack standing for them all.
+EVERY_ALTERNATIVE = "all"
+STACKED = "stacked"
+ALTERNATIVES = (STACKED, EVERY_ALTERNATIVE)
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,8 @@ def photo_list(
     tool: str = "",
     model: str = "",
     seed: int | None = None,
+    alternatives: str = EVERY_ALTERNATIVE,
+    stack: int | None = None,
 ) -> PhotoPage:
     """A page of the owner's photos by date taken or added, either way; `cursor` continues after a page and
     `from_day` starts at a day, both at the cost of the first page (`total` still counts the whole list).
@@ -196,6 +205,10 @@ def photo_list(
     matches come first, and the cursor then counts the photos already sent (a search's matches are few
     enough). The other filters: dates taken (inclusive days in TIME_ZONE), the generating tool (`tool`),
     the model's name, the seed.
+
+    `alternatives=STACKED` (the main grid's default) shows of a studio step's alternatives the chosen one, or
+    while none is, the first as a stack annotated `stack_size` (`_stacked`); not in the trash or an album.
+    `stack` lists one step's alternatives (a stack opened).
     """
     words = search.terms(q) if q else []
     if q and not words:
@@ -216,25 +229,24 @@ def photo_list(
             total = _tallied_total(owner=owner, deleted=deleted, generated=generated)
     else:
         queryset = owned_by(queryset, owner)
-    if generated is not None:
-        queryset = queryset.filter(is_generated=generated)
-    if favorite is not None:
-        queryset = queryset.filter(is_favorite=favorite)
-    zone = timezone.get_current_timezone()
-    if taken_after is not None:
-        queryset = queryset.filter(taken_at__gte=datetime.combine(taken_after, time.min, tzinfo=zone))
-    if taken_before is not None:
-        queryset = queryset.filter(
-            taken_at__lt=datetime.combine(taken_before + timedelta(days=1), time.min, tzinfo=zone)
-        )
-    if tool:
-        queryset = queryset.filter(generation_params__source=tool)
-    if model:
-        queryset = queryset.filter(model_name=model)
-    if seed is not None:
-        queryset = queryset.filter(seed=seed)
+    if alternatives not in ALTERNATIVES:
+        raise InvalidInput(f"alternatives must be one of {', '.join(ALTERNATIVES)}.", code="invalid_alternatives")
+    narrowing = _narrowing(
+        generated=generated,
+        favorite=favorite,
+        taken_after=taken_after,
+        taken_before=taken_before,
+        tool=tool,
+        model=model,
+        seed=seed,
+    )
+    queryset = queryset.filter(narrowing)
     if words:
         queryset = search.matching(queryset, words)
+    if stack is not None:
+        queryset = queryset.filter(step_alternative__step_id=stack)
+    elif alternatives == STACKED and album_id is None and not deleted:
+        queryset = _stacked(queryset, narrowing & search.matches(words) if words else narrowing)
     if album_id == UNCATEGORIZED:
         queryset = queryset.filter(album_entries__isnull=True)
     elif album_id is not None:
@@ -270,6 +282,70 @@ def photo_list(
     elif has_more:
         next_cursor = _encode_position_cursor(items[-1]) if sort == ALBUM_ORDER else encode_cursor(items[-1], sort)
     return PhotoPage(items=items, total=total, limit=limit, offset=offset, next_cursor=next_cursor)
+
+
+def _narrowing(
+    *,
+    generated: bool | None,
+    favorite: bool | None,
+    taken_after: date | None,
+    taken_before: date | None,
+    tool: str,
+    model: str,
+    seed: int | None,
+) -> Q:
+    """photo_list's filters but the search, as one condition: a stack's alternatives must meet it too."""
+    condition = Q()
+    if generated is not None:
+        condition &= Q(is_generated=generated)
+    if favorite is not None:
+        condition &= Q(is_favorite=favorite)
+    zone = timezone.get_current_timezone()
+    if taken_after is not None:
+        condition &= Q(taken_at__gte=datetime.combine(taken_after, time.min, tzinfo=zone))
+    if taken_before is not None:
+        condition &= Q(taken_at__lt=datetime.combine(taken_before + timedelta(days=1), time.min, tzinfo=zone))
+    if tool:
+        condition &= Q(generation_params__source=tool)
+    if model:
+        condition &= Q(model_name=model)
+    if seed is not None:
+        condition &= Q(seed=seed)
+    return condition
+
+
+def _stacked(queryset: QuerySet[Photo], matching: Q) -> QuerySet[Photo]:
+    """`queryset` with a step's alternatives (those that are live and `matching`, as the list's own rows) folded:
+    the chosen one stands alone; while none is, the first (by its place in the batch) stands for them all,
+    annotated `stack_size` (None for every other photo). Other photos pass unchanged.
+
+    A filter, not a grouping, so the keyset cursor and the jump to a day work as before: each row is kept or
+    not on its own, by index lookups of its alternative (photo_id) and its step's others (step_id), so a page
+    costs about the rows it passes over. Lookups, not a join: joined, PostgreSQL hashes the whole alternatives
+    table for a page near the end of the list (measured in bench/stacks.py). `stack_step` is the step's id
+    (None for a photo of no step).
+    """
+    # The alternatives' model by the reverse relation: photos does not import the generation app.
+    alternatives = Photo._meta.get_field("step_alternative").related_model._default_manager
+    own = alternatives.filter(photo_id=OuterRef("pk")).order_by()
+    queryset = queryset.annotate(
+        stack_step=Subquery(own.values("step_id")),
+        stack_index=Subquery(own.values("index")),
+        stack_chosen=Subquery(own.values("selected")),
+    )
+    siblings = Photo.objects.filter(matching, deleted_at=None, step_alternative__step_id=OuterRef("stack_step"))
+    others = siblings.exclude(pk=OuterRef("pk"))
+    chosen = others.filter(step_alternative__selected=True)
+    earlier = others.filter(
+        Q(step_alternative__index__lt=OuterRef("stack_index"))
+        | Q(step_alternative__index=OuterRef("stack_index"), pk__lt=OuterRef("pk"))
+    )
+    size = siblings.order_by().annotate(count=Func(F("pk"), function="COUNT")).values("count")
+    return queryset.filter(Q(stack_step=None) | Q(stack_chosen=True) | (~Exists(chosen) & ~Exists(earlier))).annotate(
+        stack_size=Case(
+            When(stack_step__isnull=False, stack_chosen=False, then=Subquery(size)), output_field=IntegerField()
+        )
+    )
 
 
 def photo_get(*, photo_id: uuid.UUID | str, owner: Owner, include_deleted: bool = False) -> Photo:

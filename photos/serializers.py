@@ -4,6 +4,7 @@ import uuid
 
 from django.urls import reverse
 from django.utils.functional import cached_property
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from gallery_project.pagination import limit_field, offset_field
@@ -84,8 +85,31 @@ class PhotoCreatedSerializer(PhotoSerializer):
         return [str(pk) for pk in self.context.get("duplicate_of", [])]
 
 
+class StackSerializer(serializers.Serializer):
+    step_id = serializers.IntegerField(help_text="The studio step; `GET /api/photos/?stack=<step_id>` lists them.")
+    count = serializers.IntegerField(help_text="Its alternatives that the list's filters keep.")
+
+
+class PhotoListItemSerializer(PhotoSerializer):
+    stack = serializers.SerializerMethodField(
+        help_text="Set when this photo stands for the alternatives of a studio step none of which is chosen yet "
+        "(`alternatives=stacked`, the default): the step and how many they are. Null for every other photo."
+    )
+
+    class Meta(PhotoSerializer.Meta):
+        fields = [*PhotoSerializer.Meta.fields, "stack"]
+        read_only_fields = fields
+
+    @extend_schema_field(StackSerializer(allow_null=True))
+    def get_stack(self, photo: Photo) -> dict[str, int] | None:
+        size = getattr(photo, "stack_size", None)
+        if not size or size < 2:
+            return None
+        return {"step_id": photo.stack_step, "count": size}  # type: ignore[attr-defined]  # annotated with stack_size
+
+
 class PhotoPageSerializer(serializers.Serializer):
-    items = PhotoSerializer(many=True)
+    items = PhotoListItemSerializer(many=True)
     total = serializers.IntegerField()
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
@@ -128,6 +152,21 @@ class PhotoListQuerySerializer(serializers.Serializer):
         allow_blank=True,
         default=None,
         help_text="An album's id (its photos in the album's order), or `none` for photos in no album.",
+    )
+    alternatives = serializers.ChoiceField(
+        choices=selectors.ALTERNATIVES,
+        required=False,
+        default=selectors.STACKED,
+        help_text="Of a studio step's alternatives, `stacked` (the default, as the gallery's grid) lists the chosen "
+        "one only, or while none is chosen the first one, with `stack` set; `all` lists every one. "
+        "An album always lists every photo.",
+    )
+    stack = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        help_text="A studio step's id (a photo's `stack.step_id`): its alternatives, every one.",
     )
 
     def validate(self, attrs: dict) -> dict:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -25,6 +27,31 @@ TIMELINE_SORTS = ("taken", "taken_oldest")
 EAGER_TILES = 40
 
 
+# The grid's look, kept in cookies (set by app.js) so the server renders it right from the first byte: tile size
+# (ZOOMS, densest first; the densest has month headers) and square or justified (aspect-preserving) tiles.
+ZOOMS = ("xs", "s", "m", "l")
+DEFAULT_ZOOM = "m"
+DENSEST_ZOOM = ZOOMS[0]
+LAYOUTS = ("square", "justified")
+ZOOM_COOKIE, LAYOUT_COOKIE, ALTERNATIVES_COOKIE = "grid_zoom", "grid_layout", "grid_alternatives"
+YEAR = 365 * 24 * 3600
+
+
+def _grid_look(request: HttpRequest) -> dict[str, str]:
+    zoom, layout = request.COOKIES.get(ZOOM_COOKIE, ""), request.COOKIES.get(LAYOUT_COOKIE, "")
+    return {"zoom": zoom if zoom in ZOOMS else DEFAULT_ZOOM, "layout": layout if layout in LAYOUTS else LAYOUTS[0]}
+
+
+def _alternatives(request: HttpRequest) -> str:
+    """Every alternative or stacks: the address says (its form sends both values, the last one wins when the
+    box is ticked), else what this browser chose last."""
+    values = request.GET.getlist("alternatives")
+    chosen = values[-1] if values else request.COOKIES.get(ALTERNATIVES_COOKIE, selectors.STACKED)
+    if values and chosen not in selectors.ALTERNATIVES:
+        raise InvalidInput("Unknown filter.", code="invalid_filter")
+    return chosen if chosen in selectors.ALTERNATIVES else selectors.STACKED
+
+
 def _filters(request: HttpRequest) -> dict[str, str]:
     kind = request.GET.get("kind", "all")
     q = request.GET.get("q", "").strip()[:200]
@@ -34,7 +61,12 @@ def _filters(request: HttpRequest) -> dict[str, str]:
     sorts = (*selectors.SORTS, selectors.RELEVANCE) if q else selectors.SORTS
     if kind not in KINDS or sort not in sorts or favorites not in ("", "1"):
         raise InvalidInput("Unknown filter.", code="invalid_filter")
-    return {"kind": kind, "sort": sort, "favorites": favorites, "q": q}
+    return {"kind": kind, "sort": sort, "favorites": favorites, "q": q, "alternatives": _alternatives(request)}
+
+
+def _filter_query(filters: dict[str, str]) -> str:
+    """The filters as the query string of the grid's further pages and jumps."""
+    return urlencode({name: value for name, value in filters.items() if value})
 
 
 def _from_day(request: HttpRequest) -> date | None:
@@ -45,13 +77,21 @@ def _from_day(request: HttpRequest) -> date | None:
         raise InvalidInput("from must be a day (YYYY-MM-DD).", code="invalid_filter") from None
 
 
-def _day_headers(photos: list[Photo], previous: date | None) -> list[tuple[Photo, date | None]]:
+@dataclass(frozen=True)
+class Header:
+    day: date
+    # The first day of its month in the list: at the densest zoom only these show, as month headers.
+    new_month: bool
+
+
+def _day_headers(photos: list[Photo], previous: date | None) -> list[tuple[Photo, Header | None]]:
     """Each photo with the day to head it with, where its day (taken, in TIME_ZONE) differs from the photo
     before it; `previous` is the day of the last photo of the page before."""
     headed = []
     for photo in photos:
         day = timezone.localdate(photo.taken_at)
-        headed.append((photo, day if day != previous else None))
+        new_month = previous is None or (day.year, day.month) != (previous.year, previous.month)
+        headed.append((photo, Header(day, new_month) if day != previous else None))
         previous = day
     return headed
 
@@ -60,6 +100,8 @@ def _day_headers(photos: list[Photo], previous: date | None) -> list[tuple[Photo
 @vary_on_headers("HX-Request")
 def gallery(request: HtmxRequest) -> HttpResponse:
     filters = _filters(request)
+    if "stack" in request.GET:
+        return _stack(request, filters)
     cursor = request.GET.get("cursor") or None
     page = selectors.photo_list(
         owner=request.user,
@@ -70,6 +112,7 @@ def gallery(request: HtmxRequest) -> HttpResponse:
         limit=PAGE_SIZE,
         cursor=cursor,
         from_day=_from_day(request),
+        alternatives=filters["alternatives"],
     )
     # The timeline has a header for every day taken; a page goes on from the day its cursor ends on.
     timeline = filters["sort"] in TIMELINE_SORTS
@@ -85,8 +128,33 @@ def gallery(request: HtmxRequest) -> HttpResponse:
         "max_upload_mb": settings.MAX_UPLOAD_SIZE // (1024 * 1024),
         "albums_found": selectors.album_names_matching(owner=request.user, q=filters["q"]) if filters["q"] else [],
         "eager_tiles": 0 if request.GET.get("cursor") else EAGER_TILES,
+        "filter_query": _filter_query(filters),
+        "look": _grid_look(request),
+        "zooms": ZOOMS,
     }
-    return render(request, template, context)
+    response = render(request, template, context)
+    if "alternatives" in request.GET:
+        response.set_cookie(ALTERNATIVES_COOKIE, filters["alternatives"], max_age=YEAR, samesite="Lax")
+    return response
+
+
+def _stack(request: HttpRequest, filters: dict[str, str]) -> HttpResponse:
+    """A stack opened: the tiles of its step's alternatives (those the grid's filters keep), in its place."""
+    try:
+        step = int(request.GET["stack"])
+    except ValueError:
+        raise InvalidInput("stack must be a step's id.", code="invalid_filter") from None
+    page = selectors.photo_list(
+        owner=request.user,
+        generated=KINDS[filters["kind"]],
+        favorite=True if filters["favorites"] else None,
+        q=filters["q"],
+        sort="taken_oldest" if filters["sort"] == "taken_oldest" else "taken",
+        limit=selectors.MAX_LIMIT,
+        stack=step,
+    )
+    context = {"tiles": [(photo, None) for photo in page.items], "filters": filters, "eager_tiles": len(page.items)}
+    return render(request, "photos/gallery.html#stack-tiles", context)
 
 
 @require_GET
@@ -100,7 +168,8 @@ def duplicates(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def timeline_months(request: HttpRequest) -> HttpResponse:
-    """The jump list of the timeline: every month with photos, by year, each a link to its first day."""
+    """The jump list of the timeline: every month with photos, by year, each a link to its first day; with
+    view=scrubber the same links as the date scrubber along the grid's edge."""
     filters = _filters(request)
     months = selectors.photo_months(
         owner=request.user,
@@ -113,7 +182,13 @@ def timeline_months(request: HttpRequest) -> HttpResponse:
         # Newest first, a month starts at its last day; oldest first, at its first.
         last = date(month.year + month.month // 12, month.month % 12 + 1, 1) - timedelta(days=1)
         years.setdefault(month.year, []).append((month, month if oldest_first else last, count))
-    return render(request, "photos/gallery.html#jump-list", {"years": years, "filters": filters})
+    context = {
+        "years": [(year, sum(count for *_, count in months), months) for year, months in years.items()],
+        "filters": filters,
+        "filter_query": _filter_query(filters),
+    }
+    partial = "scrubber" if request.GET.get("view") == "scrubber" else "jump-list"
+    return render(request, f"photos/gallery.html#{partial}", context)
 
 
 @require_GET

@@ -1,5 +1,5 @@
 """The timeline's pieces in real Chromium: the details panel (desktop and phone), favourites, bulk actions on
-a Shift-click range and its ZIP."""
+a Shift-click range and its ZIP, the jump list and the date scrubber."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import expect
 
-from conftest import log_in
 from photos.models import Photo
 
 from .images import image_bytes
@@ -17,17 +16,16 @@ from .test_ai_recipe import a1111_png
 from .test_details import camera_jpeg
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-VIEWPORTS = [{"width": 1440, "height": 900}, {"width": 390, "height": 844}]
 
 
-@pytest.fixture(params=VIEWPORTS, ids=["desktop", "phone"])
-def sized_page(request, browser, live_server, user, client):
-    context = browser.new_context(viewport=request.param)
-    log_in(context, live_server, client, user)
-    page = context.new_page()
-    page.viewport = request.param
-    yield page
-    context.close()
+def downloaded_zip(page, tmp_path) -> list[str]:
+    """The names in the ZIP the selection bar's Download ZIP saves."""
+    with page.expect_download() as download_info:
+        page.locator("#selection-bar [data-action=bulk-download]").click()
+    saved = tmp_path / "photos.zip"
+    download_info.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive_file:
+        return archive_file.namelist()
 
 
 def test_the_details_panel_shows_camera_place_and_recipe(sized_page, live_server, upload):
@@ -94,12 +92,7 @@ def test_favourites_bulk_actions_and_a_zip_of_a_range(logged_in_page, live_serve
     page.get_by_role("button", name="Select").click()
     tiles.nth(1).click()
     tiles.nth(3).click(modifiers=["Shift"])
-    with page.expect_download() as download_info:
-        page.locator("#selection-bar [data-action=bulk-download]").click()
-    saved = tmp_path / "photos.zip"
-    download_info.value.save_as(saved)
-    with zipfile.ZipFile(saved) as archive_file:
-        assert archive_file.namelist() == [f"{p.filename}" for p in photos[2:5]]  # oldest taken first
+    assert downloaded_zip(page, tmp_path) == [f"{p.filename}" for p in photos[2:5]]  # oldest taken first
 
     # Trash a range; Undo brings it back.
     page.get_by_role("button", name="Select").click()
@@ -138,3 +131,55 @@ def test_jump_to_a_year_and_select_a_day(sized_page, live_server, upload):
     expect(page.locator("[data-selection-count]")).to_have_text("1 photo selected")
     expect(page.locator(f"#grid .tile.selected[data-photo-id='{dated[(2019, 3)].pk}']")).to_have_count(1)
     page.screenshot(path=f"/tmp/gallery-timeline-{width}.png")
+
+
+def test_scrub_to_a_year_open_the_details_and_zip_a_shift_click_range(sized_page, live_server, upload, tmp_path):
+    """The issue's walk through the timeline: the scrubber jumps to a year without the pages between, the
+    details panel opens on the photo found there, and a Shift-click range of it downloads as one ZIP."""
+    page = sized_page
+    width = page.viewport["width"]
+    dated = {}
+    for year in (2017, 2019, 2023):
+        for day in (3, 4):
+            photo = upload(f"s{year}-{day}.jpg", camera_jpeg() if (year, day) == (2019, 4) else image_bytes())
+            Photo.objects.filter(pk=photo.pk).update(taken_at=datetime(year, 8, day, 12, tzinfo=UTC))
+            dated[(year, day)] = photo
+    page.goto(f"{live_server.url}/")
+    scrubber = page.locator("nav.scrubber")
+    expect(scrubber.locator(".scrubber-year")).to_have_count(3)
+    expect(scrubber.locator(".scrubber-month.current")).to_have_attribute("data-month", "2023-08")
+    # Pointing at a year's part of the scrubber names its month; a click there starts the grid at it.
+    month = scrubber.locator(".scrubber-month[data-month='2019-08']")
+    month.hover()
+    expect(scrubber.locator(".scrubber-label")).to_have_text("August 2019")
+    page.screenshot(path=f"/tmp/gallery2-scrubber-{width}.png")
+    month.click()
+    page.wait_for_url("**from=2019-08-31")
+    tiles = page.locator("#grid .tile")
+    expect(tiles.first).to_have_attribute("data-photo-id", str(dated[(2019, 4)].pk))
+    expect(page.locator("nav.scrubber .scrubber-month.current")).to_have_attribute("data-month", "2019-08")
+
+    # A drag from the top of the scrubber to its bottom ends at the oldest month.
+    top, bottom = scrubber.locator(".scrubber-month").first.bounding_box(), scrubber.bounding_box()
+    page.mouse.move(top["x"] + top["width"] / 2, top["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(top["x"] + top["width"] / 2, bottom["y"] + bottom["height"] / 2, steps=5)
+    page.mouse.move(top["x"] + top["width"] / 2, bottom["y"] + bottom["height"] - 2, steps=5)
+    expect(scrubber.locator(".scrubber-label")).to_have_text("August 2017")
+    page.mouse.up()
+    page.wait_for_url("**from=2017-08-31")
+    page.go_back()
+    page.wait_for_url("**from=2019-08-31")
+
+    tiles.first.click()
+    panel = page.locator("#lightbox .lightbox-info")
+    expect(panel.locator("[data-detail=taken]")).to_contain_text("2019")
+    expect(panel.locator("[data-detail=camera]")).to_have_text("Canon EOS R5")
+    page.screenshot(path=f"/tmp/gallery2-scrubbed-details-{width}.png")
+    page.keyboard.press("Escape")
+
+    page.get_by_role("button", name="Select").click()
+    tiles.nth(0).click()
+    tiles.nth(2).click(modifiers=["Shift"])
+    expect(page.locator("[data-selection-count]")).to_have_text("3 photos selected")
+    assert downloaded_zip(page, tmp_path) == ["s2017-4.jpg", "s2019-3.jpg", "s2019-4.jpg"]  # oldest taken first

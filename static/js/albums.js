@@ -44,7 +44,7 @@ function setSelecting(on) {
 function updateSelectionBar() {
   const bar = document.getElementById("selection-bar");
   if (!bar) return;
-  const count = selectedTiles().length;
+  const count = selectedTiles().reduce((sum, tile) => sum + Number(tile.dataset.stackSize || 1), 0);
   bar.hidden = !document.body.classList.contains("selecting");
   bar.querySelector("[data-selection-count]").textContent = count ? `${plural(count, "photo")} selected` : "Click photos to select them";
   bar.querySelectorAll("button.button").forEach((button) => { button.disabled = count === 0; });
@@ -71,6 +71,15 @@ document.addEventListener("click", (event) => {
   }
   updateSelectionBar();
 }, true);
+
+// A selected stack stands for all its photos: before an action, its tiles take its place, selected.
+async function openSelectedStacks() {
+  for (const stack of selectedTiles().filter((tile) => tile.dataset.stack)) {
+    const added = await expandStack(stack);
+    added.forEach((tile) => tile.classList.add("selected"));
+    if (anchorTile === stack) anchorTile = added[added.length - 1] || null;
+  }
+}
 
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && document.body.classList.contains("selecting") && !document.querySelector("dialog[open]")) {
@@ -403,6 +412,7 @@ document.addEventListener("click", async (event) => {
   if (!control) return;
   const { action } = control.dataset;
   try {
+    if (action === "add-to-album" || action.startsWith("bulk-")) await openSelectedStacks();
     if (action === "select-mode") setSelecting(!document.body.classList.contains("selecting"));
     else if (action === "select-none") setSelecting(false);
     else if (action === "add-to-album") await addSelectedToAlbum();

@@ -108,6 +108,153 @@ document.addEventListener("click", async (event) => {
   }
 });
 
+/* ---------- The grid's look: tile size and justified rows, remembered in cookies the server reads ---------- */
+const LOOK_MAX_AGE = 365 * 24 * 3600;
+
+function remember(name, value) {
+  document.cookie = `${name}=${value}; path=/; max-age=${LOOK_MAX_AGE}; samesite=lax`;
+}
+
+function zoom(by) {
+  const grid = document.getElementById("grid");
+  if (!grid?.dataset.zooms) return;
+  const zooms = grid.dataset.zooms.split(" ");
+  const now = zooms.findIndex((name) => grid.classList.contains(`zoom-${name}`));
+  const next = zooms[Math.min(zooms.length - 1, Math.max(0, now + by))];
+  zooms.forEach((name) => grid.classList.toggle(`zoom-${name}`, name === next));
+  remember("grid_zoom", next);
+  document.querySelector('[data-action="zoom-out"]').disabled = next === zooms[0];
+  document.querySelector('[data-action="zoom-in"]').disabled = next === zooms[zooms.length - 1];
+}
+
+function toggleJustified(button) {
+  const on = document.getElementById("grid").classList.toggle("justified");
+  button.setAttribute("aria-pressed", String(on));
+  remember("grid_layout", on ? "justified" : "square");
+}
+
+document.addEventListener("click", (event) => {
+  const control = event.target.closest('[data-action="zoom-in"], [data-action="zoom-out"], [data-action="justify"]');
+  if (!control) return;
+  if (control.dataset.action === "justify") toggleJustified(control);
+  else zoom(control.dataset.action === "zoom-in" ? 1 : -1);
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey || document.querySelector("dialog[open]")) return;
+  if (event.target.matches("input, textarea, select, [contenteditable]")) return;
+  if (event.key === "+" || event.key === "=") zoom(1);
+  else if (event.key === "-") zoom(-1);
+});
+
+document.addEventListener("DOMContentLoaded", () => zoom(0));
+
+// A stack (a studio step's alternatives, none chosen yet) opened in place: its tiles replace it.
+async function expandStack(tile) {
+  const link = tile.querySelector(".photo-link");
+  const response = await fetch(link.getAttribute("hx-get"), { credentials: "same-origin", headers: { "HX-Request": "true" } });
+  if (!response.ok) throw new Error(await apiError(response));
+  const template = document.createElement("template");
+  template.innerHTML = await response.text();
+  const added = Array.from(template.content.querySelectorAll(".tile"));
+  tile.replaceWith(template.content);
+  added.forEach((each) => htmx.process(each));
+  return added;
+}
+
+/* ---------- The date scrubber along the grid's edge ---------- */
+// The timeline drawn to scale (every month's share of the height is its share of the photos): pointing shows
+// the month, a click or the end of a drag starts the grid there (the month's link, the jump list's ?from=).
+const scrubber = () => document.querySelector("nav.scrubber");
+let scrubbing = false;
+
+function layoutScrubber() {
+  const nav = scrubber();
+  if (!nav) return;
+  nav.querySelectorAll("[data-count]").forEach((el) => { el.style.flexGrow = el.dataset.count; });
+  // A year too short for its label shows none, rather than one over the next.
+  let free = -Infinity;
+  nav.querySelectorAll(".scrubber-year").forEach((year) => {
+    const { top } = year.getBoundingClientRect();
+    year.classList.toggle("crowded", top < free);
+    if (top >= free) free = top + 15;
+  });
+  markScrubberPosition();
+}
+
+function monthAt(y) {
+  const months = Array.from(scrubber().querySelectorAll(".scrubber-month"));
+  return months.find((month) => y <= month.getBoundingClientRect().bottom) || months[months.length - 1];
+}
+
+function pointAt(y) {
+  const nav = scrubber();
+  const month = monthAt(y);
+  const label = nav.querySelector(".scrubber-label");
+  if (!month || !label) return null;
+  nav.querySelectorAll(".scrubber-month.pointed").forEach((el) => el.classList.remove("pointed"));
+  month.classList.add("pointed");
+  label.textContent = month.dataset.label;
+  label.style.top = `${Math.max(0, y - nav.getBoundingClientRect().top)}px`;
+  label.hidden = false;
+  return month;
+}
+
+function leaveScrubber() {
+  const nav = scrubber();
+  nav?.querySelector(".scrubber-label")?.setAttribute("hidden", "");
+  nav?.querySelectorAll(".pointed").forEach((el) => el.classList.remove("pointed"));
+}
+
+// The month of the day header at the top of the window, marked on the scrubber.
+function markScrubberPosition() {
+  const nav = scrubber();
+  if (!nav) return;
+  let month = null;
+  for (const header of document.querySelectorAll("#grid .day-header")) {
+    if (header.getBoundingClientRect().top > window.innerHeight / 3) break;
+    month = header.dataset.month;
+  }
+  month = month || document.querySelector("#grid .day-header")?.dataset.month;
+  nav.querySelectorAll(".scrubber-month").forEach((el) => el.classList.toggle("current", el.dataset.month === month));
+}
+
+document.addEventListener("pointerdown", (event) => {
+  const nav = event.target.closest("nav.scrubber");
+  if (!nav || !nav.querySelector(".scrubber-month") || event.button > 0) return;
+  event.preventDefault();
+  scrubbing = true;
+  nav.setPointerCapture(event.pointerId);
+  pointAt(event.clientY);
+});
+
+document.addEventListener("pointermove", (event) => {
+  if (scrubbing || event.target.closest?.("nav.scrubber .scrubber-track")) pointAt(event.clientY);
+  else leaveScrubber();
+});
+
+document.addEventListener("pointerup", (event) => {
+  if (!scrubbing) return;
+  scrubbing = false;
+  const month = pointAt(event.clientY);
+  if (month) window.location.assign(month.href);
+});
+
+document.addEventListener("pointercancel", () => { scrubbing = false; leaveScrubber(); });
+// The pointer's end of a drag navigates (above); the links' own clicks would navigate a second time.
+document.addEventListener("click", (event) => {
+  if (event.target.closest("nav.scrubber")) event.preventDefault();
+});
+document.addEventListener("htmx:afterSettle", (event) => {
+  if (event.detail.target.matches?.("nav.scrubber")) layoutScrubber();
+  else if (event.detail.target.closest?.("#grid")) markScrubberPosition();
+});
+let scrollFrame = 0;
+window.addEventListener("scroll", () => {
+  if (!scrollFrame) scrollFrame = requestAnimationFrame(() => { scrollFrame = 0; markScrubberPosition(); });
+}, { passive: true });
+window.addEventListener("resize", layoutScrubber);
+
 /* ---------- Lightbox ---------- */
 // The open photo is in the address (?photo=<id>): a link to it opens the lightbox, and Back closes it. Opening
 // adds one history entry; moving to the next photo replaces it, so Back leaves the lightbox, not the photo.
@@ -134,9 +281,11 @@ function openTile(tile) {
   if (!tile) return;
   currentTile = tile;
   shownPhotoId = tile.dataset.photoId;
-  // A gallery tile is the link itself; a trash tile holds a link beside its Restore button.
+  // A gallery tile is the link itself; a trash tile holds a link beside its Restore button. A stack's link
+  // opens the stack; its lightbox shows the stack's first photo.
   const link = tile.matches("[hx-get]") ? tile : tile.querySelector("[hx-get]");
-  htmx.ajax("GET", link.getAttribute("hx-get"), { target: "#lightbox-body", swap: "innerHTML" });
+  const url = link.dataset.lightboxUrl || link.getAttribute("hx-get");
+  htmx.ajax("GET", url, { target: "#lightbox-body", swap: "innerHTML" });
 }
 
 // A photo named in the address: its tile if the grid has loaded it, else straight from the server.
