@@ -75,3 +75,15 @@ def pods_reconcile() -> str:
 
 def backend_connection_check() -> bool:
     return services.connection_check()
+
+
+def backend_check(backend_id: int) -> bool:
+    try:
+        return services.backend_check(backend_id=backend_id).is_connected
+    except AppError:  # removed meanwhile
+        return False
+
+
+def backends_check() -> str:
+    """Status, queue and models of every added backend (a backend that does not answer is recorded, not raised)."""
+    return f"{services.backends_check()} answered"
