@@ -103,6 +103,9 @@ class BackendSettings(models.Model):
     lifetime_cost = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     lifetime_images = models.PositiveIntegerField(default=0)
 
+    # Its queue at the last connection check (everyone's items).
+    queue_pending = models.PositiveIntegerField(default=0)
+    queue_in_progress = models.PositiveIntegerField(default=0)
     # The hashes of the models the InvokeAI in use listed at the last model refresh, and its URL then (a list from
     # another URL says nothing about this one): how routing knows whether it has a step's model.
     model_hashes = models.JSONField(default=list, blank=True)

@@ -203,11 +203,16 @@ def connection_record(
 def connection_check(*, now: datetime | None = None) -> bool:
     """Ask the InvokeAI in use for its version; record and return whether it answered."""
     try:
-        version = manager.probe_client(manager.current_backend_url()).connect()
+        client = manager.probe_client(manager.current_backend_url())
+        version = client.connect()
+        queue = client.queue_status()
     except AppError as exc:
         connection_record(connected=False, error=exc.message, now=now)
         return False
     connection_record(connected=True, version=version, now=now)
+    BackendSettings.objects.filter(pk=backend_settings_get().pk).update(
+        queue_pending=queue.pending, queue_in_progress=queue.in_progress
+    )
     return True
 
 
