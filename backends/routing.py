@@ -43,15 +43,15 @@ class Candidate:
         return self.model_hashes is None or all(need in self.model_hashes for need in needs)
 
 
-def candidates() -> tuple[list[Candidate], str]:
+def candidates() -> tuple[list[Candidate], Unavailable | None]:
     """Every InvokeAI that may take new work, the one in use first; and why the one in use is missing, if it is."""
     others = list(Backend.objects.filter(enabled=True, is_connected=True).order_by("created_at", "pk"))
     found: list[Candidate] = []
-    problem = ""
+    problem = None
     try:
         url = manager.current_backend_url()
     except Unavailable as exc:
-        problem = exc.message
+        problem = exc
     else:
         # Only with others to choose from does the in-use one's model list matter.
         row = BackendSettings.current() if others else None
@@ -82,7 +82,8 @@ def backend_choose(*, needs: Iterable[str] = (), pending: Callable[[], Mapping[s
     needs = [need for need in needs if need]
     options, problem = candidates()
     if not options:
-        raise Unavailable(problem or "No InvokeAI backend is available.", code="no_backend")
+        # Remote mode without a pod and no added backend that answers: the in-use one's reason says what to do.
+        raise problem or Unavailable("No InvokeAI backend is available.", code="no_backend")
     if len(options) == 1:
         return options[0].url
     having = [option for option in options if option.has(needs)]
