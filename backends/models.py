@@ -222,6 +222,9 @@ class PodSession(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_check_at = models.DateTimeField(null=True, blank=True)
 
+    # The last idle check that found work on this pod: its own idle timer, beside the user's activity.
+    last_busy_at = models.DateTimeField(null=True, blank=True)
+
     images_generated = models.PositiveIntegerField(default=0)
     estimated_cost = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
 

@@ -22,7 +22,7 @@ from gallery_project.errors import Unavailable
 
 from . import manager
 from .invokeai.errors import InvokeAIError
-from .models import Backend, BackendSettings
+from .models import Backend, BackendSettings, PodSession
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,14 @@ def candidates() -> tuple[list[Candidate], Unavailable | None]:
         row = BackendSettings.current() if others else None
         hashes = frozenset(row.model_hashes) if row is not None and row.models_url == url else None
         found.append(Candidate(url=url, name=IN_USE, backend_id=None, model_hashes=hashes))
+    # Several pods at once: the ready ones beside the latest (the one in use) take steps too.
+    if found and BackendSettings.current().backend_mode == BackendSettings.Mode.REMOTE:
+        for pod in PodSession.objects.filter(state=PodSession.State.READY).exclude(pod_id="").order_by("created_at"):
+            pod_url = manager.proxy_url(pod.pod_id)
+            if pod_url != found[0].url:
+                found.append(
+                    Candidate(url=pod_url, name=f"RunPod pod {pod.pod_id}", backend_id=None, model_hashes=None)
+                )
     for backend in others:
         if found and backend.url == found[0].url:
             continue

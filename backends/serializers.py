@@ -231,6 +231,11 @@ class PodStartSerializer(serializers.Serializer):
     fresh = serializers.BooleanField(
         required=False, default=False, help_text="Create a new pod instead of resuming the stopped one."
     )
+    another = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Start it beside the active pod: both take steps, each with its own idle timer and longest session.",
+    )
 
 
 class PodSessionPageSerializer(serializers.Serializer):

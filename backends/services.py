@@ -163,15 +163,16 @@ def activity_record(*, now: datetime | None = None) -> None:
     ).update(last_activity_at=now)
 
 
-def images_record(*, count: int) -> None:
-    """Count images made on the pod in use, for the cost per image."""
+def images_record(*, count: int, backend_url: str = "") -> None:
+    """Count images made on a pod (the one at `backend_url`, else the latest), for the cost per image."""
     if count <= 0 or backend_settings_get().backend_mode != BackendSettings.Mode.REMOTE:
         return
-    session = (
-        PodSession.objects.filter(state__in=(PodSession.State.READY, PodSession.State.STOPPING))
-        .order_by("-created_at")
-        .first()
+    sessions = PodSession.objects.filter(state__in=(PodSession.State.READY, PodSession.State.STOPPING)).order_by(
+        "-created_at"
     )
+    session = sessions.first()
+    if backend_url and len(live := list(sessions.exclude(pod_id=""))) > 1:
+        session = next((pod for pod in live if manager.proxy_url(pod.pod_id) == backend_url), None)
     if session is not None:
         PodSession.objects.filter(pk=session.pk).update(images_generated=F("images_generated") + count)
 

@@ -52,14 +52,14 @@ def pods_verify_stopping() -> str:
 def pods_idle_check() -> str:
     """The idle shutdown, the longest-session and budget caps; and whether the InvokeAI in use answers."""
     try:
-        check = pods.pod_idle_check()
+        checks = pods.pods_idle_check()
     except AppError as exc:
         logger.warning("Idle check failed: %s", exc.message)
         return exc.code
     finally:
         # After the idle check: an InvokeAI that does not answer can take its timeouts to say so.
         services.connection_check()
-    return f"{check.outcome} {check.reason}".strip()
+    return ", ".join(f"{check.outcome} {check.reason}".strip() for check in checks)
 
 
 def pods_reconcile() -> str:

@@ -102,7 +102,7 @@ def test_a_step_goes_to_the_backend_that_has_its_model(two, follow_both, session
 def test_a_model_under_another_key_on_the_added_backend_is_sent_with_that_key(two, follow_both, sd1, session, user):
     """The same file installed on two InvokeAIs has two keys: each batch names its backend's, the cache keeps
     the in-use one's."""
-    first, second = two
+    _, second = two
     other_key = second.reinstall_model("tiny-sd1")["key"]
     steps = [create(user, session, sd1, batch_size=1) for _ in range(2)]
     assert steps[1].backend_url == second.url
@@ -169,7 +169,7 @@ def test_cancel_goes_to_the_steps_own_backend(two, sd1, session, user, enqueued)
 
 
 def test_no_backend_with_the_model_is_refused_before_anything_is_recorded(two, session, user):
-    first, second = two
+    _, second = two
     second.install_models([tiny_model("gone-everywhere", model_type="main", base="sd-1")])
     models_cache.models_refresh()
     model = CachedModel.objects.get(name="gone-everywhere")
