@@ -122,8 +122,8 @@ def test_the_budget_stops_every_pod(pod_env, two_pods):
     assert state(first) == State.STOPPED and state(second) == State.STOPPED
 
 
-def test_new_steps_may_go_to_either_ready_pod(pod_env, two_pods, second_invokeai):
-    first, second = two_pods
+@pytest.mark.usefixtures("two_pods")
+def test_new_steps_may_go_to_either_ready_pod(pod_env, second_invokeai):
     assert routing.backend_choose() == second_invokeai.url  # the latest pod is the one in use
     enqueue(second_invokeai, count=2)
     assert routing.backend_choose() == pod_env.invokeai.url
