@@ -1116,7 +1116,9 @@ class FakeInvokeAI:
         node_id, node = found
         steps = node["steps"]
         elapsed = until - (item.started_at or 0.0)
-        reached = min(steps, int(elapsed / (self.seconds_per_item * DENOISE_SHARE) * steps))
+        # Generating in no time (a benchmark's ingest), every step is reached at once.
+        denoising = self.seconds_per_item * DENOISE_SHARE
+        reached = steps if denoising <= 0 else min(steps, int(elapsed / denoising * steps))
         width, height = _image_size(item.session["graph"], self.images)
         while item.progress_sent < reached:
             item.progress_sent += 1
