@@ -68,10 +68,7 @@ class BackendAdmin(admin.ModelAdmin):
     list_display = ["name", "url", "enabled", "is_connected", "api_version", "queue_pending", "queue_in_progress"]
     list_filter = ["enabled", "is_connected"]
     search_fields = ["name", "url"]
-    fields = [
-        "name",
-        "url",
-        "enabled",
+    readonly_fields = [
         "is_connected",
         "api_version",
         "connection_error",
@@ -81,4 +78,4 @@ class BackendAdmin(admin.ModelAdmin):
         "models_listed_at",
         "created_at",
     ]
-    readonly_fields = fields[3:]
+    fields = ["name", "url", "enabled", *readonly_fields]

@@ -181,6 +181,22 @@ def record(times: list[float], delays: list[float], result: tuple[float, list[fl
     delays.extend(result[1])
 
 
+FAKE_SERVER = (
+    "import sys, time; from testing.fake_invokeai import FakeInvokeAI; "
+    "seconds = float(sys.argv[1]); server = FakeInvokeAI(seconds_per_item=seconds, wall_clock=seconds > 0).start(); "
+    "print(server.url, flush=True); time.sleep(3600)"
+)
+
+
+def fake_process(*, item_seconds: float) -> tuple[subprocess.Popen, str]:
+    """A fake InvokeAI in a process of its own, taking `item_seconds` of wall time per image; (process, url)."""
+    process = subprocess.Popen(  # noqa: S603 - this interpreter, running this module's own script
+        [sys.executable, "-c", FAKE_SERVER, str(item_seconds)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
 def ingest_benchmark(args: argparse.Namespace) -> None:
     from django.conf import settings
 
@@ -188,19 +204,8 @@ def ingest_benchmark(args: argparse.Namespace) -> None:
     from generation.models import CachedModel
 
     # The fake in its own process, as InvokeAI would be, so serving images does not compete for this one's GIL.
-    fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from testing.fake_invokeai import FakeInvokeAI; "
-            "server = FakeInvokeAI(seconds_per_item=0).start(); print(server.url, flush=True); time.sleep(3600)",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    fake, url = fake_process(item_seconds=0)
     try:
-        url = fake.stdout.readline().strip()
         settings.INVOKEAI_LOCAL_URL = url
         settings.MAX_BATCH_SIZE = args.ingest
         models_cache.models_refresh()
@@ -228,24 +233,6 @@ def ingest_benchmark(args: argparse.Namespace) -> None:
         fake.wait()
 
 
-def _fake_process(*, item_seconds: float) -> tuple[subprocess.Popen, str]:
-    """A fake InvokeAI in a process of its own on the wall clock; (process, url)."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from testing.fake_invokeai import FakeInvokeAI; "
-            f"server = FakeInvokeAI(seconds_per_item={item_seconds}, wall_clock=True).start(); "
-            "print(server.url, flush=True); time.sleep(3600)",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    return process, process.stdout.readline().strip()
-
-
 def backends_benchmark(args: argparse.Namespace) -> None:
     from collections import Counter
 
@@ -255,7 +242,7 @@ def backends_benchmark(args: argparse.Namespace) -> None:
     from generation import follower, models_cache, services
     from generation.models import CachedModel, GenerationStep
 
-    fakes = [_fake_process(item_seconds=args.item_seconds) for _ in range(2)]
+    fakes = [fake_process(item_seconds=args.item_seconds) for _ in range(2)]
     try:
         (_, local), (_, remote) = fakes
         settings.INVOKEAI_LOCAL_URL = local
