@@ -247,7 +247,8 @@ def _backend_validate(backend: Backend) -> None:
 
 
 def backend_get(*, backend_id: int) -> Backend:
-    backend = Backend.objects.filter(pk=backend_id).first()
+    # An id no row can have is not sent to the database, which would refuse it rather than find nothing.
+    backend = Backend.objects.filter(pk=backend_id).first() if 0 < backend_id < 2**63 else None
     if backend is None:
         raise NotFound("No such backend.", code="backend_not_found", details={"id": backend_id})
     return backend
