@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import BackendSettings, PodSession
+from .models import Backend, BackendSettings, PodSession
 from .services import EDITABLE_FIELDS
 
 # What the app learns from InvokeAI and RunPod: shown, never edited.
@@ -59,3 +59,23 @@ class PodSessionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+@admin.register(Backend)
+class BackendAdmin(admin.ModelAdmin):
+    """Added InvokeAI backends; what the minute check reads is shown, not edited."""
+
+    list_display = ["name", "url", "enabled", "is_connected", "api_version", "queue_pending", "queue_in_progress"]
+    list_filter = ["enabled", "is_connected"]
+    search_fields = ["name", "url"]
+    readonly_fields = [
+        "is_connected",
+        "api_version",
+        "connection_error",
+        "checked_at",
+        "queue_pending",
+        "queue_in_progress",
+        "models_listed_at",
+        "created_at",
+    ]
+    fields = ["name", "url", "enabled", *readonly_fields]

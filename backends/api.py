@@ -17,8 +17,11 @@ from gallery_project.permissions import IsStaff, is_staff
 
 from . import pods, selectors, services
 from .serializers import (
+    BackendCreateSerializer,
+    BackendSerializer,
     BackendStatusBriefSerializer,
     BackendStatusSerializer,
+    BackendUpdateSerializer,
     ModeResultSerializer,
     ModeSerializer,
     PageQuerySerializer,
@@ -89,7 +92,52 @@ class PodSessionListApi(StaffApi):
         return Response(PodSessionPageSerializer(body, context={"now": timezone.now()}).data)
 
 
+class BackendListApi(StaffApi):
+    @extend_schema(responses=BackendSerializer(many=True), description="The added InvokeAI backends.")
+    def get(self, request: Request) -> Response:
+        return Response(BackendSerializer(selectors.backend_list(), many=True).data)
+
+    @extend_schema(
+        request=BackendCreateSerializer,
+        responses={
+            201: BackendSerializer,
+            400: OpenApiResponse(description="A URL the app does not send requests to, or no name"),
+            409: OpenApiResponse(description="That URL is already a backend"),
+        },
+        description="Add an InvokeAI that takes new steps beside the one in use; its status is checked at once.",
+    )
+    def post(self, request: Request) -> Response:
+        form = BackendCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        backend = services.backend_add(**form.validated_data)
+        return Response(BackendSerializer(backend).data, status=status.HTTP_201_CREATED)
+
+
+class BackendDetailApi(StaffApi):
+    @extend_schema(responses=BackendSerializer)
+    def get(self, request: Request, backend_id: str) -> Response:
+        return Response(BackendSerializer(services.backend_get(backend_id=int(backend_id))).data)
+
+    @extend_schema(
+        request=BackendUpdateSerializer,
+        responses=BackendSerializer,
+        description="Rename it, or stop (`enabled: false`) sending it new steps; its running steps finish there.",
+    )
+    def patch(self, request: Request, backend_id: str) -> Response:
+        form = BackendUpdateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        backend = services.backend_update(backend_id=int(backend_id), **form.validated_data)
+        return Response(BackendSerializer(backend).data)
+
+    @extend_schema(responses={204: None}, description="Steps already sent to it are still followed there.")
+    def delete(self, request: Request, backend_id: str) -> Response:
+        services.backend_remove(backend_id=int(backend_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 urlpatterns = [
+    re_path(r"^backends/?$", BackendListApi.as_view(), name="backend-list"),
+    re_path(r"^backends/(?P<backend_id>[0-9]{1,18})/?$", BackendDetailApi.as_view(), name="backend-detail"),
     re_path(r"^backend/status/?$", BackendStatusApi.as_view(), name="backend-status"),
     re_path(r"^backend/mode/?$", BackendModeApi.as_view(), name="backend-mode"),
     re_path(r"^backend/pod/start/?$", PodStartApi.as_view(), name="backend-pod-start"),

@@ -54,3 +54,8 @@ class ApiKeyForm(forms.Form):
 class PodStartForm(forms.Form):
     gpu_type = forms.CharField(required=False, max_length=100, validators=[_safe(runpod.GPU_TYPE, "GPU type")])
     fresh = forms.BooleanField(required=False)
+
+
+class BackendAddForm(forms.Form):
+    name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"placeholder": "Studio PC"}))
+    url = forms.CharField(max_length=500, widget=forms.URLInput(attrs={"placeholder": "http://192.168.1.20:9090"}))

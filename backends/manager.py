@@ -49,15 +49,19 @@ def backend_url_for(row: BackendSettings, pod: PodSession | None) -> str:
     raise Unavailable(NO_POD, code="no_pod")
 
 
+def live_pod(row: BackendSettings) -> PodSession | None:
+    """In remote mode, the latest pod session that may take work (a stopping pod gets none: it counts as none)."""
+    if row.backend_mode != BackendSettings.Mode.REMOTE:
+        return None
+    live = (PodSession.State.CREATING, PodSession.State.STARTING, PodSession.State.READY)
+    return PodSession.objects.filter(state__in=live).order_by("-created_at").only("pod_id", "state").first()
+
+
 def current_backend_url() -> str:
-    """The base URL of the InvokeAI that new work goes to; `Unavailable` if remote mode has none."""
+    """The base URL of the InvokeAI in use; `Unavailable` if remote mode has none. New steps may go to another
+    backend as well (`routing`)."""
     row = BackendSettings.current()
-    pod = None
-    if row.backend_mode == BackendSettings.Mode.REMOTE:
-        # A stopping pod gets no new work: it counts as no pod.
-        live = (PodSession.State.CREATING, PodSession.State.STARTING, PodSession.State.READY)
-        pod = PodSession.objects.filter(state__in=live).order_by("-created_at").only("pod_id", "state").first()
-    return backend_url_for(row, pod)
+    return backend_url_for(row, live_pod(row))
 
 
 def _cached_client(base_url: str, connect_timeout: float, read_timeout: float, retry_backoff: float):

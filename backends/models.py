@@ -103,6 +103,14 @@ class BackendSettings(models.Model):
     lifetime_cost = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     lifetime_images = models.PositiveIntegerField(default=0)
 
+    # Its queue at the last connection check (everyone's items).
+    queue_pending = models.PositiveIntegerField(default=0)
+    queue_in_progress = models.PositiveIntegerField(default=0)
+    # The hashes of the models the InvokeAI in use listed at the last model refresh, and its URL then (a list from
+    # another URL says nothing about this one): how routing knows whether it has a step's model.
+    model_hashes = models.JSONField(default=list, blank=True)
+    models_url = models.CharField(max_length=500, blank=True)
+
     # GPU types RunPod listed the last time a start found no capacity: {"id", "name", "memory_gb"}.
     known_gpu_types = models.JSONField(default=list, blank=True)
     # Our stopped pods on the account as last listed: {"id", "name", "volume_in_gb"}; their disks are billed.
@@ -214,6 +222,9 @@ class PodSession(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_check_at = models.DateTimeField(null=True, blank=True)
 
+    # The last idle check that found work on this pod: its own idle timer, beside the user's activity.
+    last_busy_at = models.DateTimeField(null=True, blank=True)
+
     images_generated = models.PositiveIntegerField(default=0)
     estimated_cost = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
 
@@ -233,3 +244,43 @@ class PodSession(models.Model):
     def gpu_label(self) -> str:
         """The GPU type without the vendor words, short enough for the top bar."""
         return self.gpu_type.removeprefix("NVIDIA ").removeprefix("GeForce ")
+
+
+class Backend(models.Model):
+    """Another InvokeAI that takes work beside the one in use (the local one, or the RunPod pod): a URL of an
+    InvokeAI the owner runs elsewhere. New steps go to whichever has the step's model and the shortest queue.
+
+    Status, queue and model list are what the minute check last read, so pages never wait on the backend.
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    url = models.CharField(_("InvokeAI URL"), max_length=500, unique=True)
+    enabled = models.BooleanField(_("takes new work"), default=True)
+
+    is_connected = models.BooleanField(default=False)
+    api_version = models.CharField(_("InvokeAI version"), max_length=50, blank=True)
+    connection_error = models.CharField(max_length=500, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    # InvokeAI's queue at the last check: everyone's items, ours included.
+    queue_pending = models.PositiveIntegerField(default=0)
+    queue_in_progress = models.PositiveIntegerField(default=0)
+    model_hashes = models.JSONField(default=list, blank=True)
+    models_listed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.url})"
+
+    def clean(self) -> None:
+        """Store the URL in its normal form; refuse one the app would not send requests to."""
+        try:
+            self.url = normalise_url(self.url, allow_link_local=settings.INVOKEAI_ALLOW_LINK_LOCAL)
+        except RefusedURL as exc:
+            raise ValidationError({"url": str(exc)}) from None
+
+    @property
+    def queue_size(self) -> int:
+        return self.queue_pending + self.queue_in_progress

@@ -11,5 +11,5 @@ def on_user_activity(sender: Any, **kwargs: Any) -> None:
     services.activity_record()
 
 
-def on_images_generated(sender: Any, *, count: int, **kwargs: Any) -> None:
-    services.images_record(count=count)
+def on_images_generated(sender: Any, *, count: int, backend_url: str = "", **kwargs: Any) -> None:
+    services.images_record(count=count, backend_url=backend_url)

@@ -19,7 +19,7 @@ from gallery_project.errors import Unavailable
 from worker.selectors import WorkerHealth, worker_health
 
 from . import costs, manager, pods, services
-from .models import BackendSettings, PodSession
+from .models import Backend, BackendSettings, PodSession
 
 # The automatic stop of a pod that does not get ready in time (RUNPOD_START_TIMEOUT).
 START_TIMEOUT = "start_timeout"
@@ -39,6 +39,83 @@ class PodStatus:
     @property
     def seconds_until_auto_stop(self) -> int | None:
         return None if self.minutes_until_auto_stop is None else int(self.minutes_until_auto_stop * 60)
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """One InvokeAI new steps may go to, as the backend page and the status API list them."""
+
+    # "local", "pod" or "url" (a remote InvokeAI: the remote URL of remote mode, or an added backend).
+    kind: str
+    name: str
+    url: str
+    # The InvokeAI in use (the local one or the pod), which the mode chooses; the others are added backends.
+    in_use: bool
+    enabled: bool
+    connected: bool
+    api_version: str
+    connection_error: str
+    queue_pending: int
+    queue_in_progress: int
+    models: int | None
+    # A pod's cost so far; None for an InvokeAI the app does not pay for by the minute.
+    current_cost: Decimal | None
+    backend_id: int | None = None
+    checked_at: datetime | None = None
+
+    @property
+    def queue_size(self) -> int:
+        return self.queue_pending + self.queue_in_progress
+
+
+def backend_entries(row: BackendSettings, *, url: str, pod: PodStatus | None) -> list[BackendEntry]:
+    """The InvokeAI in use (if remote mode has one) and every added backend."""
+    entries = []
+    if url:
+        ready_pod = pod if pod is not None and pod.session.state == PodSession.State.READY else None
+        kind = "local" if row.backend_mode == BackendSettings.Mode.LOCAL else "pod" if ready_pod else "url"
+        names = {
+            "local": "Local InvokeAI",
+            "pod": f"RunPod pod {ready_pod.session.pod_id}" if ready_pod else "",
+            "url": "Remote InvokeAI",
+        }
+        entries.append(
+            BackendEntry(
+                kind=kind,
+                name=names[kind],
+                url=url,
+                in_use=True,
+                enabled=True,
+                connected=row.is_connected,
+                api_version=row.api_version,
+                connection_error=row.connection_error,
+                queue_pending=row.queue_pending,
+                queue_in_progress=row.queue_in_progress,
+                models=len(row.model_hashes) if row.models_url == url else None,
+                current_cost=ready_pod.current_cost if ready_pod else None,
+                checked_at=row.last_connected_at,
+            )
+        )
+    for backend in backend_list():
+        entries.append(
+            BackendEntry(
+                kind="url",
+                name=backend.name,
+                url=backend.url,
+                in_use=False,
+                enabled=backend.enabled,
+                connected=backend.is_connected,
+                api_version=backend.api_version,
+                connection_error=backend.connection_error,
+                queue_pending=backend.queue_pending,
+                queue_in_progress=backend.queue_in_progress,
+                models=len(backend.model_hashes) if backend.models_listed_at else None,
+                current_cost=None,
+                backend_id=backend.pk,
+                checked_at=backend.checked_at,
+            )
+        )
+    return entries
 
 
 @dataclass(frozen=True)
@@ -72,6 +149,8 @@ class BackendStatus:
     changing: bool
     # The idle stop and the other pod checks run in the background worker: whether it works.
     worker: WorkerHealth
+    # Every InvokeAI new steps may go to: the one in use first, then the added ones.
+    backends: list[BackendEntry]
 
 
 def _auto_stop(
@@ -152,6 +231,7 @@ def backend_status(*, now: datetime | None = None) -> BackendStatus:
             and (session.state in (PodSession.State.CREATING, PodSession.State.STARTING, PodSession.State.STOPPING))
         ),
         worker=worker_health(now=now),
+        backends=backend_entries(row, url=url, pod=pod),
     )
 
 
@@ -196,3 +276,7 @@ def backend_badge(*, now: datetime | None = None) -> Badge:
 def pod_session_list(*, limit: int = 50, offset: int = 0) -> tuple[QuerySet[PodSession], int]:
     sessions = PodSession.objects.order_by("-created_at", "-pk")
     return sessions[offset : offset + limit], sessions.count()
+
+
+def backend_list() -> QuerySet[Backend]:
+    return Backend.objects.order_by("created_at", "pk")

@@ -8,7 +8,7 @@ from gallery_project.pagination import limit_field, offset_field
 from worker import selectors as worker_selectors
 
 from . import costs
-from .models import BackendSettings, PodSession
+from .models import Backend, BackendSettings, PodSession
 
 
 class PodSessionSerializer(serializers.ModelSerializer):
@@ -113,6 +113,67 @@ class WorkerHealthSerializer(serializers.Serializer):
     restart_reason = serializers.CharField()
 
 
+class BackendEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="backend_id", allow_null=True, help_text="Null for the InvokeAI in use.")
+    kind = serializers.ChoiceField(choices=["local", "pod", "url"])
+    name = serializers.CharField()
+    url = serializers.CharField()
+    in_use = serializers.BooleanField(
+        help_text="The InvokeAI the mode chooses (local or the pod); the others are added."
+    )
+    enabled = serializers.BooleanField(help_text="Whether new steps may go to it.")
+    connected = serializers.BooleanField()
+    api_version = serializers.CharField()
+    connection_error = serializers.CharField()
+    queue_pending = serializers.IntegerField()
+    queue_in_progress = serializers.IntegerField()
+    models = serializers.IntegerField(allow_null=True, help_text="Models it listed; null before its first listing.")
+    current_cost = serializers.DecimalField(
+        max_digits=12, decimal_places=4, allow_null=True, help_text="A pod's cost so far; null otherwise."
+    )
+    checked_at = serializers.DateTimeField(allow_null=True)
+
+
+class BackendSerializer(serializers.ModelSerializer):
+    """An added InvokeAI backend (a remote URL), with what its last check found."""
+
+    queue_size = serializers.IntegerField(read_only=True)
+    models = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Backend
+        fields = [
+            "id",
+            "name",
+            "url",
+            "enabled",
+            "is_connected",
+            "api_version",
+            "connection_error",
+            "checked_at",
+            "queue_pending",
+            "queue_in_progress",
+            "queue_size",
+            "models",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_models(self, backend: Backend) -> int | None:
+        return len(backend.model_hashes) if backend.models_listed_at else None
+
+
+class BackendCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    url = serializers.CharField(max_length=500, help_text="http(s)://host[:port][/path] of an InvokeAI.")
+    enabled = serializers.BooleanField(required=False, default=True)
+
+
+class BackendUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    enabled = serializers.BooleanField(required=False)
+
+
 class BackendStatusSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=BackendSettings.Mode.choices)
     url = serializers.CharField()
@@ -133,6 +194,9 @@ class BackendStatusSerializer(serializers.Serializer):
     idle_timeout_minutes = serializers.IntegerField()
     max_session_hours = serializers.IntegerField()
     worker = WorkerHealthSerializer(help_text="Whether the background worker (pod checks, steps, retries) works.")
+    backends = BackendEntrySerializer(
+        many=True, help_text="Every InvokeAI new steps may go to: the one in use first, then the added ones."
+    )
 
 
 class BackendStatusBriefSerializer(serializers.Serializer):
@@ -166,6 +230,11 @@ class PodStartSerializer(serializers.Serializer):
     gpu_type = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
     fresh = serializers.BooleanField(
         required=False, default=False, help_text="Create a new pod instead of resuming the stopped one."
+    )
+    another = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Start it beside the active pod: both take steps, each with its own idle timer and longest session.",
     )
 
 

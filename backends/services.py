@@ -10,15 +10,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from gallery_project.errors import AppError, InvalidInput
+from gallery_project.errors import AppError, Conflict, InvalidInput, NotFound
 
 from . import crypto, manager
-from .models import BackendSettings, PodSession
+from .invokeai.client import InvokeAIModel
+from .models import Backend, BackendSettings, PodSession
 
 logger = logging.getLogger(__name__)
 
@@ -161,15 +163,16 @@ def activity_record(*, now: datetime | None = None) -> None:
     ).update(last_activity_at=now)
 
 
-def images_record(*, count: int) -> None:
-    """Count images made on the pod in use, for the cost per image."""
+def images_record(*, count: int, backend_url: str = "") -> None:
+    """Count images made on a pod (the one at `backend_url`, else the latest), for the cost per image."""
     if count <= 0 or backend_settings_get().backend_mode != BackendSettings.Mode.REMOTE:
         return
-    session = (
-        PodSession.objects.filter(state__in=(PodSession.State.READY, PodSession.State.STOPPING))
-        .order_by("-created_at")
-        .first()
+    sessions = PodSession.objects.filter(state__in=(PodSession.State.READY, PodSession.State.STOPPING)).order_by(
+        "-created_at"
     )
+    session = sessions.first()
+    if backend_url and len(live := list(sessions.exclude(pod_id=""))) > 1:
+        session = next((pod for pod in live if manager.proxy_url(pod.pod_id) == backend_url), None)
     if session is not None:
         PodSession.objects.filter(pk=session.pk).update(images_generated=F("images_generated") + count)
 
@@ -201,9 +204,128 @@ def connection_record(
 def connection_check(*, now: datetime | None = None) -> bool:
     """Ask the InvokeAI in use for its version; record and return whether it answered."""
     try:
-        version = manager.probe_client(manager.current_backend_url()).connect()
+        client = manager.probe_client(manager.current_backend_url())
+        version = client.connect()
+        queue = client.queue_status()
     except AppError as exc:
         connection_record(connected=False, error=exc.message, now=now)
         return False
     connection_record(connected=True, version=version, now=now)
+    BackendSettings.objects.filter(pk=backend_settings_get().pk).update(
+        queue_pending=queue.pending, queue_in_progress=queue.in_progress
+    )
     return True
+
+
+# --- other InvokeAI backends (see `routing`) ---
+
+
+def backend_add(*, name: str, url: str, enabled: bool = True) -> Backend:
+    """Add an InvokeAI that takes new work beside the one in use; its status is checked right after."""
+    backend = Backend(name=name.strip(), url=url, enabled=enabled)
+    if not backend.name:
+        raise InvalidInput("Give the backend a name.", code="invalid_backend", details={"field": "name"})
+    _backend_validate(backend)
+    try:
+        in_use = manager.current_backend_url()
+    except AppError:
+        in_use = ""
+    if Backend.objects.filter(url=backend.url).exists() or backend.url == in_use:
+        raise Conflict(f"{backend.url} is already a backend.", code="backend_exists", details={"url": backend.url})
+    backend.save()
+    transaction.on_commit(lambda: async_task("backends.tasks.backend_check", backend.pk))
+    logger.info("Backend %s added at %s", backend.pk, backend.url)
+    return backend
+
+
+def _backend_validate(backend: Backend) -> None:
+    try:
+        backend.full_clean(validate_unique=False)
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise InvalidInput(" ".join(messages), code="invalid_backend", details={"field": field}) from None
+
+
+def backend_get(*, backend_id: int) -> Backend:
+    # An id no row can have is not sent to the database, which would refuse it rather than find nothing.
+    backend = Backend.objects.filter(pk=backend_id).first() if 0 < backend_id < 2**63 else None
+    if backend is None:
+        raise NotFound("No such backend.", code="backend_not_found", details={"id": backend_id})
+    return backend
+
+
+def backend_update(*, backend_id: int, name: str | None = None, enabled: bool | None = None) -> Backend:
+    """Rename a backend, or stop (start) sending it new steps; the steps it has keep running there."""
+    backend = backend_get(backend_id=backend_id)
+    if name is not None:
+        backend.name = name.strip()
+        if not backend.name:
+            raise InvalidInput("Give the backend a name.", code="invalid_backend", details={"field": "name"})
+    if enabled is not None:
+        backend.enabled = enabled
+    _backend_validate(backend)
+    backend.save(update_fields=["name", "enabled"])
+    return backend
+
+
+def backend_remove(*, backend_id: int) -> None:
+    """Remove a backend: it gets no new steps; steps already sent to it are still followed there (by URL)."""
+    backend = backend_get(backend_id=backend_id)
+    backend.delete()
+    logger.info("Backend %s at %s removed", backend_id, backend.url)
+
+
+def _backend_read(backend: Backend, *, now: datetime) -> list[InvokeAIModel] | None:
+    """Ask a backend for its version, queue and models; record what it said. Its models, or None if it did not
+    answer."""
+    client = manager.probe_client(backend.url)
+    try:
+        version = client.connect()
+        queue = client.queue_status()
+        models = client.list_models()
+    except AppError as exc:
+        Backend.objects.filter(pk=backend.pk).update(
+            is_connected=False, connection_error=exc.message[:500], checked_at=now
+        )
+        return None
+    Backend.objects.filter(pk=backend.pk).update(
+        is_connected=True,
+        api_version=version,
+        connection_error="",
+        checked_at=now,
+        queue_pending=queue.pending,
+        queue_in_progress=queue.in_progress,
+        model_hashes=sorted({model.hash for model in models}),
+        models_listed_at=now,
+    )
+    return models
+
+
+def backend_check(*, backend_id: int, now: datetime | None = None) -> Backend:
+    """Read a backend's status, queue and models now (the minute check does it for all)."""
+    backend = backend_get(backend_id=backend_id)
+    _backend_read(backend, now=now or timezone.now())
+    backend.refresh_from_db()
+    return backend
+
+
+def backends_check(*, now: datetime | None = None) -> int:
+    """The minute check of every added backend; return how many answered."""
+    now = now or timezone.now()
+    return sum(_backend_read(backend, now=now) is not None for backend in Backend.objects.all())
+
+
+def backends_models(*, now: datetime | None = None) -> list[list[InvokeAIModel]]:
+    """The models of each enabled added backend that answers (recorded for routing as they are read)."""
+    now = now or timezone.now()
+    lists = (_backend_read(backend, now=now) for backend in Backend.objects.filter(enabled=True))
+    return [models for models in lists if models is not None]
+
+
+def backend_models_record(*, url: str, hashes: list[str], now: datetime | None = None) -> None:
+    """Remember which models the InvokeAI at `url` has (the model refresh lists them), for routing."""
+    now = now or timezone.now()
+    hashes = sorted(set(hashes))
+    if Backend.objects.filter(url=url).update(model_hashes=hashes, models_listed_at=now):
+        return
+    BackendSettings.objects.filter(pk=backend_settings_get().pk).update(model_hashes=hashes, models_url=url)

@@ -13,13 +13,15 @@ from django.dispatch import Signal
 # Resets the pod's idle timer.
 user_activity = Signal()
 
-# Sent by the idle check; a receiver returns True while work of ours is in flight on the backend (a step
-# pending or running, images still being retrieved), which keeps the pod up.
+# Sent by the idle check with `backend_url=` (the pod's); a receiver returns True while work of ours is in flight
+# on that backend (a step pending or running, images still being retrieved), which keeps the pod up.
 busy_check = Signal()
 
 # Sent with `count=` when images made by the backend have been stored, for the cost-per-image figure.
 images_generated = Signal()
 
 
-def app_is_busy() -> bool:
-    return any(response is True for _, response in busy_check.send(sender=None))
+def app_is_busy(*, backend_url: str = "") -> bool:
+    """Whether work of ours is in flight: on the InvokeAI at `backend_url` (each pod has its own idle timer), or
+    anywhere without it."""
+    return any(response is True for _, response in busy_check.send(sender=None, backend_url=backend_url))

@@ -52,14 +52,14 @@ def pods_verify_stopping() -> str:
 def pods_idle_check() -> str:
     """The idle shutdown, the longest-session and budget caps; and whether the InvokeAI in use answers."""
     try:
-        check = pods.pod_idle_check()
+        checks = pods.pods_idle_check()
     except AppError as exc:
         logger.warning("Idle check failed: %s", exc.message)
         return exc.code
     finally:
         # After the idle check: an InvokeAI that does not answer can take its timeouts to say so.
         services.connection_check()
-    return f"{check.outcome} {check.reason}".strip()
+    return ", ".join(f"{check.outcome} {check.reason}".strip() for check in checks)
 
 
 def pods_reconcile() -> str:
@@ -75,3 +75,15 @@ def pods_reconcile() -> str:
 
 def backend_connection_check() -> bool:
     return services.connection_check()
+
+
+def backend_check(backend_id: int) -> bool:
+    try:
+        return services.backend_check(backend_id=backend_id).is_connected
+    except AppError:  # removed meanwhile
+        return False
+
+
+def backends_check() -> str:
+    """Status, queue and models of every added backend (a backend that does not answer is recorded, not raised)."""
+    return f"{services.backends_check()} answered"

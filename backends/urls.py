@@ -13,4 +13,7 @@ urlpatterns = [
     re_path(r"^stopped-pods/(?P<pod_id>[A-Za-z0-9]{1,64})/terminate/$", views.pod_terminate, name="terminate"),
     path("settings/", views.settings_save, name="settings"),
     path("api-key/", views.api_key_save, name="api-key"),
+    path("backends/", views.backend_add, name="backend-add"),
+    path("backends/<int:backend_id>/", views.backend_update, name="backend-update"),
+    path("backends/<int:backend_id>/remove/", views.backend_remove, name="backend-remove"),
 ]

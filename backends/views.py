@@ -17,7 +17,7 @@ from gallery_project.http import HtmxRequest
 from gallery_project.permissions import staff_required
 
 from . import costs, pods, selectors, services
-from .forms import ApiKeyForm, BackendSettingsForm, PodStartForm
+from .forms import ApiKeyForm, BackendAddForm, BackendSettingsForm, PodStartForm
 from .models import PodSession
 
 HISTORY_SIZE = 25
@@ -35,6 +35,7 @@ def _page_context(**extra) -> dict:
         "sessions_total": total,
         "settings_form": BackendSettingsForm(instance=row),
         "api_key_form": ApiKeyForm(),
+        "backend_form": BackendAddForm(),
         "storage_rate": costs.VOLUME_STOPPED_PER_GB_MONTH,
         "network_rate": costs.NETWORK_VOLUME_PER_GB_MONTH,
         **extra,
@@ -146,4 +147,44 @@ def api_key_save(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.info(request, "RunPod API key stored (encrypted).")
+    return redirect("backends:page")
+
+
+@require_POST
+@staff_required
+def backend_add(request: HttpRequest) -> HttpResponse:
+    form = BackendAddForm(request.POST)
+    if not form.is_valid():
+        return render(request, "backends/page.html", _page_context(backend_form=form), status=400)
+    try:
+        backend = services.backend_add(**form.cleaned_data)
+    except AppError as exc:
+        form.add_error("url", exc.message)
+        return render(request, "backends/page.html", _page_context(backend_form=form), status=400)
+    messages.info(request, f"{backend.name} added; its status shows once the worker has checked it.")
+    return redirect("backends:page")
+
+
+@require_POST
+@staff_required
+def backend_update(request: HttpRequest, backend_id: int) -> HttpResponse:
+    try:
+        backend = services.backend_update(backend_id=backend_id, enabled=request.POST.get("enabled") == "true")
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        what = "takes new steps again" if backend.enabled else "gets no new steps; the ones it has finish there"
+        messages.info(request, f"{backend.name} {what}.")
+    return redirect("backends:page")
+
+
+@require_POST
+@staff_required
+def backend_remove(request: HttpRequest, backend_id: int) -> HttpResponse:
+    try:
+        services.backend_remove(backend_id=backend_id)
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, "Backend removed.")
     return redirect("backends:page")

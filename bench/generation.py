@@ -1,7 +1,7 @@
 """Generation speed: the studio's path beside a minimal direct client, and ingest throughput.
 
     .venv/bin/python bench/generation.py [--url http://127.0.0.1:9090] [--size 512] [--steps 10] [--rounds 2]
-    .venv/bin/python bench/generation.py --skip-real     # only the ingest figure, against the fake
+    .venv/bin/python bench/generation.py --skip-real     # only the figures against the fake
 
 1. Against a real InvokeAI (the peer server of ../shared/invokeai-peer/setup.sh, tiny-sd1): one 4-image batch
    sent by a minimal direct client (enqueue, poll the items every 0.25 s, download each image and thumbnail as
@@ -12,6 +12,10 @@
 2. Against the fake InvokeAI in its own process, generating in zero time: a batch of 1024x1024 PNGs is made
    first, then the follower ingests them (download, check, thumbnail, store, row); photos per second
    (target >= 25/s on the 2-core development machine).
+3. Eight one-image steps across two fake InvokeAI backends (each in its own process, generating in
+   --item-seconds of wall time per image): the local one and an added URL. Routing spreads them by queue length;
+   the steps are followed together until every image is stored. Reports the wall time beside the slower
+   backend's share (its images x item seconds) and the sum of both (target: the share, not the sum).
 
 Runs on a throwaway SQLite database in a temporary DATA_DIR; the real server's queue is only touched by the
 batches this script enqueues.
@@ -177,6 +181,22 @@ def record(times: list[float], delays: list[float], result: tuple[float, list[fl
     delays.extend(result[1])
 
 
+FAKE_SERVER = (
+    "import sys, time; from testing.fake_invokeai import FakeInvokeAI; "
+    "seconds = float(sys.argv[1]); server = FakeInvokeAI(seconds_per_item=seconds, wall_clock=seconds > 0).start(); "
+    "print(server.url, flush=True); time.sleep(3600)"
+)
+
+
+def fake_process(*, item_seconds: float) -> tuple[subprocess.Popen, str]:
+    """A fake InvokeAI in a process of its own, taking `item_seconds` of wall time per image; (process, url)."""
+    process = subprocess.Popen(  # noqa: S603 - this interpreter, running this module's own script
+        [sys.executable, "-c", FAKE_SERVER, str(item_seconds)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
 def ingest_benchmark(args: argparse.Namespace) -> None:
     from django.conf import settings
 
@@ -184,19 +204,8 @@ def ingest_benchmark(args: argparse.Namespace) -> None:
     from generation.models import CachedModel
 
     # The fake in its own process, as InvokeAI would be, so serving images does not compete for this one's GIL.
-    fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from testing.fake_invokeai import FakeInvokeAI; "
-            "server = FakeInvokeAI(seconds_per_item=0).start(); print(server.url, flush=True); time.sleep(3600)",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    fake, url = fake_process(item_seconds=0)
     try:
-        url = fake.stdout.readline().strip()
         settings.INVOKEAI_LOCAL_URL = url
         settings.MAX_BATCH_SIZE = args.ingest
         models_cache.models_refresh()
@@ -224,6 +233,52 @@ def ingest_benchmark(args: argparse.Namespace) -> None:
         fake.wait()
 
 
+def backends_benchmark(args: argparse.Namespace) -> None:
+    from collections import Counter
+
+    from django.conf import settings
+
+    from backends import services as backend_services
+    from generation import follower, models_cache, services
+    from generation.models import CachedModel, GenerationStep
+
+    fakes = [fake_process(item_seconds=args.item_seconds) for _ in range(2)]
+    try:
+        (_, local), (_, remote) = fakes
+        settings.INVOKEAI_LOCAL_URL = local
+        backend = backend_services.backend_add(name="second", url=remote)
+        backend_services.backend_check(backend_id=backend.pk)
+        models_cache.models_refresh()
+        model = CachedModel.objects.get(name="tiny-sd1", available=True)
+        session = services.session_create(owner=bench_account())
+        request = services.StepRequest(prompt=PROMPT, model_key=model.key, width=64, height=64, steps=1, batch_size=1)
+        start = time.monotonic()
+        steps = [services.step_create(session_id=session.pk, owner=session.owner, request=request) for _ in range(8)]
+        # The workers' followers, taking turns: one look at each running step, then the poll interval.
+        running = [step.pk for step in steps]
+        while running:
+            running = [pk for pk in running if not follower.step_poll(step_id=pk).finished]
+            time.sleep(follower.POLL_INTERVAL)
+        elapsed = time.monotonic() - start
+        done = GenerationStep.objects.filter(pk__in=[step.pk for step in steps], status="completed")
+        assert done.count() == 8, [step.error_message for step in GenerationStep.objects.exclude(status="completed")]
+        split = Counter(step.backend_url for step in steps)
+        share = max(split.values()) * args.item_seconds
+        total = 8 * args.item_seconds
+        print(
+            f"3. Two fake backends, {args.item_seconds:g} s per image: 8 steps split "
+            f"{split[local]} local / {split[remote]} added URL"
+        )
+        print(
+            f"   wall {elapsed:.2f} s; slower backend's share {share:.2f} s (wall/share {elapsed / share:.2f}); "
+            f"sum {total:.2f} s (wall/sum {elapsed / total:.2f}); target: the share, not the sum"
+        )
+    finally:
+        for process, _ in fakes:
+            process.terminate()
+            process.wait()
+
+
 def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # progress shows when the output goes to a file
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -232,13 +287,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--ingest", type=int, default=60, help="images in the ingest batch")
-    parser.add_argument("--skip-real", action="store_true", help="only the ingest figure, against the fake")
+    parser.add_argument("--skip-real", action="store_true", help="only the figures against the fake")
+    parser.add_argument("--item-seconds", type=float, default=1.0, help="the fake backends' time per image")
     args = parser.parse_args()
     configure(args.url)
     print(f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     if not args.skip_real:
         real_benchmark(args)
     ingest_benchmark(args)
+    backends_benchmark(args)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,13 @@ SCHEDULES: list[Job] = [
         description="Stop the RunPod pod when idle, past the longest session or over budget; check the backend.",
     ),
     Job(
+        name="backends.backends_check",
+        func="backends.tasks.backends_check",
+        minutes=1,
+        description="Read the status, queue and model list of every added InvokeAI backend, for routing and the "
+        "backend page.",
+    ),
+    Job(
         name="backends.pods_deadman_ping",
         func="backends.tasks.pods_deadman_ping",
         minutes=1,

@@ -11,8 +11,8 @@ class GenerationConfig(AppConfig):
         busy_check.connect(_busy, dispatch_uid="generation.busy")
 
 
-def _busy(sender, **kwargs) -> bool:
-    """Keep the backend up while a step generates or its images still wait to be downloaded."""
+def _busy(sender, backend_url: str = "", **kwargs) -> bool:
+    """Keep the backend up while a step generates there or its images still wait to be downloaded from it."""
     from .selectors import generation_in_flight
 
-    return generation_in_flight()
+    return generation_in_flight(backend_url=backend_url)

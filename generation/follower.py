@@ -238,7 +238,8 @@ def _unreachable(step: GenerationStep, exc: InvokeAIError) -> bool:
         failed = lifecycle.step_move(
             step_id=step.pk,
             to=StepStatus.FAILED,
-            error_message=f"InvokeAI stopped answering for more than {minutes} minutes: {exc.message}",
+            error_message=f"The InvokeAI at {step.backend_url} stopped answering for more than {minutes} minutes: "
+            f"{exc.message}",
         )
         previews.previews_clear(step_id=step.pk)
         return failed

@@ -19,6 +19,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from backends import manager
+from backends import services as backend_services
 from backends.invokeai.client import InvokeAIClient, InvokeAIModel
 from backends.invokeai.errors import ModelError
 from backends.invokeai.graphs import FluxModels
@@ -133,9 +134,19 @@ def _choose_default_vaes() -> None:
 
 
 def models_refresh(*, client: InvokeAIClient | None = None) -> RefreshResult:
-    """Bring the cache in line with what InvokeAI lists now; models it no longer lists become unavailable."""
-    listed = (client or manager.invokeai_client()).list_models()
+    """Bring the cache in line with what InvokeAI lists now; models it no longer lists become unavailable.
+
+    With added backends (`backends.routing`), the cache holds what any of them lists: the InvokeAI in use first,
+    so a model installed on several keeps the in-use one's key; each backend's own list is recorded for routing.
+    """
+    client = client or manager.invokeai_client()
+    listed = client.list_models()
     now = timezone.now()
+    backend_services.backend_models_record(url=client.base_url, hashes=[model.hash for model in listed], now=now)
+    seen = {model.hash for model in listed}
+    for models in backend_services.backends_models(now=now):
+        listed += [model for model in models if model.hash not in seen]
+        seen |= {model.hash for model in models}
     added = updated = 0
     with transaction.atomic():
         rows = {row.key: row for row in CachedModel.objects.select_for_update()}
@@ -174,11 +185,21 @@ def model_mark_used(*, key: str) -> None:
     CachedModel.objects.filter(key=key).update(last_used_at=timezone.now())
 
 
-def model_verify(*, key: str, client: InvokeAIClient | None = None) -> CachedModel:
-    """Check with InvokeAI that the model is still installed, following a reinstall to its new key."""
+def model_verify(*, key: str, client: InvokeAIClient | None = None, rekey: bool = True) -> CachedModel:
+    """Check with InvokeAI that the model is still installed, following a reinstall to its new key.
+
+    Without `rekey` (an added backend, whose install of the same file has a key of its own), the cache is left
+    as it is and the row returned, unsaved, carries that backend's key for its batch.
+    """
     model = model_get(key=key)
     client = client or manager.invokeai_client()
     current = client.get_model(model.key) or client.get_model_by_hash(model.hash)
+    if current is None and not rekey:
+        raise ModelError(
+            f"Model '{model.name}' is not installed on the InvokeAI at {client.base_url}.",
+            code="model_not_installed",
+            details={"key": model.key, "name": model.name, "backend": client.base_url},
+        )
     if current is None:
         CachedModel.objects.filter(pk=model.pk).update(available=False, is_default_vae=False)
         raise ModelError(
@@ -186,6 +207,9 @@ def model_verify(*, key: str, client: InvokeAIClient | None = None) -> CachedMod
             code="model_not_installed",
             details={"key": model.key, "name": model.name},
         )
+    if current.key != model.key and not rekey:
+        model.key = current.key
+        return model
     if current.key != model.key:
         CachedModel.objects.filter(pk=model.pk).update(**_fields(current, timezone.now()))
         model.refresh_from_db()

@@ -151,9 +151,13 @@ def retrievals_unfinished() -> QuerySet[StepAlternative]:
     )
 
 
-def generation_in_flight() -> bool:
-    """Whether work of ours still needs the InvokeAI backend: a step generating, or images to download."""
-    return steps_in_flight().exists() or retrievals_unfinished().exists()
+def generation_in_flight(*, backend_url: str = "") -> bool:
+    """Whether work of ours still needs an InvokeAI (the one at `backend_url`, or any): a step generating, or
+    images to download."""
+    steps, retrievals = steps_in_flight(), retrievals_unfinished()
+    if backend_url:
+        steps, retrievals = steps.filter(backend_url=backend_url), retrievals.filter(step__backend_url=backend_url)
+    return steps.exists() or retrievals.exists()
 
 
 def preference_get(*, user: AbstractBaseUser | AnonymousUser) -> StudioPreference | None:

@@ -23,10 +23,10 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Sum
 from django.utils import timezone
 
-from backends import manager
+from backends import manager, routing
 from backends.invokeai import graphs
 from backends.invokeai.client import InvokeAIClient
 from backends.invokeai.errors import InvokeAIError, ModelError
@@ -572,6 +572,12 @@ def _step_insert(session: GenerationSession, row: StepRow, backend_url: str) -> 
     return step
 
 
+def _pending_images() -> dict[str, int]:
+    """Images of steps recorded but not yet on their InvokeAI's queue, per backend URL (routing counts them)."""
+    pending = GenerationStep.objects.filter(status=StepStatus.PENDING).exclude(backend_url="")
+    return dict(pending.values_list("backend_url").annotate(images=Sum("batch_size")).order_by())
+
+
 def _cancel_requested(step_id: int) -> bool:
     return GenerationStep.objects.filter(pk=step_id, cancel_requested_at__isnull=False).exists()
 
@@ -588,7 +594,9 @@ def _studio_batch(plan: _Plan) -> BatchPreparer:
     """The studio form's batch: its model checked with InvokeAI, its init and mask images uploaded there."""
 
     def prepare(client: InvokeAIClient, step: GenerationStep) -> PreparedBatch:
-        model = models_cache.model_verify(key=plan.model.key, client=client)
+        # On an added backend the same model may have another key: the batch uses that one, the cache keeps its own.
+        rekey = not routing.is_other_backend(step.backend_url)
+        model = models_cache.model_verify(key=plan.model.key, client=client, rekey=rekey)
         params = replace(plan.params, model=model.identifier)
         if plan.init_photo and params.outpaint:
             sides = {side: getattr(params.outpaint, side) for side in OUTPAINT_SIDES}
@@ -639,7 +647,7 @@ def _studio_batch(plan: _Plan) -> BatchPreparer:
             body = graphs.build_upscale_batch(image=params.init_image, upscaler=params.model, board_id=params.board_id)
         else:
             body = graphs.build_batch(params)
-        return PreparedBatch(body=body, model_key=model.key)
+        return PreparedBatch(body=body, model_key=model.key if rekey else plan.model.key)
 
     return prepare
 
@@ -713,8 +721,8 @@ def step_start(*, session: GenerationSession, owner: Owner, row: StepRow, prepar
     the error is raised for the caller to show.
     """
     user_activity.send(sender=GenerationStep)
-    # No InvokeAI to send to (remote mode without a pod): refused before anything is recorded.
-    backend_url = manager.current_backend_url()
+    # No InvokeAI to send to (remote mode without a pod, or none has the model): refused before anything is recorded.
+    backend_url = routing.backend_choose(needs=[row.model_hash], pending=_pending_images)
     step = _step_insert(session, row, backend_url=backend_url)
     try:
         _enqueue(step, prepare)

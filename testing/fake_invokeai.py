@@ -46,6 +46,7 @@ import json
 import random
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -422,6 +423,22 @@ class FakeClock:
         self.now += seconds
 
 
+class WallClock(FakeClock):
+    """Seconds since the fake started, as they pass (benchmarks: generating takes real time); `advance` still
+    jumps ahead."""
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+        self._offset = 0.0
+
+    @property  # type: ignore[override]
+    def now(self) -> float:
+        return time.monotonic() - self._started + self._offset
+
+    def advance(self, seconds: float) -> None:
+        self._offset += seconds
+
+
 @dataclass
 class _InstallJob:
     id: int
@@ -612,8 +629,8 @@ def every_type_models() -> list[dict[str, Any]]:
 class FakeInvokeAI:
     """The fake server. `start()` it (the `fake_invokeai` fixture does), point a client at `url`."""
 
-    def __init__(self, *, seconds_per_item: float = 1.0, multiuser: bool = False) -> None:
-        self.clock = FakeClock()
+    def __init__(self, *, seconds_per_item: float = 1.0, multiuser: bool = False, wall_clock: bool = False) -> None:
+        self.clock = WallClock() if wall_clock else FakeClock()
         self.seconds_per_item = seconds_per_item
         self.multiuser = multiuser
         self.users: dict[str, str] = {}
@@ -1099,7 +1116,9 @@ class FakeInvokeAI:
         node_id, node = found
         steps = node["steps"]
         elapsed = until - (item.started_at or 0.0)
-        reached = min(steps, int(elapsed / (self.seconds_per_item * DENOISE_SHARE) * steps))
+        # Generating in no time (a benchmark's ingest), every step is reached at once.
+        denoising = self.seconds_per_item * DENOISE_SHARE
+        reached = steps if denoising <= 0 else min(steps, int(elapsed / denoising * steps))
         width, height = _image_size(item.session["graph"], self.images)
         while item.progress_sent < reached:
             item.progress_sent += 1

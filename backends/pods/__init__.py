@@ -6,7 +6,7 @@ in the database, so a worker restart loses nothing. Costs are computed in `backe
 """
 
 from .common import BACKOFF, active_session, is_our_pod, pod_name, runpod_adapter
-from .idle import IdleCheck, idle_since, pod_idle_check
+from .idle import IdleCheck, idle_since, pod_idle_check, pods_idle_check
 from .reconcile import Reconciliation, pods_reconcile
 from .start import pod_advance, pod_start, reusable_pod
 from .stop import pod_stop, pod_terminate_stopped, pod_verify_stop
@@ -25,6 +25,7 @@ __all__ = [
     "pod_stop",
     "pod_terminate_stopped",
     "pod_verify_stop",
+    "pods_idle_check",
     "pods_reconcile",
     "reusable_pod",
     "runpod_adapter",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .. import costs, manager, services, signals
@@ -26,18 +27,35 @@ class IdleCheck:
 
 
 def idle_since(session: PodSession, row: BackendSettings) -> datetime:
-    """When the idle timer started: the last activity, but never before the pod was ready."""
+    """When the pod's idle timer started: the user's last activity or the last work found on this pod, but never
+    before the pod was ready."""
     ready = session.ready_at or session.created_at
-    return max(row.last_activity_at or ready, ready)
+    return max(row.last_activity_at or ready, session.last_busy_at or ready, ready)
 
 
-def pod_idle_check(*, now: datetime | None = None, adapter: RunPodAdapter | None = None) -> IdleCheck:
-    """The minute check: stop the pod past its longest session or the budget (busy or not), or when it has been
-    idle for idle_timeout_minutes: InvokeAI's own queue on the pod empty, nothing of ours in flight (the
-    `busy_check` signal), no activity. Busy resets the timer."""
+def _live_sessions() -> QuerySet[PodSession]:
+    return PodSession.objects.filter(state__in=(State.STARTING, State.READY)).order_by("-created_at", "-pk")
+
+
+def pods_idle_check(*, now: datetime | None = None, adapter: RunPodAdapter | None = None) -> list[IdleCheck]:
+    """The minute check of every starting or ready pod, each on its own timer (see `pod_idle_check`)."""
+    now = now or timezone.now()
+    checks = [
+        pod_idle_check(session_id=pk, now=now, adapter=adapter) for pk in _live_sessions().values_list("pk", flat=True)
+    ]
+    return checks or [IdleCheck("no_pod")]
+
+
+def pod_idle_check(
+    *, session_id: int | None = None, now: datetime | None = None, adapter: RunPodAdapter | None = None
+) -> IdleCheck:
+    """The minute check of one pod (the latest, unless `session_id`): stop it past its longest session or the
+    budget (busy or not), or when it has been idle for idle_timeout_minutes: InvokeAI's own queue on the pod
+    empty, nothing of ours in flight there (the `busy_check` signal), no activity. Busy resets its timer only."""
     now = now or timezone.now()
     row = services.backend_settings_get()
-    session = PodSession.objects.filter(state__in=(State.STARTING, State.READY)).order_by("-created_at").first()
+    sessions = _live_sessions()
+    session = (sessions.filter(pk=session_id) if session_id else sessions).first()
     if session is None:
         return IdleCheck("no_pod")
     if now - session.created_at >= timedelta(hours=row.max_session_hours):
@@ -55,7 +73,7 @@ def pod_idle_check(*, now: datetime | None = None, adapter: RunPodAdapter | None
     if session.state != State.READY:
         return IdleCheck("starting", session.pk)
     if _pod_is_busy(session, now=now):
-        services.activity_record(now=now)
+        PodSession.objects.filter(pk=session.pk).update(last_busy_at=now)
         return IdleCheck("busy", session.pk)
     # Activity may have been recorded while the pod's queue was being read.
     row.refresh_from_db(fields=["last_activity_at"])
@@ -82,4 +100,4 @@ def _pod_is_busy(session: PodSession, *, now: datetime) -> bool:
     else:
         services.connection_record(connected=True, url=url, now=now)
         queue_busy = queue.pending + queue.in_progress > 0
-    return queue_busy or signals.app_is_busy()
+    return queue_busy or signals.app_is_busy(backend_url=url)

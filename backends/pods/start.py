@@ -62,13 +62,15 @@ def pod_start(
     *,
     gpu_type: str = "",
     fresh: bool = False,
+    another: bool = False,
     now: datetime | None = None,
     adapter: RunPodAdapter | None = None,
 ) -> PodSession:
     """Start a pod: resume the last stopped one if it fits the settings (unless `fresh`), else create one, and
     switch to remote mode so that work goes to it once it is ready.
 
-    Refused without an API key, while another session is active, and once the monthly budget is spent. The
+    Refused without an API key, while another session is active (unless `another`: several pods then take steps
+    at once, each with its own idle timer and longest session), and once the monthly budget is spent. The
     session is saved as `creating` before RunPod is called, with the pod's name derived from its id, so a pod
     whose id never reached the database is still recognised by reconciliation.
     """
@@ -79,7 +81,7 @@ def pod_start(
     with transaction.atomic():
         row = BackendSettings.objects.select_for_update().get(pk=services.backend_settings_get().pk)
         active = active_session()
-        if active is not None:
+        if active is not None and not another:
             raise Conflict(
                 f"A pod is already {active.get_state_display().lower()}: stop it before starting another.",
                 code="pod_active",
@@ -96,7 +98,8 @@ def pod_start(
         gpu_type = gpu_type or row.effective_gpu_type
         if not GPU_TYPE.fullmatch(gpu_type):
             raise InvalidInput(f"{gpu_type!r} is not a RunPod GPU type id.", code="invalid_gpu_type")
-        reuse = None if fresh else reusable_pod(row, gpu_type)
+        # A second pod is a new one: the stopped pod to resume may be the first's.
+        reuse = None if fresh or another else reusable_pod(row, gpu_type)
         # A network volume takes the place of a new pod's own volume disk.
         new_volume_in_gb = 0 if row.runpod_network_volume_id else row.runpod_volume_in_gb
         session = PodSession.objects.create(

@@ -109,6 +109,7 @@ def _urls(app_objects) -> list[str]:
         "<int:pk>": str(app_objects["session"]),
         "(?P<pk>\\d+)": str(app_objects["session"]),
         "<str:key>": app_objects["model"],
+        "<int:backend_id>": "1",
     }
     missing = {
         "<uuid:album_id>": "00000000-0000-0000-0000-000000000000",
@@ -120,6 +121,7 @@ def _urls(app_objects) -> list[str]:
         "<int:pk>": HUGE,
         "(?P<pk>\\d+)": HUGE,
         "<str:key>": "no-such-model",
+        "<int:backend_id>": HUGE,
     }
     choices = {
         "(?P<status>completed|abandoned)": "completed",

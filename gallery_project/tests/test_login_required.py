@@ -141,6 +141,11 @@ STAFF_ONLY = {
     "backends:terminate",
     "backends:settings",
     "backends:api-key",
+    "backends:backend-add",
+    "backends:backend-update",
+    "backends:backend-remove",
+    "backend-list",
+    "backend-detail",
     "backend-mode",
     "backend-pod-start",
     "backend-pod-stop",
@@ -193,6 +198,7 @@ def _values(name: str, ids: dict[str, str]) -> dict[str, str]:
         "album_id": ids["album"],
         "image_id": ids["generated"],
         "job_id": ids["step"],
+        "backend_id": "1",
         "key": ids["model"],
     }
     if kind := _kind(name):

@@ -1,0 +1,132 @@
+"""Which InvokeAI a new step goes to, when there are several (SwarmUI's multi-backend front end).
+
+The candidates are the InvokeAI in use (the local one, or the RunPod pod: `manager.current_backend_url`) and
+every enabled `Backend` the last check found answering. A step goes to one that has its model and, among those,
+the one with the shortest queue: InvokeAI's own count, read now, plus our steps recorded for it but not yet
+enqueued (which InvokeAI cannot count yet). Ties go to the InvokeAI in use, then to the oldest backend. The step
+keeps that URL (`GenerationStep.backend_url`): everything later for it (following, cancelling, downloading its
+images, its events) goes there.
+
+With no other backend this is `current_backend_url()` and one query more: the single-backend case is unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from gallery_project.errors import Unavailable
+
+from . import manager
+from .invokeai.errors import InvokeAIError
+from .models import Backend, BackendSettings, PodSession
+
+logger = logging.getLogger(__name__)
+
+IN_USE = "InvokeAI in use"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    url: str
+    name: str
+    # None for the InvokeAI in use (the local one or the pod).
+    backend_id: int | None
+    # The hashes of its models as last listed; None when not known (then it is assumed to have any model, and
+    # the model check before enqueueing says otherwise).
+    model_hashes: frozenset[str] | None
+
+    def has(self, needs: Iterable[str]) -> bool:
+        return self.model_hashes is None or all(need in self.model_hashes for need in needs)
+
+
+def candidates() -> tuple[list[Candidate], Unavailable | None]:
+    """Every InvokeAI that may take new work, the one in use first; and why the one in use is missing, if it is."""
+    others = list(Backend.objects.filter(enabled=True, is_connected=True).order_by("created_at", "pk"))
+    found: list[Candidate] = []
+    problem = None
+    try:
+        url = manager.current_backend_url()
+    except Unavailable as exc:
+        problem = exc
+    else:
+        # Only with others to choose from does the in-use one's model list matter.
+        row = BackendSettings.current() if others else None
+        hashes = frozenset(row.model_hashes) if row is not None and row.models_url == url else None
+        found.append(Candidate(url=url, name=IN_USE, backend_id=None, model_hashes=hashes))
+    # Several pods at once: the ready ones beside the latest (the one in use) take steps too.
+    if found and BackendSettings.current().backend_mode == BackendSettings.Mode.REMOTE:
+        for pod in PodSession.objects.filter(state=PodSession.State.READY).exclude(pod_id="").order_by("created_at"):
+            pod_url = manager.proxy_url(pod.pod_id)
+            if pod_url != found[0].url:
+                found.append(
+                    Candidate(url=pod_url, name=f"RunPod pod {pod.pod_id}", backend_id=None, model_hashes=None)
+                )
+    for backend in others:
+        if found and backend.url == found[0].url:
+            continue
+        found.append(
+            Candidate(
+                url=backend.url, name=backend.name, backend_id=backend.pk, model_hashes=frozenset(backend.model_hashes)
+            )
+        )
+    return found, problem
+
+
+def choose(options: list[Candidate], *, load: Mapping[str, int]) -> Candidate:
+    """The candidate with the least `load`; ties keep the order of `options` (the one in use first)."""
+    return min(enumerate(options), key=lambda pair: (load.get(pair[1].url, 0), pair[0]))[1]
+
+
+def backend_choose(*, needs: Iterable[str] = (), pending: Callable[[], Mapping[str, int]] = dict) -> str:
+    """The URL a new step goes to: a backend with every model hash in `needs`, and the shortest queue.
+
+    `pending()` counts, per URL, images of ours recorded but not yet enqueued; it is only called when there is a
+    choice. Raises `Unavailable` when no backend can take the step.
+    """
+    needs = [need for need in needs if need]
+    options, problem = candidates()
+    if not options:
+        # Remote mode without a pod and no added backend that answers: the in-use one's reason says what to do.
+        raise problem or Unavailable("No InvokeAI backend is available.", code="no_backend")
+    if len(options) == 1:
+        return options[0].url
+    having = [option for option in options if option.has(needs)]
+    if not having:
+        raise Unavailable(
+            "No InvokeAI backend that answers has this step's model installed: install it, or enable the backend "
+            "that has it, on the backend page.",
+            code="model_not_on_any_backend",
+            details={"backends": [option.url for option in options]},
+        )
+    if len(having) == 1:
+        return having[0].url
+    ours = pending()
+    load: dict[str, int] = {}
+    answering = []
+    for option in having:
+        try:
+            queue = manager.probe_client(option.url).queue_status()
+        except InvokeAIError as exc:
+            logger.info("Backend %s not considered for a new step: %s", option.url, exc.message)
+            if option.backend_id is not None:
+                Backend.objects.filter(pk=option.backend_id).update(
+                    is_connected=False, connection_error=exc.message[:500], checked_at=timezone.now()
+                )
+            continue
+        answering.append(option)
+        load[option.url] = queue.pending + queue.in_progress + ours.get(option.url, 0)
+    if not answering:
+        raise Unavailable(
+            "None of the InvokeAI backends with this step's model answers right now; try again in a moment.",
+            code="no_backend",
+        )
+    return choose(answering, load=load).url
+
+
+def is_other_backend(url: str) -> bool:
+    """Whether `url` is one of the added backends (not the InvokeAI in use, whose model cache is the app's)."""
+    return Backend.objects.filter(url=url).exists()
