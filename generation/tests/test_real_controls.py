@@ -20,6 +20,7 @@ from backends import manager
 from generation import model_installs, services
 from generation.models import CachedModel, GenerationStep
 from photos import storage
+from photos.models import Photo
 from testing.real_invokeai import MODULE_MARKS, REAL_URL
 
 from .conftest import step_request
@@ -87,6 +88,14 @@ def test_a_canny_controlnet_from_a_gallery_photo(user, gallery_photo):
     )
     assert differs(image(plain), image(step))
     assert metadata(step)["controlnets"][0]["control_model"]["key"] == control.key
+    # The canny edges InvokeAI drew are kept as the owner's control photo, linked from the step and the recipe.
+    processed = Photo.objects.get(pk=step.parameters["controlnets"][0]["processed_photo_id"])
+    assert (processed.image_category, processed.owner, processed.source_image_id) == ("control", user, photo.pk)
+    with Image.open(storage.absolute(processed.local_storage_path)) as edges:
+        # Canny's output is black and white edges of the gallery photo, at its size.
+        histogram = edges.convert("L").histogram()
+        assert edges.size == (256, 256) and sum(histogram[1:255]) == 0 and histogram[255] > 0
+    assert step.alternatives.get().photo.generation_params["controlnets"] == step.parameters["controlnets"]
 
 
 def test_sd2_v_prediction(user):
@@ -193,5 +202,9 @@ def test_a_preprocessor_that_needs_a_download_fails_with_invokeais_reason(user, 
     )
     step = follow_to_end(services.step_create(owner=user, session_id=session.pk, request=request).pk)
     assert step.status == "failed"
-    # The peer is offline: the model download fails, and the step says so in InvokeAI's words.
+    # The peer is offline: the model download fails, and the step says so in InvokeAI's words, in one line.
     assert "Name or service not known" in step.error_message, step.error_message
+    assert step.error_message.startswith("1 of 1 images failed: ConnectionError: "), step.error_message
+    assert "Traceback" not in step.error_message and "\n" not in step.error_message
+    # The whole traceback stays with the item.
+    assert "Traceback (most recent call last)" in step.item_results[str(step.item_ids[0])]["traceback"]
