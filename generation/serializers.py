@@ -304,15 +304,18 @@ class StepSerializer(serializers.ModelSerializer):
         return f"/api/generation/steps/{step.pk}/status"
 
 
-class StepAcceptedSerializer(serializers.Serializer):
+class StepCheckSerializer(serializers.Serializer):
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="What InvokeAI would silently ignore, e.g. an unknown <embedding>."
+    )
+
+
+class StepAcceptedSerializer(StepCheckSerializer):
     id = serializers.IntegerField()
     session_id = serializers.IntegerField()
     batch_id = serializers.CharField()
     status = serializers.CharField()
     status_url = serializers.CharField()
-    warnings = serializers.ListField(
-        child=serializers.CharField(), help_text="What InvokeAI would silently ignore, e.g. an unknown <embedding>."
-    )
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -464,6 +467,20 @@ class StepCreateSerializer(serializers.Serializer):
     )
     upscaler_key = serializers.CharField(
         max_length=64, required=False, allow_blank=True, default="", help_text='mode "upscale": a spandrel model.'
+    )
+    t5_encoder_key = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="FLUX only: an installed T5 encoder; omit for the default. (Its VAE is vae_key.)",
+    )
+    clip_embed_key = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="FLUX only: an installed CLIP-embed (CLIP-L) model; omit for the default.",
     )
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -129,6 +129,9 @@ class StepRequest:
     outpaint: dict[str, Any] | None = None
     # mode "upscale": the spandrel upscaler model that takes the place of the main model.
     upscaler_key: str = ""
+    # FLUX's text encoders ("": the cache's choice, favorites first); its VAE is `vae_key`.
+    t5_encoder_key: str = ""
+    clip_embed_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -436,7 +439,13 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         strength=request.strength,
         vae=vae.identifier if vae else None,
         clip_skip=request.clip_skip or 0,
-        flux=models_cache.flux_companions() if model.base == "flux" else None,
+        flux=models_cache.flux_companions(
+            t5_encoder_key=request.t5_encoder_key,
+            clip_embed_key=request.clip_embed_key,
+            vae_key=request.vae_key or "",
+        )
+        if model.base == "flux"
+        else None,
         refiner=_refiner_for(request, preset),
         loras=_loras_for(request, preset),
         controlnets=controlnets,
@@ -472,6 +481,15 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         record["outpaint"] = {side: getattr(outpaint, side) for side in OUTPAINT_SIDES} | {"infill": outpaint.infill}
     record["vae_key"] = vae.key if vae else ""
     record["vae_name"] = vae.name if vae else ""
+    if params.flux is not None:
+        record.update(
+            t5_encoder_key=params.flux.t5_encoder.key,
+            t5_encoder_name=params.flux.t5_encoder.name,
+            clip_embed_key=params.flux.clip_embed.key,
+            clip_embed_name=params.flux.clip_embed.name,
+            vae_key=params.flux.vae.key,
+            vae_name=params.flux.vae.name,
+        )
     if params.clip_skip:
         record["clip_skip"] = params.clip_skip
     if params.refiner:
@@ -790,6 +808,8 @@ def step_request_from(
         ),
         outpaint=params.get("outpaint"),
         upscaler_key=params.get("upscaler_key", ""),
+        t5_encoder_key=params.get("t5_encoder_key", ""),
+        clip_embed_key=params.get("clip_embed_key", ""),
     )
     if variation == "remix":
         return base
