@@ -254,6 +254,17 @@ STEP_EXAMPLES = [
         },
     ),
     OpenApiExample(
+        "Outpaint a photo to 16:9 (the padding is worked out, centred)",
+        request_only=True,
+        value={
+            "prompt": "the rest of the coast",
+            "model_key": "<key of a main model>",
+            "mode": "outpaint",
+            "init_photo_id": "<photo id>",
+            "outpaint": {"aspect_ratio": "16:9", "infill": "tile"},
+        },
+    ),
+    OpenApiExample(
         "Upscale a photo",
         request_only=True,
         value={"mode": "upscale", "init_photo_id": "<photo id>", "upscaler_key": "<spandrel model key>"},

@@ -13,6 +13,8 @@ from .models import GenerationStep
 from .services import MODES, OUTPAINT_SIDES, StepRequest
 
 SEED_MODES = (("random", "Random"), ("fixed", "Fixed"), ("reuse", "Reuse last"))
+# The shapes the form offers to outpaint to (the API takes any width:height from 1:4 to 4:1).
+OUTPAINT_RATIOS = ("16:9", "3:2", "4:3", "1:1", "3:4", "2:3", "9:16")
 
 
 _PROMPT_MISSING = "Write a prompt: it is what the image will show."
@@ -69,6 +71,9 @@ class StepForm(forms.Form):
     outpaint_top = forms.IntegerField(required=False, min_value=0, max_value=MAX_OUTPAINT)
     outpaint_bottom = forms.IntegerField(required=False, min_value=0, max_value=MAX_OUTPAINT)
     infill = forms.ChoiceField(choices=[(name, name) for name in INFILLS], required=False)
+    outpaint_aspect = forms.ChoiceField(
+        choices=[("", "")] + [(ratio, ratio) for ratio in OUTPAINT_RATIOS], required=False
+    )
     upscaler_key = forms.CharField(required=False, max_length=64)
     t5_encoder_key = forms.CharField(required=False, max_length=64)
     clip_embed_key = forms.CharField(required=False, max_length=64)
@@ -156,14 +161,19 @@ class StepForm(forms.Form):
             loras=self._loras(),
             controlnets=data["controlnets"],
             refiner=self._refiner(),
-            outpaint={side: data[f"outpaint_{side}"] or 0 for side in OUTPAINT_SIDES}
-            | {"infill": data["infill"] or "tile"}
-            if mode == "outpaint"
-            else None,
+            outpaint=self._outpaint() if mode == "outpaint" else None,
             upscaler_key=data["upscaler_key"] if mode == "upscale" else "",
             t5_encoder_key=data["t5_encoder_key"],
             clip_embed_key=data["clip_embed_key"],
         )
+
+    def _outpaint(self) -> dict[str, Any]:
+        """The sides to extend by, or (when one is chosen) the aspect ratio to extend to."""
+        data = self.cleaned_data
+        chosen: dict[str, Any] = {"infill": data["infill"] or "tile"}
+        if data["outpaint_aspect"]:
+            return chosen | {"aspect_ratio": data["outpaint_aspect"]}
+        return chosen | {side: data[f"outpaint_{side}"] or 0 for side in OUTPAINT_SIDES}
 
     def _loras(self) -> tuple[dict[str, Any], ...]:
         """The checked LoRAs, each with the weight beside it (`lora_weight_<key>`)."""

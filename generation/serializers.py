@@ -421,6 +421,13 @@ class StepOutpaintSerializer(serializers.Serializer):
     top = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
     bottom = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
     infill = serializers.ChoiceField(choices=list(graphs.INFILLS), default="tile")
+    aspect_ratio = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=20,
+        help_text="Instead of the sides: the width:height to extend the photo to, centred (e.g. 16:9, 1:1, 9:16, "
+        "4:3, 3:2), between 1:4 and 4:1; the canvas is kept in the base's multiple (8 px, 16 for FLUX).",
+    )
 
 
 class StepCreateSerializer(serializers.Serializer):
@@ -463,7 +470,9 @@ class StepCreateSerializer(serializers.Serializer):
     seamless = StepSeamlessSerializer(required=False, allow_null=True)
     controlnets = serializers.ListField(child=StepControlNetSerializer(), required=False, max_length=8)
     outpaint = StepOutpaintSerializer(
-        required=False, allow_null=True, help_text='mode "outpaint": px to add on each side, and the infill.'
+        required=False,
+        allow_null=True,
+        help_text='mode "outpaint": px to add on each side, or an aspect_ratio to extend to; and the infill.',
     )
     upscaler_key = serializers.CharField(
         max_length=64, required=False, allow_blank=True, default="", help_text='mode "upscale": a spandrel model.'

@@ -307,7 +307,26 @@ def _controlnets_for(request: StepRequest, owner: Owner) -> tuple[list[Photo], t
 OUTPAINT_SIDES = ("left", "right", "top", "bottom")
 
 
+# "16:9": across and down, each a whole number; a canvas between 1:4 and 4:1.
+_ASPECT_RATIO = re.compile(r"\s*([1-9][0-9]{0,2})\s*:\s*([1-9][0-9]{0,2})\s*")
+MAX_OUTPAINT_RATIO = 4
+
+
+def _aspect_ratio(value: Any) -> tuple[int, int]:
+    found = _ASPECT_RATIO.fullmatch(value) if isinstance(value, str) else None
+    ratio = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    if not found or not 1 / MAX_OUTPAINT_RATIO <= ratio[0] / ratio[1] <= MAX_OUTPAINT_RATIO:
+        raise InvalidInput(
+            f"outpaint.aspect_ratio must be width:height in whole numbers, such as 16:9, 1:1 or 9:16, between "
+            f"1:{MAX_OUTPAINT_RATIO} and {MAX_OUTPAINT_RATIO}:1 (got {str(value)[:20]!r}).",
+            code="invalid_parameter",
+            details={"field": "outpaint.aspect_ratio"},
+        )
+    return ratio
+
+
 def _outpaint_for(request: StepRequest, photo: Photo, multiple: int) -> tuple[graphs.Outpaint, int, int]:
+    """The sides to extend the photo by: those asked for (px), or what brings it to `aspect_ratio`."""
     chosen = request.outpaint or {}
     asked = {}
     for side in OUTPAINT_SIDES:
@@ -319,14 +338,40 @@ def _outpaint_for(request: StepRequest, photo: Photo, multiple: int) -> tuple[gr
                 details={"field": f"outpaint.{side}"},
             )
         asked[side] = value
-    if not any(asked.values()):
-        raise InvalidInput(
-            "Extend the image on at least one side.", code="invalid_parameter", details={"field": "outpaint"}
-        )
     width, height = inputs.bounded_size(photo.width, photo.height)
-    sides, canvas_width, canvas_height = inputs.outpaint_sides(
-        width=width, height=height, sides=asked, multiple=multiple
-    )
+    if chosen.get("aspect_ratio"):
+        if any(asked.values()):
+            raise InvalidInput(
+                "Give either the pixels to add on each side or an aspect ratio to extend to, not both.",
+                code="invalid_parameter",
+                details={"field": "outpaint.aspect_ratio"},
+            )
+        across, down = _aspect_ratio(chosen["aspect_ratio"])
+        if across * height == down * width:
+            raise InvalidInput(
+                f"The photo already is {across}:{down}; choose another aspect ratio to extend it to.",
+                code="invalid_parameter",
+                details={"field": "outpaint.aspect_ratio"},
+            )
+        sides, canvas_width, canvas_height = inputs.outpaint_to_ratio(
+            width=width, height=height, ratio=(across, down), multiple=multiple
+        )
+        if max(sides.values()) > graphs.MAX_OUTPAINT:
+            raise InvalidInput(
+                f"Extending this photo to {across}:{down} would add more than {graphs.MAX_OUTPAINT} px on a side.",
+                code="invalid_parameter",
+                details={"field": "outpaint.aspect_ratio"},
+            )
+    else:
+        if not any(asked.values()):
+            raise InvalidInput(
+                "Extend the image on at least one side, or to an aspect ratio.",
+                code="invalid_parameter",
+                details={"field": "outpaint"},
+            )
+        sides, canvas_width, canvas_height = inputs.outpaint_sides(
+            width=width, height=height, sides=asked, multiple=multiple
+        )
     outpaint = graphs.Outpaint(**sides, infill=str(chosen.get("infill") or "tile"), original_image=_NOT_YET_UPLOADED)
     return outpaint, canvas_width, canvas_height
 
@@ -479,6 +524,9 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         record["mask_photo_id"] = str(mask_photo.pk) if mask_photo else None
     if outpaint is not None:
         record["outpaint"] = {side: getattr(outpaint, side) for side in OUTPAINT_SIDES} | {"infill": outpaint.infill}
+        if (request.outpaint or {}).get("aspect_ratio"):
+            # Kept as asked, so that Reuse on another photo extends that one to the same shape.
+            record["outpaint"]["aspect_ratio"] = "{}:{}".format(*_aspect_ratio(request.outpaint["aspect_ratio"]))
     record["vae_key"] = vae.key if vae else ""
     record["vae_name"] = vae.name if vae else ""
     if params.flux is not None:
@@ -806,7 +854,7 @@ def step_request_from(
             {name: value for name, value in control.items() if name != "name"}
             for control in params.get("controlnets", [])
         ),
-        outpaint=params.get("outpaint"),
+        outpaint=_recorded_outpaint(params.get("outpaint")),
         upscaler_key=params.get("upscaler_key", ""),
         t5_encoder_key=params.get("t5_encoder_key", ""),
         clip_embed_key=params.get("clip_embed_key", ""),
@@ -827,6 +875,14 @@ def step_request_from(
             strength=params.get("strength", graphs.DEFAULT_STRENGTH) if strength is None else strength,
         )
     raise ValueError(f"unknown variation {variation!r}")
+
+
+def _recorded_outpaint(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The outpaint part of a request from a step's record: an aspect ratio asked for, rather than the sides it
+    came to for that photo."""
+    if not recorded or not recorded.get("aspect_ratio"):
+        return recorded
+    return {"aspect_ratio": recorded["aspect_ratio"], "infill": recorded.get("infill", "tile")}
 
 
 def _recorded_refiner(recorded: dict[str, Any] | None) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from photos import services as photo_services
 from photos.models import Photo
 
 from . import model_installs, models_cache, presets, retrieval, selectors, services
-from .forms import MAX_CONTROLNETS, SEED_MODES, StepForm
+from .forms import MAX_CONTROLNETS, OUTPAINT_RATIOS, SEED_MODES, StepForm
 from .models import CachedModel, GenerationSession, GenerationStep, Preset, StepAlternative
 
 TEMPLATE = "generation/studio.html"
@@ -282,7 +282,12 @@ def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
         "upscalers": list(models_cache.model_list(model_type="spandrel_image_to_image")),
         "prompt_warnings": _prompt_warnings(model_key, values),
         "outpaint": outpaint,
-        "outpaint_fields": [(side, side.capitalize(), outpaint.get(side) or 0) for side in services.OUTPAINT_SIDES],
+        # A recorded aspect ratio is shown as such, not as the sides it came to for that photo.
+        "outpaint_fields": [
+            (side, side.capitalize(), 0 if outpaint.get("aspect_ratio") else outpaint.get(side) or 0)
+            for side in services.OUTPAINT_SIDES
+        ],
+        "outpaint_ratios": OUTPAINT_RATIOS,
         "infills": list(graphs.INFILLS),
         "can_refresh_models": is_staff(request.user),
         "seed_modes": SEED_MODES,

@@ -241,6 +241,73 @@ def test_an_outpaint_rounds_the_canvas_up_to_the_bases_multiple_on_the_extended_
     assert (step.parameters["width"], step.parameters["height"]) == (144, 128)
 
 
+@pytest.mark.parametrize(
+    ("size", "ratio", "name", "sides", "canvas"),
+    [
+        # 128x128 to 16:9: 228 px wide, rounded to 224 (8s), 48 on each side.
+        ((128, 128), "16:9", "tiny-sd1", {"left": 48, "right": 48, "top": 0, "bottom": 0}, (224, 128)),
+        ((128, 128), "9:16", "tiny-sd1", {"left": 0, "right": 0, "top": 48, "bottom": 48}, (128, 224)),
+        # 200x100 is 2:1; 1:1 heightens it: 200 wide, 200 high, 50 above and below.
+        ((200, 100), "1:1", "tiny-sd1", {"left": 0, "right": 0, "top": 50, "bottom": 50}, (200, 200)),
+        # 100x120 to 4:3 on FLUX (16s): 128 high (120 rounded up), 128 x 4/3 = 170.7 wide, rounded to 176.
+        ((100, 120), "4:3", "tiny-flux-schnell", {"left": 38, "right": 38, "top": 4, "bottom": 4}, (176, 128)),
+    ],
+)
+def test_an_outpaint_to_an_aspect_ratio_pads_the_photo_evenly_in_the_bases_multiple(
+    invokeai, session, user, gallery_photo, size, ratio, name, sides, canvas
+):
+    photo = gallery_photo(size=size, plain=True)
+    negative = "" if name.startswith("tiny-flux") else "blurry"
+    request = step_request(
+        model(name),
+        negative_prompt=negative,
+        mode="outpaint",
+        init_photo_id=photo.pk,
+        outpaint={"aspect_ratio": ratio, "infill": "color"},
+    )
+    step = services.step_create(session_id=session.pk, owner=user, request=request)
+    assert step.parameters["outpaint"] == {**sides, "infill": "color", "aspect_ratio": ratio}
+    assert (step.parameters["width"], step.parameters["height"]) == canvas
+    # Reuse asks for the ratio again, so another photo is brought to the same shape.
+    again = services.step_request_from(step=step, variation="remix")
+    assert again.outpaint == {"aspect_ratio": ratio, "infill": "color"}
+
+
+@pytest.mark.parametrize(
+    ("outpaint", "message"),
+    [
+        ({"aspect_ratio": "wide"}, "width:height in whole numbers"),
+        ({"aspect_ratio": "16:0"}, "width:height in whole numbers"),
+        ({"aspect_ratio": "10:1"}, "between 1:4 and 4:1"),
+        ({"aspect_ratio": "1:1"}, "already is 1:1"),
+        ({"aspect_ratio": "16:9", "left": 8}, "not both"),
+        ({"aspect_ratio": "4:1"}, "more than 1024 px"),
+    ],
+)
+def test_a_bad_aspect_ratio_is_a_400_naming_the_field(api, session_id, invokeai, gallery_photo, outpaint, message):
+    photo = (
+        gallery_photo(size=(1000, 1000), plain=True)
+        if outpaint["aspect_ratio"] == "4:1"
+        else gallery_photo(size=(128, 128), plain=True)
+    )
+    body = base_body(mode="outpaint", init_photo_id=str(photo.pk), outpaint=outpaint)
+    response = post(api, session_id, body)
+    assert response.status_code == 400, response.json()
+    assert response.json()["details"]["field"] == "outpaint.aspect_ratio"
+    assert message in response.json()["message"]
+    assert not GenerationStep.objects.exists()
+
+
+def test_the_openapi_schema_documents_the_aspect_ratio_with_an_example(api):
+    schema = api.get("/api/schema", HTTP_ACCEPT="application/json").json()
+    field = schema["components"]["schemas"]["StepOutpaintRequest"]["properties"]["aspect_ratio"]
+    assert "16:9" in field["description"]
+    examples = schema["paths"]["/api/generation/sessions/{id}/steps/"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["examples"]
+    assert any(example["value"].get("outpaint", {}).get("aspect_ratio") == "16:9" for example in examples.values())
+
+
 def test_an_outpaint_without_a_side_is_a_400(api, session_id, invokeai, gallery_photo):
     photo = gallery_photo(size=(128, 128), plain=True)
     response = post(api, session_id, base_body(mode="outpaint", init_photo_id=str(photo.pk), outpaint={}))

@@ -130,6 +130,16 @@ def test_an_outpaint_of_64_px_on_one_side_keeps_the_original_pixels(user, galler
     assert metadata(step)["generation_mode"] == "outpaint"
 
 
+def test_an_outpaint_to_16_9_keeps_the_original_in_the_middle(user, gallery_photo):
+    photo = gallery_photo(size=(128, 128))
+    outpaint = {"aspect_ratio": "16:9", "infill": "color"}
+    step = run(user, "tiny-sd1", mode="outpaint", init_photo_id=photo.pk, outpaint=outpaint, strength=1.0)
+    result = image(step).convert("RGB")
+    assert result.size == (224, 128)
+    with Image.open(storage.absolute(photo.local_storage_path)) as original:
+        assert not differs(result.crop((48, 0, 176, 128)), original)
+
+
 def tiny_upscaler(path: Path) -> Path:
     """A x2 Real-ESRGAN Compact network with 4 features, random weights, written as safetensors by hand (the
     app has no torch): spandrel recognises the architecture from the key names and shapes."""

@@ -223,3 +223,24 @@ def test_the_api_checks_a_step_before_it_is_sent_warning_of_an_unknown_embedding
     refused = api.post("/api/generation/steps/check", body, format="json")
     assert refused.status_code == 400 and refused.json()["details"]["field"] == "width"
     assert not GenerationStep.objects.exists() and not invokeai.items
+
+
+def test_outpaint_to_an_aspect_ratio_from_the_form_and_back_in_the_composer(client, gallery_photo):
+    photo = gallery_photo(size=(128, 128), plain=True)
+    body = form(mode="outpaint", init_photo_id=str(photo.pk), outpaint_aspect="16:9", outpaint_left="8", infill="tile")
+    assert client.post("/studio/new/", body).status_code == 302
+    step = GenerationStep.objects.get()
+    # The ratio stands for the sides (the form's script disables them; a posted one is not used).
+    assert step.parameters["outpaint"] == {
+        "left": 48,
+        "right": 48,
+        "top": 0,
+        "bottom": 0,
+        "infill": "tile",
+        "aspect_ratio": "16:9",
+    }
+    html = client.get(f"/studio/steps/{step.pk}/composer/").content.decode()
+    assert (
+        '<option value="16:9" selected>' in html
+        and 'name="outpaint_left" min="0" max="1024" step="8" value="0"' in html
+    )

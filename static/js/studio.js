@@ -17,6 +17,11 @@ function syncForm() {
     el.hidden = !shown;
     el.querySelectorAll("input, select, textarea").forEach((input) => { input.disabled = !shown; });
   });
+  // An aspect ratio to outpaint to stands for the sides: they are worked out from it.
+  const ratio = f.querySelector('select[name="outpaint_aspect"]');
+  if (ratio && !ratio.disabled) {
+    f.querySelectorAll("[data-outpaint-side]").forEach((input) => { input.disabled = Boolean(ratio.value); });
+  }
   // Nothing to generate with (no models, no InvokeAI to send to): the notice says why; it may clear by itself.
   // Not while htmx holds it disabled for a step being sent: the step panel's polls settle meanwhile.
   const generate = f.querySelector('button[type="submit"]');
