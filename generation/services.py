@@ -524,9 +524,9 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         record["mask_photo_id"] = str(mask_photo.pk) if mask_photo else None
     if outpaint is not None:
         record["outpaint"] = {side: getattr(outpaint, side) for side in OUTPAINT_SIDES} | {"infill": outpaint.infill}
-        if (request.outpaint or {}).get("aspect_ratio"):
+        if ratio := (request.outpaint or {}).get("aspect_ratio"):
             # Kept as asked, so that Reuse on another photo extends that one to the same shape.
-            record["outpaint"]["aspect_ratio"] = "{}:{}".format(*_aspect_ratio(request.outpaint["aspect_ratio"]))
+            record["outpaint"]["aspect_ratio"] = "{}:{}".format(*_aspect_ratio(ratio))
     record["vae_key"] = vae.key if vae else ""
     record["vae_name"] = vae.name if vae else ""
     if params.flux is not None:
