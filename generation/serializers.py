@@ -398,7 +398,13 @@ class StepSeamlessSerializer(serializers.Serializer):
 
 
 class StepControlNetSerializer(serializers.Serializer):
-    key = serializers.CharField(max_length=64)
+    key = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="An installed ControlNet; omit for the preset's ControlNet at this place in its list.",
+    )
     photo_id = serializers.UUIDField(
         required=False, allow_null=True, help_text="The control image: a gallery photo or an upload (category control)."
     )
@@ -468,7 +474,12 @@ class StepCreateSerializer(serializers.Serializer):
         required=False, allow_null=True, help_text="SDXL only. Omit for the preset's; null for none."
     )
     seamless = StepSeamlessSerializer(required=False, allow_null=True)
-    controlnets = serializers.ListField(child=StepControlNetSerializer(), required=False, max_length=8)
+    controlnets = serializers.ListField(
+        child=StepControlNetSerializer(),
+        required=False,
+        max_length=8,
+        help_text='Omit for the preset\'s (each needs its photo_id, so give [{"photo_id": …}] for them); [] for none.',
+    )
     outpaint = StepOutpaintSerializer(
         required=False,
         allow_null=True,
@@ -511,7 +522,8 @@ class StepCreateSerializer(serializers.Serializer):
             data["refiner"] = dict(data["refiner"]) if data["refiner"] else {}
         if data.get("seamless") is not None:
             data["seamless"] = dict(data["seamless"])
-        data["controlnets"] = tuple(dict(control) for control in data.get("controlnets", []))
+        if "controlnets" in data:
+            data["controlnets"] = tuple(dict(control) for control in data["controlnets"])
         if data.get("outpaint") is not None:
             data["outpaint"] = dict(data["outpaint"])
         return services.StepRequest(**data)

@@ -123,8 +123,9 @@ class StepRequest:
     refiner: dict[str, Any] | None = None
     # {x, y}: tile across, down, or both.
     seamless: dict[str, bool] | None = None
-    # [{key, photo_id, preprocessor, weight, begin, end, control_mode, resize_mode}]
-    controlnets: tuple[dict[str, Any], ...] = ()
+    # [{key, photo_id, preprocessor, weight, begin, end, control_mode, resize_mode}]; None: the preset's (each
+    # still needs its control image). An entry without a key takes the preset's ControlNet at its place.
+    controlnets: tuple[dict[str, Any], ...] | None = None
     # mode "outpaint": {left, right, top, bottom} in px, and `infill` (tile, color, cv2, patchmatch, lama).
     outpaint: dict[str, Any] | None = None
     # mode "upscale": the spandrel upscaler model that takes the place of the main model.
@@ -286,15 +287,22 @@ def _loras_for(request: StepRequest, preset: Preset | None) -> tuple[graphs.Lora
     return tuple(loras)
 
 
-def _controlnets_for(request: StepRequest, owner: Owner) -> tuple[list[Photo], tuple[graphs.ControlNet, ...]]:
-    """The ControlNets asked for, each with its control photo; the image names come at upload."""
+def _controlnets_for(
+    request: StepRequest, owner: Owner, preset: Preset | None
+) -> tuple[list[Photo], tuple[graphs.ControlNet, ...]]:
+    """The ControlNets asked for (or the preset's), each with its control photo; the image names come at upload."""
+    preset_keys = list(preset.controlnets) if preset else []
+    asked = request.controlnets if request.controlnets is not None else tuple({} for _ in preset_keys)
     photos, controls = [], []
-    for index, item in enumerate(request.controlnets):
+    for index, item in enumerate(asked):
         field = f"controlnets[{index}]"
-        model = _component(str(item.get("key", "")), f"{field}.key", "controlnet", "ControlNet")
+        from_preset = not item.get("key") and index < len(preset_keys)
+        key = preset_keys[index] if from_preset else str(item.get("key", ""))
+        model = _component(key, f"{field}.key", "controlnet", "ControlNet")
         if not item.get("photo_id"):
+            said = f" Preset '{preset.name}' uses ControlNet '{model.name}' here." if from_preset and preset else ""
             raise InvalidInput(
-                "A ControlNet needs a control image: a gallery photo or an upload.",
+                f"A ControlNet needs a control image: a gallery photo or an upload.{said}",
                 code="invalid_parameter",
                 details={"field": f"{field}.photo_id"},
             )
@@ -462,7 +470,7 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
     _check_size(width, height, defaults)
     seed = secrets.randbelow(graphs.SEED_MAX + 1) if request.seed is None else request.seed
     vae = _vae_for(request, defaults)
-    control_photos, controlnets = _controlnets_for(request, owner)
+    control_photos, controlnets = _controlnets_for(request, owner, preset)
     seamless = request.seamless or {}
     params = graphs.GenerationParameters(
         model=model.identifier,

@@ -518,8 +518,21 @@ def composer_preset(request: HttpRequest) -> HttpResponse:
             )
             if preset.cfg_scale is not None:
                 values["cfg_scale"] = values["guidance"] = preset.cfg_scale
+            values.update(_preset_controls(preset))
     context = {"session": session, "error": error, **_composer(request, values)}
     return render(request, f"{TEMPLATE}#composer", context)
+
+
+def _preset_controls(preset: Preset) -> dict[str, Any]:
+    """A preset's LoRAs, refiner, clip skip and ControlNets as the composer shows them: each ControlNet a slot
+    with its model chosen, waiting for its control image. Shown, they are what the form sends."""
+    refiner = dict(preset.refiner)
+    return {
+        "loras": [{"key": lora["key"], "weight": lora.get("weight")} for lora in preset.loras],
+        "refiner": {"key": refiner.pop("model_key"), **refiner} if refiner else {},
+        "clip_skip": preset.clip_skip,
+        "controlnets": [{"key": key} for key in preset.controlnets],
+    }
 
 
 # --- generating ---
