@@ -192,7 +192,8 @@ def _control_fields(model: CachedModel, values: dict[str, Any]) -> dict[str, Any
         "embeddings": components.get("embedding", []),
         "controlnet_models": components.get("controlnet", []) if base in graphs.CONTROLNET_BASES else [],
         # One slot per ControlNet chosen, or one empty slot to choose the first in.
-        "controls": values.get("controlnets") or [{}],
+        "controls": [_control_slot(control) for control in values.get("controlnets") or [{}]],
+        "empty_control": _control_slot({}),
         "max_controlnets": MAX_CONTROLNETS,
         **(_flux_fields(components, values) if base == "flux" else {}),
         "refiners": components.get("refiner", []),
@@ -205,6 +206,12 @@ def _control_fields(model: CachedModel, values: dict[str, Any]) -> dict[str, Any
         "control_modes": graphs.CONTROL_MODES,
         "resize_modes": graphs.RESIZE_MODES,
     }
+
+
+def _control_slot(control: dict[str, Any]) -> dict[str, Any]:
+    """A ControlNet slot's values: the chosen ones, InvokeAI's defaults for the rest (a weight of 0 stays 0)."""
+    defaults = {"weight": 1.0, "begin": 0.0, "end": 1.0}
+    return defaults | {name: value for name, value in control.items() if value is not None}
 
 
 def _flux_fields(components: dict[str, list[CachedModel]], values: dict[str, Any]) -> dict[str, Any]:
