@@ -147,6 +147,10 @@ def test_a_controlnet_step_with_an_uploaded_control_image_and_its_processed_imag
     after.wait_for()
     assert str(processed.pk) in after.get_attribute("src")
     shot(page, "controlnet-processed")
+    # The image's lightbox recipe shows the control image and what canny made of it, each a link to its photo.
+    page.goto(f"{live_server.url}/photos/{step.alternatives.get().photo_id}/")
+    page.locator(f'.recipe a[href="/photos/{processed.pk}/"] img').wait_for()
+    shot(page, "controlnet-lightbox")
 
 
 def test_an_outpaint_to_an_aspect_ratio_set_up_by_clicking(studio, live_server, gallery_photo, enqueued):
