@@ -397,14 +397,13 @@ class StepSeamlessSerializer(serializers.Serializer):
     y = serializers.BooleanField(default=False)
 
 
+def _optional_key(help_text: str) -> serializers.CharField:
+    """A model key the body may leave out (or empty), for the default `help_text` names."""
+    return serializers.CharField(max_length=64, required=False, allow_blank=True, default="", help_text=help_text)
+
+
 class StepControlNetSerializer(serializers.Serializer):
-    key = serializers.CharField(
-        max_length=64,
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="An installed ControlNet; omit for the preset's ControlNet at this place in its list.",
-    )
+    key = _optional_key("An installed ControlNet; omit for the preset's ControlNet at this place in its list.")
     photo_id = serializers.UUIDField(
         required=False, allow_null=True, help_text="The control image: a gallery photo or an upload (category control)."
     )
@@ -485,23 +484,9 @@ class StepCreateSerializer(serializers.Serializer):
         allow_null=True,
         help_text='mode "outpaint": px to add on each side, or an aspect_ratio to extend to; and the infill.',
     )
-    upscaler_key = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, default="", help_text='mode "upscale": a spandrel model.'
-    )
-    t5_encoder_key = serializers.CharField(
-        max_length=64,
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="FLUX only: an installed T5 encoder; omit for the default. (Its VAE is vae_key.)",
-    )
-    clip_embed_key = serializers.CharField(
-        max_length=64,
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="FLUX only: an installed CLIP-embed (CLIP-L) model; omit for the default.",
-    )
+    upscaler_key = _optional_key('mode "upscale": a spandrel model.')
+    t5_encoder_key = _optional_key("FLUX only: an installed T5 encoder; omit for the default. (Its VAE is vae_key.)")
+    clip_embed_key = _optional_key("FLUX only: an installed CLIP-embed (CLIP-L) model; omit for the default.")
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if data.get("mode") == "upscale":
