@@ -40,6 +40,7 @@ from .serializers import (
     SessionSerializer,
     SessionUpdateSerializer,
     StepAcceptedSerializer,
+    StepCheckSerializer,
     StepCreateSerializer,
     StepSelectSerializer,
     StepSerializer,
@@ -253,6 +254,17 @@ STEP_EXAMPLES = [
         },
     ),
     OpenApiExample(
+        "Outpaint a photo to 16:9 (the padding is worked out, centred)",
+        request_only=True,
+        value={
+            "prompt": "the rest of the coast",
+            "model_key": "<key of a main model>",
+            "mode": "outpaint",
+            "init_photo_id": "<photo id>",
+            "outpaint": {"aspect_ratio": "16:9", "infill": "tile"},
+        },
+    ),
+    OpenApiExample(
         "Upscale a photo",
         request_only=True,
         value={"mode": "upscale", "init_photo_id": "<photo id>", "upscaler_key": "<spandrel model key>"},
@@ -321,6 +333,21 @@ class GenerationStepViewSet(viewsets.GenericViewSet):
 
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(_step_body(request, pk))
+
+    @extend_schema(
+        request=StepCreateSerializer,
+        responses={200: StepCheckSerializer},
+        examples=STEP_EXAMPLES,
+        description="Check a step's body as POST …/sessions/{id}/steps/ would, recording and sending nothing: 400 "
+        "naming the field it would refuse, else its warnings (an <embedding> in a prompt that matches no installed "
+        "embedding of the model's base, which InvokeAI would read as plain text without a word).",
+    )
+    @action(detail=False, methods=["post"])
+    def check(self, request: Request) -> Response:
+        form = StepCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        warnings = services.step_validate(owner=request.user, request=form.to_request())
+        return Response(StepCheckSerializer({"warnings": warnings}).data)
 
     @extend_schema(responses=StepSerializer)
     @action(detail=True, methods=["get"])

@@ -166,8 +166,11 @@ def _outcome(item: QueueItem, step: GenerationStep) -> dict[str, Any]:
     elif item.status == COMPLETED:
         result.update(status=FAILED, error="InvokeAI finished this image without saving it.")
     elif item.status == FAILED:
-        detail = ": ".join(part for part in (item.error_type, item.error_message) if part)
-        result["error"] = detail or "InvokeAI reported a failure without a reason."
+        result["error"] = item.failure_reason or "InvokeAI reported a failure without a reason."
+        if item.traceback:
+            # The page shows the one-line reason; the whole traceback stays with the item for whoever digs.
+            result["traceback"] = item.traceback
+            logger.warning("Step %s: InvokeAI failed item %s:\n%s", step.pk, item.item_id, item.traceback)
     elif item.status == CANCELED and step.cancel_requested_at:
         result["cancelled_by_request"] = True
     elif item.status == CANCELED:

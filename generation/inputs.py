@@ -81,6 +81,27 @@ def outpaint_sides(*, width: int, height: int, sides: dict[str, int], multiple: 
     return sides, width + sides["left"] + sides["right"], height + sides["top"] + sides["bottom"]
 
 
+def outpaint_to_ratio(
+    *, width: int, height: int, ratio: tuple[int, int], multiple: int
+) -> tuple[dict[str, int], int, int]:
+    """The sides to extend a width x height image by, centred, for a canvas of about `ratio` (across, down) in
+    `multiple`s: the image is widened or heightened, never cropped or scaled."""
+
+    def up(value: float) -> int:
+        return math.ceil(value / multiple) * multiple
+
+    across, down = ratio
+    if width * down < height * across:
+        canvas_height = up(height)
+        canvas_width = max(up(width), round(canvas_height * across / down / multiple) * multiple)
+    else:
+        canvas_width = up(width)
+        canvas_height = max(up(height), round(canvas_width * down / across / multiple) * multiple)
+    left, top = (canvas_width - width) // 2, (canvas_height - height) // 2
+    sides = {"left": left, "right": canvas_width - width - left, "top": top, "bottom": canvas_height - height - top}
+    return sides, canvas_width, canvas_height
+
+
 def outpaint_images(*, photo: Photo, size: tuple[int, int], sides: dict[str, int]) -> tuple[bytes, bytes, bytes]:
     """The padded canvas (the new area transparent, for the infill), the mask in InvokeAI's polarity (the new
     area regenerated) and the original as it is pasted back."""

@@ -319,14 +319,36 @@ def _first_available(model_type: str, base: str) -> CachedModel | None:
     return model_list(model_type=model_type, base=base).first()
 
 
-def flux_companions() -> FluxModels:
-    """The T5 encoder, CLIP-embed and VAE a FLUX model needs: favorites first, the default VAE first."""
+# The parts of a FLUX step a request may choose: its field -> (model type, what it is called).
+FLUX_PARTS = {
+    "t5_encoder_key": ("t5_encoder", "T5 encoder"),
+    "clip_embed_key": ("clip_embed", "CLIP-embed model"),
+    "vae_key": ("vae", "FLUX VAE"),
+}
+
+
+def flux_companions(*, t5_encoder_key: str = "", clip_embed_key: str = "", vae_key: str = "") -> FluxModels:
+    """The T5 encoder, CLIP-embed and VAE a FLUX model needs: those chosen, else favorites first and the
+    default VAE first. A chosen key that is not such a part, installed, is refused naming its field."""
+    asked = {"t5_encoder_key": t5_encoder_key, "clip_embed_key": clip_embed_key, "vae_key": vae_key}
     vae = CachedModel.objects.filter(type="vae", compatible_with_base="flux", is_default_vae=True, available=True)
-    chosen = {
-        "T5 encoder": _first_available("t5_encoder", "flux"),
-        "CLIP-embed model": _first_available("clip_embed", "flux"),
-        "FLUX VAE": vae.first() or _first_available("vae", "flux"),
+    defaults = {
+        "t5_encoder_key": _first_available("t5_encoder", "flux"),
+        "clip_embed_key": _first_available("clip_embed", "flux"),
+        "vae_key": vae.first() or _first_available("vae", "flux"),
     }
+    chosen: dict[str, CachedModel | None] = {}
+    for field, (model_type, label) in FLUX_PARTS.items():
+        if not asked[field]:
+            chosen[label] = defaults[field]
+            continue
+        chosen[label] = model_list(model_type=model_type, base="flux").filter(key=asked[field]).first()
+        if chosen[label] is None:
+            raise InvalidInput(
+                f"That {label} is not installed in InvokeAI for FLUX.",
+                code="invalid_parameter",
+                details={"field": field},
+            )
     if missing := [what for what, model in chosen.items() if model is None]:
         raise ModelError(
             "FLUX needs a T5 encoder, a CLIP-embed model and a FLUX VAE in InvokeAI; "

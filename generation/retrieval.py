@@ -24,11 +24,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from albums import services as album_services
 from backends import manager
+from backends.invokeai import graphs
 from backends.invokeai.client import QueueItem
 from backends.invokeai.errors import InvokeAIConnectionError
 from backends.signals import images_generated
@@ -197,8 +199,75 @@ def _retrieve(step: GenerationStep, photos: Sequence[Photo]) -> Retrieved:
     return Retrieved(stored=stored, unreachable=unreachable)
 
 
+def _processed_control_keep(step: GenerationStep, index: int, name: str) -> Photo | None:
+    """Download and store the image InvokeAI's preprocessor made of ControlNet `index`'s control image, as a
+    `control` photo of the step's owner made from that control image; None if it could not be had now."""
+    control = step.parameters["controlnets"][index - 1]
+    client = manager.invokeai_client(step.backend_url)
+    try:
+        image = photo_services.generated_image_prepare(data=client.image(name), name=name)
+    except AppError as exc:
+        logger.warning("Processed control image %s (step %s) not kept: %s", name, step.pk, exc.message)
+        return None
+    photo, _ = photo_services.generated_photo_register(
+        owner_id=step.session.owner_id,
+        invoke_id=name,
+        prompt="",
+        negative_prompt="",
+        params={"preprocessor": control["preprocessor"], "session": step.session_id, "step": step.position},
+        seed=None,
+        model_key=control["key"],
+        model_hash="",
+        model_name=control.get("name", ""),
+        source_image_id=control.get("photo_id"),
+        image_category=Photo.Category.CONTROL,
+    )
+    if photo.owner_id != step.session.owner_id:
+        return None
+    relative = storage.generated_variant_path(step.session_id, step.pk, photo.pk)
+    try:
+        photo_services.generated_photo_store(photo_id=photo.pk, image=image, relative=relative)
+    except OSError:
+        logger.exception("Could not write %s", relative)
+        return None
+    return photo
+
+
+def _processed_controls_keep(step: GenerationStep, items: Sequence[QueueItem]) -> None:
+    """Keep each preprocessed control image of the step once (the first item that made it), and link it from
+    the step's ControlNets and its images' recipes. Every item of a batch preprocesses the same image."""
+    controls = step.parameters.get("controlnets") or []
+    kept: dict[int, str] = {}
+    for index, control in enumerate(controls, start=1):
+        if not control.get("preprocessor") or control.get("processed_photo_id"):
+            continue
+        node = graphs.preprocessor_node(index)
+        name = next((item.images[node] for item in items if node in item.images), None)
+        photo = _processed_control_keep(step, index, name) if name else None
+        if photo is not None:
+            kept[index] = str(photo.pk)
+    if not kept:
+        return
+    with transaction.atomic():
+        locked = GenerationStep.objects.select_for_update().get(pk=step.pk)
+        controls = [
+            {**control, "processed_photo_id": kept[index]} if index in kept else control
+            for index, control in enumerate(locked.parameters.get("controlnets") or [], start=1)
+        ]
+        step.parameters = {**locked.parameters, "controlnets": controls}
+        GenerationStep.objects.filter(pk=step.pk).update(parameters=step.parameters)
+        # Images registered before (from an event) show it in their recipe too.
+        for photo in Photo.objects.filter(step_alternative__step=step).select_for_update():
+            photo.generation_params = {**photo.generation_params, "controlnets": controls}
+            photo.save(update_fields=["generation_params"])
+
+
 def items_store(*, step: GenerationStep, items: Sequence[QueueItem]) -> int:
-    """Store the images of completed `items` (each must have an image name); return how many were stored now."""
+    """Store the images of completed `items` (each must have an image name); return how many were stored now.
+
+    A ControlNet's preprocessed control image is kept first, so the images' recipes link to it.
+    """
+    _processed_controls_keep(step, items)
     photos = [_register(step, item) for item in items]
     waiting = [photo for photo in photos if photo.retrieval_status == Photo.RetrievalStatus.PENDING]
     return _retrieve(step, waiting).stored if waiting else 0

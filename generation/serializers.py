@@ -304,15 +304,18 @@ class StepSerializer(serializers.ModelSerializer):
         return f"/api/generation/steps/{step.pk}/status"
 
 
-class StepAcceptedSerializer(serializers.Serializer):
+class StepCheckSerializer(serializers.Serializer):
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="What InvokeAI would silently ignore, e.g. an unknown <embedding>."
+    )
+
+
+class StepAcceptedSerializer(StepCheckSerializer):
     id = serializers.IntegerField()
     session_id = serializers.IntegerField()
     batch_id = serializers.CharField()
     status = serializers.CharField()
     status_url = serializers.CharField()
-    warnings = serializers.ListField(
-        child=serializers.CharField(), help_text="What InvokeAI would silently ignore, e.g. an unknown <embedding>."
-    )
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -394,8 +397,13 @@ class StepSeamlessSerializer(serializers.Serializer):
     y = serializers.BooleanField(default=False)
 
 
+def _optional_key(help_text: str) -> serializers.CharField:
+    """A model key the body may leave out (or empty), for the default `help_text` names."""
+    return serializers.CharField(max_length=64, required=False, allow_blank=True, default="", help_text=help_text)
+
+
 class StepControlNetSerializer(serializers.Serializer):
-    key = serializers.CharField(max_length=64)
+    key = _optional_key("An installed ControlNet; omit for the preset's ControlNet at this place in its list.")
     photo_id = serializers.UUIDField(
         required=False, allow_null=True, help_text="The control image: a gallery photo or an upload (category control)."
     )
@@ -418,6 +426,13 @@ class StepOutpaintSerializer(serializers.Serializer):
     top = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
     bottom = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
     infill = serializers.ChoiceField(choices=list(graphs.INFILLS), default="tile")
+    aspect_ratio = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=20,
+        help_text="Instead of the sides: the width:height to extend the photo to, centred (e.g. 16:9, 1:1, 9:16, "
+        "4:3, 3:2), between 1:4 and 4:1; the canvas is kept in the base's multiple (8 px, 16 for FLUX).",
+    )
 
 
 class StepCreateSerializer(serializers.Serializer):
@@ -458,13 +473,20 @@ class StepCreateSerializer(serializers.Serializer):
         required=False, allow_null=True, help_text="SDXL only. Omit for the preset's; null for none."
     )
     seamless = StepSeamlessSerializer(required=False, allow_null=True)
-    controlnets = serializers.ListField(child=StepControlNetSerializer(), required=False, max_length=8)
+    controlnets = serializers.ListField(
+        child=StepControlNetSerializer(),
+        required=False,
+        max_length=8,
+        help_text='Omit for the preset\'s (each needs its photo_id, so give [{"photo_id": …}] for them); [] for none.',
+    )
     outpaint = StepOutpaintSerializer(
-        required=False, allow_null=True, help_text='mode "outpaint": px to add on each side, and the infill.'
+        required=False,
+        allow_null=True,
+        help_text='mode "outpaint": px to add on each side, or an aspect_ratio to extend to; and the infill.',
     )
-    upscaler_key = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, default="", help_text='mode "upscale": a spandrel model.'
-    )
+    upscaler_key = _optional_key('mode "upscale": a spandrel model.')
+    t5_encoder_key = _optional_key("FLUX only: an installed T5 encoder; omit for the default. (Its VAE is vae_key.)")
+    clip_embed_key = _optional_key("FLUX only: an installed CLIP-embed (CLIP-L) model; omit for the default.")
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if data.get("mode") == "upscale":
@@ -485,7 +507,8 @@ class StepCreateSerializer(serializers.Serializer):
             data["refiner"] = dict(data["refiner"]) if data["refiner"] else {}
         if data.get("seamless") is not None:
             data["seamless"] = dict(data["seamless"])
-        data["controlnets"] = tuple(dict(control) for control in data.get("controlnets", []))
+        if "controlnets" in data:
+            data["controlnets"] = tuple(dict(control) for control in data["controlnets"])
         if data.get("outpaint") is not None:
             data["outpaint"] = dict(data["outpaint"])
         return services.StepRequest(**data)

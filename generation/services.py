@@ -123,12 +123,16 @@ class StepRequest:
     refiner: dict[str, Any] | None = None
     # {x, y}: tile across, down, or both.
     seamless: dict[str, bool] | None = None
-    # [{key, photo_id, preprocessor, weight, begin, end, control_mode, resize_mode}]
-    controlnets: tuple[dict[str, Any], ...] = ()
+    # [{key, photo_id, preprocessor, weight, begin, end, control_mode, resize_mode}]; None: the preset's (each
+    # still needs its control image). An entry without a key takes the preset's ControlNet at its place.
+    controlnets: tuple[dict[str, Any], ...] | None = None
     # mode "outpaint": {left, right, top, bottom} in px, and `infill` (tile, color, cv2, patchmatch, lama).
     outpaint: dict[str, Any] | None = None
     # mode "upscale": the spandrel upscaler model that takes the place of the main model.
     upscaler_key: str = ""
+    # FLUX's text encoders ("": the cache's choice, favorites first); its VAE is `vae_key`.
+    t5_encoder_key: str = ""
+    clip_embed_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -283,15 +287,22 @@ def _loras_for(request: StepRequest, preset: Preset | None) -> tuple[graphs.Lora
     return tuple(loras)
 
 
-def _controlnets_for(request: StepRequest, owner: Owner) -> tuple[list[Photo], tuple[graphs.ControlNet, ...]]:
-    """The ControlNets asked for, each with its control photo; the image names come at upload."""
+def _controlnets_for(
+    request: StepRequest, owner: Owner, preset: Preset | None
+) -> tuple[list[Photo], tuple[graphs.ControlNet, ...]]:
+    """The ControlNets asked for (or the preset's), each with its control photo; the image names come at upload."""
+    preset_keys = list(preset.controlnets) if preset else []
+    asked = request.controlnets if request.controlnets is not None else tuple({} for _ in preset_keys)
     photos, controls = [], []
-    for index, item in enumerate(request.controlnets):
+    for index, item in enumerate(asked):
         field = f"controlnets[{index}]"
-        model = _component(str(item.get("key", "")), f"{field}.key", "controlnet", "ControlNet")
+        from_preset = not item.get("key") and index < len(preset_keys)
+        key = preset_keys[index] if from_preset else str(item.get("key", ""))
+        model = _component(key, f"{field}.key", "controlnet", "ControlNet")
         if not item.get("photo_id"):
+            said = f" Preset '{preset.name}' uses ControlNet '{model.name}' here." if from_preset and preset else ""
             raise InvalidInput(
-                "A ControlNet needs a control image: a gallery photo or an upload.",
+                f"A ControlNet needs a control image: a gallery photo or an upload.{said}",
                 code="invalid_parameter",
                 details={"field": f"{field}.photo_id"},
             )
@@ -304,7 +315,26 @@ def _controlnets_for(request: StepRequest, owner: Owner) -> tuple[list[Photo], t
 OUTPAINT_SIDES = ("left", "right", "top", "bottom")
 
 
+# "16:9": across and down, each a whole number; a canvas between 1:4 and 4:1.
+_ASPECT_RATIO = re.compile(r"\s*([1-9][0-9]{0,2})\s*:\s*([1-9][0-9]{0,2})\s*")
+MAX_OUTPAINT_RATIO = 4
+
+
+def _aspect_ratio(value: Any) -> tuple[int, int]:
+    found = _ASPECT_RATIO.fullmatch(value) if isinstance(value, str) else None
+    ratio = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    if not found or not 1 / MAX_OUTPAINT_RATIO <= ratio[0] / ratio[1] <= MAX_OUTPAINT_RATIO:
+        raise InvalidInput(
+            f"outpaint.aspect_ratio must be width:height in whole numbers, such as 16:9, 1:1 or 9:16, between "
+            f"1:{MAX_OUTPAINT_RATIO} and {MAX_OUTPAINT_RATIO}:1 (got {str(value)[:20]!r}).",
+            code="invalid_parameter",
+            details={"field": "outpaint.aspect_ratio"},
+        )
+    return ratio
+
+
 def _outpaint_for(request: StepRequest, photo: Photo, multiple: int) -> tuple[graphs.Outpaint, int, int]:
+    """The sides to extend the photo by: those asked for (px), or what brings it to `aspect_ratio`."""
     chosen = request.outpaint or {}
     asked = {}
     for side in OUTPAINT_SIDES:
@@ -316,14 +346,40 @@ def _outpaint_for(request: StepRequest, photo: Photo, multiple: int) -> tuple[gr
                 details={"field": f"outpaint.{side}"},
             )
         asked[side] = value
-    if not any(asked.values()):
-        raise InvalidInput(
-            "Extend the image on at least one side.", code="invalid_parameter", details={"field": "outpaint"}
-        )
     width, height = inputs.bounded_size(photo.width, photo.height)
-    sides, canvas_width, canvas_height = inputs.outpaint_sides(
-        width=width, height=height, sides=asked, multiple=multiple
-    )
+    if chosen.get("aspect_ratio"):
+        if any(asked.values()):
+            raise InvalidInput(
+                "Give either the pixels to add on each side or an aspect ratio to extend to, not both.",
+                code="invalid_parameter",
+                details={"field": "outpaint.aspect_ratio"},
+            )
+        across, down = _aspect_ratio(chosen["aspect_ratio"])
+        if across * height == down * width:
+            raise InvalidInput(
+                f"The photo already is {across}:{down}; choose another aspect ratio to extend it to.",
+                code="invalid_parameter",
+                details={"field": "outpaint.aspect_ratio"},
+            )
+        sides, canvas_width, canvas_height = inputs.outpaint_to_ratio(
+            width=width, height=height, ratio=(across, down), multiple=multiple
+        )
+        if max(sides.values()) > graphs.MAX_OUTPAINT:
+            raise InvalidInput(
+                f"Extending this photo to {across}:{down} would add more than {graphs.MAX_OUTPAINT} px on a side.",
+                code="invalid_parameter",
+                details={"field": "outpaint.aspect_ratio"},
+            )
+    else:
+        if not any(asked.values()):
+            raise InvalidInput(
+                "Extend the image on at least one side, or to an aspect ratio.",
+                code="invalid_parameter",
+                details={"field": "outpaint"},
+            )
+        sides, canvas_width, canvas_height = inputs.outpaint_sides(
+            width=width, height=height, sides=asked, multiple=multiple
+        )
     outpaint = graphs.Outpaint(**sides, infill=str(chosen.get("infill") or "tile"), original_image=_NOT_YET_UPLOADED)
     return outpaint, canvas_width, canvas_height
 
@@ -414,7 +470,7 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
     _check_size(width, height, defaults)
     seed = secrets.randbelow(graphs.SEED_MAX + 1) if request.seed is None else request.seed
     vae = _vae_for(request, defaults)
-    control_photos, controlnets = _controlnets_for(request, owner)
+    control_photos, controlnets = _controlnets_for(request, owner, preset)
     seamless = request.seamless or {}
     params = graphs.GenerationParameters(
         model=model.identifier,
@@ -436,7 +492,13 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         strength=request.strength,
         vae=vae.identifier if vae else None,
         clip_skip=request.clip_skip or 0,
-        flux=models_cache.flux_companions() if model.base == "flux" else None,
+        flux=models_cache.flux_companions(
+            t5_encoder_key=request.t5_encoder_key,
+            clip_embed_key=request.clip_embed_key,
+            vae_key=request.vae_key or "",
+        )
+        if model.base == "flux"
+        else None,
         refiner=_refiner_for(request, preset),
         loras=_loras_for(request, preset),
         controlnets=controlnets,
@@ -470,8 +532,20 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
         record["mask_photo_id"] = str(mask_photo.pk) if mask_photo else None
     if outpaint is not None:
         record["outpaint"] = {side: getattr(outpaint, side) for side in OUTPAINT_SIDES} | {"infill": outpaint.infill}
+        if ratio := (request.outpaint or {}).get("aspect_ratio"):
+            # Kept as asked, so that Reuse on another photo extends that one to the same shape.
+            record["outpaint"]["aspect_ratio"] = "{}:{}".format(*_aspect_ratio(ratio))
     record["vae_key"] = vae.key if vae else ""
     record["vae_name"] = vae.name if vae else ""
+    if params.flux is not None:
+        record.update(
+            t5_encoder_key=params.flux.t5_encoder.key,
+            t5_encoder_name=params.flux.t5_encoder.name,
+            clip_embed_key=params.flux.clip_embed.key,
+            clip_embed_name=params.flux.clip_embed.name,
+            vae_key=params.flux.vae.key,
+            vae_name=params.flux.vae.name,
+        )
     if params.clip_skip:
         record["clip_skip"] = params.clip_skip
     if params.refiner:
@@ -796,8 +870,10 @@ def step_request_from(
             {name: value for name, value in control.items() if name != "name"}
             for control in params.get("controlnets", [])
         ),
-        outpaint=params.get("outpaint"),
+        outpaint=_recorded_outpaint(params.get("outpaint")),
         upscaler_key=params.get("upscaler_key", ""),
+        t5_encoder_key=params.get("t5_encoder_key", ""),
+        clip_embed_key=params.get("clip_embed_key", ""),
     )
     if variation == "remix":
         return base
@@ -815,6 +891,14 @@ def step_request_from(
             strength=params.get("strength", graphs.DEFAULT_STRENGTH) if strength is None else strength,
         )
     raise ValueError(f"unknown variation {variation!r}")
+
+
+def _recorded_outpaint(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The outpaint part of a request from a step's record: an aspect ratio asked for, rather than the sides it
+    came to for that photo."""
+    if not recorded or not recorded.get("aspect_ratio"):
+        return recorded
+    return {"aspect_ratio": recorded["aspect_ratio"], "infill": recorded.get("infill", "tile")}
 
 
 def _recorded_refiner(recorded: dict[str, Any] | None) -> dict[str, Any]:

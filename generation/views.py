@@ -11,7 +11,7 @@ import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -29,13 +29,16 @@ from gallery_project.errors import AppError, Conflict, InvalidInput, Unavailable
 from gallery_project.http import HtmxRequest
 from gallery_project.permissions import is_staff, signed_in, staff_required
 from photos import selectors as photo_selectors
+from photos import services as photo_services
 from photos.models import Photo
 
 from . import model_installs, models_cache, presets, retrieval, selectors, services
-from .forms import SEED_MODES, StepForm
+from .forms import MAX_CONTROLNETS, OUTPAINT_RATIOS, SEED_MODES, StepForm
 from .models import CachedModel, GenerationSession, GenerationStep, Preset, StepAlternative
 
 TEMPLATE = "generation/studio.html"
+# The model-dependent controls, included in TEMPLATE's model fields.
+CONTROLS_TEMPLATE = "generation/studio_controls.html"
 PICKER_SIZE = 48
 
 # Sizes people pick most for each base: square, portrait, landscape, near the base's native area.
@@ -102,8 +105,13 @@ def _values_from_step(step: GenerationStep, *, seed_mode: str = "random") -> dic
         "mask_photo_id": params.get("mask_photo_id"),
         "strength": params.get("strength", graphs.DEFAULT_STRENGTH),
         "preset_id": step.preset_id,
+        **{key: params[key] for key in _PART_KEYS if params.get(key)},
         **_controls_from(params),
     }
+
+
+# A step's choices of the models beside its main model: the upscaler (its "model"), FLUX's text encoders.
+_PART_KEYS = ("upscaler_key", "t5_encoder_key", "clip_embed_key")
 
 
 _CONTROL_KEYS = ("loras", "controlnets", "refiner", "clip_skip", "seamless", "outpaint")
@@ -178,13 +186,16 @@ def _control_fields(model: CachedModel, values: dict[str, Any]) -> dict[str, Any
         }
         for lora in components.get("lora", [])
     ]
-    controlnets = values.get("controlnets") or []
     return {
         "base": base,
         "loras": loras,
         "embeddings": components.get("embedding", []),
         "controlnet_models": components.get("controlnet", []) if base in graphs.CONTROLNET_BASES else [],
-        "control": controlnets[0] if controlnets else {},
+        # One slot per ControlNet chosen, or one empty slot to choose the first in.
+        "controls": [_control_slot(control) for control in values.get("controlnets") or [{}]],
+        "empty_control": _control_slot({}),
+        "max_controlnets": MAX_CONTROLNETS,
+        **(_flux_fields(components, values) if base == "flux" else {}),
         "refiners": components.get("refiner", []),
         "refiner": values.get("refiner") or {},
         "clip_skip_supported": base in graphs.CLIP_SKIP_BASES,
@@ -194,6 +205,32 @@ def _control_fields(model: CachedModel, values: dict[str, Any]) -> dict[str, Any
         "preprocessors": graphs.PREPROCESSORS,
         "control_modes": graphs.CONTROL_MODES,
         "resize_modes": graphs.RESIZE_MODES,
+    }
+
+
+def _control_slot(control: dict[str, Any]) -> dict[str, Any]:
+    """A ControlNet slot's values: the chosen ones, InvokeAI's defaults for the rest (a weight of 0 stays 0)."""
+    defaults = {"weight": 1.0, "begin": 0.0, "end": 1.0}
+    return defaults | {name: value for name, value in control.items() if value is not None}
+
+
+def _flux_fields(components: dict[str, list[CachedModel]], values: dict[str, Any]) -> dict[str, Any]:
+    """FLUX's T5 encoder, CLIP-embed and VAE choices from the cache, the default of each preselected."""
+    try:
+        defaults = models_cache.flux_companions()
+        chosen = {
+            "t5_encoder_key": defaults.t5_encoder.key,
+            "clip_embed_key": defaults.clip_embed.key,
+            "vae_key": defaults.vae.key,
+        }
+    except AppError:
+        chosen = dict.fromkeys(models_cache.FLUX_PARTS, "")
+    chosen |= {field: values[field] for field in models_cache.FLUX_PARTS if values.get(field)}
+    return {
+        "flux_parts": [
+            (field, label, components.get(model_type, []), chosen[field])
+            for field, (model_type, label) in models_cache.FLUX_PARTS.items()
+        ]
     }
 
 
@@ -249,9 +286,15 @@ def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
         "values": values,
         "init_photo": _photo(request, values.get("init_photo_id")),
         "mask_photo": _photo(request, values.get("mask_photo_id")),
-        "control_photo": _photo(request, ((values.get("controlnets") or [{}])[0]).get("photo_id")),
+        "upscalers": list(models_cache.model_list(model_type="spandrel_image_to_image")),
+        "prompt_warnings": _prompt_warnings(model_key, values),
         "outpaint": outpaint,
-        "outpaint_fields": [(side, side.capitalize(), outpaint.get(side) or 0) for side in services.OUTPAINT_SIDES],
+        # A recorded aspect ratio is shown as such, not as the sides it came to for that photo.
+        "outpaint_fields": [
+            (side, side.capitalize(), 0 if outpaint.get("aspect_ratio") else outpaint.get(side) or 0)
+            for side in services.OUTPAINT_SIDES
+        ],
+        "outpaint_ratios": OUTPAINT_RATIOS,
         "infills": list(graphs.INFILLS),
         "can_refresh_models": is_staff(request.user),
         "seed_modes": SEED_MODES,
@@ -260,6 +303,16 @@ def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
         "preset_choices": _preset_choices(request),
         **_model_fields(model_key, values),
     }
+
+
+def _prompt_warnings(model_key: str | None, values: dict[str, Any]) -> list[str]:
+    """What InvokeAI would silently ignore in the prompts for this model (an <embedding> it does not have)."""
+    model = CachedModel.objects.filter(key=model_key or "", type="main").first()
+    if model is None:
+        return []
+    return services.embedding_warnings(
+        prompt=values.get("prompt") or "", negative_prompt=values.get("negative_prompt") or "", base=model.base
+    )
 
 
 def _session_context(session: GenerationSession, current: GenerationStep | None = None) -> dict[str, Any]:
@@ -381,6 +434,37 @@ def models_refresh(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def prompt_check(request: HttpRequest) -> HttpResponse:
+    """The composer's warnings about its prompts, checked as they are typed (before Generate is pressed)."""
+    values = {field: request.GET.get(field, "")[:5000] for field in ("prompt", "negative_prompt")}
+    warnings = _prompt_warnings(request.GET.get("model_key"), values)
+    return render(request, f"{TEMPLATE}#prompt-warnings", {"prompt_warnings": warnings})
+
+
+@require_POST
+def control_upload(request: HttpRequest) -> HttpResponse:
+    """A control image uploaded from a ControlNet slot: stored as a `control` photo, then picked in the slot."""
+    upload = request.FILES.get("control_file")
+    context: dict[str, Any] = {"control": {}}
+    if upload is None:
+        context["upload_error"] = "Choose an image file to upload."
+    else:
+        try:
+            created = photo_services.photo_create(
+                owner=signed_in(request.user),
+                file=cast("BinaryIO", upload),
+                filename=upload.name or "control.png",
+                size=upload.size or 0,
+                image_category=Photo.Category.CONTROL,
+            )
+        except AppError as exc:
+            context["upload_error"] = exc.message
+        else:
+            context["control"] = {"photo_id": str(created.photo.pk)}
+    return render(request, f"{CONTROLS_TEMPLATE}#control-picked", context)
+
+
+@require_GET
 def photo_picker(request: HttpRequest) -> HttpResponse:
     """Recent gallery photos to choose an init or mask photo from."""
     target = request.GET.get("target", "init")
@@ -441,8 +525,21 @@ def composer_preset(request: HttpRequest) -> HttpResponse:
             )
             if preset.cfg_scale is not None:
                 values["cfg_scale"] = values["guidance"] = preset.cfg_scale
+            values.update(_preset_controls(preset))
     context = {"session": session, "error": error, **_composer(request, values)}
     return render(request, f"{TEMPLATE}#composer", context)
+
+
+def _preset_controls(preset: Preset) -> dict[str, Any]:
+    """A preset's LoRAs, refiner, clip skip and ControlNets as the composer shows them: each ControlNet a slot
+    with its model chosen, waiting for its control image. Shown, they are what the form sends."""
+    refiner = dict(preset.refiner)
+    return {
+        "loras": [{"key": lora["key"], "weight": lora.get("weight")} for lora in preset.loras],
+        "refiner": {"key": refiner.pop("model_key"), **refiner} if refiner else {},
+        "clip_skip": preset.clip_skip,
+        "controlnets": [{"key": key} for key in preset.controlnets],
+    }
 
 
 # --- generating ---
@@ -454,6 +551,8 @@ def _error(request: HttpRequest, message: str) -> HttpResponse:
 
 
 def _remember(request: HttpRequest, step: GenerationStep) -> None:
+    if step.parameters.get("mode") == graphs.Mode.UPSCALE:
+        return  # its model is the upscaler, not one to generate with next time
     services.preference_remember(
         user=signed_in(request.user), model_key=step.model_key, steps=step.parameters.get("steps")
     )

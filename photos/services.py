@@ -234,9 +234,10 @@ def generated_photo_register(
     model_hash: str,
     model_name: str,
     source_image_id: uuid.UUID | str | None = None,
+    image_category: str = Photo.Category.GENERAL,
 ) -> tuple[Photo, bool]:
     """The photo of InvokeAI image `invoke_id`, inserted as pending if new; (photo, created). It belongs to
-    `owner_id`, the owner of the studio session that made it.
+    `owner_id`, the owner of the studio session that made it (a ControlNet's processed image is `control`).
 
     Idempotent: the unique invoke_id makes a second call (a resumed follower, two at once) return the same row.
     Its date taken is when InvokeAI named the image, a moment after it made it.
@@ -247,7 +248,7 @@ def generated_photo_register(
         defaults={
             "owner_id": owner_id,
             "is_generated": True,
-            "image_category": Photo.Category.GENERAL,
+            "image_category": image_category,
             "mime_type": _PNG.mime_type,
             "generation_prompt": prompt,
             "generation_negative_prompt": negative_prompt,

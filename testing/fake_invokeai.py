@@ -472,9 +472,11 @@ class _Item:
     completed_at: float | None = None
     updated_at: float = 0.0
     error: tuple[str, str] | None = None
+    # InvokeAI's error_traceback; made from the error when a test gave none.
+    traceback: str | None = None
     session: dict[str, Any] = field(default_factory=dict)
     # Set by fail_items(): the error this item will end with instead of completing.
-    doomed: tuple[str, str] | None = None
+    doomed: tuple[str, str, str | None] | None = None
     # Denoising steps whose progress event was sent.
     progress_sent: int = 0
 
@@ -648,7 +650,7 @@ class FakeInvokeAI:
         self._tokens: dict[str, bool] = {}
         self._faults: list[_Fault] = []
         self._holds: list[Hold] = []
-        self._doom: list[tuple[str, str]] = []
+        self._doom: list[tuple[str, str, str | None]] = []
         self._next_item_id = 1
         self._free_at = 0.0
         # Files on the fake host and URLs it can download: source -> (probed, seconds, total bytes).
@@ -791,9 +793,16 @@ class FakeInvokeAI:
     def sockets(self) -> int:
         return sum(1 for _ in self.sio.manager.get_participants("/", "queue:default"))
 
-    def fail_items(self, count: int = 1, *, error_type: str = "RuntimeError", error_message: str = "boom") -> None:
-        """The next `count` items to start will fail with this error instead of completing."""
-        self._doom += [(error_type, error_message)] * count
+    def fail_items(
+        self,
+        count: int = 1,
+        *,
+        error_type: str = "RuntimeError",
+        error_message: str = "boom",
+        error_traceback: str | None = None,
+    ) -> None:
+        """The next `count` items to start fail with this error (as a recorded failure has it, if given)."""
+        self._doom += [(error_type, error_message, error_traceback)] * count
 
     def vanish(self, item_ids: Iterable[int]) -> None:
         """Forget items, as pruning or clearing the queue does."""
@@ -902,12 +911,15 @@ class FakeInvokeAI:
             ),
             None,
         )
-        error = item.doomed or (("Exception", f"Unknown model {stale}") if stale else None)
+        doomed = item.doomed
+        error = doomed[:2] if doomed else (("Exception", f"Unknown model {stale}") if stale else None)
         self._execute(item, at, error=error)
         if error is None:
             self._complete_event(item, at)
         if error is not None:
             item.error = error
+            recorded = doomed[2] if doomed else None
+            item.traceback = recorded or f"Traceback (most recent call last):\n{error[0]}: {error[1]}\n"
             self._finish(item, "failed", at)
         else:
             self._finish(item, "completed", at)
@@ -1536,9 +1548,7 @@ class FakeInvokeAI:
             "session_id": item.session_id,
             "error_type": error_type,
             "error_message": error_message,
-            "error_traceback": f"Traceback (most recent call last):\n{error_type}: {error_message}\n"
-            if item.error
-            else None,
+            "error_traceback": item.traceback,
             "created_at": _timestamp(item.created_at),
             "updated_at": _timestamp(item.updated_at),
             "started_at": _timestamp(item.started_at),

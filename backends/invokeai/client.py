@@ -16,6 +16,7 @@ import functools
 import json
 import logging
 import mimetypes
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar, cast
@@ -275,6 +276,9 @@ class QueueItem:
     image_name: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+    error_traceback: str | None = None
+    # Every image the item's nodes made, by source node id (a ControlNet preprocessor's processed image too).
+    images: dict[str, str] = field(default_factory=dict)
     # Every value of the batch data this item ran with (its `field_values`).
     field_values: tuple[FieldValue, ...] = ()
 
@@ -291,6 +295,45 @@ class QueueItem:
     @property
     def lost(self) -> bool:
         return self.status == LOST
+
+    @property
+    def failure_reason(self) -> str:
+        """Why InvokeAI failed the item, in one line: the exception's type and message.
+
+        InvokeAI's `error_message` is the exception's text, which for some failures (a model download from a
+        node, EXTRAS.md) is a whole traceback; its last line is the exception that ended it.
+        """
+        return failure_reason(self.error_type, self.error_message, self.error_traceback)
+
+    @property
+    def traceback(self) -> str:
+        """InvokeAI's full traceback of a failed item, for the step's details and the logs ("" if none)."""
+        if self.error_traceback:
+            return self.error_traceback[-MAX_TRACEBACK:]
+        message = self.error_message or ""
+        return message[-MAX_TRACEBACK:] if _TRACEBACK_START in message else ""
+
+
+_TRACEBACK_START = "Traceback (most recent call last):"
+# An exception's line: a (dotted) class name, a colon, its message.
+_EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*): (.+)")
+MAX_REASON = 400
+# The end of a traceback is where its cause is; its start is InvokeAI's own machinery.
+MAX_TRACEBACK = 20_000
+
+
+def failure_reason(error_type: str | None, error_message: str | None, error_traceback: str | None = None) -> str:
+    """`Type: message` from what InvokeAI says of a failure, shortened to one line of at most MAX_REASON."""
+    message = (error_message or "").strip()
+    kind = error_type or ""
+    lines = [line.strip() for line in (message or error_traceback or "").splitlines() if line.strip()]
+    if len(lines) > 1 or _TRACEBACK_START in message:
+        last = lines[-1] if lines else ""
+        found = _EXCEPTION_LINE.fullmatch(last)
+        # The generic "Exception" InvokeAI wraps it in says less than the class in the traceback's last line.
+        kind, message = (found.group(1).rsplit(".", 1)[-1], found.group(2)) if found else (kind, last)
+    reason = ": ".join(part for part in (kind, message) if part)
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -377,12 +420,12 @@ def queue_item_from(raw: Any, *, output_node: str, seed_node: str = "seed") -> Q
     )
     session = _dict(raw.get("session") or {}, "the session")
     mapping = _dict(session.get("prepared_source_mapping") or {}, "prepared_source_mapping")
-    image_name = None
+    images: dict[str, str] = {}
     for exec_id, result in _dict(session.get("results") or {}, "the results").items():
         result = _dict(result, "a result")
         source = mapping.get(exec_id)
-        if source == output_node and result.get("type") == "image_output" and image_name is None:
-            image_name = _str(_dict(result["image"], "an image"), "image_name")
+        if isinstance(source, str) and result.get("type") == "image_output" and source not in images:
+            images[source] = _str(_dict(result.get("image"), "an image"), "image_name")
         elif source == seed_node and seed is None and result.get("type") == "integer_output":
             seed = _typed(result["value"], int, "the seed")
     return QueueItem(
@@ -390,10 +433,12 @@ def queue_item_from(raw: Any, *, output_node: str, seed_node: str = "seed") -> Q
         status=_str(raw, "status"),
         batch_id=_optional(raw, "batch_id", str) or "",
         seed=seed,
-        image_name=image_name,
+        image_name=images.get(output_node),
         error_type=_optional(raw, "error_type", str),
         error_message=_optional(raw, "error_message", str),
         field_values=field_values,
+        error_traceback=_optional(raw, "error_traceback", str),
+        images=images,
     )
 
 

@@ -4,6 +4,8 @@ the fake InvokeAI: what reaches InvokeAI's graph, what the step records, and the
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -11,6 +13,7 @@ from PIL import Image
 from generation import models_cache, services
 from generation.models import CachedModel, GenerationStep
 from photos import storage
+from photos.models import Photo
 from testing import fake_invokeai as fake
 
 from .conftest import PROMPT, step_request
@@ -238,6 +241,73 @@ def test_an_outpaint_rounds_the_canvas_up_to_the_bases_multiple_on_the_extended_
     assert (step.parameters["width"], step.parameters["height"]) == (144, 128)
 
 
+@pytest.mark.parametrize(
+    ("size", "ratio", "name", "sides", "canvas"),
+    [
+        # 128x128 to 16:9: 228 px wide, rounded to 224 (8s), 48 on each side.
+        ((128, 128), "16:9", "tiny-sd1", {"left": 48, "right": 48, "top": 0, "bottom": 0}, (224, 128)),
+        ((128, 128), "9:16", "tiny-sd1", {"left": 0, "right": 0, "top": 48, "bottom": 48}, (128, 224)),
+        # 200x100 is 2:1; 1:1 heightens it: 200 wide, 200 high, 50 above and below.
+        ((200, 100), "1:1", "tiny-sd1", {"left": 0, "right": 0, "top": 50, "bottom": 50}, (200, 200)),
+        # 100x120 to 4:3 on FLUX (16s): 128 high (120 rounded up), 128 x 4/3 = 170.7 wide, rounded to 176.
+        ((100, 120), "4:3", "tiny-flux-schnell", {"left": 38, "right": 38, "top": 4, "bottom": 4}, (176, 128)),
+    ],
+)
+def test_an_outpaint_to_an_aspect_ratio_pads_the_photo_evenly_in_the_bases_multiple(
+    invokeai, session, user, gallery_photo, size, ratio, name, sides, canvas
+):
+    photo = gallery_photo(size=size, plain=True)
+    negative = "" if name.startswith("tiny-flux") else "blurry"
+    request = step_request(
+        model(name),
+        negative_prompt=negative,
+        mode="outpaint",
+        init_photo_id=photo.pk,
+        outpaint={"aspect_ratio": ratio, "infill": "color"},
+    )
+    step = services.step_create(session_id=session.pk, owner=user, request=request)
+    assert step.parameters["outpaint"] == {**sides, "infill": "color", "aspect_ratio": ratio}
+    assert (step.parameters["width"], step.parameters["height"]) == canvas
+    # Reuse asks for the ratio again, so another photo is brought to the same shape.
+    again = services.step_request_from(step=step, variation="remix")
+    assert again.outpaint == {"aspect_ratio": ratio, "infill": "color"}
+
+
+@pytest.mark.parametrize(
+    ("outpaint", "message"),
+    [
+        ({"aspect_ratio": "wide"}, "width:height in whole numbers"),
+        ({"aspect_ratio": "16:0"}, "width:height in whole numbers"),
+        ({"aspect_ratio": "10:1"}, "between 1:4 and 4:1"),
+        ({"aspect_ratio": "1:1"}, "already is 1:1"),
+        ({"aspect_ratio": "16:9", "left": 8}, "not both"),
+        ({"aspect_ratio": "4:1"}, "more than 1024 px"),
+    ],
+)
+def test_a_bad_aspect_ratio_is_a_400_naming_the_field(api, session_id, invokeai, gallery_photo, outpaint, message):
+    photo = (
+        gallery_photo(size=(1000, 1000), plain=True)
+        if outpaint["aspect_ratio"] == "4:1"
+        else gallery_photo(size=(128, 128), plain=True)
+    )
+    body = base_body(mode="outpaint", init_photo_id=str(photo.pk), outpaint=outpaint)
+    response = post(api, session_id, body)
+    assert response.status_code == 400, response.json()
+    assert response.json()["details"]["field"] == "outpaint.aspect_ratio"
+    assert message in response.json()["message"]
+    assert not GenerationStep.objects.exists()
+
+
+def test_the_openapi_schema_documents_the_aspect_ratio_with_an_example(api):
+    schema = api.get("/api/schema", HTTP_ACCEPT="application/json").json()
+    field = schema["components"]["schemas"]["StepOutpaintRequest"]["properties"]["aspect_ratio"]
+    assert "16:9" in field["description"]
+    examples = schema["paths"]["/api/generation/sessions/{id}/steps/"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["examples"]
+    assert any(example["value"].get("outpaint", {}).get("aspect_ratio") == "16:9" for example in examples.values())
+
+
 def test_an_outpaint_without_a_side_is_a_400(api, session_id, invokeai, gallery_photo):
     photo = gallery_photo(size=(128, 128), plain=True)
     response = post(api, session_id, base_body(mode="outpaint", init_photo_id=str(photo.pk), outpaint={}))
@@ -300,3 +370,143 @@ def test_reuse_in_the_composer_and_a_new_model_of_the_same_base_bring_the_contro
     assert f'name="lora_weight_{lora.key}" value="0.9"' in fields
     sdxl = client.get(f"/studio/model-fields/?model_key={model('tiny-sdxl').key}").content.decode()
     assert "controls-refiner" in sdxl and "controls-controlnet" not in sdxl and 'name="clip_skip"' not in sdxl
+
+
+def test_a_preprocessors_image_is_kept_once_as_a_control_photo_linked_from_the_step_and_recipes(
+    api, session_id, invokeai, gallery_photo, follow, user
+):
+    photo = gallery_photo(size=(128, 128), plain=True)
+    control, plain = model("tiny-sd1-controlnet"), model("tiny-sd1-controlnet")
+    body = base_body(
+        batch_size=2,
+        controlnets=[
+            {"key": control.key, "photo_id": str(photo.pk), "preprocessor": "canny_edge_detection"},
+            {"key": plain.key, "photo_id": str(photo.pk)},
+        ],
+    )
+    response = post(api, session_id, body)
+    assert response.status_code == 202, response.json()
+    follow(response.json()["id"])
+    step = GenerationStep.objects.get()
+    assert step.status == "completed"
+    processed = Photo.objects.get(image_category="control")
+    first = invokeai.items[step.item_ids[0]].session
+    made = next(
+        result["image"]["image_name"]
+        for exec_id, result in first["results"].items()
+        if first["prepared_source_mapping"][exec_id] == "preprocessor_1"
+    )
+    assert (processed.invoke_id, processed.owner, processed.source_image_id) == (made, user, photo.pk)
+    assert processed.is_available and processed.generation_params["preprocessor"] == "canny_edge_detection"
+    controls = step.parameters["controlnets"]
+    assert controls[0]["processed_photo_id"] == str(processed.pk)
+    # No preprocessor: the control image is used as it is, nothing more to keep.
+    assert "processed_photo_id" not in controls[1]
+    for alternative in step.alternatives.all():
+        assert alternative.photo.generation_params["controlnets"] == controls
+    assert api.get(f"/api/generation/steps/{step.pk}").json()["parameters"]["controlnets"] == controls
+
+
+def test_the_processed_image_shows_in_the_step_panel_and_the_lightbox(client, invokeai, gallery_photo, follow, user):
+    photo = gallery_photo(size=(128, 128), plain=True)
+    session = services.session_create(owner=user)
+    controls = ({"key": model("tiny-sd1-controlnet").key, "photo_id": str(photo.pk), "preprocessor": "color_map"},)
+    step = services.step_create(
+        session_id=session.pk, owner=user, request=step_request(model("tiny-sd1"), batch_size=1, controlnets=controls)
+    )
+    follow(step.pk)
+    processed = Photo.objects.get(image_category="control")
+    client.force_login(user)
+    panel = client.get(f"/studio/steps/{step.pk}/").content.decode()
+    assert f"/photos/{processed.pk}/" in panel and "color_map" in panel
+    lightbox = client.get(f"/photos/{step.alternatives.get().photo_id}/").content.decode()
+    assert f"/photos/{processed.pk}/" in lightbox and "tiny-sd1-controlnet" in lightbox
+
+
+def test_a_processed_image_that_cannot_be_downloaded_leaves_the_images_and_is_tried_again(
+    invokeai, gallery_photo, follow, user, session
+):
+    photo = gallery_photo(size=(128, 128), plain=True)
+    controls = ({"key": model("tiny-sd1-controlnet").key, "photo_id": str(photo.pk), "preprocessor": "color_map"},)
+    step = services.step_create(
+        session_id=session.pk, owner=user, request=step_request(model("tiny-sd1"), batch_size=2, controlnets=controls)
+    )
+    # The first item's processed image fails to download; the second item's try keeps it.
+    invokeai.fail_requests(r"^/api/v1/images/i/.+/full$", status=500, times=1)
+    follow(step.pk)
+    step.refresh_from_db()
+    assert (step.status, step.images_retrieved) == ("completed", 2)
+    assert step.parameters["controlnets"][0]["processed_photo_id"]
+    assert Photo.objects.filter(image_category="control").count() == 1
+
+
+RECORDED_FAILURE = (
+    Path(__file__).parents[2] / "backends/tests/fixtures/recorded/preprocessor_download_failed.queue_item.json"
+)
+
+
+def test_a_failing_preprocessor_shows_invokeais_reason_in_one_line_and_keeps_the_traceback(
+    client, invokeai, gallery_photo, follow, user, session
+):
+    """dw_openpose on the offline peer: InvokeAI's error_message is the whole traceback of the model download."""
+    recorded = json.loads(RECORDED_FAILURE.read_text())
+    invokeai.fail_items(
+        error_type=recorded["error_type"],
+        error_message=recorded["error_message"],
+        error_traceback=recorded["error_traceback"],
+    )
+    photo = gallery_photo(size=(128, 128), plain=True)
+    controls = (
+        {"key": model("tiny-sd1-controlnet").key, "photo_id": str(photo.pk), "preprocessor": "dw_openpose_detection"},
+    )
+    step = services.step_create(
+        session_id=session.pk, owner=user, request=step_request(model("tiny-sd1"), batch_size=1, controlnets=controls)
+    )
+    follow(step.pk)
+    step.refresh_from_db()
+    assert step.status == "failed"
+    reason = step.item_results[str(step.item_ids[0])]["error"]
+    assert reason.startswith("ConnectionError: _GuardedHTTPSConnectionPool(host='huggingface.co', port=443)")
+    assert "Traceback" not in reason and "\n" not in reason and len(reason) <= 400
+    assert step.error_message == f"1 of 1 images failed: {reason}"
+    assert step.item_results[str(step.item_ids[0])]["traceback"] == recorded["error_traceback"]
+    client.force_login(user)
+    panel = client.get(f"/studio/steps/{step.pk}/").content.decode()
+    assert "InvokeAI's traceback" in panel and "_do_download" in panel
+
+
+@pytest.mark.parametrize(
+    ("error_type", "message", "traceback", "reason"),
+    [
+        (
+            "ConnectError",
+            "[Errno -2] Name or service not known",
+            None,
+            "ConnectError: [Errno -2] Name or service not known",
+        ),
+        (
+            "RuntimeError",
+            "CUDA out of memory",
+            "Traceback (most recent call last):\n  x\nRuntimeError: CUDA out of memory\n",
+            "RuntimeError: CUDA out of memory",
+        ),
+        (
+            "Exception",
+            "Traceback (most recent call last):\n  File x\nsocket.gaierror: [Errno -2] no\n",
+            None,
+            "gaierror: [Errno -2] no",
+        ),
+        (
+            "Exception",
+            "Traceback (most recent call last):\n  File x\n  something odd\n",
+            None,
+            "Exception: something odd",
+        ),
+        ("ValueError", "x" * 1000, None, "ValueError: " + "x" * 387 + "…"),
+        (None, None, None, ""),
+    ],
+)
+def test_failure_reason_is_the_exception_in_one_line(error_type, message, traceback, reason):
+    from backends.invokeai.client import failure_reason
+
+    assert failure_reason(error_type, message, traceback) == reason

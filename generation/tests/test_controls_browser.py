@@ -1,12 +1,16 @@
 """The studio controls in real Chromium against the fake InvokeAI, by clicks: a ControlNet step with a control
-image chosen from the gallery, and an outpaint of a gallery photo, at 1440x900 and on a 390x844 phone."""
+image chosen from the gallery, one with an uploaded control image whose processed image the step keeps, an
+outpaint of a gallery photo by pixels and to an aspect ratio, and an upscale, at 1440x900 and on a 390x844 phone."""
 
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from generation import models_cache
 from generation.models import CachedModel, GenerationStep
+from photos.models import Photo
+from photos.tests.images import image_bytes
 from testing import fake_invokeai as fake
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -88,3 +92,117 @@ def test_an_outpaint_set_up_by_clicking(studio, live_server, gallery_photo, enqu
     assert step.parameters["outpaint"] == {"left": 0, "right": 64, "top": 0, "bottom": 0, "infill": "color"}
     assert (step.parameters["width"], step.parameters["height"]) == (264, 160)
     shot(page, "outpaint-session")
+
+
+def test_a_controlnet_step_with_an_uploaded_control_image_and_its_processed_image(
+    studio, live_server, follow, tmp_path
+):
+    """Upload a control image into the slot, choose canny, add and remove a second slot, be warned of an
+    unknown embedding while typing, generate on the fake, and see the processed image the step kept."""
+    page = studio
+    upload = tmp_path / "pose.png"
+    upload.write_bytes(image_bytes("PNG", (240, 180), color=(200, 60, 30)))
+    page.goto(f"{live_server.url}/studio/")
+    page.select_option("select[name=model_key]", label="tiny-sd1 · SD 1.x")
+    page.locator(".controls-controlnet").wait_for()
+    page.locator("textarea[name=prompt]").press_sequentially("a lighthouse, <nobody-knows>")
+    warning = page.locator("#prompt-warnings .warning")
+    warning.wait_for()
+    assert "<nobody-knows> matches no installed sd-1 embedding" in warning.inner_text()
+    page.fill("textarea[name=prompt]", "")
+    page.locator("textarea[name=prompt]").press_sequentially("a lighthouse at dusk")
+    expect(warning).to_have_count(0)
+
+    slot = page.locator(".controlnet-slot").first
+    slot.locator("select[name=controlnet_key]").select_option(label="tiny-sd1-controlnet")
+    slot.locator("input[name=control_file]").set_input_files(upload)
+    page.locator('.controlnet-slot img[data-preview="control"]:not([hidden])').wait_for()
+    uploaded = Photo.objects.get(image_category="control")
+    assert slot.locator("input[name=control_photo_id]").input_value() == str(uploaded.pk)
+    slot.locator("select[name=preprocessor]").select_option("canny_edge_detection")
+    # A second slot, added and removed again by clicking.
+    page.get_by_role("button", name="Add a ControlNet").click()
+    expect(page.locator(".controlnet-slot")).to_have_count(2)
+    shot(page, "controlnet-two-slots")
+    # The desktop composer scrolls inside its column: the slots themselves, as they show there.
+    page.locator(".controls-controlnet").screenshot(
+        path=f"/tmp/controls-controlnet-slots-{page.viewport_size['width']}.png"
+    )
+    page.locator(".controlnet-slot").nth(1).get_by_role("button", name="Remove").click()
+    expect(page.locator(".controlnet-slot")).to_have_count(1)
+    page.fill("input[name=width]", "64")
+    page.fill("input[name=height]", "64")
+    page.fill("input[name=batch_size]", "1")
+    shot(page, "controlnet-upload-form")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_url(f"{live_server.url}/studio/*/")
+    step = GenerationStep.objects.get()
+    assert [(c["photo_id"], c["preprocessor"]) for c in step.parameters["controlnets"]] == [
+        (str(uploaded.pk), "canny_edge_detection")
+    ]
+    follow(step.pk)
+    processed = Photo.objects.exclude(pk=uploaded.pk).get(image_category="control")
+    page.reload()
+    after = page.locator('#step-panel img[alt="Control image 1 after canny_edge_detection"]')
+    after.wait_for()
+    assert str(processed.pk) in after.get_attribute("src")
+    shot(page, "controlnet-processed")
+    # The image's lightbox recipe shows the control image and what canny made of it, each a link to its photo.
+    page.goto(f"{live_server.url}/photos/{step.alternatives.get().photo_id}/")
+    page.locator(f'.recipe a[href="/photos/{processed.pk}/"] img').wait_for()
+    shot(page, "controlnet-lightbox")
+
+
+def test_an_outpaint_to_an_aspect_ratio_set_up_by_clicking(studio, live_server, gallery_photo, enqueued):
+    page = studio
+    photo = gallery_photo(size=(160, 160))
+    page.goto(f"{live_server.url}/studio/")
+    page.select_option("select[name=model_key]", label="tiny-sd1 · SD 1.x")
+    page.fill("textarea[name=prompt]", "more of the coast")
+    page.get_by_text("Outpaint", exact=True).click()
+    pick(page, "init", "Choose a photo…")
+    page.select_option("select[name=outpaint_aspect]", "16:9")
+    # The ratio stands for the sides, which are then not to be typed in.
+    expect(page.locator("input[name=outpaint_left]")).to_be_disabled()
+    page.fill("input[name=batch_size]", "1")
+    shot(page, "outpaint-ratio-form")
+    page.locator('fieldset[data-mode-show="outpaint"]').screenshot(
+        path=f"/tmp/controls-outpaint-ratio-{page.viewport_size['width']}.png"
+    )
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_url(f"{live_server.url}/studio/*/")
+    step = GenerationStep.objects.get()
+    assert step.parameters["init_photo_id"] == str(photo.pk)
+    assert step.parameters["outpaint"] == {
+        "left": 64,
+        "right": 64,
+        "top": 0,
+        "bottom": 0,
+        "infill": "tile",
+        "aspect_ratio": "16:9",
+    }
+    assert (step.parameters["width"], step.parameters["height"]) == (288, 160)
+    page.select_option("select[name=outpaint_aspect]", "")
+    expect(page.locator("input[name=outpaint_left]")).to_be_enabled()
+
+
+def test_an_upscale_set_up_by_clicking(studio, live_server, gallery_photo, enqueued, invokeai):
+    invokeai.models = fake.every_type_models()
+    models_cache.models_refresh()
+    page = studio
+    photo = gallery_photo(size=(120, 100))
+    page.goto(f"{live_server.url}/studio/")
+    page.get_by_text("Upscale", exact=True).click()
+    # Nothing of a generation shows: no prompt, model, size or seed.
+    expect(page.locator("textarea[name=prompt]")).to_be_hidden()
+    expect(page.locator("#model-fields")).to_be_hidden()
+    pick(page, "init", "Choose a photo…")
+    shot(page, "upscale-form")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_url(f"{live_server.url}/studio/*/")
+    step = GenerationStep.objects.get()
+    upscaler = CachedModel.objects.get(type="spandrel_image_to_image")
+    assert (step.parameters["mode"], step.parameters["upscaler_key"]) == ("upscale", upscaler.key)
+    assert step.parameters["init_photo_id"] == str(photo.pk)
+    expect(page.locator("#step-panel .step-recipe")).to_contain_text("upscale of 120")
+    shot(page, "upscale-session")

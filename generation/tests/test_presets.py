@@ -117,12 +117,22 @@ def test_presets_are_their_owners(api, body):
     assert guest.delete(f"/api/presets/{preset_id}/").status_code == 404
 
 
-def test_a_step_from_a_preset_takes_its_defaults_and_records_it(api, body, user):
+def graph_of(invokeai, step: GenerationStep) -> dict:
+    return invokeai.items[step.item_ids[0]].batch["graph"]
+
+
+def nodes_of(graph: dict, node_type: str) -> list[dict]:
+    return [node for node in graph["nodes"].values() if node["type"] == node_type]
+
+
+def test_a_step_from_a_preset_takes_its_defaults_and_models_into_the_graph(api, body, invokeai, gallery_photo):
     preset = api.post("/api/presets/", body, format="json").json()
     session = api.post("/api/generation/sessions/", {}, format="json").json()
+    photo = gallery_photo(size=(128, 128), plain=True)
     step = api.post(
         f"/api/generation/sessions/{session['id']}/steps/",
-        {"prompt": PROMPT, "preset_id": preset["id"], "steps": 2},
+        # The preset's ControlNet at place 0, with the control image this step gives it.
+        {"prompt": PROMPT, "preset_id": preset["id"], "steps": 2, "controlnets": [{"photo_id": str(photo.pk)}]},
         format="json",
     )
     assert step.status_code == 202, step.json()
@@ -133,6 +143,36 @@ def test_a_step_from_a_preset_takes_its_defaults_and_records_it(api, body, user)
     assert (params["steps"], params["width"], params["height"], params["scheduler"]) == (2, 64, 96, "euler")
     assert (params["cfg_scale"], params["clip_skip"], params["vae_key"]) == (5.5, 1, key("tiny-sd1-vae"))
     assert (params["preset_name"], recorded.model_name) == ("Tiny lighthouse", "tiny-sd1")
+    # What InvokeAI was sent: the preset's LoRA at its weight, its VAE, its ControlNet over the step's image.
+    graph = graph_of(invokeai, recorded)
+    assert [(n["lora"]["key"], n["weight"]) for n in nodes_of(graph, "lora_selector")] == [(key("tiny-sd1-lora"), 0.6)]
+    assert nodes_of(graph, "vae_loader")[0]["vae_model"]["key"] == key("tiny-sd1-vae")
+    assert graph["nodes"]["clip_skip"]["skipped_layers"] == 1
+    (control,) = nodes_of(graph, "controlnet")
+    assert control["control_model"]["key"] == key("tiny-sd1-controlnet")
+    assert invokeai.images[control["image"]["image_name"]].category == "control"
+    assert params["controlnets"][0]["photo_id"] == str(photo.pk)
+
+
+def test_a_presets_controlnet_without_its_control_image_is_a_400_naming_it(api, body, invokeai):
+    preset = api.post("/api/presets/", body, format="json").json()
+    session = api.post("/api/generation/sessions/", {}, format="json").json()
+    refused = api.post(
+        f"/api/generation/sessions/{session['id']}/steps/",
+        {"prompt": PROMPT, "preset_id": preset["id"]},
+        format="json",
+    )
+    assert refused.status_code == 400
+    assert refused.json()["details"]["field"] == "controlnets[0].photo_id"
+    assert "Preset 'Tiny lighthouse' uses ControlNet 'tiny-sd1-controlnet' here." in refused.json()["message"]
+    # Said as none, the step runs without it.
+    none = api.post(
+        f"/api/generation/sessions/{session['id']}/steps/",
+        {"prompt": PROMPT, "preset_id": preset["id"], "controlnets": []},
+        format="json",
+    )
+    assert none.status_code == 202, none.json()
+    assert not nodes_of(graph_of(invokeai, GenerationStep.objects.get()), "controlnet")
 
 
 def test_an_sdxl_step_from_a_preset_runs_the_refiner(api, invokeai, user):
@@ -149,6 +189,43 @@ def test_an_sdxl_step_from_a_preset_runs_the_refiner(api, invokeai, user):
     )
     assert step.parameters["refiner"]["model_name"] == "tiny-sdxl-refiner"
     assert step.status == "running"
+    graph = graph_of(invokeai, step)
+    assert nodes_of(graph, "sdxl_refiner_model_loader")[0]["model"]["key"] == key("tiny-sdxl-refiner")
+    assert graph["nodes"]["refiner_denoise"]["steps"] == 2
+
+
+def test_choosing_a_preset_in_the_studio_fills_its_models_and_the_form_sends_them(
+    client, user, body, api, invokeai, gallery_photo
+):
+    preset = api.post("/api/presets/", body, format="json").json()
+    client.force_login(user)
+    html = client.get("/studio/composer-preset/", {"preset_id": preset["id"], "prompt": PROMPT}).content.decode()
+    lora, control = key("tiny-sd1-lora"), key("tiny-sd1-controlnet")
+    assert f'name="lora" value="{lora}" checked' in html and f'name="lora_weight_{lora}" value="0.6"' in html
+    assert f'<option value="{control}" selected>' in html and 'name="clip_skip" value="1"' in html
+    # The person gives the slot its control image, and generates: the preset's models reach the graph.
+    photo = gallery_photo(size=(128, 128), plain=True)
+    posted = {
+        "preset_id": preset["id"],
+        "model_key": key("tiny-sd1"),
+        "prompt": PROMPT,
+        "mode": "txt2img",
+        "seed_mode": "random",
+        "batch_size": 1,
+        "width": 64,
+        "height": 96,
+        "steps": 2,
+        "vae_key": key("tiny-sd1-vae"),
+        "clip_skip": 1,
+        "lora": lora,
+        f"lora_weight_{lora}": "0.6",
+        "controlnet_key": control,
+        "control_photo_id": str(photo.pk),
+    }
+    assert client.post("/studio/new/", posted).status_code == 302
+    graph = graph_of(invokeai, GenerationStep.objects.get())
+    assert [n["weight"] for n in nodes_of(graph, "lora_selector")] == [0.6]
+    assert nodes_of(graph, "controlnet")[0]["control_model"]["key"] == control
 
 
 def test_a_preset_whose_model_disappeared_says_so(api, body, invokeai, user):

@@ -20,6 +20,7 @@ from backends import manager
 from generation import model_installs, services
 from generation.models import CachedModel, GenerationStep
 from photos import storage
+from photos.models import Photo
 from testing.real_invokeai import MODULE_MARKS, REAL_URL
 
 from .conftest import step_request
@@ -87,6 +88,14 @@ def test_a_canny_controlnet_from_a_gallery_photo(user, gallery_photo):
     )
     assert differs(image(plain), image(step))
     assert metadata(step)["controlnets"][0]["control_model"]["key"] == control.key
+    # The canny edges InvokeAI drew are kept as the owner's control photo, linked from the step and the recipe.
+    processed = Photo.objects.get(pk=step.parameters["controlnets"][0]["processed_photo_id"])
+    assert (processed.image_category, processed.owner, processed.source_image_id) == ("control", user, photo.pk)
+    with Image.open(storage.absolute(processed.local_storage_path)) as edges:
+        # Canny's output is black and white edges of the gallery photo, at its size.
+        histogram = edges.convert("L").histogram()
+        assert edges.size == (256, 256) and sum(histogram[1:255]) == 0 and histogram[255] > 0
+    assert step.alternatives.get().photo.generation_params["controlnets"] == step.parameters["controlnets"]
 
 
 def test_sd2_v_prediction(user):
@@ -119,6 +128,16 @@ def test_an_outpaint_of_64_px_on_one_side_keeps_the_original_pixels(user, galler
         assert not differs(result.crop((0, 0, 128, 128)), original)
     # The new area was generated, not left as the infill's tiles of the original.
     assert metadata(step)["generation_mode"] == "outpaint"
+
+
+def test_an_outpaint_to_16_9_keeps_the_original_in_the_middle(user, gallery_photo):
+    photo = gallery_photo(size=(128, 128))
+    outpaint = {"aspect_ratio": "16:9", "infill": "color"}
+    step = run(user, "tiny-sd1", mode="outpaint", init_photo_id=photo.pk, outpaint=outpaint, strength=1.0)
+    result = image(step).convert("RGB")
+    assert result.size == (224, 128)
+    with Image.open(storage.absolute(photo.local_storage_path)) as original:
+        assert not differs(result.crop((48, 0, 176, 128)), original)
 
 
 def tiny_upscaler(path: Path) -> Path:
@@ -193,5 +212,9 @@ def test_a_preprocessor_that_needs_a_download_fails_with_invokeais_reason(user, 
     )
     step = follow_to_end(services.step_create(owner=user, session_id=session.pk, request=request).pk)
     assert step.status == "failed"
-    # The peer is offline: the model download fails, and the step says so in InvokeAI's words.
+    # The peer is offline: the model download fails, and the step says so in InvokeAI's words, in one line.
     assert "Name or service not known" in step.error_message, step.error_message
+    assert step.error_message.startswith("1 of 1 images failed: ConnectionError: "), step.error_message
+    assert "Traceback" not in step.error_message and "\n" not in step.error_message
+    # The whole traceback stays with the item.
+    assert "Traceback (most recent call last)" in step.item_results[str(step.item_ids[0])]["traceback"]

@@ -11,7 +11,7 @@ _LABELS = {
     "loras": "LoRAs",
 }
 # Shown elsewhere in the lightbox (the size it was made at, the studio link), so not repeated in the list.
-_SHOWN_ELSEWHERE = {"width", "height", "session", "step"}
+_SHOWN_ELSEWHERE = {"width", "height", "session", "step", "controlnets"}
 
 
 def _value(key: str, value: object) -> object:

@@ -1,5 +1,7 @@
 // The studio form's behaviour htmx does not cover: showing the fields of the chosen mode, live slider values,
-// size presets, the seed field, the photo picker dialog, and inserting embeddings and trigger phrases. Event delegation, so swapped-in parts just work.
+// size presets, the seed field, the photo picker dialog, inserting embeddings and trigger phrases, adding and
+// removing ControlNet slots, and the outpaint sides an aspect ratio replaces. Event delegation, so swapped-in
+// parts just work.
 "use strict";
 
 function form() {
@@ -15,6 +17,11 @@ function syncForm() {
     el.hidden = !shown;
     el.querySelectorAll("input, select, textarea").forEach((input) => { input.disabled = !shown; });
   });
+  // An aspect ratio to outpaint to stands for the sides: they are worked out from it.
+  const ratio = f.querySelector('select[name="outpaint_aspect"]');
+  if (ratio && !ratio.disabled) {
+    f.querySelectorAll("[data-outpaint-side]").forEach((input) => { input.disabled = Boolean(ratio.value); });
+  }
   // Nothing to generate with (no models, no InvokeAI to send to): the notice says why; it may clear by itself.
   // Not while htmx holds it disabled for a step being sent: the step panel's polls settle meanwhile.
   const generate = f.querySelector('button[type="submit"]');
@@ -69,29 +76,72 @@ document.addEventListener("click", (event) => {
     const text = (before && !before.endsWith(" ") ? " " : "") + insert.dataset.insert;
     prompt.value = before + text + prompt.value.slice(prompt.selectionEnd ?? at);
     prompt.focus();
+    // As if typed: the prompt check looks at it again.
+    prompt.dispatchEvent(new Event("input", { bubbles: true }));
     return;
   }
   const control = event.target.closest("[data-action]");
   if (!control) return;
   const picker = document.getElementById("photo-picker");
-  if (control.dataset.action === "pick-photo") {
+  if (control.dataset.action === "add-controlnet") {
+    addControlNet(control);
+  } else if (control.dataset.action === "remove-controlnet") {
+    removeControlNet(control);
+  } else if (control.dataset.action === "pick-photo") {
+    // The picked photo goes to the box of the button that opened the picker (there may be several control slots).
+    pickingFor = control.closest(".picked");
     // htmx fills the body with this target's tiles; until then, a spinner rather than the other target's.
     picker.querySelector("#picker-body").replaceChildren(spinner());
     picker.querySelector("#picker-title").textContent = control.dataset.title;
     picker.showModal();
   } else if (control.dataset.action === "close-picker") {
     picker.close();
-  } else if (control.dataset.action === "picked") {
-    const target = control.dataset.target;
-    form().querySelector(`input[name="${target}_photo_id"]`).value = control.dataset.photoId;
-    const preview = form().querySelector(`img[data-preview="${target}"]`);
+  } else if (control.dataset.action === "picked" && pickingFor) {
+    pickingFor.querySelector('input[type="hidden"]').value = control.dataset.photoId;
+    const preview = pickingFor.querySelector("img[data-preview]");
     preview.src = control.dataset.thumbnail;
     preview.hidden = false;
-    const opener = form().querySelector(`[data-action="pick-photo"][data-target="${target}"]`);
+    const opener = pickingFor.querySelector('[data-action="pick-photo"]');
     opener.textContent = opener.dataset.pickedLabel;
+    pickingFor.querySelector(".error")?.remove();
     picker.close();
   }
 });
+
+let pickingFor = null;
+
+function addControlNet(button) {
+  const fieldset = button.closest("fieldset");
+  const slots = fieldset.querySelector(".controlnet-slots");
+  if (slots.children.length >= Number(slots.dataset.max)) return;
+  const slot = fieldset.querySelector("#controlnet-slot-template").content.firstElementChild.cloneNode(true);
+  slots.append(slot);
+  // Its picker button and upload field are htmx elements too.
+  window.htmx?.process(slot);
+  slot.querySelector("select")?.focus();
+  syncSlots(fieldset);
+}
+
+function removeControlNet(button) {
+  const fieldset = button.closest("fieldset");
+  const slots = fieldset.querySelector(".controlnet-slots");
+  const slot = button.closest(".controlnet-slot");
+  if (slots.children.length > 1) {
+    slot.remove();
+  } else {
+    // The last slot stays, emptied: it is where a ControlNet is chosen.
+    slots.replaceChildren(fieldset.querySelector("#controlnet-slot-template").content.firstElementChild.cloneNode(true));
+    window.htmx?.process(slots.firstElementChild);
+  }
+  fieldset.querySelector('[data-action="add-controlnet"]')?.focus();
+  syncSlots(fieldset);
+}
+
+function syncSlots(fieldset) {
+  const slots = fieldset.querySelector(".controlnet-slots");
+  const add = fieldset.querySelector('[data-action="add-controlnet"]');
+  if (add) add.disabled = slots.children.length >= Number(slots.dataset.max);
+}
 
 function spinner() {
   const element = document.createElement("span");
