@@ -106,3 +106,22 @@ def test_the_first_screen_of_thumbnails_loads_at_once(owner_client):
     cursor = re.search(r"cursor=([^\"&]+)", html).group(1)
     more = owner_client.get(f"/?cursor={cursor}", headers={"HX-Request": "true"}).content.decode()
     assert 'loading="eager"' not in more and 'loading="lazy"' in more
+
+
+def test_a_tile_reverses_its_photo_url_once(owner_client, monkeypatch):
+    """Reversing a URL is most of a tile's render time; the link and its hx-get share one."""
+    import django.urls
+
+    reversed_names = []
+
+    def counting_reverse(name, *args, **kwargs):
+        reversed_names.append(name)
+        return reverse(name, *args, **kwargs)
+
+    reverse = django.urls.reverse
+    monkeypatch.setattr(django.urls, "reverse", counting_reverse)  # the url tag imports it on every call
+    photos = PhotoFactory.create_batch(3)
+    html = owner_client.get("/").content.decode()
+    assert reversed_names.count("photos:detail") == 3
+    for photo in photos:
+        assert html.count(f'"/photos/{photo.pk}/"') == 2  # href and hx-get
