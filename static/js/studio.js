@@ -1,5 +1,5 @@
 // The studio form's behaviour htmx does not cover: showing the fields of the chosen mode, live slider values,
-// size presets, the seed field, the photo picker dialog, and inserting embeddings and trigger phrases. Event delegation, so swapped-in parts just work.
+// size presets, the seed field, and inserting embeddings and trigger phrases. Event delegation, so swapped-in parts just work.
 "use strict";
 
 function form() {
@@ -69,35 +69,8 @@ document.addEventListener("click", (event) => {
     const text = (before && !before.endsWith(" ") ? " " : "") + insert.dataset.insert;
     prompt.value = before + text + prompt.value.slice(prompt.selectionEnd ?? at);
     prompt.focus();
-    return;
-  }
-  const control = event.target.closest("[data-action]");
-  if (!control) return;
-  const picker = document.getElementById("photo-picker");
-  if (control.dataset.action === "pick-photo") {
-    // htmx fills the body with this target's tiles; until then, a spinner rather than the other target's.
-    picker.querySelector("#picker-body").replaceChildren(spinner());
-    picker.querySelector("#picker-title").textContent = control.dataset.title;
-    picker.showModal();
-  } else if (control.dataset.action === "close-picker") {
-    picker.close();
-  } else if (control.dataset.action === "picked") {
-    const target = control.dataset.target;
-    form().querySelector(`input[name="${target}_photo_id"]`).value = control.dataset.photoId;
-    const preview = form().querySelector(`img[data-preview="${target}"]`);
-    preview.src = control.dataset.thumbnail;
-    preview.hidden = false;
-    const opener = form().querySelector(`[data-action="pick-photo"][data-target="${target}"]`);
-    opener.textContent = opener.dataset.pickedLabel;
-    picker.close();
   }
 });
-
-function spinner() {
-  const element = document.createElement("span");
-  element.className = "spinner";
-  return element;
-}
 
 document.addEventListener("htmx:afterSettle", syncForm);
 document.addEventListener("DOMContentLoaded", syncForm);
