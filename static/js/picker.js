@@ -21,7 +21,7 @@ function pickerChosen(box) {
 // Tiles already among the chosen ones show as pressed, also after "More photos" brings the next page.
 function pickerMarkTiles() {
   const dialog = pickerDialog();
-  const box = dialog && pickerBox(dialog.dataset.target || "")?.box;
+  const box = dialog && pickerBox(dialog.dataset.picking || "")?.box;
   if (!box || !("several" in box.dataset)) return;
   const chosen = pickerChosen(box);
   dialog.querySelectorAll('[data-action="picked"]').forEach((tile) => {
@@ -76,7 +76,7 @@ document.addEventListener("click", (event) => {
     spinner.className = "spinner";
     dialog.querySelector("#picker-body").replaceChildren(spinner);
     dialog.querySelector("#picker-title").textContent = control.dataset.title;
-    dialog.dataset.target = control.dataset.target;
+    dialog.dataset.picking = control.dataset.target;
     dialog.querySelector("[data-picker-several]").hidden = !("several" in (control.closest(".picked")?.dataset || {}));
     dialog.showModal();
     pickerMarkTiles();
