@@ -162,6 +162,10 @@ def test_an_image_field_is_picked_in_the_gallery_picker_and_run(
 
     # The newest two first; "More photos" pages to the oldest, which a click picks.
     dialog = open_picker(page, "resize.image")
+    assert [dialog.locator(".picker-tile").nth(index).get_attribute("data-photo-id") for index in range(2)] == [
+        str(newest.pk),
+        str(middle.pk),
+    ]
     assert dialog.locator(".picker-tile").count() == 2
     shot(page, f"{label}-picker")
     more_photos(dialog, oldest)
