@@ -16,6 +16,7 @@ from workflows import services
 from .conftest import SD15, SD15_LORA, exposed, resize_workflow, workflow_json
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+SIZES = pytest.mark.parametrize(("width", "height", "label"), [(1440, 900, "desktop"), (390, 844, "phone")])
 
 
 def shot(page, name: str) -> None:
@@ -47,7 +48,7 @@ def finish(page, invokeai, step: GenerationStep, images: int) -> None:
     )
 
 
-@pytest.mark.parametrize(("width", "height", "label"), [(1440, 900, "desktop"), (390, 844, "phone")])
+@SIZES
 def test_import_a_file_fill_the_form_and_run_it(
     browser, live_server, client, user, invokeai, enqueued, tmp_path, width, height, label
 ):
@@ -92,7 +93,7 @@ def test_import_a_file_fill_the_form_and_run_it(
     assert not errors
 
 
-@pytest.mark.parametrize(("width", "height", "label"), [(1440, 900, "desktop"), (390, 844, "phone")])
+@SIZES
 def test_several_prompts_make_one_image_each(
     browser, live_server, client, user, invokeai, enqueued, width, height, label
 ):
@@ -132,6 +133,14 @@ def three_photos(gallery_photo, monkeypatch):
     return [gallery_photo(size=(200, 150), color=(60 * index, 90, 200 - 60 * index)) for index in range(3)]
 
 
+def open_resize_page(browser, live_server, client, user, width: int, height: int):
+    """The page of a workflow with an image field, at this size."""
+    context, page, errors = open_page(browser, live_server, client, user, width, height)
+    workflow = services.workflow_import(owner=user, document=resize_workflow())
+    page.goto(f"{live_server.url}/studio/workflows/{workflow.pk}/")
+    return context, page, errors
+
+
 def open_picker(page, target: str):
     page.locator(f'[data-action="pick-photo"][data-target="{target}"]').click()
     dialog = page.locator("#photo-picker")
@@ -144,14 +153,12 @@ def more_photos(dialog, photo) -> None:
     dialog.locator(f'.picker-tile[data-photo-id="{photo.pk}"]').wait_for()
 
 
-@pytest.mark.parametrize(("width", "height", "label"), [(1440, 900, "desktop"), (390, 844, "phone")])
+@SIZES
 def test_an_image_field_is_picked_in_the_gallery_picker_and_run(
     browser, live_server, client, user, invokeai, enqueued, three_photos, width, height, label
 ):
     oldest, middle, newest = three_photos
-    context, page, errors = open_page(browser, live_server, client, user, width, height)
-    workflow = services.workflow_import(owner=user, document=resize_workflow())
-    page.goto(f"{live_server.url}/studio/workflows/{workflow.pk}/")
+    context, page, errors = open_resize_page(browser, live_server, client, user, width, height)
 
     # Escape closes the dialog and sets nothing.
     dialog = open_picker(page, "resize.image")
@@ -195,14 +202,12 @@ def test_an_image_field_is_picked_in_the_gallery_picker_and_run(
     assert not errors
 
 
-@pytest.mark.parametrize(("width", "height", "label"), [(1440, 900, "desktop"), (390, 844, "phone")])
+@SIZES
 def test_several_photos_picked_in_the_gallery_picker_run_once_each(
     browser, live_server, client, user, invokeai, enqueued, three_photos, width, height, label
 ):
     oldest, middle, newest = three_photos
-    context, page, errors = open_page(browser, live_server, client, user, width, height)
-    workflow = services.workflow_import(owner=user, document=resize_workflow())
-    page.goto(f"{live_server.url}/studio/workflows/{workflow.pk}/")
+    context, page, errors = open_resize_page(browser, live_server, client, user, width, height)
     page.locator(".form-field", has=page.locator('input[name="resize.image"]')).locator("summary").click()
 
     # Each click adds a photo and the dialog stays open; a second click takes it off again; "More photos" keeps them.
