@@ -8,6 +8,7 @@ images are in; finishing also tells the history to refresh (`step-finished`).
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,8 @@ TEMPLATE = "generation/studio.html"
 # The model-dependent controls, included in TEMPLATE's model fields.
 CONTROLS_TEMPLATE = "generation/studio_controls.html"
 PICKER_SIZE = 48
+# "init", "mask", "control", or a workflow field's "<nodeId>.<fieldName>" (with "batch:" for its several values).
+PICKER_TARGET = re.compile(r"[\w.:-]{1,200}")
 
 # Sizes people pick most for each base: square, portrait, landscape, near the base's native area.
 SIZE_PRESETS = {
@@ -466,13 +469,14 @@ def control_upload(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def photo_picker(request: HttpRequest) -> HttpResponse:
-    """Recent gallery photos to choose an init or mask photo from."""
+    """Recent gallery photos to choose from: the studio's init, mask or control photo, or a workflow's image field
+    (the target names the input the chosen tile fills, and comes back on the tiles and the "More photos" link)."""
     target = request.GET.get("target", "init")
-    if target not in ("init", "mask", "control"):
+    if not PICKER_TARGET.fullmatch(target):
         raise InvalidInput("Unknown picker target.", code="invalid_parameter")
     page = photo_selectors.photo_list(owner=request.user, limit=PICKER_SIZE, cursor=request.GET.get("cursor") or None)
     photos = [photo for photo in page.items if photo.is_available]
-    return render(request, f"{TEMPLATE}#photo-picker", {"photos": photos, "target": target, "page": page})
+    return render(request, "includes/photo_picker.html#tiles", {"photos": photos, "target": target, "page": page})
 
 
 @require_GET

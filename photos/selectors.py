@@ -379,6 +379,21 @@ def owned_photo_ids(*, owner: Owner, photo_ids: Sequence[uuid.UUID]) -> list[uui
     return wanted
 
 
+def available_photo_ids(*, owner: Owner, photo_ids: Sequence[str]) -> set[str]:
+    """Those of `photo_ids` that are the owner's live photos downloaded from InvokeAI, to show as chosen in a form;
+    anything else given (not an id, someone else's, trashed) is left out rather than refused."""
+    wanted = set()
+    for raw in photo_ids:
+        try:
+            wanted.add(uuid.UUID(str(raw)))
+        except ValueError:
+            continue
+    if not wanted:
+        return set()
+    found = live_photos(owner=owner).filter(available_q(), pk__in=wanted).values_list("pk", flat=True)
+    return {str(pk) for pk in found}
+
+
 def photos_for_download(*, owner: Owner, photo_ids: Sequence[uuid.UUID]) -> list[Photo]:
     """The owner's photos to put in a ZIP, in timeline order (oldest first); all of them must be the owner's
     and downloaded from InvokeAI already, or none is sent."""

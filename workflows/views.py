@@ -23,7 +23,6 @@ from .form import FormElement, FormField
 from .models import Workflow
 
 TEMPLATE = "workflows/list.html"
-PICKER_SIZE = 48
 _COLOR = re.compile(r"^#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})$")
 
 
@@ -76,13 +75,6 @@ def _choices(request: HttpRequest, form_field: FormField) -> list[tuple[str, str
         if form_field.template.model_bases:
             models = models.filter(base__in=form_field.template.model_bases)
         return [(model.key, f"{model.name} · {model.base}") for model in models]
-    if form_field.type == "image":
-        page = photo_selectors.photo_list(owner=request.user, limit=PICKER_SIZE)
-        return [
-            (str(photo.pk), photo.generation_prompt[:60] or photo.filename or str(photo.pk))
-            for photo in page.items
-            if photo.is_available
-        ]
     if form_field.type == "board":
         return [("auto", "InvokeAI's auto-add board"), ("none", "No board")] + [
             (str(album.pk), f"Album: {album.name}") for album in album_list(owner=request.user)
@@ -98,6 +90,12 @@ def _shown_value(form_field: FormField, value: Any) -> Any:
     if value is None:
         return ""
     return value
+
+
+def _picked_photo(form_field: FormField, value: Any, shown_photos: set[str]) -> str:
+    """The id of the photo an image field shows as chosen; none for a value the picker cannot show (such as the
+    InvokeAI image a workflow was saved with, which a run keeps when the field is left empty)."""
+    return str(value) if form_field.type == "image" and str(value) in shown_photos else ""
 
 
 def _tree(element: FormElement, fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -123,13 +121,25 @@ def _page(
 ) -> HttpResponse:
     form = services.workflow_form(workflow=workflow)
     batch = batch or {}
+    # An image field shows the chosen photos' thumbnails from the gallery picker: only photos that can be shown.
+    shown_photos = photo_selectors.available_photo_ids(
+        owner=request.user,
+        photo_ids=[
+            str(value)
+            for item in form.form.fields
+            if item.type == "image"
+            for value in [values.get(item.name, item.default), *batch.get(item.name, [])]
+        ],
+    )
     fields = {
         item.name: {
             "field": item,
             "value": _shown_value(item, values.get(item.name, item.default)),
-            "choices": _choices(request, item) if item.type in ("model", "image", "board", "enum") else [],
+            "choices": _choices(request, item) if item.type in ("model", "board", "enum") else [],
+            "photo": _picked_photo(item, values.get(item.name, item.default), shown_photos),
             "sweepable": item.type in services.SWEEPABLE,
             "batch": [str(value) for value in batch.get(item.name, [])],
+            "picked": [str(value) for value in batch.get(item.name, []) if str(value) in shown_photos],
             "batch_text": "\n".join(str(value) for value in batch.get(item.name, [])),
         }
         for item in form.form.fields

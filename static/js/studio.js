@@ -1,7 +1,7 @@
 // The studio form's behaviour htmx does not cover: showing the fields of the chosen mode, live slider values,
-// size presets, the seed field, the photo picker dialog, inserting embeddings and trigger phrases, adding and
-// removing ControlNet slots, and the outpaint sides an aspect ratio replaces. Event delegation, so swapped-in
-// parts just work.
+// size presets, the seed field, inserting embeddings and trigger phrases, adding and removing ControlNet slots,
+// and the outpaint sides an aspect ratio replaces (the photo picker is picker.js). Event delegation, so
+// swapped-in parts just work.
 "use strict";
 
 function form() {
@@ -82,33 +82,12 @@ document.addEventListener("click", (event) => {
   }
   const control = event.target.closest("[data-action]");
   if (!control) return;
-  const picker = document.getElementById("photo-picker");
   if (control.dataset.action === "add-controlnet") {
     addControlNet(control);
   } else if (control.dataset.action === "remove-controlnet") {
     removeControlNet(control);
-  } else if (control.dataset.action === "pick-photo") {
-    // The picked photo goes to the box of the button that opened the picker (there may be several control slots).
-    pickingFor = control.closest(".picked");
-    // htmx fills the body with this target's tiles; until then, a spinner rather than the other target's.
-    picker.querySelector("#picker-body").replaceChildren(spinner());
-    picker.querySelector("#picker-title").textContent = control.dataset.title;
-    picker.showModal();
-  } else if (control.dataset.action === "close-picker") {
-    picker.close();
-  } else if (control.dataset.action === "picked" && pickingFor) {
-    pickingFor.querySelector('input[type="hidden"]').value = control.dataset.photoId;
-    const preview = pickingFor.querySelector("img[data-preview]");
-    preview.src = control.dataset.thumbnail;
-    preview.hidden = false;
-    const opener = pickingFor.querySelector('[data-action="pick-photo"]');
-    opener.textContent = opener.dataset.pickedLabel;
-    pickingFor.querySelector(".error")?.remove();
-    picker.close();
   }
 });
-
-let pickingFor = null;
 
 function addControlNet(button) {
   const fieldset = button.closest("fieldset");
@@ -141,12 +120,6 @@ function syncSlots(fieldset) {
   const slots = fieldset.querySelector(".controlnet-slots");
   const add = fieldset.querySelector('[data-action="add-controlnet"]');
   if (add) add.disabled = slots.children.length >= Number(slots.dataset.max);
-}
-
-function spinner() {
-  const element = document.createElement("span");
-  element.className = "spinner";
-  return element;
 }
 
 document.addEventListener("htmx:afterSettle", syncForm);

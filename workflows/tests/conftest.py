@@ -29,6 +29,37 @@ def exposed(slug: str, field_name: str) -> str:
     return f"{item['nodeId']}.{field_name}"
 
 
+def resize_workflow() -> dict[str, Any]:
+    """One image node saved to the gallery, its image and size in the form."""
+    inputs = {
+        "image": {"name": "image", "label": "Photo", "value": None},
+        "width": {"name": "width", "label": "", "value": 64},
+        "height": {"name": "height", "label": "", "value": 64},
+    }
+    node = {
+        "id": "resize",
+        "type": "invocation",
+        "data": {
+            "id": "resize",
+            "type": "img_resize",
+            "version": "1.2.2",
+            "label": "",
+            "isIntermediate": False,
+            "useCache": True,
+            "inputs": inputs,
+        },
+        "position": {"x": 0, "y": 0},
+    }
+    exposed_fields = [{"nodeId": "resize", "fieldName": name} for name in inputs]
+    return {
+        "name": "workflows2 resize",
+        "meta": {"version": "3.0.0", "category": "user"},
+        "nodes": [node],
+        "edges": [],
+        "exposedFields": exposed_fields,
+    }
+
+
 @pytest.fixture(autouse=True)
 def _fresh_templates():
     # Each test has its own fake InvokeAI on its own port; cached templates of another would be stale anyway.

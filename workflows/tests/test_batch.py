@@ -13,7 +13,7 @@ from generation.models import CachedModel, GenerationStep
 from photos import services as photo_services
 from photos.models import Photo
 
-from .conftest import SD15, exposed, workflow_json
+from .conftest import SD15, exposed, resize_workflow, workflow_json
 
 pytestmark = pytest.mark.django_db
 
@@ -110,39 +110,8 @@ def test_a_batch_over_seeds_gives_each_photo_its_seed(api, invokeai, follow):
     assert [photo.generation_params["values"][f"{noise['id']}.seed"] for photo in photos] == [7, 8]
 
 
-def _resize_workflow() -> dict:
-    """One image node saved to the gallery, its image and size in the form."""
-    inputs = {
-        "image": {"name": "image", "label": "Photo", "value": None},
-        "width": {"name": "width", "label": "", "value": 64},
-        "height": {"name": "height", "label": "", "value": 64},
-    }
-    node = {
-        "id": "resize",
-        "type": "invocation",
-        "data": {
-            "id": "resize",
-            "type": "img_resize",
-            "version": "1.2.2",
-            "label": "",
-            "isIntermediate": False,
-            "useCache": True,
-            "inputs": inputs,
-        },
-        "position": {"x": 0, "y": 0},
-    }
-    exposed_fields = [{"nodeId": "resize", "fieldName": name} for name in inputs]
-    return {
-        "name": "workflows2 resize",
-        "meta": {"version": "3.0.0", "category": "user"},
-        "nodes": [node],
-        "edges": [],
-        "exposedFields": exposed_fields,
-    }
-
-
 def test_a_batch_over_photos_uploads_each_once_and_records_which(api, invokeai, follow, gallery_photo):
-    created = _import(api, _resize_workflow())
+    created = _import(api, resize_workflow())
     first, second = gallery_photo(size=(160, 120)), gallery_photo(size=(120, 160))
     photo_ids = [str(first.pk), str(second.pk), str(first.pk)]
 
@@ -259,7 +228,7 @@ def test_a_lora_gone_from_invokeai_by_the_time_of_sending_is_refused_naming_its_
 
 
 def test_a_photo_trashed_before_sending_is_refused_naming_its_field(api, invokeai, gallery_photo, user, monkeypatch):
-    created = _import(api, _resize_workflow())
+    created = _import(api, resize_workflow())
     photo = gallery_photo(size=(160, 120))
     insert = generation_services._step_insert
 
@@ -279,7 +248,7 @@ def test_a_photo_trashed_before_sending_is_refused_naming_its_field(api, invokea
 
 
 def test_a_photo_not_downloaded_yet_is_refused(api, invokeai, gallery_photo):
-    created = _import(api, _resize_workflow())
+    created = _import(api, resize_workflow())
     photo = gallery_photo(size=(160, 120))
     Photo.objects.filter(pk=photo.pk).update(retrieval_status="pending")
 

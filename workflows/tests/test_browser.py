@@ -9,12 +9,14 @@ import pytest
 
 from conftest import ARTIFACTS, log_in
 from generation import follower
+from generation import views as generation_views
 from generation.models import CachedModel, GenerationStep
 from workflows import services
 
-from .conftest import SD15, SD15_LORA, exposed, workflow_json
+from .conftest import SD15, SD15_LORA, exposed, resize_workflow, workflow_json
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+SIZES = pytest.mark.parametrize(("width", "height", "label"), [(1440, 900, "desktop"), (390, 844, "phone")])
 
 
 def shot(page, name: str) -> None:
@@ -46,7 +48,7 @@ def finish(page, invokeai, step: GenerationStep, images: int) -> None:
     )
 
 
-@pytest.mark.parametrize(("width", "height", "label"), [(1440, 900, "desktop"), (390, 844, "phone")])
+@SIZES
 def test_import_a_file_fill_the_form_and_run_it(
     browser, live_server, client, user, invokeai, enqueued, tmp_path, width, height, label
 ):
@@ -91,7 +93,7 @@ def test_import_a_file_fill_the_form_and_run_it(
     assert not errors
 
 
-@pytest.mark.parametrize(("width", "height", "label"), [(1440, 900, "desktop"), (390, 844, "phone")])
+@SIZES
 def test_several_prompts_make_one_image_each(
     browser, live_server, client, user, invokeai, enqueued, width, height, label
 ):
@@ -120,5 +122,130 @@ def test_several_prompts_make_one_image_each(
     shot(page, f"{label}-batch-done")
     prompts = [alternative.photo.generation_prompt for alternative in step.alternatives.order_by("index")]
     assert prompts == ["a red fox", "a grey wolf"]
+    context.close()
+    assert not errors
+
+
+@pytest.fixture
+def three_photos(gallery_photo, monkeypatch):
+    """Three gallery photos (newest last) and a picker that shows two at a time, so "More photos" brings the third."""
+    monkeypatch.setattr(generation_views, "PICKER_SIZE", 2)
+    return [gallery_photo(size=(200, 150), color=(60 * index, 90, 200 - 60 * index)) for index in range(3)]
+
+
+def open_resize_page(browser, live_server, client, user, width: int, height: int):
+    """The page of a workflow with an image field, at this size."""
+    context, page, errors = open_page(browser, live_server, client, user, width, height)
+    workflow = services.workflow_import(owner=user, document=resize_workflow())
+    page.goto(f"{live_server.url}/studio/workflows/{workflow.pk}/")
+    return context, page, errors
+
+
+def open_picker(page, target: str):
+    page.locator(f'[data-action="pick-photo"][data-target="{target}"]').click()
+    dialog = page.locator("#photo-picker")
+    dialog.locator(".picker-tile").first.wait_for()
+    return dialog
+
+
+def more_photos(dialog, photo) -> None:
+    dialog.get_by_role("button", name="More photos").click()
+    dialog.locator(f'.picker-tile[data-photo-id="{photo.pk}"]').wait_for()
+
+
+@SIZES
+def test_an_image_field_is_picked_in_the_gallery_picker_and_run(
+    browser, live_server, client, user, invokeai, enqueued, three_photos, width, height, label
+):
+    oldest, middle, newest = three_photos
+    context, page, errors = open_resize_page(browser, live_server, client, user, width, height)
+
+    # Escape closes the dialog and sets nothing.
+    dialog = open_picker(page, "resize.image")
+    assert dialog.locator("#picker-title").text_content() == "Choose the photo for Photo"
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    assert page.locator('input[name="resize.image"]').input_value() == ""
+
+    # The newest two first; "More photos" pages to the oldest, which a click picks.
+    dialog = open_picker(page, "resize.image")
+    assert [dialog.locator(".picker-tile").nth(index).get_attribute("data-photo-id") for index in range(2)] == [
+        str(newest.pk),
+        str(middle.pk),
+    ]
+    assert dialog.locator(".picker-tile").count() == 2
+    shot(page, f"{label}-picker")
+    more_photos(dialog, oldest)
+    dialog.locator(f'.picker-tile[data-photo-id="{oldest.pk}"]').click()
+    dialog.wait_for(state="hidden")
+    assert page.locator('input[name="resize.image"]').input_value() == str(oldest.pk)
+    page.wait_for_function("() => document.querySelector('img[data-preview=\"resize.image\"]').naturalWidth > 0")
+
+    # Tiles are buttons: the keyboard changes the choice.
+    dialog = open_picker(page, "resize.image")
+    dialog.locator(f'.picker-tile[data-photo-id="{newest.pk}"]').focus()
+    page.keyboard.press("Enter")
+    dialog.wait_for(state="hidden")
+    assert page.locator('input[name="resize.image"]').input_value() == str(newest.pk)
+    assert (
+        page.locator('[data-action="pick-photo"][data-target="resize.image"]').text_content().strip() == "Change photo…"
+    )
+    shot(page, f"{label}-picked")
+
+    page.get_by_role("button", name="Run").click()
+    page.wait_for_url(f"{live_server.url}/studio/*/")
+    step = GenerationStep.objects.get()
+    assert step.parameters["values"]["resize.image"] == str(newest.pk)
+    finish(page, invokeai, step, 1)
+    shot(page, f"{label}-picked-done")
+    context.close()
+    assert not errors
+
+
+@SIZES
+def test_several_photos_picked_in_the_gallery_picker_run_once_each(
+    browser, live_server, client, user, invokeai, enqueued, three_photos, width, height, label
+):
+    oldest, middle, newest = three_photos
+    context, page, errors = open_resize_page(browser, live_server, client, user, width, height)
+    page.locator(".form-field", has=page.locator('input[name="resize.image"]')).locator("summary").click()
+
+    # Each click adds a photo and the dialog stays open; a second click takes it off again; "More photos" keeps them.
+    dialog = open_picker(page, "batch:resize.image")
+    for photo in (newest, middle, newest):
+        dialog.locator(f'.picker-tile[data-photo-id="{photo.pk}"]').click()
+    assert dialog.locator('.picker-tile[aria-pressed="true"]').count() == 1
+    more_photos(dialog, oldest)
+    dialog.locator(f'.picker-tile[data-photo-id="{oldest.pk}"]').click()
+    assert dialog.locator("[data-picker-count]").text_content() == "2 photos chosen"
+    shot(page, f"{label}-several-picker")
+    dialog.get_by_role("button", name="Done").click()
+    dialog.wait_for(state="hidden")
+    chosen = page.locator('input[name="batch:resize.image"]')
+    assert [chosen.nth(index).input_value() for index in range(chosen.count())] == [str(middle.pk), str(oldest.pk)]
+
+    # Reopened, the chosen ones show as pressed; Escape closes it; "Remove" takes one off the list.
+    dialog = open_picker(page, "batch:resize.image")
+    assert dialog.locator(f'.picker-tile[data-photo-id="{middle.pk}"]').get_attribute("aria-pressed") == "true"
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    dialog = open_picker(page, "batch:resize.image")
+    dialog.locator(f'.picker-tile[data-photo-id="{newest.pk}"]').click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Remove").nth(1).click()
+    assert [chosen.nth(index).input_value() for index in range(chosen.count())] == [str(middle.pk), str(newest.pk)]
+    shot(page, f"{label}-several-form")
+
+    page.get_by_role("button", name="Run").click()
+    page.wait_for_url(f"{live_server.url}/studio/*/")
+    step = GenerationStep.objects.get()
+    assert step.batch_size == 2 and step.parameters["batch"] == {"resize.image": [str(middle.pk), str(newest.pk)]}
+    finish(page, invokeai, step, 2)
+    shot(page, f"{label}-several-done")
+    made = [
+        alternative.photo.generation_params["values"]["resize.image"]
+        for alternative in step.alternatives.order_by("index")
+    ]
+    assert made == [str(middle.pk), str(newest.pk)]
     context.close()
     assert not errors

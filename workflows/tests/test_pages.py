@@ -15,7 +15,7 @@ from testing import fake_invokeai
 from workflows import services
 from workflows.models import Workflow
 
-from .conftest import SD15, SD15_LORA, exposed, workflow_json
+from .conftest import SD15, SD15_LORA, exposed, resize_workflow, workflow_json
 
 pytestmark = pytest.mark.django_db
 
@@ -172,3 +172,80 @@ def test_a_bad_value_among_several_is_shown_with_the_values_kept(owner_client, i
     assert "needs a number. (value 2 of the batch)" in page
     assert "64\nwide</textarea>" in page and '<details class="batch-values" open>' in page
     assert not GenerationStep.objects.exists()
+
+
+def test_an_image_field_is_the_studios_photo_picker_and_shows_the_chosen_photos(
+    owner_client, invokeai, user, gallery_photo
+):
+    workflow = services.workflow_import(owner=user, document=resize_workflow())
+    first, second = gallery_photo(), gallery_photo()
+
+    page = owner_client.get(f"/studio/workflows/{workflow.pk}/").content.decode()
+
+    assert '<select name="resize.image"' not in page and '<input type="hidden" name="resize.image" value="">' in page
+    assert 'data-action="pick-photo" data-target="resize.image"' in page
+    assert "/studio/photo-picker/?target=resize.image" in page
+    assert 'data-target="batch:resize.image"' in page and "?target=batch%3Aresize.image" in page
+    assert '<dialog id="photo-picker"' in page and "js/picker.js" in page
+    tiles = owner_client.get("/studio/photo-picker/?target=batch:resize.image", headers={"HX-Request": "true"})
+    assert tiles.status_code == 200
+    assert tiles.content.decode().count('data-action="picked" data-target="batch:resize.image"') == 2
+
+    # Sent back with an error (runs not a number): the chosen photo and the several chosen ones are shown again.
+    run = f"/studio/workflows/{workflow.pk}/run/"
+    again = owner_client.post(run, {"resize.image": str(first.pk), "runs": "x"})
+    assert again.status_code == 400
+    page = again.content.decode()
+    assert f'<input type="hidden" name="resize.image" value="{first.pk}">' in page
+    assert f'src="/api/photos/{first.pk}/thumbnail"' in page and "Change photo…" in page
+    page = owner_client.post(run, {"batch:resize.image": [str(second.pk), str(first.pk)], "runs": "x"}).content.decode()
+    chips = page.split("data-picked-list>")[1].split("</ul>")[0]
+    assert chips.index(str(second.pk)) < chips.index(str(first.pk))
+    assert chips.count('name="batch:resize.image"') == 2 and '<details class="batch-values" open>' in page
+
+
+@pytest.mark.parametrize("value", ["not-a-photo", "00000000-0000-0000-0000-000000000000", '"><b>x</b>'])
+def test_an_image_value_the_picker_cannot_show_is_left_unchosen_not_a_crash(owner_client, invokeai, user, value):
+    workflow = services.workflow_import(owner=user, document=resize_workflow())
+
+    answer = owner_client.post(
+        f"/studio/workflows/{workflow.pk}/run/", {"resize.image": value, "batch:resize.image": [value], "runs": "x"}
+    )
+
+    assert answer.status_code == 400
+    page = answer.content.decode()
+    assert '<input type="hidden" name="resize.image" value="">' in page and "<b>x</b>" not in page
+    assert "data-picked-list></ul>" in page
+
+
+def test_someone_elses_photo_is_not_shown_as_chosen(owner_client, invokeai, user, django_user_model):
+    workflow = services.workflow_import(owner=user, document=resize_workflow())
+    other = django_user_model.objects.create_user("someone-else", password="x")
+    theirs = Photo.objects.create(owner=other, filename="theirs.png")
+
+    page = owner_client.post(
+        f"/studio/workflows/{workflow.pk}/run/", {"resize.image": str(theirs.pk), "runs": "x"}
+    ).content.decode()
+
+    assert str(theirs.pk) not in page
+
+
+@pytest.mark.parametrize("target", ['x"><script>', "a b", "x" * 201, ""])
+def test_the_picker_refuses_a_target_that_is_not_a_field_name(owner_client, target):
+    answer = owner_client.get("/studio/photo-picker/", {"target": target}, headers={"HX-Request": "true"})
+
+    assert answer.status_code == 400 and "Unknown picker target" in answer.content.decode()
+
+
+def test_running_with_a_picked_photo_and_several_picked_photos(owner_client, invokeai, user, gallery_photo):
+    workflow = services.workflow_import(owner=user, document=resize_workflow())
+    first, second = gallery_photo(), gallery_photo()
+
+    run = f"/studio/workflows/{workflow.pk}/run/"
+    single = owner_client.post(run, {"resize.image": str(first.pk)})
+    several = owner_client.post(run, {"resize.image": "", "batch:resize.image": [str(first.pk), str(second.pk)]})
+
+    assert single.status_code == several.status_code == 302
+    one, two = GenerationStep.objects.order_by("pk")
+    assert one.parameters["values"]["resize.image"] == str(first.pk)
+    assert two.parameters["batch"] == {"resize.image": [str(first.pk), str(second.pk)]} and two.batch_size == 2
