@@ -139,7 +139,9 @@ def test_the_running_step_shows_each_alternative_forming(
             page.screenshot(path=ARTIFACTS / f"studio-live-{name}.png", full_page=True)
     # The preview replaced itself at each step, in the same slot, and the step's bar moved with it.
     assert len(set(sources)) == 3
-    assert page.locator("#step-progress progress.progress").get_attribute("value") == "37"
+    # The step's bar is a partial of its own, refreshed on its own beat: wait for it rather than read it at once
+    # (read at once, it still said 25 on a loaded CI machine).
+    page.locator("#step-progress progress.progress[value='37']").wait_for()
     assert page.locator("#step-live .alternative.placeholder").count() == 2
 
     deliver(6)
