@@ -530,6 +530,7 @@ def composer_preset(request: HttpRequest) -> HttpResponse:
             if preset.cfg_scale is not None:
                 values["cfg_scale"] = values["guidance"] = preset.cfg_scale
             values.update(_preset_controls(preset))
+            values["prompt"] = _with_embeddings(values.get("prompt", ""), preset)
     context = {"session": session, "error": error, **_composer(request, values)}
     return render(request, f"{TEMPLATE}#composer", context)
 
@@ -544,6 +545,14 @@ def _preset_controls(preset: Preset) -> dict[str, Any]:
         "clip_skip": preset.clip_skip,
         "controlnets": [{"key": key} for key in preset.controlnets],
     }
+
+
+def _with_embeddings(prompt: str, preset: Preset) -> str:
+    """The prompt with a `<name>` for each of the preset's embeddings it lacks: InvokeAI applies an embedding only
+    where its name is in the prompt, so a preset's embeddings are filled in where the person sees them."""
+    names = CachedModel.objects.filter(key__in=preset.embeddings).values_list("name", flat=True)
+    missing = [f"<{name}>" for name in sorted(names) if f"<{name}>" not in prompt]
+    return " ".join([prompt.rstrip(), *missing]).strip() if missing else prompt
 
 
 # --- generating ---

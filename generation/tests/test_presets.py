@@ -269,3 +269,17 @@ def test_keys_and_names_no_column_can_hold_are_refused(api, body):
         response = api.post("/api/presets/", {**body, **change}, format="json")
         assert response.status_code == 400, change
     assert not Preset.objects.exists()
+
+
+def test_choosing_a_preset_in_the_studio_fills_its_embeddings_into_the_prompt(client, user, body, api, invokeai):
+    preset = api.post("/api/presets/", body, format="json").json()
+    client.force_login(user)
+
+    def prompt_after(typed: str) -> str:
+        html = client.get("/studio/composer-preset/", {"preset_id": preset["id"], "prompt": typed}).content.decode()
+        return html.split('name="prompt"', 1)[1].split(">", 1)[1].split("</textarea>", 1)[0]
+
+    # InvokeAI applies an embedding only where its <name> is in the prompt: the preset's joins what was typed, once.
+    assert prompt_after(PROMPT) == f"{PROMPT} &lt;tiny-sd1-ti&gt;"
+    assert prompt_after(f"<tiny-sd1-ti> {PROMPT}") == f"&lt;tiny-sd1-ti&gt; {PROMPT}"
+    assert prompt_after("") == "&lt;tiny-sd1-ti&gt;"
