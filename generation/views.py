@@ -573,7 +573,9 @@ def _remember(request: HttpRequest, step: GenerationStep) -> None:
     if model is not None:
         remembered = dict(request.session.get(_REMEMBERED, {}))
         remembered[model.base] = {
-            key: value for key, value in _controls_from(step.parameters).items() if key != "outpaint"
+            **{key: value for key, value in _controls_from(step.parameters).items() if key != "outpaint"},
+            # The VAE and, for FLUX, its text encoders: the parts chosen beside the main model.
+            **{key: step.parameters[key] for key in models_cache.FLUX_PARTS if step.parameters.get(key)},
         }
         request.session[_REMEMBERED] = remembered
 

@@ -244,3 +244,18 @@ def test_outpaint_to_an_aspect_ratio_from_the_form_and_back_in_the_composer(clie
         '<option value="16:9" selected>' in html
         and 'name="outpaint_left" min="0" max="1024" step="8" value="0"' in html
     )
+
+
+def test_the_flux_parts_last_chosen_are_remembered_for_the_next_flux_step(client, invokeai):
+    encoder = next(entry for entry in invokeai.models if entry["type"] == "t5_encoder")
+    invokeai.models.append({**encoder, "key": "second-t5", "name": "second-t5", "hash": "blake3:second-t5"})
+    models_cache.models_refresh()
+    flux = model("tiny-flux-schnell")
+    # The encoder that is not preselected is the one chosen.
+    other = {"second-t5", encoder["key"]} - {models_cache.flux_companions().t5_encoder.key}
+    (chosen,) = other
+    assert client.post("/studio/new/", form(model_key=flux.key, steps=1, t5_encoder_key=chosen)).status_code == 302
+    html = client.get("/studio/model-fields/", {"model_key": flux.key}).content.decode()
+    assert f'<option value="{chosen}" selected>' in html
+    # Per base: an SD1 model's fields have no FLUX parts.
+    assert chosen not in client.get("/studio/model-fields/", {"model_key": model("tiny-sd1").key}).content.decode()
