@@ -36,9 +36,8 @@ def invoke(fake_invokeai):
     invoke.close()
 
 
-@pytest.fixture
-def image_name(fake_invokeai, invoke) -> str:
-    """An image the fake has made, for the download paths."""
+def made_item(fake_invokeai, invoke):
+    """A queue item the fake has finished: one image of seed 1."""
     model = fake_invokeai.model("tiny-sd1")
     identifier = graphs.ModelIdentifier(**{key: model[key] for key in ("key", "hash", "name", "base", "type")})
     body = graphs.build_batch(
@@ -47,7 +46,13 @@ def image_name(fake_invokeai, invoke) -> str:
     batch = invoke.enqueue(body)
     fake_invokeai.clock.advance(1)
     [item] = invoke.queue_items(batch.item_ids, output_node=graphs.OUTPUT_NODE)
-    return item.image_name
+    return item
+
+
+@pytest.fixture
+def image_name(fake_invokeai, invoke) -> str:
+    """An image the fake has made, for the download paths."""
+    return made_item(fake_invokeai, invoke).image_name
 
 
 @pytest.fixture
@@ -358,14 +363,7 @@ def test_an_answer_of_the_wrong_shape_is_an_invokeai_error(fake_invokeai, invoke
     ],
 )
 def test_an_items_batch_values_of_the_wrong_shape_are_an_invokeai_error(fake_invokeai, invoke, field_values):
-    model = fake_invokeai.model("tiny-sd1")
-    identifier = graphs.ModelIdentifier(**{key: model[key] for key in ("key", "hash", "name", "base", "type")})
-    body = graphs.build_batch(
-        GenerationParameters(model=identifier, prompt="a cat", width=64, height=64, steps=2, seed=1, batch_size=1)
-    )
-    batch = invoke.enqueue(body)
-    fake_invokeai.clock.advance(1)
-    [item] = invoke.queue_items(batch.item_ids, output_node=graphs.OUTPUT_NODE)
+    item = made_item(fake_invokeai, invoke)
     assert item.value_of("seed", "value") == 1 and item.seed == 1
 
     def rewrite(real: Response) -> Response:
@@ -375,4 +373,4 @@ def test_an_items_batch_values_of_the_wrong_shape_are_an_invokeai_error(fake_inv
 
     fake_invokeai.rewrite_answers("items_by_ids", rewrite)
     with pytest.raises(InvokeAIError):
-        invoke.queue_items(batch.item_ids, output_node=graphs.OUTPUT_NODE)
+        invoke.queue_items([item.item_id], output_node=graphs.OUTPUT_NODE)
