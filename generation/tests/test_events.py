@@ -148,19 +148,21 @@ def test_progress_moves_with_each_denoising_step_and_previews_replace_themselves
     step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=2, steps=4))
     first = step.item_ids[0]
     client.force_login(user)
-    seen_progress, seen_previews = [], []
+    seen_progress, seen_items, seen_previews = [], [], []
     for _ in range(4):
         assert "progress" in feed(clock=2)
-        step.refresh_from_db()
-        seen_progress.append(step.progress)
-        body = client.get(f"/api/generation/steps/{step.pk}/status").json()
-        [live] = body["live_items"]
+        progress = client.get(f"/api/generation/steps/{step.pk}/status").json()["progress"]
+        seen_progress.append(progress["percent"])
+        [live] = progress["items"]
+        seen_items.append(live["percent"])
+        assert (progress["images_finished"], progress["images_total"]) == (0, 2)
         assert (live["item_id"], live["index"], live["message"]) == (first, 0, "Denoising")
         preview = client.get(live["preview_url"])
         assert preview.status_code == 200 and preview["Content-Type"] == "image/jpeg"
         seen_previews.append(Image.open(io.BytesIO(b"".join(preview.streaming_content))).getpixel((0, 0)))
     # Two images: each of the first one's four denoising steps is an eighth of the step.
     assert seen_progress == [12, 25, 37, 50]
+    assert seen_items == [25, 50, 75, 100]
     assert len(set(seen_previews)) == 4
     assert _has_preview(step, first)
 
@@ -171,7 +173,7 @@ def test_progress_moves_with_each_denoising_step_and_previews_replace_themselves
     # The real image replaced the preview.
     assert not _has_preview(step, first)
     assert not ItemProgress.objects.filter(step=step, item_id=first).exists()
-    assert [item["item_id"] for item in client.get(f"/api/generation/steps/{step.pk}/").json()["live_items"]] == []
+    assert client.get(f"/api/generation/steps/{step.pk}/").json()["progress"]["items"] == []
 
     assert feed(clock=10)[-1] == "step ended"
     step.refresh_from_db()
