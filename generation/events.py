@@ -53,15 +53,26 @@ PREVIEW_EVERY = 0.25
 # How often the listener looks again at which InvokeAI servers have running steps.
 WATCH_EVERY = 2.0
 
+# InvokeAI's batch ids are 22 characters, its item ids a database's integers: past these, not an item of ours.
+MAX_BATCH_ID = 100
+MAX_ID = (1 << 63) - 1
+# Events waiting to be handled, beyond the latest progress of each item: a server flooding them faster than the
+# database takes them would otherwise fill the memory. What is dropped, the poll finds.
+MAX_WAITING = 10_000
+
 # InvokeAI names images with UUIDs; anything else is not put in a URL to it.
 _IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 _last_preview: dict[tuple[int, int], float] = {}
 
 
+def _item_id(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID else None
+
+
 def _running_step(payload: dict[str, Any]) -> tuple[GenerationStep, int] | None:
-    batch_id, item_id = payload.get("batch_id"), payload.get("item_id")
-    if not isinstance(batch_id, str) or not isinstance(item_id, int) or isinstance(item_id, bool):
+    batch_id, item_id = payload.get("batch_id"), _item_id(payload.get("item_id"))
+    if not isinstance(batch_id, str) or len(batch_id) > MAX_BATCH_ID or item_id is None:
         return None
     step = GenerationStep.objects.filter(batch_id=batch_id, status=GenerationStep.Status.RUNNING).first()
     if step is None or item_id not in step.item_ids:
@@ -173,7 +184,7 @@ def _canceled(payload: dict[str, Any]) -> str:
     ids = payload.get("canceled_item_ids")
     if not isinstance(ids, list):
         return "ignored: no item ids"
-    canceled = {item_id for item_id in ids if isinstance(item_id, int)}
+    canceled = {item_id for value in ids if (item_id := _item_id(value)) is not None}
     outcome = "ignored: none of ours"
     for step in GenerationStep.objects.filter(status=GenerationStep.Status.RUNNING):
         mine = [item_id for item_id in step.item_ids if item_id in canceled]
@@ -217,13 +228,24 @@ class EventQueue:
         self._progress: dict[tuple[Any, Any], dict[str, Any]] = {}
         self._ready = threading.Condition()
         self._stopped = False
+        self._flooded = False
 
     def put(self, name: str, payload: dict[str, Any]) -> None:
         with self._ready:
             if name == "invocation_progress":
-                self._progress[(payload.get("batch_id"), payload.get("item_id"))] = payload
-            else:
+                key = (payload.get("batch_id"), payload.get("item_id"))
+                if not all(isinstance(part, str | int) for part in key) or len(self._progress) >= MAX_WAITING:
+                    return  # not an item of anyone's (event_handle would ignore it), or a flood
+                self._progress[key] = payload
+            elif len(self._urgent) < MAX_WAITING:
                 self._urgent.append((name, payload))
+                # Said once per flood, not once per event dropped.
+                self._flooded = self._flooded and len(self._urgent) > MAX_WAITING // 2
+            else:
+                if not self._flooded:
+                    logger.warning("InvokeAI events at %s: %s events waiting; dropping more.", self.url, MAX_WAITING)
+                self._flooded = True
+                return
             self._ready.notify()
 
     def stop(self) -> None:
