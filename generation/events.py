@@ -215,11 +215,13 @@ def _token(url: str) -> str:
 
 
 class EventQueue:
-    """Events waiting for `event_handle`, in a thread of their own so the socket keeps reading.
+    """Events waiting for `event_handle`, in two lanes each handled by a thread of its own (`start`), so the
+    socket keeps reading and neither kind waits behind the other.
 
-    Progress events only matter as the latest of each item: one still waiting is replaced by a newer one, and
-    the others (an image made, an item finished) go first. So a burst of progress (a fast GPU, a slow database)
-    never delays storing an image.
+    Progress events only matter as the latest of each item: one still waiting is replaced by a newer one. The
+    others (an image made, an item finished) are handled in the order they came. So a burst of progress (a fast
+    GPU, a slow database) never delays storing an image, and storing an image (its download takes a few hundred
+    milliseconds) never delays the first preview of the next one, which InvokeAI sends at about the same time.
     """
 
     def __init__(self, url: str) -> None:
@@ -246,26 +248,35 @@ class EventQueue:
                     logger.warning("InvokeAI events at %s: %s events waiting; dropping more.", self.url, MAX_WAITING)
                 self._flooded = True
                 return
-            self._ready.notify()
+            self._ready.notify_all()
 
     def stop(self) -> None:
+        """Let both lanes end once they have handled what is waiting."""
         with self._ready:
             self._stopped = True
-            self._ready.notify()
+            self._ready.notify_all()
 
-    def _take(self) -> tuple[str, dict[str, Any]] | None:
+    def start(self) -> None:
+        for progress in (False, True):
+            lane = "progress" if progress else "events"
+            threading.Thread(
+                target=self.run, kwargs={"progress": progress}, name=f"{lane} of {self.url}", daemon=True
+            ).start()
+
+    def _take(self, progress: bool) -> tuple[str, dict[str, Any]] | None:
         with self._ready:
-            while not (self._urgent or self._progress or self._stopped):
+            while not ((self._progress if progress else self._urgent) or self._stopped):
                 self._ready.wait()
-            if self._urgent:
-                return self._urgent.pop(0)
-            if self._progress:
+            if progress and self._progress:
                 key = next(iter(self._progress))
                 return "invocation_progress", self._progress.pop(key)
+            if not progress and self._urgent:
+                return self._urgent.pop(0)
             return None
 
-    def run(self) -> None:
-        while (taken := self._take()) is not None:
+    def run(self, *, progress: bool = False) -> None:
+        """Handle one lane's events until `stop()`: the progress events, or the others."""
+        while (taken := self._take(progress)) is not None:
             name, payload = taken
             try:
                 close_old_connections()
@@ -317,6 +328,6 @@ class Listener:
                 allow_link_local=settings.INVOKEAI_ALLOW_LINK_LOCAL,
                 connect_timeout=settings.INVOKEAI_CONNECTION_TIMEOUT,
             )
-            threading.Thread(target=events.run, name=f"event handling {url}", daemon=True).start()
+            events.start()
             threading.Thread(target=stream.run, name=f"events {url}", daemon=True).start()
             self.streams[url] = (stream, events)

@@ -88,6 +88,14 @@ class CappedWebSocket(websocket.WebSocket):
         self.frame_buffer = _CappedFrames(self._recv, self.frame_buffer.skip_utf8_validation)
         self.cont_frame = _CappedMessages(self.cont_frame.fire_cont_frame, self.cont_frame.skip_utf8_validation)
 
+    def recv_data_frame(self, control_frame: bool = False) -> tuple[int, websocket.ABNF]:
+        try:
+            return super().recv_data_frame(control_frame)
+        except MessageTooLarge:
+            # Closed at once: the server, still sending the rest, hears that nobody listens.
+            self.shutdown()  # type: ignore[no-untyped-call]
+            raise
+
 
 class _Client(socketio.Client):  # type: ignore[misc]
     """python-socketio's client, ignoring the messages it cannot decode instead of failing on each of them."""

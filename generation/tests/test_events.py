@@ -419,6 +419,7 @@ def test_hostile_events_over_the_socket_leave_the_step_to_finish_as_it_would(
     queue.stop()
     with django_capture_on_commit_callbacks(execute=True):
         queue.run()
+        queue.run(progress=True)
     step.refresh_from_db()
     assert (step.status, step.progress, step.item_results, step.images_retrieved) == (Status.RUNNING, 0, {}, 0)
     assert not ItemProgress.objects.filter(step=step).exclude(percent=0).exists()
@@ -434,6 +435,7 @@ def test_hostile_events_over_the_socket_leave_the_step_to_finish_as_it_would(
     queue.stop()
     with django_capture_on_commit_callbacks(execute=True):
         queue.run()
+        queue.run(progress=True)
     step.refresh_from_db()
     assert (step.status, step.images_retrieved) == (Status.COMPLETED, 2)
 
@@ -502,7 +504,7 @@ def test_the_output_event_stores_the_image_before_the_item_is_marked_completed(
     assert (alternative.item_id, alternative.photo.seed, alternative.photo.is_available) == (step.item_ids[0], 77, True)
 
 
-def test_the_queue_hands_on_urgent_events_first_and_only_the_latest_progress_of_an_item(monkeypatch):
+def test_the_queue_hands_on_events_in_order_and_only_the_latest_progress_of_an_item_in_its_own_lane(monkeypatch):
     handled = []
     monkeypatch.setattr(events, "event_handle", lambda *, name, payload: handled.append((name, payload["n"])))
     queue = events.EventQueue("http://invokeai")
@@ -513,12 +515,31 @@ def test_the_queue_hands_on_urgent_events_first_and_only_the_latest_progress_of_
     queue.put("invocation_complete", {"batch_id": "b", "item_id": 1, "n": 6})
     queue.stop()
     queue.run()
-    assert handled == [
-        ("queue_item_status_changed", 5),
-        ("invocation_complete", 6),
-        ("invocation_progress", 2),
-        ("invocation_progress", 9),
-    ]
+    assert handled == [("queue_item_status_changed", 5), ("invocation_complete", 6)]
+    handled.clear()
+    queue.run(progress=True)
+    assert handled == [("invocation_progress", 2), ("invocation_progress", 9)]
+
+
+def test_a_preview_does_not_wait_behind_an_image_being_stored(monkeypatch):
+    """InvokeAI sends the next image's first preview as it saves the one before: storing that one (a download)
+    must not hold the preview back."""
+    storing, handled = threading.Event(), []
+
+    def handle(*, name, payload):
+        if name == "invocation_complete":
+            storing.wait(10)
+        handled.append(name)
+
+    monkeypatch.setattr(events, "event_handle", handle)
+    queue = events.EventQueue("http://invokeai")
+    queue.start()
+    queue.put("invocation_complete", {"batch_id": "b", "item_id": 1})
+    queue.put("invocation_progress", {"batch_id": "b", "item_id": 2})
+    wait_until(lambda: handled == ["invocation_progress"], "the preview handled while the image is stored")
+    storing.set()
+    wait_until(lambda: handled == ["invocation_progress", "invocation_complete"], "the image stored")
+    queue.stop()
 
 
 def test_a_failing_event_does_not_stop_the_others(monkeypatch):
