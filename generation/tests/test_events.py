@@ -410,16 +410,20 @@ def test_hostile_events_over_the_socket_leave_the_step_to_finish_as_it_would(
         ("queue_items_canceled", {"canceled_item_ids": [True, "1", None, 10**40, -first]}),
         ("queue_items_canceled", {"canceled_item_ids": "everything"}),
     ]
+
+    def handle_as_the_listener(received):
+        queue = events.EventQueue(invokeai.url)
+        for name, payload in received:
+            queue.put(name, payload)
+        queue.stop()
+        with django_capture_on_commit_callbacks(execute=True):
+            queue.run()
+            queue.run(progress=True)
+
     for name, payload in hostile:
         invokeai.emit_event(name, payload)
     _probe(invokeai, stream, "after")
-    queue = events.EventQueue(invokeai.url)
-    for name, payload in stream.received:
-        queue.put(name, payload)
-    queue.stop()
-    with django_capture_on_commit_callbacks(execute=True):
-        queue.run()
-        queue.run(progress=True)
+    handle_as_the_listener(stream.received)
     step.refresh_from_db()
     assert (step.status, step.progress, step.item_results, step.images_retrieved) == (Status.RUNNING, 0, {}, 0)
     assert not ItemProgress.objects.filter(step=step).exclude(percent=0).exists()
@@ -429,13 +433,7 @@ def test_hostile_events_over_the_socket_leave_the_step_to_finish_as_it_would(
     invokeai.clock.advance(10)
     invokeai.pump()
     wait_until(lambda: all(sent in stream.received for sent in invokeai.events_sent), "the real events")
-    queue = events.EventQueue(invokeai.url)
-    for name, payload in stream.received:
-        queue.put(name, payload)
-    queue.stop()
-    with django_capture_on_commit_callbacks(execute=True):
-        queue.run()
-        queue.run(progress=True)
+    handle_as_the_listener(stream.received)
     step.refresh_from_db()
     assert (step.status, step.images_retrieved) == (Status.COMPLETED, 2)
 
