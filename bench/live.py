@@ -1,8 +1,8 @@
 """The live studio's figures: an image's wait from InvokeAI to the gallery, events against polling, and how late
 the minute schedules run while eight steps are followed on two workers.
 
-    .venv/bin/python bench/live.py --url http://127.0.0.1:9090 [--images 6] [--rounds 2]   # 1. and 2.
-    .venv/bin/python bench/live.py --skip-real                                           # only 2.
+    .venv/bin/python bench/live.py --url http://127.0.0.1:9090 [--images 6] [--rounds 2]   # 1., 2. and 3.
+    .venv/bin/python bench/live.py --skip-real                                  # only 2. and 3. on the fake
 
 1. Against a real InvokeAI (tiny-sd1, 64 px, 2 denoising steps): batches made alternately with InvokeAI's
    events handled (generation.events.event_handle, in its own thread as the listener runs it; no poll) and with
@@ -14,6 +14,10 @@ the minute schedules run while eight steps are followed on two workers.
    each. How late each minute schedule's task ran (from the minute it was due to its end: the scheduler's pass,
    every 30 s, plus the wait in the queue), and the wait in the queue of a heartbeat probe queued every 2 s.
    Target: every minute schedule within 70 s of its time.
+3. The same app, a Chromium page on the studio clicking Generate (3 images, 256 px, 8 denoising steps), the fake
+   in real time and, unless --skip-real, the real InvokeAI: from an EventStream's receipt of each image's first
+   `invocation_progress` with a preview (on loopback, its emission) to that preview loaded and laid out in the
+   page; split into the listener's writing it and the page's poll. Target: <= 1 s.
 
 Runs on throwaway databases in temporary directories; the real server's queue is only touched by the batches
 this script enqueues.

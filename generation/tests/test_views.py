@@ -74,7 +74,7 @@ def test_a_new_session_starts_with_its_first_step(owner_client, invokeai, sd1, e
     step = session.steps.get()
     assert (step.status, step.batch_size, step.parameters["scheduler"]) == ("running", 2, "euler")
     page = owner_client.get(f"/studio/{session.pk}/").content.decode()
-    assert 'hx-trigger="every 500ms"' in page and "0 of 2 images finished" in page
+    assert 'hx-trigger="every 250ms"' in page and "0 of 2 images finished" in page
     # The composer remembers the model and steps for the next visit.
     assert 'name="steps" min="1" max="150" value="2"' in owner_client.get("/studio/").content.decode()
 
