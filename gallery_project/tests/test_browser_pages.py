@@ -174,7 +174,8 @@ def test_every_page_fits_and_keeps_its_policy(browser, live_server, client, user
         problems += page_problems(page, live_server, owner_pages(site), size, nav=True)
 
         visit(page, live_server, "/")
-        page.locator("#grid .tile").first.click()
+        # A photo's tile (a stack of a step's alternatives opens in place instead: photos' own tests).
+        page.locator("#grid .tile:not(.stack)").first.click()
         page.wait_for_function("() => document.querySelector('#lightbox .lightbox-stage img')?.naturalWidth > 0")
         shot(page, size, "lightbox")
 
