@@ -145,6 +145,14 @@ def anon_api() -> APIClient:
     return APIClient()
 
 
+@pytest.fixture(scope="session")
+def live_server(django_db_setup, live_server):
+    """pytest-django's live server, started only once the test database exists: started before, it takes the
+    database for SQLite's in memory one and shares the test's connection with every request thread (see
+    settings_test.py for the deadlock that makes)."""
+    return live_server
+
+
 # --- InvokeAI ---
 
 

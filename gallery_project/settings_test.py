@@ -25,3 +25,10 @@ WORKER_HEARTBEAT_STALE_AFTER = 10**9
 # listens on a developer's machine, and a test passing only beside it (or only without it) fails CI. Port 9 on
 # loopback refuses at once; tests that want an InvokeAI point this at the fake or, with INVOKEAI_TEST_URL, the peer.
 INVOKEAI_LOCAL_URL = "http://127.0.0.1:9"
+# Django's test database for SQLite is in memory by default, and then the live server's request threads share the
+# test's one connection. Two threads on one sqlite3 connection deadlock for good when one is inside a SQL function
+# Django defines in Python (it waits for the GIL holding the connection's mutex while the other waits for that
+# mutex holding the GIL): a browser test then hangs the whole run, past any timeout. A file gives each thread its
+# own connection, as PostgreSQL does.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.mkdtemp(prefix="gallery-test-db-"), "test.sqlite3")}  # noqa: F405
