@@ -24,6 +24,7 @@ batches this script enqueues.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import statistics
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,6 +71,27 @@ def bench_account():
     return users.filter(username="bench").first() or users.create_superuser(username="bench", password=None)
 
 
+@contextlib.contextmanager
+def store_times() -> Iterator[dict[str, float]]:
+    """While the block runs: when each generated photo was stored (time.time()), by its InvokeAI image name."""
+    from photos import services as photo_services
+
+    stored_at: dict[str, float] = {}
+    store = photo_services.generated_photo_store
+
+    def timed_store(**kwargs):
+        photo = store(**kwargs)
+        if photo is not None:
+            stored_at[photo.invoke_id] = time.time()
+        return photo
+
+    photo_services.generated_photo_store = timed_store
+    try:
+        yield stored_at
+    finally:
+        photo_services.generated_photo_store = store
+
+
 def completed_at(value: str) -> float:
     """InvokeAI's item timestamps are UTC, to the millisecond."""
     return datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC).timestamp()
@@ -100,19 +123,8 @@ def project_run(model_key: str, size: int, steps: int, seed: int) -> tuple[float
     """The studio's path: create the step, follow it as the worker would, until every photo is stored."""
     from backends import manager
     from generation import follower, services
-    from photos import services as photo_services
 
-    stored_at: dict[str, float] = {}
-    store = photo_services.generated_photo_store
-
-    def timed_store(**kwargs):
-        photo = store(**kwargs)
-        if photo is not None:
-            stored_at[photo.invoke_id] = time.time()
-        return photo
-
-    photo_services.generated_photo_store = timed_store
-    try:
+    with store_times() as stored_at:
         start = time.monotonic()
         session = services.session_create(owner=bench_account())
         request = services.StepRequest(
@@ -121,8 +133,6 @@ def project_run(model_key: str, size: int, steps: int, seed: int) -> tuple[float
         step = services.step_create(session_id=session.pk, owner=session.owner, request=request)
         assert follower.step_follow(step_id=step.pk, budget=3600) == "finished"
         elapsed = time.monotonic() - start
-    finally:
-        photo_services.generated_photo_store = store
     step.refresh_from_db()
     assert step.status == "completed" and step.images_retrieved == 4, (step.status, step.error_message)
     client = manager.invokeai_client(step.backend_url)

@@ -326,6 +326,34 @@ class GenerationSessionViewSet(viewsets.GenericViewSet):
         return step_accepted(request, step)
 
 
+RUNNING_STEP_EXAMPLE = OpenApiExample(
+    "A running step: its second image denoising (step 5 of 8), the first made",
+    response_only=True,
+    value={
+        "id": 42,
+        "status": "running",
+        "progress": {
+            "percent": 31,
+            "images_finished": 1,
+            "images_total": 4,
+            "items": [
+                {
+                    "item_id": 118,
+                    "index": 1,
+                    "percent": 62,
+                    "message": "Denoising",
+                    "preview_url": "/api/generation/steps/42/previews/118?v=1767225600123",
+                }
+            ],
+        },
+        "items": [{"item_id": 117, "status": "completed", "seed": 1234, "image_name": "<InvokeAI image name>"}],
+        "images_retrieved": 1,
+        "images_failed": 0,
+        "status_url": "/api/generation/steps/42/status",
+    },
+)
+
+
 class GenerationStepViewSet(viewsets.GenericViewSet):
     serializer_class = StepSerializer
     queryset = GenerationStep.objects.none()
@@ -349,7 +377,7 @@ class GenerationStepViewSet(viewsets.GenericViewSet):
         warnings = services.step_validate(owner=request.user, request=form.to_request())
         return Response(StepCheckSerializer({"warnings": warnings}).data)
 
-    @extend_schema(responses=StepSerializer)
+    @extend_schema(responses=StepSerializer, examples=[RUNNING_STEP_EXAMPLE])
     @action(detail=True, methods=["get"])
     def status(self, request: Request, pk: str) -> Response:
         user_activity.send(sender=GenerationStep)
@@ -373,7 +401,7 @@ class GenerationStepViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY, 404: OpenApiResponse(description="No preview")})
     @action(detail=True, methods=["get"], url_path=r"previews/(?P<item_id>\d{1,18})")
     def preview(self, request: Request, pk: str, item_id: str) -> HttpResponseBase:
-        """The latest denoising preview of a running item (`live_items[].preview_url`)."""
+        """The latest denoising preview of a running item (`progress.items[].preview_url`)."""
         step = selectors.step_get(step_id=pk, owner=request.user)
         try:
             handle, _ = storage.open_stream(storage.preview_path(step.pk, int(item_id)))

@@ -294,6 +294,7 @@ class JobStatusView(APIView):
         user_activity.send(sender=GenerationStep)
         step = selectors.step_with_alternatives(step_id=job_id, owner=request.user)
         done = len(step.item_results)
+        progress = selectors.step_progress(step=step)
         position = selectors.step_queue_position(step=step)
         estimate = None
         if not step.is_finished:
@@ -312,7 +313,8 @@ class JobStatusView(APIView):
                 "session_id": step.session_id,
                 "status": _STATUS[step.status],
                 "status_message": _status_message(step, done, position),
-                "progress": 100 if step.status == GenerationStep.Status.COMPLETED else step.progress,
+                # CyberImage's page reads a number here; the app's own step API has the whole progress object.
+                "progress": progress.percent,
                 "queue_position": position,
                 "estimated_processing_time_seconds": estimate,
                 "error_message": _error_message(step, done) if failed else None,
@@ -329,7 +331,7 @@ class JobStatusView(APIView):
                 "created_at": step.created_at,
                 "started_at": step.started_at,
                 "completed_at": step.completed_at,
-                "live_items": [asdict(item) for item in selectors.step_live_items(step=step)],
+                "live_items": [asdict(item) for item in progress.items],
                 "images": images,
             }
         )

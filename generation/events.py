@@ -53,15 +53,26 @@ PREVIEW_EVERY = 0.25
 # How often the listener looks again at which InvokeAI servers have running steps.
 WATCH_EVERY = 2.0
 
+# InvokeAI's batch ids are 22 characters, its item ids a database's integers: past these, not an item of ours.
+MAX_BATCH_ID = 100
+MAX_ID = (1 << 63) - 1
+# Events waiting to be handled, beyond the latest progress of each item: a server flooding them faster than the
+# database takes them would otherwise fill the memory. What is dropped, the poll finds.
+MAX_WAITING = 10_000
+
 # InvokeAI names images with UUIDs; anything else is not put in a URL to it.
 _IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 _last_preview: dict[tuple[int, int], float] = {}
 
 
+def _item_id(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID else None
+
+
 def _running_step(payload: dict[str, Any]) -> tuple[GenerationStep, int] | None:
-    batch_id, item_id = payload.get("batch_id"), payload.get("item_id")
-    if not isinstance(batch_id, str) or not isinstance(item_id, int) or isinstance(item_id, bool):
+    batch_id, item_id = payload.get("batch_id"), _item_id(payload.get("item_id"))
+    if not isinstance(batch_id, str) or len(batch_id) > MAX_BATCH_ID or item_id is None:
         return None
     step = GenerationStep.objects.filter(batch_id=batch_id, status=GenerationStep.Status.RUNNING).first()
     if step is None or item_id not in step.item_ids:
@@ -173,7 +184,7 @@ def _canceled(payload: dict[str, Any]) -> str:
     ids = payload.get("canceled_item_ids")
     if not isinstance(ids, list):
         return "ignored: no item ids"
-    canceled = {item_id for item_id in ids if isinstance(item_id, int)}
+    canceled = {item_id for value in ids if (item_id := _item_id(value)) is not None}
     outcome = "ignored: none of ours"
     for step in GenerationStep.objects.filter(status=GenerationStep.Status.RUNNING):
         mine = [item_id for item_id in step.item_ids if item_id in canceled]
@@ -204,11 +215,13 @@ def _token(url: str) -> str:
 
 
 class EventQueue:
-    """Events waiting for `event_handle`, in a thread of their own so the socket keeps reading.
+    """Events waiting for `event_handle`, in two lanes each handled by a thread of its own (`start`), so the
+    socket keeps reading and neither kind waits behind the other.
 
-    Progress events only matter as the latest of each item: one still waiting is replaced by a newer one, and
-    the others (an image made, an item finished) go first. So a burst of progress (a fast GPU, a slow database)
-    never delays storing an image.
+    Progress events only matter as the latest of each item: one still waiting is replaced by a newer one. The
+    others (an image made, an item finished) are handled in the order they came. So a burst of progress (a fast
+    GPU, a slow database) never delays storing an image, and storing an image (its download takes a few hundred
+    milliseconds) never delays the first preview of the next one, which InvokeAI sends at about the same time.
     """
 
     def __init__(self, url: str) -> None:
@@ -217,33 +230,53 @@ class EventQueue:
         self._progress: dict[tuple[Any, Any], dict[str, Any]] = {}
         self._ready = threading.Condition()
         self._stopped = False
+        self._flooded = False
 
     def put(self, name: str, payload: dict[str, Any]) -> None:
         with self._ready:
             if name == "invocation_progress":
-                self._progress[(payload.get("batch_id"), payload.get("item_id"))] = payload
-            else:
+                key = (payload.get("batch_id"), payload.get("item_id"))
+                if not all(isinstance(part, str | int) for part in key) or len(self._progress) >= MAX_WAITING:
+                    return  # not an item of anyone's (event_handle would ignore it), or a flood
+                self._progress[key] = payload
+            elif len(self._urgent) < MAX_WAITING:
                 self._urgent.append((name, payload))
-            self._ready.notify()
+                # Said once per flood, not once per event dropped.
+                self._flooded = self._flooded and len(self._urgent) > MAX_WAITING // 2
+            else:
+                if not self._flooded:
+                    logger.warning("InvokeAI events at %s: %s events waiting; dropping more.", self.url, MAX_WAITING)
+                self._flooded = True
+                return
+            self._ready.notify_all()
 
     def stop(self) -> None:
+        """Let both lanes end once they have handled what is waiting."""
         with self._ready:
             self._stopped = True
-            self._ready.notify()
+            self._ready.notify_all()
 
-    def _take(self) -> tuple[str, dict[str, Any]] | None:
+    def start(self) -> None:
+        for progress in (False, True):
+            lane = "progress" if progress else "events"
+            threading.Thread(
+                target=self.run, kwargs={"progress": progress}, name=f"{lane} of {self.url}", daemon=True
+            ).start()
+
+    def _take(self, progress: bool) -> tuple[str, dict[str, Any]] | None:
         with self._ready:
-            while not (self._urgent or self._progress or self._stopped):
+            while not ((self._progress if progress else self._urgent) or self._stopped):
                 self._ready.wait()
-            if self._urgent:
-                return self._urgent.pop(0)
-            if self._progress:
+            if progress and self._progress:
                 key = next(iter(self._progress))
                 return "invocation_progress", self._progress.pop(key)
+            if not progress and self._urgent:
+                return self._urgent.pop(0)
             return None
 
-    def run(self) -> None:
-        while (taken := self._take()) is not None:
+    def run(self, *, progress: bool = False) -> None:
+        """Handle one lane's events until `stop()`: the progress events, or the others."""
+        while (taken := self._take(progress)) is not None:
             name, payload = taken
             try:
                 close_old_connections()
@@ -295,6 +328,6 @@ class Listener:
                 allow_link_local=settings.INVOKEAI_ALLOW_LINK_LOCAL,
                 connect_timeout=settings.INVOKEAI_CONNECTION_TIMEOUT,
             )
-            threading.Thread(target=events.run, name=f"event handling {url}", daemon=True).start()
+            events.start()
             threading.Thread(target=stream.run, name=f"events {url}", daemon=True).start()
             self.streams[url] = (stream, events)

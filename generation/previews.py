@@ -23,11 +23,13 @@ from .models import GenerationStep, ItemProgress
 
 logger = logging.getLogger(__name__)
 
-# A data URL of a preview is a few kB (a 1024 px image gives a 128 px JPEG); past these it is not a preview.
-MAX_DATA_URL = 1 << 20
+# A data URL of a preview is a few kB (a 1024 px image gives a 128 px JPEG; the largest, 4096 px, a 512 px one,
+# tens of kB); past these it is not a preview. The pixels are counted from the image's header, before any decoding,
+# so a small file declaring a huge image (a decompression bomb) costs nothing.
+MAX_DATA_URL = 512 * 1024
 MAX_SIDE = 512
-_PREFIXES = ("data:image/jpeg;base64,", "data:image/png;base64,", "data:image/webp;base64,")
-_FORMATS = {"JPEG", "PNG", "WEBP"}
+# Each data URL's image must be what it says it is: only that format's decoder is tried.
+_FORMATS = {"data:image/jpeg;base64,": "JPEG", "data:image/png;base64,": "PNG", "data:image/webp;base64,": "WEBP"}
 JPEG_QUALITY = 85
 
 
@@ -39,13 +41,13 @@ def preview_encode(data_url: str) -> bytes:
     """The JPEG to store for `data_url`; BadPreview if it is not a small JPEG, PNG or WebP."""
     if len(data_url) > MAX_DATA_URL:
         raise BadPreview(f"a preview of {len(data_url)} characters")
-    prefix = next((prefix for prefix in _PREFIXES if data_url.startswith(prefix)), None)
+    prefix = next((prefix for prefix in _FORMATS if data_url.startswith(prefix)), None)
     if prefix is None:
         raise BadPreview("not an image data URL")
     try:
         raw = base64.b64decode(data_url[len(prefix) :], validate=True)
-        with Image.open(io.BytesIO(raw)) as image:
-            if image.format not in _FORMATS or max(image.size) > MAX_SIDE:
+        with Image.open(io.BytesIO(raw), formats=[_FORMATS[prefix]]) as image:
+            if max(image.size) > MAX_SIDE:
                 raise BadPreview(f"a {image.format} of {image.size[0]}x{image.size[1]}")
             out = io.BytesIO()
             image.convert("RGB").save(out, "JPEG", quality=JPEG_QUALITY)

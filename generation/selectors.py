@@ -106,6 +106,28 @@ def step_live_items(*, step: GenerationStep) -> list[LiveItem]:
     return live
 
 
+@dataclass(frozen=True)
+class StepProgress:
+    """How far a step is: `percent` moves with each denoising step of its running items (InvokeAI's events), not
+    only per finished image; `items` are the running ones, each with its latest preview."""
+
+    percent: int
+    images_finished: int
+    images_total: int
+    items: list[LiveItem]
+
+
+def step_progress(*, step: GenerationStep) -> StepProgress:
+    """The step's progress (uses prefetched `live_items`)."""
+    return StepProgress(
+        # A completed step made all it could: its failed images are finished too.
+        percent=100 if step.status == GenerationStep.Status.COMPLETED else step.progress,
+        images_finished=len(step.item_results),
+        images_total=len(step.item_ids) or step.batch_size,
+        items=step_live_items(step=step),
+    )
+
+
 def retrieval_stats(*, step: GenerationStep) -> RetrievalStats:
     """How the step's images stand with their download from InvokeAI (uses prefetched alternatives)."""
     statuses = [alternative.photo.retrieval_status for alternative in step.alternatives.all()]

@@ -226,6 +226,18 @@ class LiveItemSerializer(serializers.Serializer):
     )
 
 
+class StepProgressSerializer(serializers.Serializer):
+    percent = serializers.IntegerField(
+        help_text="0 to 100; moves with each denoising step of the running images (InvokeAI's progress events), "
+        "not only when an image finishes. 100 once the step has completed."
+    )
+    images_finished = serializers.IntegerField(help_text="Images InvokeAI has finished (made, failed or cancelled).")
+    images_total = serializers.IntegerField()
+    items = LiveItemSerializer(
+        many=True, help_text="Each image InvokeAI is working on now (running steps only), with its latest preview."
+    )
+
+
 class RetrievalStatsSerializer(serializers.Serializer):
     pending = serializers.IntegerField()
     completed = serializers.IntegerField()
@@ -242,9 +254,7 @@ class StepSerializer(serializers.ModelSerializer):
         help_text="Each InvokeAI queue item that has finished: status completed, failed, canceled or lost."
     )
     retrieval_stats = serializers.SerializerMethodField()
-    live_items = serializers.SerializerMethodField(
-        help_text="Each item InvokeAI is working on (running steps only): its denoising and latest preview."
-    )
+    progress = serializers.SerializerMethodField()
     status_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -268,7 +278,6 @@ class StepSerializer(serializers.ModelSerializer):
             "batch_id",
             "item_ids",
             "items",
-            "live_items",
             "images",
             "images_retrieved",
             "images_failed",
@@ -292,9 +301,9 @@ class StepSerializer(serializers.ModelSerializer):
             if str(item_id) in step.item_results
         ]
 
-    @extend_schema_field(LiveItemSerializer(many=True))
-    def get_live_items(self, step: GenerationStep) -> list[dict[str, Any]]:
-        return [asdict(item) for item in selectors.step_live_items(step=step)]
+    @extend_schema_field(StepProgressSerializer)
+    def get_progress(self, step: GenerationStep) -> dict[str, Any]:
+        return asdict(selectors.step_progress(step=step))
 
     @extend_schema_field(RetrievalStatsSerializer)
     def get_retrieval_stats(self, step: GenerationStep) -> dict[str, int]:

@@ -8,9 +8,10 @@ images are in; finishing also tells the history to refresh (`step-finished`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, cast
 
@@ -363,9 +364,17 @@ def _step_context(step: GenerationStep | None) -> dict[str, Any]:
         "live_items": list(live.values()),
         # What the running step's live partial was drawn from; when it changes, the whole panel is drawn again.
         "live_version": f"{step.status}.{len(step.item_results)}.{len(alternatives)}.{available}",
+        "live_state": _live_state(step, list(live.values())),
         # A running step is followed by its live partial; a finished one only while images are downloading.
         "polling": step.is_finished and pending,
     }
+
+
+def _live_state(step: GenerationStep, live: list[selectors.LiveItem]) -> str:
+    """What the live partial shows beyond `live_version`: while it is unchanged, a poll answers 204 and nothing is
+    drawn or swapped (htmx then keeps its poll's rhythm, instead of starting it over after each swap)."""
+    shown = (step.progress, step.cancel_requested_at is not None, [astuple(item) for item in live])
+    return hashlib.blake2b(repr(shown).encode(), digest_size=8).hexdigest()
 
 
 def _render_main(request: HttpRequest, session: GenerationSession, current: GenerationStep | None = None, **extra):
@@ -667,8 +676,9 @@ def step_panel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def step_live(request: HttpRequest, pk: int) -> HttpResponse:
-    """The running step's previews and progress bars, polled twice a second. Once an image has arrived or the
-    step has moved on, the whole panel instead (retargeted), so the real image takes its preview's place."""
+    """The running step's previews and progress bars, polled four times a second: 204 while nothing has changed.
+    Once an image has arrived or the step has moved on, the whole panel instead (retargeted), so the real image
+    takes its preview's place."""
     user_activity.send(sender=GenerationStep)
     step = selectors.step_with_alternatives(step_id=pk, owner=request.user)
     context = {"step": step, "session": step.session, **_step_context(step)}
@@ -679,6 +689,8 @@ def step_live(request: HttpRequest, pk: int) -> HttpResponse:
         if step.is_finished:
             trigger_client_event(response, "step-finished")
         return response
+    if request.GET.get("s") == context["live_state"]:
+        return HttpResponse(status=204)
     return render(request, f"{TEMPLATE}#step-live", {**context, "oob": True})
 
 

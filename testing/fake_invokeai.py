@@ -21,7 +21,8 @@ DENOISE_SHARE of an item's time) with a small JPEG preview that changes each ste
 output node, and `queue_items_canceled` for a bulk cancel (6.14: no per-item events then, but for the running
 item). `events_sent` records them; `duplicate_events()` sends each twice as 6.13 does in single-user mode (the
 second progress copy without its image), `drop_events()` loses some, `disconnect_sockets()` drops every
-connection. Events are sent as the clock passes each moment, within TICK seconds.
+connection, `emit_event()` and `emit_raw()` send whatever a hostile server would. Events are sent as the clock
+passes each moment, within TICK seconds.
 
 Faults to inject: `refuse_connections()`, `fail_requests()` (e.g. 500s), `hang_requests()` (an answer later
 than any read timeout), `hold_requests()` (a request held, before or after the server acts on it, until the test
@@ -783,6 +784,18 @@ class FakeInvokeAI:
     def drop_events(self, name: str, *, times: int = 1) -> None:
         """Lose the next `times` events called `name` (as a dropped connection would)."""
         self._drops[name] = self._drops.get(name, 0) + times
+
+    def emit_event(self, name: str, *args: Any) -> None:
+        """Send any event, with any arguments, to the subscribed sockets now: a hostile server's events (wrong
+        shapes, huge strings, bytes as binary attachments)."""
+        with self._emit_lock:
+            self.sio.emit(name, args[0] if len(args) == 1 else args, room="queue:default")
+
+    def emit_raw(self, message: str | bytes) -> None:
+        """Send a raw Engine.IO message (what should be a Socket.IO packet: `2["name", {...}]`) to every socket."""
+        with self._emit_lock:
+            for _, eio_sid in list(self.sio.manager.get_participants("/", "queue:default")):
+                self.sio.eio.send(eio_sid, message)
 
     def disconnect_sockets(self) -> None:
         """Close every Socket.IO connection from the server's side."""

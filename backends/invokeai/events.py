@@ -9,6 +9,11 @@ connection logs in again before the next try.
 connection drops (or cannot be made) tries again after a backoff that doubles from RECONNECT_FIRST to
 RECONNECT_MAX, starting over once a connection has lasted. Nothing here interprets an event: events may come
 twice or never, and the caller's handling must not care (generation.events).
+
+The server is not trusted: a websocket message longer than MAX_MESSAGE_BYTES is refused as its length arrives
+(before it is read; the connection is then made again, since the rest of that message cannot be skipped), and a
+message that is not a Socket.IO event of JSON (garbage, binary attachments, nesting too deep to parse) is
+ignored with a log line. Whatever such a message was about, the follower's poll finds.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import socketio
+import websocket
+from websocket._abnf import continuous_frame, frame_buffer
 
 from .transport import address_refusal
 
@@ -36,8 +43,81 @@ RECONNECT_MAX = 30.0
 # A connection that lasted this long was a good one: the next failure starts the backoff over.
 STABLE_AFTER = 60.0
 
+# InvokeAI's largest events are a few kB (a status change with its traceback, a model's config) and a preview's
+# data URL, tens of kB; generation.previews refuses a preview past half of this.
+MAX_MESSAGE_BYTES = 1 << 20
+
 EventHandler = Callable[[str, dict[str, Any]], None]
 AuthProvider = Callable[[], str]
+
+
+class MessageTooLarge(websocket.WebSocketProtocolException):
+    pass
+
+
+def _too_large(length: int) -> MessageTooLarge:
+    logger.warning(
+        "InvokeAI events: a message of %s bytes refused (at most %s); connecting again.", length, MAX_MESSAGE_BYTES
+    )
+    return MessageTooLarge(f"a message of {length} bytes")
+
+
+class _CappedFrames(frame_buffer):
+    def recv_length(self) -> None:
+        super().recv_length()
+        if self.length is not None and self.length > MAX_MESSAGE_BYTES:
+            raise _too_large(self.length)
+
+
+class _CappedMessages(continuous_frame):
+    """A message sent in fragments, each under the limit, is held to it as a whole."""
+
+    def add(self, frame: websocket.ABNF) -> None:
+        super().add(frame)
+        if self.cont_data is not None and len(self.cont_data[1]) > MAX_MESSAGE_BYTES:
+            length = len(self.cont_data[1])
+            self.cont_data = None
+            raise _too_large(length)
+
+
+class CappedWebSocket(websocket.WebSocket):
+    """websocket-client's connection, with MAX_MESSAGE_BYTES on each message (it has no limit of its own)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.frame_buffer = _CappedFrames(self._recv, self.frame_buffer.skip_utf8_validation)
+        self.cont_frame = _CappedMessages(self.cont_frame.fire_cont_frame, self.cont_frame.skip_utf8_validation)
+
+    def recv_data_frame(self, control_frame: bool = False) -> tuple[int, websocket.ABNF]:
+        try:
+            return super().recv_data_frame(control_frame)
+        except MessageTooLarge:
+            # Closed at once: the server, still sending the rest, hears that nobody listens.
+            self.shutdown()  # type: ignore[no-untyped-call]
+            raise
+
+
+class _Client(socketio.Client):  # type: ignore[misc]
+    """python-socketio's client, ignoring the messages it cannot decode instead of failing on each of them."""
+
+    _binary_packet: Any
+
+    def __init__(self, base_url: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs, websocket_extra_options={"class_": CappedWebSocket})
+        self._base_url = base_url
+
+    def _handle_eio_message(self, data: Any) -> None:
+        # InvokeAI sends only text events; a binary one would be held waiting for attachments without end.
+        if not isinstance(data, str):
+            logger.info("InvokeAI events at %s: a binary message ignored.", self._base_url)
+            return
+        try:
+            super()._handle_eio_message(data)
+        except (ValueError, TypeError, RecursionError) as exc:
+            logger.info("InvokeAI events at %s: a malformed message ignored (%s): %.100r", self._base_url, exc, data)
+        if self._binary_packet is not None:
+            self._binary_packet = None
+            logger.info("InvokeAI events at %s: a message with binary attachments ignored.", self._base_url)
 
 
 class EventStream:
@@ -85,6 +165,9 @@ class EventStream:
                 self._session()
             except Exception as exc:  # any failure of one connection means: try again later
                 logger.info("InvokeAI events at %s: %s", self.base_url, exc)
+            else:
+                if not self._stop.is_set():
+                    logger.info("InvokeAI events at %s: the connection was lost.", self.base_url)
             if time.monotonic() - began > STABLE_AFTER:
                 delay = RECONNECT_FIRST
             if self._stop.wait(delay):
@@ -106,7 +189,7 @@ class EventStream:
     def _session(self) -> None:
         if reason := self._refusal():
             raise ConnectionRefusedError(f"not connecting: {reason}")
-        client = socketio.Client(reconnection=False, handle_sigint=False)
+        client = _Client(self.base_url, reconnection=False, handle_sigint=False)
         for name in EVENTS:
             client.on(name, self._handler(name))
         client.on("disconnect", lambda *args: self.connected.clear())

@@ -45,11 +45,13 @@ def test_create_a_step_and_follow_it_to_its_images(api, session_id, body, follow
     assert response["Location"] == accepted["status_url"] == f"/api/generation/steps/{accepted['id']}/status"
 
     running = api.get(accepted["status_url"]).json()
-    assert (running["status"], running["progress"], running["images"]) == ("running", 0, [])
+    assert (running["status"], running["images"]) == ("running", [])
+    assert running["progress"] == {"percent": 0, "images_finished": 0, "images_total": 2, "items": []}
 
     follow(accepted["id"])
     status = api.get(f"/api/generation/steps/{accepted['id']}/status/").json()
-    assert (status["status"], status["progress"], status["error_message"]) == ("completed", 100, "")
+    assert (status["status"], status["error_message"]) == ("completed", "")
+    assert status["progress"] == {"percent": 100, "images_finished": 2, "images_total": 2, "items": []}
     assert status["retrieval_stats"] == {"pending": 0, "completed": 2, "failed": 0}
     assert [image["seed"] for image in status["images"]] == [42, 43]
     image = status["images"][0]
@@ -161,3 +163,16 @@ def test_anonymous_callers_get_401(anon_api):
     assert anon_api.get("/api/generation/sessions/").status_code == 401
     assert anon_api.post("/api/generate", {}, format="json").status_code == 401
     assert not GenerationStep.objects.exists()
+
+
+def test_the_schema_documents_the_step_s_progress_object_with_a_running_example(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = schema["components"]["schemas"]
+    assert components["Step"]["properties"]["progress"]["allOf"] == [{"$ref": "#/components/schemas/StepProgress"}]
+    progress = components["StepProgress"]["properties"]
+    assert set(progress) == {"percent", "images_finished", "images_total", "items"}
+    assert progress["items"]["items"] == {"$ref": "#/components/schemas/LiveItem"}
+    assert "preview_url" in components["LiveItem"]["properties"]
+    answer = schema["paths"]["/api/generation/steps/{id}/status/"]["get"]["responses"]["200"]["content"]
+    [example] = answer["application/json"]["examples"].values()
+    assert example["value"]["progress"]["items"][0]["preview_url"].startswith("/api/generation/steps/42/previews/")

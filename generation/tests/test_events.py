@@ -110,6 +110,74 @@ def test_a_dropped_connection_is_made_again_and_subscribed(invokeai, stream):
     wait_until(lambda: stream.connected.is_set() and invokeai.sockets == 1, "second connection", timeout=15)
 
 
+def _probe(invokeai, stream, tag: str) -> None:
+    """A plain event after a hostile one still arrives (on the same connection unless said otherwise)."""
+    invokeai.emit_event("queue_item_status_changed", {"tag": tag})
+    wait_until(lambda: any(payload.get("tag") == tag for _, payload in stream.received), f"event after {tag}")
+
+
+@pytest.mark.parametrize(
+    ("send", "logged"),
+    [
+        (lambda fake: fake.emit_raw("2[not json"), "a malformed message ignored"),
+        (lambda fake: fake.emit_raw("2" + "[" * 100_000), "a malformed message ignored (maximum recursion depth"),
+        (lambda fake: fake.emit_raw('9"what"'), "a malformed message ignored"),
+        (lambda fake: fake.emit_raw(b"\x00\x01binary"), "a binary message ignored"),
+        (lambda fake: fake.emit_event("invocation_progress", b"\x89PNG" * 10), "binary attachments ignored"),
+        (lambda fake: fake.emit_event("invocation_progress", [1, 2]), "without a payload object"),
+        (lambda fake: fake.emit_event("invocation_complete", "x" * 500_000), "without a payload object"),
+        (lambda fake: fake.emit_raw('2["queue_items_canceled"]'), "without a payload object"),
+        (lambda fake: fake.emit_event("invocation_progress", None), "without a payload object"),
+    ],
+    ids=[
+        "not-json",
+        "nested-too-deep",
+        "unknown-packet",
+        "binary-frame",
+        "attachments",
+        "list",
+        "huge-string",
+        "no-payload",
+        "null",
+    ],
+)
+def test_a_malformed_message_is_ignored_with_a_log_line_and_the_connection_stays(
+    invokeai, stream, caplog, send, logged
+):
+    caplog.set_level("INFO", logger="backends.invokeai.events")
+    send(invokeai)
+    _probe(invokeai, stream, "after")
+    assert stream.connected.is_set() and invokeai.sockets == 1
+    assert logged in caplog.text
+    assert [payload for _, payload in stream.received] == [{"tag": "after"}]
+
+
+def test_a_message_past_the_limit_is_refused_unread_and_the_connection_made_again(invokeai, stream, caplog):
+    from backends.invokeai import events as socket_events
+
+    caplog.set_level("INFO", logger="backends.invokeai.events")
+    invokeai.emit_event("invocation_progress", {"batch_id": "b", "item_id": 1, "pad": "x" * (2 << 20)})
+    wait_until(lambda: "refused (at most 1048576)" in caplog.text, "refusal")
+    wait_until(lambda: stream.connected.is_set() and invokeai.sockets == 1, "second connection", timeout=15)
+    _probe(invokeai, stream, "after")
+    assert all(name != "invocation_progress" for name, _ in stream.received)
+    # Just under the limit is an event like any other.
+    invokeai.emit_event("queue_item_status_changed", {"pad": "x" * (socket_events.MAX_MESSAGE_BYTES - 100)})
+    wait_until(lambda: any("pad" in payload for _, payload in stream.received), "the event under the limit")
+
+
+def test_a_message_in_fragments_is_held_to_the_limit_as_a_whole():
+    from websocket import ABNF
+
+    from backends.invokeai.events import MAX_MESSAGE_BYTES, CappedWebSocket, MessageTooLarge
+
+    socket = CappedWebSocket()
+    half = MAX_MESSAGE_BYTES // 2 + 1
+    socket.cont_frame.add(ABNF(fin=0, opcode=ABNF.OPCODE_TEXT, data=b"x" * half))
+    with pytest.raises(MessageTooLarge):
+        socket.cont_frame.add(ABNF(fin=1, opcode=ABNF.OPCODE_CONT, data=b"x" * half))
+
+
 def test_multiuser_sockets_need_the_login_token(settings):
     from testing.fake_invokeai import FakeInvokeAI
 
@@ -148,19 +216,21 @@ def test_progress_moves_with_each_denoising_step_and_previews_replace_themselves
     step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=2, steps=4))
     first = step.item_ids[0]
     client.force_login(user)
-    seen_progress, seen_previews = [], []
+    seen_progress, seen_items, seen_previews = [], [], []
     for _ in range(4):
         assert "progress" in feed(clock=2)
-        step.refresh_from_db()
-        seen_progress.append(step.progress)
-        body = client.get(f"/api/generation/steps/{step.pk}/status").json()
-        [live] = body["live_items"]
+        progress = client.get(f"/api/generation/steps/{step.pk}/status").json()["progress"]
+        seen_progress.append(progress["percent"])
+        [live] = progress["items"]
+        seen_items.append(live["percent"])
+        assert (progress["images_finished"], progress["images_total"]) == (0, 2)
         assert (live["item_id"], live["index"], live["message"]) == (first, 0, "Denoising")
         preview = client.get(live["preview_url"])
         assert preview.status_code == 200 and preview["Content-Type"] == "image/jpeg"
         seen_previews.append(Image.open(io.BytesIO(b"".join(preview.streaming_content))).getpixel((0, 0)))
     # Two images: each of the first one's four denoising steps is an eighth of the step.
     assert seen_progress == [12, 25, 37, 50]
+    assert seen_items == [25, 50, 75, 100]
     assert len(set(seen_previews)) == 4
     assert _has_preview(step, first)
 
@@ -171,7 +241,7 @@ def test_progress_moves_with_each_denoising_step_and_previews_replace_themselves
     # The real image replaced the preview.
     assert not _has_preview(step, first)
     assert not ItemProgress.objects.filter(step=step, item_id=first).exists()
-    assert [item["item_id"] for item in client.get(f"/api/generation/steps/{step.pk}/").json()["live_items"]] == []
+    assert client.get(f"/api/generation/steps/{step.pk}/").json()["progress"]["items"] == []
 
     assert feed(clock=10)[-1] == "step ended"
     step.refresh_from_db()
@@ -278,6 +348,106 @@ def test_hostile_progress_events_change_nothing_but_what_is_valid(invokeai, sd1,
     assert step.progress <= 100 and step.item_results == {}
 
 
+def _png_declaring(width: int, height: int) -> str:
+    """A PNG of a few bytes whose header says width x height: decoding it would take width * height * 3 bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    png = (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    )
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+@pytest.mark.parametrize(
+    ("data_url", "reason"),
+    [
+        (_data_url("PNG", (8, 8)).replace("image/png", "image/jpeg", 1), "cannot identify"),
+        (_data_url("JPEG", (8, 8)).replace("image/jpeg", "image/png", 1), "cannot identify"),
+        (_data_url("JPEG", (8, 8)).replace("image/jpeg", "image/webp", 1), "cannot identify"),
+        (_png_declaring(60_000, 60_000), "decompression bomb"),
+        (_png_declaring(9_000, 9_000), "9000x9000"),
+        (_png_declaring(513, 8), "513x8"),
+        ("data:image/jpeg;base64," + "A" * (previews.MAX_DATA_URL + 1), "characters"),
+        ("data:image/svg+xml;base64,PHN2Zy8+", "not an image data URL"),
+    ],
+    ids=["png-as-jpeg", "jpeg-as-png", "jpeg-as-webp", "bomb", "large", "too-wide", "too-long", "svg"],
+)
+def test_a_preview_that_is_not_the_small_image_it_says_is_refused_before_decoding(data_url, reason):
+    with pytest.raises(previews.BadPreview, match=reason):
+        previews.preview_encode(data_url)
+
+
+def test_a_preview_at_the_limits_is_taken():
+    jpeg = previews.preview_encode(_data_url("JPEG", (previews.MAX_SIDE, 16)))
+    with Image.open(io.BytesIO(jpeg)) as image:
+        assert image.size == (previews.MAX_SIDE, 16)
+
+
+def test_hostile_events_over_the_socket_leave_the_step_to_finish_as_it_would(
+    invokeai, sd1, session, stream, enqueued, user, caplog, django_capture_on_commit_callbacks
+):
+    """Wrong types, huge strings and ids, booleans for ids, unhashable ids: handled as the listener does (its
+    queue, then event_handle), they change nothing; the step's own events then end it."""
+    caplog.set_level("INFO")
+    step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=2))
+    first = step.item_ids[0]
+    ours = {"batch_id": step.batch_id, "item_id": first}
+    hostile = [
+        ("invocation_progress", {**ours, "percentage": "x" * 100_000, "message": "y" * 100_000}),
+        ("invocation_progress", {**ours, "percentage": 50, "image": ["data:image/jpeg;base64,"]}),
+        ("invocation_progress", {"batch_id": ["a"], "item_id": {"b": 1}, "percentage": 0.5}),
+        ("invocation_progress", {"batch_id": step.batch_id * 10_000, "item_id": first, "percentage": 0.5}),
+        ("invocation_progress", {**ours, "item_id": 10**40, "percentage": 0.5}),
+        ("invocation_complete", {**ours, "invocation_source_id": ["output"], "result": {"image": {}}}),
+        ("invocation_complete", {**ours, "invocation_source_id": "output", "result": {"image": {"image_name": [1]}}}),
+        ("queue_item_status_changed", {**ours, "status": {"completed": True}}),
+        ("queue_item_status_changed", {**ours, "item_id": True, "status": "completed"}),
+        ("queue_items_canceled", {"canceled_item_ids": [True, "1", None, 10**40, -first]}),
+        ("queue_items_canceled", {"canceled_item_ids": "everything"}),
+    ]
+
+    def handle_as_the_listener(received):
+        queue = events.EventQueue(invokeai.url)
+        for name, payload in received:
+            queue.put(name, payload)
+        queue.stop()
+        with django_capture_on_commit_callbacks(execute=True):
+            queue.run()
+            queue.run(progress=True)
+
+    for name, payload in hostile:
+        invokeai.emit_event(name, payload)
+    _probe(invokeai, stream, "after")
+    handle_as_the_listener(stream.received)
+    step.refresh_from_db()
+    assert (step.status, step.progress, step.item_results, step.images_retrieved) == (Status.RUNNING, 0, {}, 0)
+    assert not ItemProgress.objects.filter(step=step).exclude(percent=0).exists()
+    assert "Traceback" not in caplog.text
+
+    # The real events, through the same connection and queue, still make the step.
+    invokeai.clock.advance(10)
+    invokeai.pump()
+    wait_until(lambda: all(sent in stream.received for sent in invokeai.events_sent), "the real events")
+    handle_as_the_listener(stream.received)
+    step.refresh_from_db()
+    assert (step.status, step.images_retrieved) == (Status.COMPLETED, 2)
+
+
+def test_a_flood_of_events_is_capped_in_memory_with_one_log_line(monkeypatch, caplog):
+    monkeypatch.setattr(events, "MAX_WAITING", 5)
+    queue = events.EventQueue("http://invokeai")
+    for n in range(20):
+        queue.put("queue_item_status_changed", {"n": n})
+        queue.put("invocation_progress", {"batch_id": "b", "item_id": n})
+    assert len(queue._urgent) == len(queue._progress) == 5
+    assert caplog.text.count("events waiting; dropping more") == 1
+
+
 def test_a_preview_is_encoded_again_as_a_small_jpeg():
     jpeg = previews.preview_encode(_data_url("PNG", (32, 16)))
     with Image.open(io.BytesIO(jpeg)) as image:
@@ -332,7 +502,7 @@ def test_the_output_event_stores_the_image_before_the_item_is_marked_completed(
     assert (alternative.item_id, alternative.photo.seed, alternative.photo.is_available) == (step.item_ids[0], 77, True)
 
 
-def test_the_queue_hands_on_urgent_events_first_and_only_the_latest_progress_of_an_item(monkeypatch):
+def test_the_queue_hands_on_events_in_order_and_only_the_latest_progress_of_an_item_in_its_own_lane(monkeypatch):
     handled = []
     monkeypatch.setattr(events, "event_handle", lambda *, name, payload: handled.append((name, payload["n"])))
     queue = events.EventQueue("http://invokeai")
@@ -343,12 +513,31 @@ def test_the_queue_hands_on_urgent_events_first_and_only_the_latest_progress_of_
     queue.put("invocation_complete", {"batch_id": "b", "item_id": 1, "n": 6})
     queue.stop()
     queue.run()
-    assert handled == [
-        ("queue_item_status_changed", 5),
-        ("invocation_complete", 6),
-        ("invocation_progress", 2),
-        ("invocation_progress", 9),
-    ]
+    assert handled == [("queue_item_status_changed", 5), ("invocation_complete", 6)]
+    handled.clear()
+    queue.run(progress=True)
+    assert handled == [("invocation_progress", 2), ("invocation_progress", 9)]
+
+
+def test_a_preview_does_not_wait_behind_an_image_being_stored(monkeypatch):
+    """InvokeAI sends the next image's first preview as it saves the one before: storing that one (a download)
+    must not hold the preview back."""
+    storing, handled = threading.Event(), []
+
+    def handle(*, name, payload):
+        if name == "invocation_complete":
+            storing.wait(10)
+        handled.append(name)
+
+    monkeypatch.setattr(events, "event_handle", handle)
+    queue = events.EventQueue("http://invokeai")
+    queue.start()
+    queue.put("invocation_complete", {"batch_id": "b", "item_id": 1})
+    queue.put("invocation_progress", {"batch_id": "b", "item_id": 2})
+    wait_until(lambda: handled == ["invocation_progress"], "the preview handled while the image is stored")
+    storing.set()
+    wait_until(lambda: handled == ["invocation_progress", "invocation_complete"], "the image stored")
+    queue.stop()
 
 
 def test_a_failing_event_does_not_stop_the_others(monkeypatch):

@@ -214,9 +214,10 @@ class Collected:
 
 
 def test_events_move_progress_through_every_denoising_step_and_bring_previews(
-    real, user, monkeypatch, django_capture_on_commit_callbacks
+    real, user, client, monkeypatch, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(events, "PREVIEW_EVERY", 0)
+    client.force_login(user)
     sd1 = CachedModel.objects.get(name="tiny-sd1")
     session = services.session_create(owner=user)
     steps = 6
@@ -229,6 +230,7 @@ def test_events_move_progress_through_every_denoising_step_and_bring_previews(
         percents: dict[int, set[int]] = {item_id: set() for item_id in step.item_ids}
         step_progress: list[int] = []
         previews_seen: set[tuple[int, int]] = set()
+        served_previews: set[str] = set()
         outcomes: list[str] = []
         deadline = time.monotonic() + 300
         while GenerationStep.objects.get(pk=step.pk).status == "running":
@@ -240,7 +242,15 @@ def test_events_move_progress_through_every_denoising_step_and_bring_previews(
                     percents[row.item_id].add(row.percent)
                     if row.preview_at and storage.absolute(storage.preview_path(step.pk, row.item_id)).exists():
                         previews_seen.add((row.item_id, int(row.preview_at.timestamp() * 1000)))
-                step_progress.append(GenerationStep.objects.get(pk=step.pk).progress)
+                # What an API client sees: the status's progress object, each running item's preview URL.
+                progress = client.get(f"/api/generation/steps/{step.pk}/status").json()["progress"]
+                step_progress.append(progress["percent"])
+                for item in progress["items"]:
+                    percents[item["item_id"]].add(item["percent"])
+                    served = client.get(item["preview_url"]) if item["preview_url"] else None
+                    # Read to the end, which closes the file; a 404 is an item that finished meanwhile.
+                    if served is not None and served.status_code == 200 and b"".join(served.streaming_content):
+                        served_previews.add(item["preview_url"])
             time.sleep(0.05)
     step = GenerationStep.objects.get(pk=step.pk)
     assert (step.status, step.images_retrieved, step.progress) == ("completed", 2, 100), step.error_message
@@ -251,6 +261,7 @@ def test_events_move_progress_through_every_denoising_step_and_bring_previews(
     # The step's progress moved with the denoising, never back.
     assert step_progress == sorted(step_progress) and len(set(step_progress)) > steps
     assert len({item_id for item_id, _ in previews_seen}) == 2 and len(previews_seen) >= steps
+    assert len(served_previews) >= steps, served_previews
     assert not ItemProgress.objects.filter(step=step).exists()
     assert not storage.absolute(f"previews/{step.pk}").exists()
 

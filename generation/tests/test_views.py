@@ -74,7 +74,7 @@ def test_a_new_session_starts_with_its_first_step(owner_client, invokeai, sd1, e
     step = session.steps.get()
     assert (step.status, step.batch_size, step.parameters["scheduler"]) == ("running", 2, "euler")
     page = owner_client.get(f"/studio/{session.pk}/").content.decode()
-    assert 'hx-trigger="every 500ms"' in page and "0 of 2 images finished" in page
+    assert 'hx-trigger="every 250ms"' in page and "0 of 2 images finished" in page
     # The composer remembers the model and steps for the next visit.
     assert 'name="steps" min="1" max="150" value="2"' in owner_client.get("/studio/").content.decode()
 
@@ -103,11 +103,11 @@ def test_the_step_panel_polls_until_the_step_is_done(owner_client, invokeai, sd1
     step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1))
     running = owner_client.get(f"/studio/steps/{step.pk}/?was=running", headers=HX)
     # While it runs, only the small live partial polls.
-    assert 'id="step-live"' in running.content.decode() and 'hx-trigger="every 500ms"' in running.content.decode()
+    assert 'id="step-live"' in running.content.decode() and 'hx-trigger="every 250ms"' in running.content.decode()
     assert "HX-Trigger" not in running
     follow(step.pk)
     done = owner_client.get(f"/studio/steps/{step.pk}/?was=running", headers=HX)
-    assert "every 1s" not in done.content.decode() and "every 500ms" not in done.content.decode()
+    assert "every 1s" not in done.content.decode() and "every 250ms" not in done.content.decode()
     assert json.loads(done["HX-Trigger"]) == {"step-finished": {}}
     assert done.content.decode().count('class="alternative"') == 4
 
@@ -120,7 +120,10 @@ def test_the_live_partial_shows_previews_then_hands_over_to_the_panel(
     monkeypatch.setattr(events, "PREVIEW_EVERY", 0)
     step = services.step_create(owner=user, session_id=session.pk, request=step_request(sd1, batch_size=2, steps=4))
     panel = owner_client.get(f"/studio/steps/{step.pk}/", headers=HX).content.decode()
-    version = re.search(r'live/\?v=([^"]+)"', panel).group(1)
+    version, state = re.search(r'live/\?v=([^"&]+)&amp;s=([^"]+)"', panel).groups()
+    # Nothing has changed: nothing to draw or swap.
+    unchanged = owner_client.get(f"/studio/steps/{step.pk}/live/?v={version}&s={state}", headers=HX)
+    assert (unchanged.status_code, unchanged.content) == (204, b"")
 
     def deliver(seconds):
         invokeai.clock.advance(seconds)
@@ -132,9 +135,13 @@ def test_the_live_partial_shows_previews_then_hands_over_to_the_panel(
 
     deliver.seen = 0
     deliver(0.5)
-    live = owner_client.get(f"/studio/steps/{step.pk}/live/?v={version}", headers=HX)
+    live = owner_client.get(f"/studio/steps/{step.pk}/live/?v={version}&s={state}", headers=HX)
     body = live.content.decode()
-    assert "HX-Retarget" not in live
+    assert live.status_code == 200 and "HX-Retarget" not in live
+    new_state = re.search(r'live/\?v=[^"&]+&amp;s=([^"]+)"', body).group(1)
+    assert new_state != state
+    again = owner_client.get(f"/studio/steps/{step.pk}/live/?v={version}&s={new_state}", headers=HX)
+    assert again.status_code == 204
     assert f'src="/api/generation/steps/{step.pk}/previews/{step.item_ids[0]}?v=' in body
     assert 'class="item-progress" max="100" value="50"' in body
     assert 'id="step-progress" hx-swap-oob="true"' in body and 'value="25"' in body

@@ -276,8 +276,15 @@ class Stack:
         return self.get("/api/backend/status")["worker"]
 
     def page(self, path: str) -> str:
-        """A page as the owner's browser gets it, with a session made the way `Client.force_login` makes one
-        (the login page itself needs the static files' manifest)."""
+        """A page as the owner's browser gets it (the login page itself needs the static files' manifest)."""
+        response = requests.get(
+            f"{self.url}{path}", cookies={"sessionid": self.session_cookie()}, timeout=30, allow_redirects=False
+        )
+        assert response.status_code == 200, (path, response.status_code)
+        return response.text
+
+    def session_cookie(self) -> str:
+        """The owner's session cookie, made the way `Client.force_login` makes one."""
         make_session = (
             "from django.contrib import auth; from django.contrib.sessions.backends.db import SessionStore; "
             f"user = auth.get_user_model().objects.get(username={USERNAME!r}); session = SessionStore(); "
@@ -285,7 +292,4 @@ class Stack:
             "session[auth.BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'; session.create(); "
             "print(session.session_key)"
         )
-        cookie = self.manage("shell", "-v0", "-c", make_session, check=True).stdout.strip()
-        response = requests.get(f"{self.url}{path}", cookies={"sessionid": cookie}, timeout=30, allow_redirects=False)
-        assert response.status_code == 200, (path, response.status_code)
-        return response.text
+        return self.manage("shell", "-v0", "-c", make_session, check=True).stdout.strip()

@@ -238,7 +238,8 @@ def test_eight_steps_on_two_workers_are_all_followed_and_queued_tasks_still_run_
 
     def ended():
         bodies = [stack.get(f"/api/generation/steps/{step_id}/") for step_id in steps]
-        previews.update(item["preview_url"] for body in bodies for item in body["live_items"] if item["preview_url"])
+        running = [item for body in bodies for item in body["progress"]["items"]]
+        previews.update(item["preview_url"] for item in running if item["preview_url"])
         return all(body["status"] != "running" for body in bodies) and bodies
 
     done = wait_for(ended, "the eight steps' end", timeout=STEPS_AT_ONCE * SECONDS_PER_IMAGE + 120, every=1)
@@ -264,7 +265,7 @@ def test_a_killed_events_listener_is_started_again_and_the_step_loses_nothing(st
     def step():
         return stack.get(f"/api/generation/steps/{step_id}/")
 
-    wait_for(lambda: any(item["preview_url"] for item in step()["live_items"]), "a first preview", timeout=60)
+    wait_for(lambda: any(item["preview_url"] for item in step()["progress"]["items"]), "a first preview", timeout=60)
     listener = stack.events_listener()
     restarts = stack.worker()["restarts"]
     listener.kill()
@@ -274,5 +275,5 @@ def test_a_killed_events_listener_is_started_again_and_the_step_loses_nothing(st
     wait_for(lambda: invokeai.sockets == 1, "the new listener's socket", timeout=30)
     done = wait_for(lambda: (body := step())["status"] != "running" and body, "the step's end", timeout=120)
     assert (done["status"], done["images_retrieved"], done["images_failed"]) == ("completed", 4, 0)
-    assert len({image["id"] for image in done["images"]}) == 4 and done["live_items"] == []
+    assert len({image["id"] for image in done["images"]}) == 4 and done["progress"]["items"] == []
     assert len(invokeai.items) == 4
