@@ -9,6 +9,7 @@ django-q2 worker runs: the test plays the follower (see test_browser.py).
 from __future__ import annotations
 
 import pytest
+from django.db.models import F
 from playwright.sync_api import expect
 
 from backends.models import BackendSettings, PodSession
@@ -230,6 +231,17 @@ def test_generate_from_a_generated_photo_starts_from_its_recipe(
     assert (made.parameters["width"], made.parameters["height"], made.prompt) == (96, 64, step.prompt)
 
 
+def live_poll_answered(page, event: str) -> None:
+    """Wait (5 s at most) for the next `event` of the running step's live partial."""
+    page.evaluate(
+        """(event) => new Promise((done, fail) => {
+             setTimeout(() => fail(new Error(`no ${event} of the live partial within 5 s`)), 5000);
+             document.addEventListener(event, (e) => { if (e.detail.elt.id === "step-live") done(); });
+           })""",
+        event,
+    )
+
+
 @SIZES
 def test_placeholders_fit_their_column_and_generate_is_disabled_while_sending(
     logged_in_page, live_server, invokeai, enqueued, sd1, viewport, user
@@ -253,13 +265,16 @@ def test_placeholders_fit_their_column_and_generate_is_disabled_while_sending(
     squares_fit()
     shot(page, "generating")
 
-    # While a step is sent (InvokeAI holds the enqueue), Generate cannot be pressed again, not even after the
-    # running step's panel has polled and settled meanwhile.
+    # While a step is sent (InvokeAI holds the enqueue), Generate cannot be pressed again: not after the running
+    # step's live partial has polled unchanged (204), nor after it has moved on and been drawn again meanwhile.
     hold = invokeai.hold_requests(r"/enqueue_batch$")
     generate = page.get_by_role("button", name="Generate")
     generate.click()
     hold.wait_reached()
-    page.evaluate("() => new Promise((done) => document.addEventListener('htmx:afterSettle', done, {once: true}))")
+    live_poll_answered(page, "htmx:afterRequest")
+    expect(generate).to_be_disabled()
+    GenerationStep.objects.filter(pk=step.pk).update(progress=F("progress") + 5)
+    live_poll_answered(page, "htmx:afterSettle")
     expect(generate).to_be_disabled()
     page.locator("input[name=width]").press("Enter")
     hold.release()
