@@ -60,9 +60,16 @@ test-postgres: $(VENV)/.installed-dev
 	echo "PostgreSQL pass on $$url"; \
 	DATABASE_URL="$$url" $(BIN)/pytest $(PYTEST_ARGS)
 
-# The suite again with django-q2 on Redis (REDIS_URL, default a Redis on 127.0.0.1, db 9): .ci/run runs it.
+# The tests whose tasks go through django-q2's broker once more with it on Redis (REDIS_URL, default a Redis on
+# 127.0.0.1, db 9): the worker's (its process tests run whole stacks on it: kills, restarts, eight steps), and
+# those that enqueue or schedule for real (pods, model installs, board imports, the schedules). The rest never
+# reach the broker: the whole suite again took CI's time for nothing. .ci/run runs it.
+REDIS_TESTS := worker/tests backends/tests gallery_project/tests/test_checks_and_schedules.py \
+	generation/tests/test_model_installs.py generation/tests/test_library_pages.py generation/tests/test_queue.py \
+	generation/tests/test_flow.py albums/tests/test_boards.py photos/tests/test_ai_recipe.py
 test-redis: $(VENV)/.installed-dev
-	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/9}" DATABASE_URL=sqlite://:memory: $(BIN)/pytest $(PYTEST_ARGS)
+	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/9}" DATABASE_URL=sqlite://:memory: \
+		$(BIN)/pytest -m "not browser" $(REDIS_TESTS) $(PYTEST_ARGS)
 
 # The tests of everything that touches photo files once more, each test's photo store a bucket of its own on a
 # local S3 (moto in server mode on 127.0.0.1, TEST_MEDIA=s3; conftest.py): uploads, renditions, serving, the ZIP,
