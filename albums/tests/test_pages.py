@@ -154,3 +154,16 @@ def test_admin_pages_do_not_grow_with_photos_or_albums(owner_client, album, user
     assert {url: _queries(owner_client, url) for url in (change, changelist)} == small
     assert owner_client.get(change).content.decode().count("/thumbnail") == 22
     assert owner_client.get("/admin/albums/sharelink/").status_code == 200
+
+
+def test_album_pages_show_every_alternative_of_a_step_not_a_stack(owner_client, album, user):
+    """The main grid stacks a step's alternatives; an album and Uncategorized list each photo they hold."""
+    from photos.tests.test_grid import step_photos
+
+    in_album, loose = step_photos(3), step_photos(2)
+    services.album_add_photos(owner=user, album_id=album.pk, photo_ids=[photo.pk for photo in in_album])
+    album_page = owner_client.get(f"/albums/{album.pk}/").content.decode()
+    uncategorized = owner_client.get("/albums/uncategorized/").content.decode()
+    assert all(str(photo.pk) in album_page for photo in in_album)
+    assert all(str(photo.pk) in uncategorized for photo in loose)
+    assert "stack-count" not in album_page and "stack-count" not in uncategorized
