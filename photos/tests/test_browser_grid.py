@@ -161,3 +161,15 @@ def test_justified_rows_keep_every_photo_whole_and_are_remembered(sized_page, li
     expect(page.get_by_role("button", name="Whole photos")).to_have_attribute("aria-pressed", "true")
     page.get_by_role("button", name="Whole photos").click()
     expect(grid).to_have_class("grid zoom-m")
+
+
+def test_on_a_phone_the_toolbar_leaves_most_of_the_first_screen_to_the_photos(sized_page, live_server, upload):
+    page = sized_page
+    upload("one.jpg", image_bytes(color=(90, 30, 160)))
+    page.goto(f"{live_server.url}/")
+    top = page.locator("#grid .tile").first.bounding_box()["y"]
+    # Every control stays on the page, in rows short enough that the first photos start high on the first screen.
+    assert top < page.viewport_size["height"] * 0.4, top
+    for name in ("Larger tiles", "Smaller tiles", "Whole photos", "Select"):
+        expect(page.get_by_role("button", name=name)).to_be_visible()
+    expect(page.get_by_label("Every alternative")).to_be_visible()

@@ -26,6 +26,8 @@ def test_concurrent_pages_that_group_by_month_all_answer(live_server, owner_clie
     cookies = {"sessionid": owner_client.cookies["sessionid"].value}
     with ThreadPoolExecutor(8) as pool:
         answers = list(
-            pool.map(lambda _: requests.get(f"{live_server.url}/timeline/months/", cookies=cookies, timeout=30), range(40))
+            pool.map(
+                lambda _: requests.get(f"{live_server.url}/timeline/months/", cookies=cookies, timeout=30), range(40)
+            )
         )
     assert {answer.status_code for answer in answers} == {200}
