@@ -3,6 +3,7 @@
 import os
 import tempfile
 import uuid
+from pathlib import Path
 
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="gallery-test-"))
 os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
@@ -31,4 +32,4 @@ INVOKEAI_LOCAL_URL = "http://127.0.0.1:9"
 # mutex holding the GIL): a browser test then hangs the whole run, past any timeout. A file gives each thread its
 # own connection, as PostgreSQL does.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.mkdtemp(prefix="gallery-test-db-"), "test.sqlite3")}  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.mkdtemp(prefix="gallery-test-db-")) / "test.sqlite3")}  # noqa: F405
