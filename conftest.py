@@ -253,19 +253,6 @@ def page(browser, request):
     assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
-# A browser test has been seen to hang, rarely and only on a loaded machine, with Chromium idle and Playwright
-# waiting (cause not found yet). It is stopped well before the global timeout and run once more, and only when it
-# timed out: any other failure still fails at once.
-BROWSER_TIMEOUT = 300
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("browser"):
-            item.add_marker(pytest.mark.timeout(BROWSER_TIMEOUT))
-            item.add_marker(pytest.mark.flaky(reruns=1, only_rerun=["Timeout"]))
-
-
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     report = yield
