@@ -5,6 +5,9 @@ The page and its forms are for staff only; the badge is on everyone's pages, wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,9 +21,22 @@ from gallery_project.permissions import staff_required
 
 from . import costs, pods, selectors, services
 from .forms import ApiKeyForm, BackendAddForm, BackendSettingsForm, PodStartForm
-from .models import PodSession
+from .models import Backend, PodSession
 
 HISTORY_SIZE = 25
+
+_T = TypeVar("_T")
+
+
+def _act(request: HttpRequest, action: Callable[[], _T], said: Callable[[_T], str]) -> HttpResponse:
+    """Do `action`, then back to the page saying what it did (`said` of its result), or why it was refused."""
+    try:
+        result = action()
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, said(result))
+    return redirect("backends:page")
 
 
 def _page_context(**extra) -> dict:
@@ -64,11 +80,7 @@ def badge(request: HttpRequest) -> HttpResponse:
 @require_POST
 @staff_required
 def mode_set(request: HttpRequest) -> HttpResponse:
-    try:
-        messages.info(request, services.backend_mode_set(mode=request.POST.get("mode", "")))
-    except AppError as exc:
-        messages.error(request, exc.message)
-    return redirect("backends:page")
+    return _act(request, lambda: services.backend_mode_set(mode=request.POST.get("mode", "")), str)
 
 
 @require_POST
@@ -78,47 +90,36 @@ def pod_start(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "That GPU type cannot be sent to RunPod.")
         return redirect("backends:page")
-    try:
-        session = pods.pod_start(**form.cleaned_data)
-    except AppError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.info(
-            request,
-            f"Starting a pod with a {session.gpu_type}. Remote mode is on: the studio generates on the pod once it "
-            "is ready.",
-        )
-    return redirect("backends:page")
+    return _act(
+        request,
+        lambda: pods.pod_start(**form.cleaned_data),
+        lambda session: (
+            f"Starting a pod with a {session.gpu_type}. Remote mode is on: the studio generates on the "
+            "pod once it is ready."
+        ),
+    )
 
 
 @require_POST
 @staff_required
 def pod_stop(request: HttpRequest) -> HttpResponse:
-    try:
-        session = pods.pod_stop()
-    except AppError as exc:
-        messages.error(request, exc.message)
-    else:
+    def said(session: PodSession) -> str:
         local = f"Back to the local InvokeAI at {services.backend_settings_get().effective_local_url}."
         if session.state == PodSession.State.STOPPING:
-            messages.info(
-                request, f"Stopping the pod; RunPod has not confirmed it yet, the app keeps checking. {local}"
-            )
-        else:
-            messages.info(request, f"The pod is stopped. {local}")
-    return redirect("backends:page")
+            return f"Stopping the pod; RunPod has not confirmed it yet, the app keeps checking. {local}"
+        return f"The pod is stopped. {local}"
+
+    return _act(request, pods.pod_stop, said)
 
 
 @require_POST
 @staff_required
 def pod_terminate(request: HttpRequest, pod_id: str) -> HttpResponse:
-    try:
-        pods.pod_terminate_stopped(pod_id=pod_id)
-    except AppError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.info(request, f"Pod {pod_id} and its volume disk are deleted.")
-    return redirect("backends:page")
+    return _act(
+        request,
+        lambda: pods.pod_terminate_stopped(pod_id=pod_id),
+        lambda _: f"Pod {pod_id} and its volume disk are deleted.",
+    )
 
 
 @require_POST
@@ -141,13 +142,11 @@ def api_key_save(request: HttpRequest) -> HttpResponse:
         services.api_key_clear()
         messages.info(request, "The stored RunPod API key is removed.")
         return redirect("backends:page")
-    try:
-        services.api_key_set(api_key=form.cleaned_data["api_key"] if form.is_valid() else "")
-    except AppError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.info(request, "RunPod API key stored (encrypted).")
-    return redirect("backends:page")
+    return _act(
+        request,
+        lambda: services.api_key_set(api_key=form.cleaned_data["api_key"] if form.is_valid() else ""),
+        lambda _: "RunPod API key stored (encrypted).",
+    )
 
 
 @require_POST
@@ -168,23 +167,18 @@ def backend_add(request: HttpRequest) -> HttpResponse:
 @require_POST
 @staff_required
 def backend_update(request: HttpRequest, backend_id: int) -> HttpResponse:
-    try:
-        backend = services.backend_update(backend_id=backend_id, enabled=request.POST.get("enabled") == "true")
-    except AppError as exc:
-        messages.error(request, exc.message)
-    else:
+    def said(backend: Backend) -> str:
         what = "takes new steps again" if backend.enabled else "gets no new steps; the ones it has finish there"
-        messages.info(request, f"{backend.name} {what}.")
-    return redirect("backends:page")
+        return f"{backend.name} {what}."
+
+    return _act(
+        request,
+        lambda: services.backend_update(backend_id=backend_id, enabled=request.POST.get("enabled") == "true"),
+        said,
+    )
 
 
 @require_POST
 @staff_required
 def backend_remove(request: HttpRequest, backend_id: int) -> HttpResponse:
-    try:
-        services.backend_remove(backend_id=backend_id)
-    except AppError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.info(request, "Backend removed.")
-    return redirect("backends:page")
+    return _act(request, lambda: services.backend_remove(backend_id=backend_id), lambda _: "Backend removed.")
