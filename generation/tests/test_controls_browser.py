@@ -36,6 +36,22 @@ def pick(page, target: str, button: str) -> None:
     page.locator(f'img[data-preview="{target}"]:not([hidden])').wait_for()
 
 
+@pytest.fixture
+def outpaint_of(studio, live_server, gallery_photo):
+    """Open the studio on an outpaint of a new gallery photo of this size, by clicking; return the photo."""
+
+    def open_outpaint(size: tuple[int, int]) -> Photo:
+        photo = gallery_photo(size=size)
+        studio.goto(f"{live_server.url}/studio/")
+        studio.select_option("select[name=model_key]", label="tiny-sd1 · SD 1.x")
+        studio.fill("textarea[name=prompt]", "more of the coast")
+        studio.get_by_text("Outpaint", exact=True).click()
+        pick(studio, "init", "Choose a photo…")
+        return photo
+
+    return open_outpaint
+
+
 def test_a_controlnet_step_set_up_by_clicking(studio, live_server, gallery_photo, enqueued):
     page = studio
     photo = gallery_photo(size=(300, 200))
@@ -73,14 +89,9 @@ def test_a_controlnet_step_set_up_by_clicking(studio, live_server, gallery_photo
     shot(page, "controlnet-session")
 
 
-def test_an_outpaint_set_up_by_clicking(studio, live_server, gallery_photo, enqueued):
+def test_an_outpaint_set_up_by_clicking(studio, outpaint_of, live_server, enqueued):
     page = studio
-    photo = gallery_photo(size=(200, 160))
-    page.goto(f"{live_server.url}/studio/")
-    page.select_option("select[name=model_key]", label="tiny-sd1 · SD 1.x")
-    page.fill("textarea[name=prompt]", "more of the coast")
-    page.get_by_text("Outpaint", exact=True).click()
-    pick(page, "init", "Choose a photo…")
+    photo = outpaint_of((200, 160))
     page.fill("input[name=outpaint_right]", "64")
     page.select_option("select[name=infill]", "color")
     page.fill("input[name=batch_size]", "1")
@@ -153,14 +164,9 @@ def test_a_controlnet_step_with_an_uploaded_control_image_and_its_processed_imag
     shot(page, "controlnet-lightbox")
 
 
-def test_an_outpaint_to_an_aspect_ratio_set_up_by_clicking(studio, live_server, gallery_photo, enqueued):
+def test_an_outpaint_to_an_aspect_ratio_set_up_by_clicking(studio, outpaint_of, live_server, enqueued):
     page = studio
-    photo = gallery_photo(size=(160, 160))
-    page.goto(f"{live_server.url}/studio/")
-    page.select_option("select[name=model_key]", label="tiny-sd1 · SD 1.x")
-    page.fill("textarea[name=prompt]", "more of the coast")
-    page.get_by_text("Outpaint", exact=True).click()
-    pick(page, "init", "Choose a photo…")
+    photo = outpaint_of((160, 160))
     page.select_option("select[name=outpaint_aspect]", "16:9")
     # The ratio stands for the sides, which are then not to be typed in.
     expect(page.locator("input[name=outpaint_left]")).to_be_disabled()
