@@ -110,6 +110,8 @@ class BackendSettings(models.Model):
     # another URL says nothing about this one): how routing knows whether it has a step's model.
     model_hashes = models.JSONField(default=list, blank=True)
     models_url = models.CharField(max_length=500, blank=True)
+    # Whether that InvokeAI has PatchMatch for its infill (None: it did not say), read with its models.
+    patchmatch = models.BooleanField(null=True, blank=True)
 
     # GPU types RunPod listed the last time a start found no capacity: {"id", "name", "memory_gb"}.
     known_gpu_types = models.JSONField(default=list, blank=True)
@@ -266,6 +268,8 @@ class Backend(models.Model):
     queue_in_progress = models.PositiveIntegerField(default=0)
     model_hashes = models.JSONField(default=list, blank=True)
     models_listed_at = models.DateTimeField(null=True, blank=True)
+    # Whether it has PatchMatch for its infill (None: it did not say), read with its models.
+    patchmatch = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

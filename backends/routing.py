@@ -7,7 +7,10 @@ enqueued (which InvokeAI cannot count yet). Ties go to the InvokeAI in use, then
 keeps that URL (`GenerationStep.backend_url`): everything later for it (following, cancelling, downloading its
 images, its events) goes there.
 
-With no other backend this is `current_backend_url()` and one query more: the single-backend case is unchanged.
+With no other backend this is `current_backend_url()` and two queries more: the single-backend case is unchanged.
+
+A step that fills with PatchMatch goes only to one that said it has PatchMatch (`infill_methods` is what the
+studio may offer); every other infill runs on any InvokeAI 6.x.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from gallery_project.errors import Unavailable
+from gallery_project.errors import InvalidInput, Unavailable
 
 from . import manager
+from .invokeai import graphs
 from .invokeai.errors import InvokeAIError
 from .models import Backend, BackendSettings, PodSession
 
@@ -38,8 +42,12 @@ class Candidate:
     # The hashes of its models as last listed; None when not known (then it is assumed to have any model, and
     # the model check before enqueueing says otherwise).
     model_hashes: frozenset[str] | None
+    # Whether it has PatchMatch, as it last said; None when it did not say (then it is not sent PatchMatch steps).
+    patchmatch: bool | None = None
 
-    def has(self, needs: Iterable[str]) -> bool:
+    def has(self, needs: Iterable[str], *, patchmatch: bool = False) -> bool:
+        if patchmatch and not self.patchmatch:
+            return False
         return self.model_hashes is None or all(need in self.model_hashes for need in needs)
 
 
@@ -53,10 +61,19 @@ def candidates() -> tuple[list[Candidate], Unavailable | None]:
     except Unavailable as exc:
         problem = exc
     else:
-        # Only with others to choose from does the in-use one's model list matter.
-        row = BackendSettings.current() if others else None
-        hashes = frozenset(row.model_hashes) if row is not None and row.models_url == url else None
-        found.append(Candidate(url=url, name=IN_USE, backend_id=None, model_hashes=hashes))
+        row = BackendSettings.current()
+        # What the last model refresh read is about the InvokeAI then in use: it may have been another one.
+        listed = row.models_url == url
+        found.append(
+            Candidate(
+                url=url,
+                name=IN_USE,
+                backend_id=None,
+                # Only with others to choose from does the in-use one's model list matter.
+                model_hashes=frozenset(row.model_hashes) if others and listed else None,
+                patchmatch=row.patchmatch if listed else None,
+            )
+        )
     # Several pods at once: the ready ones beside the latest (the one in use) take steps too.
     if found and BackendSettings.current().backend_mode == BackendSettings.Mode.REMOTE:
         for pod in PodSession.objects.filter(state=PodSession.State.READY).exclude(pod_id="").order_by("created_at"):
@@ -70,10 +87,34 @@ def candidates() -> tuple[list[Candidate], Unavailable | None]:
             continue
         found.append(
             Candidate(
-                url=backend.url, name=backend.name, backend_id=backend.pk, model_hashes=frozenset(backend.model_hashes)
+                url=backend.url,
+                name=backend.name,
+                backend_id=backend.pk,
+                model_hashes=frozenset(backend.model_hashes),
+                patchmatch=backend.patchmatch,
             )
         )
     return found, problem
+
+
+@dataclass(frozen=True)
+class InfillMethods:
+    """The infill methods a new outpaint step may use: InvokeAI's, PatchMatch only where a backend has it."""
+
+    names: tuple[str, ...]
+    # No backend that may take the step said whether it has PatchMatch (a server before 6.9, or an answer that
+    # was no bool, too big or too late), so PatchMatch is left out without knowing it is missing.
+    patchmatch_unknown: bool = False
+
+
+def infill_methods() -> InfillMethods:
+    options, _ = candidates()
+    said = [option.patchmatch for option in options]
+    has_patchmatch = any(said)
+    return InfillMethods(
+        names=tuple(name for name in graphs.INFILLS if name != "patchmatch" or has_patchmatch),
+        patchmatch_unknown=not has_patchmatch and None in said,
+    )
 
 
 def choose(options: list[Candidate], *, load: Mapping[str, int]) -> Candidate:
@@ -81,8 +122,11 @@ def choose(options: list[Candidate], *, load: Mapping[str, int]) -> Candidate:
     return min(enumerate(options), key=lambda pair: (load.get(pair[1].url, 0), pair[0]))[1]
 
 
-def backend_choose(*, needs: Iterable[str] = (), pending: Callable[[], Mapping[str, int]] = dict) -> str:
-    """The URL a new step goes to: a backend with every model hash in `needs`, and the shortest queue.
+def backend_choose(
+    *, needs: Iterable[str] = (), patchmatch: bool = False, pending: Callable[[], Mapping[str, int]] = dict
+) -> str:
+    """The URL a new step goes to: a backend with every model hash in `needs` (and PatchMatch, if `patchmatch`),
+    and the shortest queue.
 
     `pending()` counts, per URL, images of ours recorded but not yet enqueued; it is only called when there is a
     choice. Raises `Unavailable` when no backend can take the step.
@@ -92,9 +136,16 @@ def backend_choose(*, needs: Iterable[str] = (), pending: Callable[[], Mapping[s
     if not options:
         # Remote mode without a pod and no added backend that answers: the in-use one's reason says what to do.
         raise problem or Unavailable("No InvokeAI backend is available.", code="no_backend")
-    if len(options) == 1:
+    if len(options) == 1 and not patchmatch:
         return options[0].url
-    having = [option for option in options if option.has(needs)]
+    having = [option for option in options if option.has(needs, patchmatch=patchmatch)]
+    if patchmatch and not any(option.has((), patchmatch=True) for option in options):
+        raise InvalidInput(
+            "No InvokeAI backend that may take this step says it has PatchMatch; fill the new area with "
+            f"{', '.join(infill_methods().names)} instead.",
+            code="infill_unavailable",
+            details={"field": "outpaint.infill", "backends": [option.url for option in options]},
+        )
     if not having:
         raise Unavailable(
             "No InvokeAI backend that answers has this step's model installed: install it, or enable the backend "

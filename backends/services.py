@@ -297,6 +297,7 @@ def _backend_read(backend: Backend, *, now: datetime) -> list[InvokeAIModel] | N
         queue_in_progress=queue.in_progress,
         model_hashes=sorted({model.hash for model in models}),
         models_listed_at=now,
+        patchmatch=client.patchmatch_status(),
     )
     return models
 
@@ -322,10 +323,15 @@ def backends_models(*, now: datetime | None = None) -> list[list[InvokeAIModel]]
     return [models for models in lists if models is not None]
 
 
-def backend_models_record(*, url: str, hashes: list[str], now: datetime | None = None) -> None:
-    """Remember which models the InvokeAI at `url` has (the model refresh lists them), for routing."""
+def backend_models_record(
+    *, url: str, hashes: list[str], patchmatch: bool | None = None, now: datetime | None = None
+) -> None:
+    """Remember which models the InvokeAI at `url` has (the model refresh lists them), and whether it has
+    PatchMatch, for routing and the studio's infill choices."""
     now = now or timezone.now()
     hashes = sorted(set(hashes))
-    if Backend.objects.filter(url=url).update(model_hashes=hashes, models_listed_at=now):
+    if Backend.objects.filter(url=url).update(model_hashes=hashes, models_listed_at=now, patchmatch=patchmatch):
         return
-    BackendSettings.objects.filter(pk=backend_settings_get().pk).update(model_hashes=hashes, models_url=url)
+    BackendSettings.objects.filter(pk=backend_settings_get().pk).update(
+        model_hashes=hashes, models_url=url, patchmatch=patchmatch
+    )

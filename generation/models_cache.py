@@ -142,7 +142,9 @@ def models_refresh(*, client: InvokeAIClient | None = None) -> RefreshResult:
     client = client or manager.invokeai_client()
     listed = client.list_models()
     now = timezone.now()
-    backend_services.backend_models_record(url=client.base_url, hashes=[model.hash for model in listed], now=now)
+    backend_services.backend_models_record(
+        url=client.base_url, hashes=[model.hash for model in listed], patchmatch=client.patchmatch_status(), now=now
+    )
     seen = {model.hash for model in listed}
     for models in backend_services.backends_models(now=now):
         listed += [model for model in models if model.hash not in seen]

@@ -434,7 +434,13 @@ class StepOutpaintSerializer(serializers.Serializer):
     right = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
     top = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
     bottom = serializers.IntegerField(min_value=0, max_value=graphs.MAX_OUTPAINT, default=0)
-    infill = serializers.ChoiceField(choices=list(graphs.INFILLS), default="tile")
+    infill = serializers.ChoiceField(
+        choices=list(graphs.INFILLS),
+        default="tile",
+        help_text="How the new area is filled before it is regenerated. patchmatch only where InvokeAI says it has "
+        "PatchMatch (else 400 infill_unavailable); lama downloads its model the first time it runs, so it fails on "
+        "an InvokeAI without internet until that model is there.",
+    )
     aspect_ratio = serializers.CharField(
         required=False,
         allow_blank=True,

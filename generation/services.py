@@ -380,8 +380,26 @@ def _outpaint_for(request: StepRequest, photo: Photo, multiple: int) -> tuple[gr
         sides, canvas_width, canvas_height = inputs.outpaint_sides(
             width=width, height=height, sides=asked, multiple=multiple
         )
-    outpaint = graphs.Outpaint(**sides, infill=str(chosen.get("infill") or "tile"), original_image=_NOT_YET_UPLOADED)
+    outpaint = graphs.Outpaint(**sides, infill=_infill_for(chosen), original_image=_NOT_YET_UPLOADED)
     return outpaint, canvas_width, canvas_height
+
+
+def _infill_for(chosen: dict[str, Any]) -> str:
+    """The infill asked for, if an InvokeAI that may take the step has it (PatchMatch is not everywhere)."""
+    infill = str(chosen.get("infill") or "tile")
+    available = routing.infill_methods()
+    if infill in graphs.INFILLS and infill not in available.names:
+        why = (
+            "InvokeAI did not say whether it has PatchMatch (a server before 6.9, or an answer that was no yes or no)"
+            if available.patchmatch_unknown
+            else "InvokeAI has no PatchMatch (its pypatchmatch is not built)"
+        )
+        raise InvalidInput(
+            f"{why}; fill the new area with {', '.join(available.names)} instead.",
+            code="infill_unavailable",
+            details={"field": "outpaint.infill", "available": list(available.names)},
+        )
+    return infill
 
 
 def _plan_upscale(session: GenerationSession | None, request: StepRequest, owner: Owner) -> _Plan:
@@ -796,7 +814,10 @@ def step_start(*, session: GenerationSession, owner: Owner, row: StepRow, prepar
     """
     user_activity.send(sender=GenerationStep)
     # No InvokeAI to send to (remote mode without a pod, or none has the model): refused before anything is recorded.
-    backend_url = routing.backend_choose(needs=[row.model_hash], pending=_pending_images)
+    infill = (row.parameters.get("outpaint") or {}).get("infill")
+    backend_url = routing.backend_choose(
+        needs=[row.model_hash], patchmatch=infill == "patchmatch", pending=_pending_images
+    )
     step = _step_insert(session, row, backend_url=backend_url)
     try:
         _enqueue(step, prepare)

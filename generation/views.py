@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
-from backends import manager
+from backends import manager, routing
 from backends.invokeai import graphs
 from backends.signals import user_activity
 from gallery_project.errors import AppError, Conflict, InvalidInput, Unavailable
@@ -285,6 +285,7 @@ def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
     if not any(key in values for key in _CONTROL_KEYS):
         values.update(_remembered(request, model_key))
     outpaint = values.get("outpaint") or {}
+    infills = routing.infill_methods()
     return {
         "model_choices": choices,
         "values": values,
@@ -299,7 +300,9 @@ def _composer(request: HttpRequest, values: dict[str, Any]) -> dict[str, Any]:
             for side in services.OUTPAINT_SIDES
         ],
         "outpaint_ratios": OUTPAINT_RATIOS,
-        "infills": list(graphs.INFILLS),
+        "infills": infills,
+        # A remembered or recorded infill this InvokeAI lacks falls back to the first one (tile).
+        "infill": outpaint.get("infill") if outpaint.get("infill") in infills.names else infills.names[0],
         "can_refresh_models": is_staff(request.user),
         "seed_modes": SEED_MODES,
         "max_batch_size": settings.MAX_BATCH_SIZE,

@@ -28,7 +28,8 @@ Faults to inject: `refuse_connections()`, `fail_requests()` (e.g. 500s), `hang_r
 than any read timeout), `hold_requests()` (a request held, before or after the server acts on it, until the test
 releases it: for races), `rewrite_answers()` (a hostile server's answer in place of the real one), `fail_items()`,
 `vanish()`, `restart()` (in-progress items become canceled, install job ids start again from 0),
-`reinstall_model()` (same hash, new key), and multiuser mode with logins and refreshed tokens.
+`reinstall_model()` (same hash, new key), and multiuser mode with logins and refreshed tokens. `patchmatch` is
+what `/api/v1/app/patchmatch_status` says (None: the route is missing, as on servers before 6.9).
 
 Model installs behave as EXTRAS.md recorded them: `add_model_file()` puts a file on the fake host (a model of any
 config, a non-model file, or one the probe cannot identify), `add_download()` a URL that downloads on `clock`; a
@@ -638,6 +639,8 @@ class FakeInvokeAI:
         self.multiuser = multiuser
         self.users: dict[str, str] = {}
         self.max_queue_size = 10_000
+        # Whether the server has PatchMatch (the peer's pypatchmatch is built); None: no such route (before 6.9).
+        self.patchmatch: bool | None = True
         self.models: list[dict[str, Any]] = default_models()
         self.items: dict[int, _Item] = {}
         self.images: dict[str, _Image] = {}
@@ -678,6 +681,7 @@ class FakeInvokeAI:
         self._urls = Map(
             [
                 Rule("/api/v1/app/version", endpoint="version", methods=["GET"]),
+                Rule("/api/v1/app/patchmatch_status", endpoint="patchmatch_status", methods=["GET"]),
                 Rule("/api/v1/auth/status", endpoint="auth_status", methods=["GET"]),
                 Rule("/api/v1/auth/login", endpoint="login", methods=["POST"]),
                 Rule("/api/v2/models/", endpoint="models", methods=["GET"]),
@@ -1267,6 +1271,11 @@ class FakeInvokeAI:
 
     def _version(self, request: Request) -> Response:
         return _json({"version": VERSION})
+
+    def _patchmatch_status(self, request: Request) -> Response:
+        if self.patchmatch is None:
+            return _json({"detail": "Not Found"}, status=404)
+        return _json(self.patchmatch)
 
     def _openapi(self, request: Request) -> Response:
         return _json(openapi())

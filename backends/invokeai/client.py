@@ -52,6 +52,8 @@ _RETRY_STATUSES = (500, 502, 503, 504, 524)
 MAX_JSON_BYTES = 16 << 20
 # A WebP in a 256 px box: tens of KB, about 260 KB if lossless.
 MAX_THUMBNAIL_BYTES = 1 << 20
+# A bool, in JSON: anything longer is no answer to "is PatchMatch there?".
+_MAX_PATCHMATCH_BYTES = 1024
 # Enough of an error answer to say what went wrong; the rest is not read.
 _MAX_ERROR_BYTES = 64 << 10
 # The library lists 26 defaults; a page of 100 holds them and a user's own, and 50 pages is more than anyone keeps.
@@ -756,6 +758,28 @@ class InvokeAIClient:
         if self._email and not self._token:
             self._login()
         return version
+
+    def patchmatch_status(self) -> bool | None:
+        """Whether the server can run `infill_patchmatch` (its pypatchmatch is built); None when it does not say:
+        a server before 6.9 has no such route, and an answer that is no bool, too big or too late says nothing.
+
+        Never raises: not knowing only means PatchMatch is not offered.
+        """
+        path = "/api/v1/app/patchmatch_status"
+        try:
+            body = self._request("GET", path, allow_404=True, limit=_MAX_PATCHMATCH_BYTES)
+            answer = None if body is None else self._decode(body)
+        except InvokeAIError as exc:
+            logger.info("InvokeAI at %s did not say whether it has PatchMatch: %s", self.base_url, exc.message)
+            return None
+        if not isinstance(answer, bool):
+            logger.info(
+                "InvokeAI at %s did not say whether it has PatchMatch: %s",
+                self.base_url,
+                "no such route" if body is None else f"{type(answer).__name__}, not a bool",
+            )
+            return None
+        return answer
 
     @_answers
     def socket_token(self) -> str:

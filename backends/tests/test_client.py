@@ -88,6 +88,11 @@ def test_connect_reports_the_version(target):
     assert target.client.connect().startswith("6.")
 
 
+def test_patchmatch_status_says_the_server_has_patchmatch(target):
+    # The peer's pypatchmatch is built, and the fake has it unless told otherwise.
+    assert target.client.patchmatch_status() is True
+
+
 def test_a_server_answering_html_is_not_taken_for_invokeai(target):
     # Unknown paths answer 200 with the web UI (FACTS #10); the client must not parse that as JSON.
     client = InvokeAIClient(target.client.base_url + "/not-here", connect_timeout=2, read_timeout=10)

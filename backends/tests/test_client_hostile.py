@@ -374,3 +374,48 @@ def test_an_items_batch_values_of_the_wrong_shape_are_an_invokeai_error(fake_inv
     fake_invokeai.rewrite_answers("items_by_ids", rewrite)
     with pytest.raises(InvokeAIError):
         invoke.queue_items([item.item_id], output_node=graphs.OUTPUT_NODE)
+
+
+# --- whether the server has PatchMatch ---
+
+PATCHMATCH_PATH = "/api/v1/app/patchmatch_status"
+
+
+@pytest.mark.parametrize("has", [True, False])
+def test_patchmatch_status_is_the_servers_bool(fake_invokeai, invoke, has):
+    fake_invokeai.patchmatch = has
+    assert invoke.patchmatch_status() is has
+
+
+def test_patchmatch_status_of_a_server_without_the_route_is_unknown(fake_invokeai, invoke):
+    # Before 6.9 there was no such route.
+    fake_invokeai.patchmatch = None
+    assert invoke.patchmatch_status() is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'"true"', b"1", b'{"patchmatch": true}', b"[true]", b"null", b"not json", b" " * 4096 + b"true"],
+    ids=["string", "number", "object", "list", "null", "not-json", "huge"],
+)
+def test_patchmatch_status_of_a_hostile_answer_is_unknown(fake_invokeai, invoke, body):
+    fake_invokeai.rewrite_answers(
+        PATCHMATCH_PATH, lambda real: Response(body, content_type="application/json"), times=5
+    )
+    assert invoke.patchmatch_status() is None
+
+
+def test_patchmatch_status_of_the_web_uis_html_is_unknown(fake_invokeai, invoke):
+    fake_invokeai.rewrite_answers(
+        PATCHMATCH_PATH, lambda real: Response("<html></html>", content_type="text/html"), times=5
+    )
+    assert invoke.patchmatch_status() is None
+
+
+def test_patchmatch_status_of_a_server_too_slow_or_failing_is_unknown(fake_invokeai, invoke):
+    fake_invokeai.hang_requests(PATCHMATCH_PATH, times=2)
+    assert invoke.patchmatch_status() is None
+    fake_invokeai.fail_requests(PATCHMATCH_PATH, status=500, times=4)
+    assert invoke.patchmatch_status() is None
+    # It answers again: known again.
+    assert invoke.patchmatch_status() is True

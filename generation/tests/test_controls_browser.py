@@ -212,3 +212,26 @@ def test_an_upscale_set_up_by_clicking(studio, live_server, gallery_photo, enque
     assert step.parameters["init_photo_id"] == str(photo.pk)
     expect(page.locator("#step-panel .step-recipe")).to_contain_text("upscale of 120")
     shot(page, "upscale-session")
+
+
+def test_the_infill_choices_follow_what_the_server_has(studio, outpaint_of, invokeai, enqueued):
+    """PatchMatch is offered while InvokeAI says it has it; once it says it has none (or nothing), it is gone and
+    the form falls back to tile."""
+    page = studio
+    outpaint_of((160, 160))
+    infill = page.locator("select[name=infill]")
+    expect(infill.locator("option")).to_have_text(
+        ["tile", "color", "cv2", "patchmatch", "lama (downloads its model on first use: needs internet)"]
+    )
+    infill.select_option("patchmatch")
+    shot(page, "infill-with-patchmatch")
+    for said in (False, None):
+        invokeai.patchmatch = said
+        models_cache.models_refresh()
+        outpaint_of((160, 160))
+        expect(infill.locator("option")).to_have_text(
+            ["tile", "color", "cv2", "lama (downloads its model on first use: needs internet)"]
+        )
+        assert infill.input_value() == "tile"
+        expect(page.locator("[data-infill-note]")).to_have_count(1 if said is None else 0)
+    shot(page, "infill-without-patchmatch")

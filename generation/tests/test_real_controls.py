@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from backends import manager
+from backends import manager, routing
+from backends.models import BackendSettings
 from generation import model_installs, services
 from generation.models import CachedModel, GenerationStep
 from photos import storage
@@ -138,6 +139,32 @@ def test_an_outpaint_to_16_9_keeps_the_original_in_the_middle(user, gallery_phot
     assert result.size == (224, 128)
     with Image.open(storage.absolute(photo.local_storage_path)) as original:
         assert not differs(result.crop((48, 0, 176, 128)), original)
+
+
+def test_the_peer_has_patchmatch_and_an_outpaint_filled_with_it_keeps_the_original(user, gallery_photo):
+    # The peer's pypatchmatch is built: its patchmatch_status is true, kept with its models by the refresh.
+    assert (BackendSettings.current().patchmatch, BackendSettings.current().models_url) == (True, REAL_URL)
+    assert "patchmatch" in routing.infill_methods().names
+    photo = gallery_photo(size=(128, 128))
+    outpaint = {"bottom": 64, "infill": "patchmatch"}
+    step = run(user, "tiny-sd1", mode="outpaint", init_photo_id=photo.pk, outpaint=outpaint, strength=1.0)
+    result = image(step)
+    assert '"infill_patchmatch"' in result.info["invokeai_graph"]
+    assert result.size == (128, 192)
+    with Image.open(storage.absolute(photo.local_storage_path)) as original:
+        assert not differs(result.convert("RGB").crop((0, 0, 128, 128)), original)
+
+
+def test_lama_on_the_offline_peer_fails_the_step_with_invokeais_reason(user, gallery_photo):
+    """LaMa is offered everywhere: it downloads its model on first use, which the peer, offline, cannot do."""
+    photo = gallery_photo(size=(128, 128))
+    session = services.session_create(owner=user)
+    values = {"seed": 1, "batch_size": 1, "steps": 2, "mode": "outpaint", "init_photo_id": photo.pk}
+    request = step_request(model("tiny-sd1"), outpaint={"right": 64, "infill": "lama"}, **values)
+    step = follow_to_end(services.step_create(owner=user, session_id=session.pk, request=request).pk)
+    assert step.status == "failed", "the peer downloaded LaMa: it is not offline any more"
+    # InvokeAI's reason names the download it could not make.
+    assert "ConnectionError" in step.error_message and "big-lama.pt" in step.error_message, step.error_message
 
 
 def tiny_upscaler(path: Path) -> Path:
