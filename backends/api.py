@@ -82,6 +82,24 @@ class PodStopApi(StaffApi):
         return Response(_session_body(session), status=code)
 
 
+class PodSessionStopApi(StaffApi):
+    @extend_schema(
+        request=None,
+        responses={
+            202: PodSessionSerializer,
+            200: PodSessionSerializer,
+            404: OpenApiResponse(description="No such pod session"),
+            409: OpenApiResponse(description="That pod is already stopped (or its start failed)"),
+        },
+        description="Stop one pod of several (`backend/pod/stop` stops the latest). 202 while RunPod has not "
+        "confirmed the stop, 200 once it has.",
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        session = pods.pod_stop(session_id=int(session_id))
+        code = status.HTTP_200_OK if not session.is_active else status.HTTP_202_ACCEPTED
+        return Response(_session_body(session), status=code)
+
+
 class PodSessionListApi(StaffApi):
     @extend_schema(parameters=[PageQuerySerializer], responses=PodSessionPageSerializer)
     def get(self, request: Request) -> Response:
@@ -143,4 +161,9 @@ urlpatterns = [
     re_path(r"^backend/pod/start/?$", PodStartApi.as_view(), name="backend-pod-start"),
     re_path(r"^backend/pod/stop/?$", PodStopApi.as_view(), name="backend-pod-stop"),
     re_path(r"^backend/pod-sessions/?$", PodSessionListApi.as_view(), name="backend-pod-sessions"),
+    re_path(
+        r"^backend/pod-sessions/(?P<session_id>[0-9]{1,18})/stop/?$",
+        PodSessionStopApi.as_view(),
+        name="backend-pod-session-stop",
+    ),
 ]

@@ -1,7 +1,8 @@
 """Which InvokeAI a new step goes to, when there are several (SwarmUI's multi-backend front end).
 
 The candidates are the InvokeAI in use (the local one, or the RunPod pod: `manager.current_backend_url`) and
-every enabled `Backend` the last check found answering. A step goes to one that has its model and, among those,
+every enabled `Backend` the last check found answering. A step goes to one that has all its models (the main one
+and its LoRAs, VAE, ControlNets, refiner, embeddings, FLUX parts: `Need`s, by hash) and, among those,
 the one with the shortest queue: InvokeAI's own count, read now, plus our steps recorded for it but not yet
 enqueued (which InvokeAI cannot count yet). Ties go to the InvokeAI in use, then to the oldest backend. The step
 keeps that URL (`GenerationStep.backend_url`): everything later for it (following, cancelling, downloading its
@@ -45,10 +46,25 @@ class Candidate:
     # Whether it has PatchMatch, as it last said; None when it did not say (then it is not sent PatchMatch steps).
     patchmatch: bool | None = None
 
-    def has(self, needs: Iterable[str], *, patchmatch: bool = False) -> bool:
-        if patchmatch and not self.patchmatch:
-            return False
-        return self.model_hashes is None or all(need in self.model_hashes for need in needs)
+    def missing(self, needs: Iterable[Need]) -> list[Need]:
+        """What of `needs` it does not have, as far as its model list says (an unknown hash is checked later)."""
+        if self.model_hashes is None:
+            return []
+        return [need for need in needs if need.hash and need.hash not in self.model_hashes]
+
+
+@dataclass(frozen=True)
+class Need:
+    """A model a step uses: its main model, or a part of it (a LoRA, the VAE, a ControlNet, the refiner, an
+    embedding, a FLUX encoder). Each InvokeAI has its own key for it; the hash says it is the same file."""
+
+    what: str
+    hash: str
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.what} '{self.name}'" if self.name else self.what
 
 
 def candidates() -> tuple[list[Candidate], Unavailable | None]:
@@ -123,35 +139,45 @@ def choose(options: list[Candidate], *, load: Mapping[str, int]) -> Candidate:
 
 
 def backend_choose(
-    *, needs: Iterable[str] = (), patchmatch: bool = False, pending: Callable[[], Mapping[str, int]] = dict
+    *, needs: Iterable[Need | str] = (), patchmatch: bool = False, pending: Callable[[], Mapping[str, int]] = dict
 ) -> str:
-    """The URL a new step goes to: a backend with every model hash in `needs` (and PatchMatch, if `patchmatch`),
-    and the shortest queue.
+    """The URL a new step goes to: a backend with every model in `needs` (Needs, or bare hashes of main
+    models) and PatchMatch if `patchmatch`, and the shortest queue.
 
     `pending()` counts, per URL, images of ours recorded but not yet enqueued; it is only called when there is a
-    choice. Raises `Unavailable` when no backend can take the step.
+    choice. Raises `Unavailable` when no backend can take the step, naming what each one lacks.
     """
-    needs = [need for need in needs if need]
+    wanted = [Need("model", need) if isinstance(need, str) else need for need in needs]
+    wanted = [need for need in wanted if need.hash]
     options, problem = candidates()
     if not options:
         # Remote mode without a pod and no added backend that answers: the in-use one's reason says what to do.
         raise problem or Unavailable("No InvokeAI backend is available.", code="no_backend")
     if len(options) == 1 and not patchmatch:
         return options[0].url
-    having = [option for option in options if option.has(needs, patchmatch=patchmatch)]
-    if patchmatch and not any(option.has((), patchmatch=True) for option in options):
-        raise InvalidInput(
-            "No InvokeAI backend that may take this step says it has PatchMatch; fill the new area with "
-            f"{', '.join(infill_methods().names)} instead.",
-            code="infill_unavailable",
-            details={"field": "outpaint.infill", "backends": [option.url for option in options]},
-        )
+    if patchmatch:
+        if not any(option.patchmatch for option in options):
+            raise InvalidInput(
+                "No InvokeAI backend that may take this step says it has PatchMatch; fill the new area with "
+                f"{', '.join(infill_methods().names)} instead.",
+                code="infill_unavailable",
+                details={"field": "outpaint.infill", "backends": [option.url for option in options]},
+            )
+        options = [option for option in options if option.patchmatch]
+    lacking = {option.url: option.missing(wanted) for option in options}
+    having = [option for option in options if not lacking[option.url]]
     if not having:
+        where = "; ".join(
+            f"{option.name} lacks {', '.join(need.label for need in lacking[option.url])}" for option in options
+        )
         raise Unavailable(
-            "No InvokeAI backend that answers has this step's model installed: install it, or enable the backend "
-            "that has it, on the backend page.",
+            f"No InvokeAI backend that answers has this step's models installed ({where}): install them, or "
+            "enable the backend that has them, on the backend page.",
             code="model_not_on_any_backend",
-            details={"backends": [option.url for option in options]},
+            details={
+                "backends": [option.url for option in options],
+                "missing": {url: [need.label for need in needs] for url, needs in lacking.items()},
+            },
         )
     if len(having) == 1:
         return having[0].url

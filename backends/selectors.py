@@ -151,6 +151,8 @@ class BackendStatus:
     worker: WorkerHealth
     # Every InvokeAI new steps may go to: the one in use first, then the added ones.
     backends: list[BackendEntry]
+    # Every active pod, the oldest first (several when started with `another`), each stopped on its own.
+    pods: list[PodStatus]
 
 
 def _auto_stop(
@@ -195,7 +197,8 @@ def backend_status(*, now: datetime | None = None) -> BackendStatus:
     except Unavailable as exc:
         url, url_problem = "", exc.message
     spent = costs.month_spend(now=now)
-    session = pods.active_session() or PodSession.objects.order_by("-created_at").first()
+    active = list(PodSession.objects.active().order_by("created_at", "pk"))
+    session = active[-1] if active else PodSession.objects.order_by("-created_at").first()
     pod = pod_status(session, row, now=now, spent=spent) if session else None
     running = session if pod and session and session.is_active else None
     running_cost = pod.current_cost if pod and running else Decimal("0")
@@ -226,12 +229,13 @@ def backend_status(*, now: datetime | None = None) -> BackendStatus:
         known_gpu_types=row.known_gpu_types,
         gpu_type=row.effective_gpu_type,
         resumable_pod_id=getattr(pods.reusable_pod(row, row.effective_gpu_type), "pod_id", ""),
-        changing=bool(
-            session
-            and (session.state in (PodSession.State.CREATING, PodSession.State.STARTING, PodSession.State.STOPPING))
+        changing=any(
+            other.state in (PodSession.State.CREATING, PodSession.State.STARTING, PodSession.State.STOPPING)
+            for other in active or ([session] if session else [])
         ),
         worker=worker_health(now=now),
         backends=backend_entries(row, url=url, pod=pod),
+        pods=[pod if other == session and pod else pod_status(other, row, now=now, spent=spent) for other in active],
     )
 
 

@@ -114,6 +114,25 @@ def pod_stop(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @staff_required
+def pod_session_stop(request: HtmxRequest, session_id: int) -> HttpResponse:
+    """Stop one pod of several; the others keep running (and taking steps)."""
+    level = messages.INFO
+    try:
+        session = pods.pod_stop(session_id=session_id)
+    except AppError as exc:
+        notice, level = exc.message, messages.ERROR
+    else:
+        done = "stopping; RunPod has not confirmed it yet" if session.state == PodSession.State.STOPPING else "stopped"
+        notice = f"Pod {session.pod_id or session.name} is {done}."
+    if not request.htmx:
+        messages.add_message(request, level, notice)
+        return redirect("backends:page")
+    context = {"backend_status": selectors.backend_status(), "notice": notice}
+    return render(request, "backends/page.html#pod-panel", context)
+
+
+@require_POST
+@staff_required
 def pod_terminate(request: HttpRequest, pod_id: str) -> HttpResponse:
     return _act(
         request,

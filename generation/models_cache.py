@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from backends import manager
 from backends import services as backend_services
-from backends.invokeai.client import InvokeAIClient, InvokeAIModel
+from backends.invokeai.client import InvokeAIClient, InvokeAIModel, ModelIdentifier
 from backends.invokeai.errors import ModelError
 from backends.invokeai.graphs import FluxModels
 from gallery_project.errors import InvalidInput, NotFound
@@ -216,6 +216,23 @@ def model_verify(*, key: str, client: InvokeAIClient | None = None, rekey: bool 
         CachedModel.objects.filter(pk=model.pk).update(**_fields(current, timezone.now()))
         model.refresh_from_db()
     return model
+
+
+def model_match(model: ModelIdentifier, *, client: InvokeAIClient, what: str = "model") -> ModelIdentifier:
+    """The same model on another InvokeAI, under that one's key: by hash when known, else by name, base and
+    type. Raises `ModelError` naming what is missing where."""
+    if model.hash:
+        found = client.get_model_by_hash(model.hash)
+    else:
+        listed = client.list_models(model_type=model.type, bases=[model.base])
+        found = next((each for each in listed if (each.name, each.base) == (model.name, model.base)), None)
+    if found is None:
+        raise ModelError(
+            f"The {what} '{model.name}' is not installed on the InvokeAI at {client.base_url}.",
+            code="model_not_installed",
+            details={"key": model.key, "name": model.name, "what": what, "backend": client.base_url},
+        )
+    return found.identifier
 
 
 # --- reads ---

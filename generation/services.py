@@ -23,12 +23,12 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Max, Sum
+from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from backends import manager, routing
 from backends.invokeai import graphs
-from backends.invokeai.client import InvokeAIClient
+from backends.invokeai.client import InvokeAIClient, ModelIdentifier
 from backends.invokeai.errors import InvokeAIError, ModelError
 from backends.signals import user_activity
 from gallery_project.errors import AppError, Conflict, InvalidInput, NotFound
@@ -607,6 +607,37 @@ def _plan(session: GenerationSession | None, request: StepRequest, owner: Owner)
     )
 
 
+def _parts(params: graphs.GenerationParameters) -> list[tuple[str, ModelIdentifier]]:
+    """The models a step uses beside its main model, each with what it is for (to say what a backend lacks)."""
+    parts: list[tuple[str, ModelIdentifier]] = []
+    if params.vae is not None:
+        parts.append(("VAE", params.vae))
+    parts += [("LoRA", lora.model) for lora in params.loras]
+    parts += [("ControlNet", control.model) for control in params.controlnets]
+    if params.refiner is not None:
+        parts.append(("refiner", params.refiner.model))
+    if params.flux is not None:
+        parts += [
+            ("FLUX T5 encoder", params.flux.t5_encoder),
+            ("FLUX CLIP embed", params.flux.clip_embed),
+            ("FLUX VAE", params.flux.vae),
+        ]
+    return parts
+
+
+def _needs(plan: _Plan) -> tuple[routing.Need, ...]:
+    """Every model the step needs on the backend it goes to, its embeddings (named in the prompts) included."""
+    params = plan.params
+    needs = [routing.Need("model", plan.model.hash, plan.model.name)]
+    needs += [routing.Need(what, part.hash, part.name) for what, part in _parts(params)]
+    triggers = {*_EMBEDDING_TRIGGER.findall(params.prompt), *_EMBEDDING_TRIGGER.findall(params.negative_prompt)}
+    if triggers:
+        embeddings = CachedModel.objects.filter(type="embedding", base=plan.model.base, available=True)
+        for embedding in embeddings.filter(Q(name__in=triggers) | Q(key__in=triggers)).order_by("name"):
+            needs.append(routing.Need("embedding", embedding.hash, embedding.name))
+    return tuple(needs)
+
+
 @dataclass(frozen=True)
 class StepRow:
     """What a new step's row holds, whatever builds its batch (the studio's form, or a workflow)."""
@@ -620,6 +651,8 @@ class StepRow:
     batch_size: int
     parent: GenerationStep | None = None
     preset: Preset | None = None
+    # Every model the step uses, for routing; empty: only the main model (`model_hash`).
+    needs: tuple[routing.Need, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -690,6 +723,8 @@ def _studio_batch(plan: _Plan) -> BatchPreparer:
         rekey = not routing.is_other_backend(step.backend_url)
         model = models_cache.model_verify(key=plan.model.key, client=client, rekey=rekey)
         params = replace(plan.params, model=model.identifier)
+        if not rekey:
+            params = _parts_rekeyed(params, client)
         if plan.init_photo and params.outpaint:
             sides = {side: getattr(params.outpaint, side) for side in OUTPAINT_SIDES}
             size = (params.width - sides["left"] - sides["right"], params.height - sides["top"] - sides["bottom"])
@@ -742,6 +777,25 @@ def _studio_batch(plan: _Plan) -> BatchPreparer:
         return PreparedBatch(body=body, model_key=model.key if rekey else plan.model.key)
 
     return prepare
+
+
+def _parts_rekeyed(params: graphs.GenerationParameters, client: InvokeAIClient) -> graphs.GenerationParameters:
+    """The parameters with each part (LoRA, VAE...) under the key the added backend `client` gave it."""
+    found = {part: models_cache.model_match(part, client=client, what=what) for what, part in _parts(params)}
+    return replace(
+        params,
+        vae=found[params.vae] if params.vae is not None else None,
+        loras=tuple(replace(lora, model=found[lora.model]) for lora in params.loras),
+        controlnets=tuple(replace(control, model=found[control.model]) for control in params.controlnets),
+        refiner=replace(params.refiner, model=found[params.refiner.model]) if params.refiner else None,
+        flux=graphs.FluxModels(
+            t5_encoder=found[params.flux.t5_encoder],
+            clip_embed=found[params.flux.clip_embed],
+            vae=found[params.flux.vae],
+        )
+        if params.flux
+        else None,
+    )
 
 
 def _enqueue(step: GenerationStep, prepare: BatchPreparer) -> None:
@@ -816,7 +870,7 @@ def step_start(*, session: GenerationSession, owner: Owner, row: StepRow, prepar
     # No InvokeAI to send to (remote mode without a pod, or none has the model): refused before anything is recorded.
     infill = (row.parameters.get("outpaint") or {}).get("infill")
     backend_url = routing.backend_choose(
-        needs=[row.model_hash], patchmatch=infill == "patchmatch", pending=_pending_images
+        needs=row.needs or [row.model_hash], patchmatch=infill == "patchmatch", pending=_pending_images
     )
     step = _step_insert(session, row, backend_url=backend_url)
     try:
@@ -849,6 +903,7 @@ def step_create(*, session_id: int, owner: Owner, request: StepRequest) -> Gener
         batch_size=plan.params.batch_size,
         parent=plan.parent,
         preset=plan.preset,
+        needs=_needs(plan),
     )
     return step_start(session=session, owner=owner, row=row, prepare=_studio_batch(plan))
 

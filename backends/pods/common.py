@@ -55,7 +55,7 @@ def is_our_pod(name: str) -> bool:
 
 
 def active_session() -> PodSession | None:
-    return PodSession.objects.active().order_by("-created_at").first()
+    return PodSession.objects.active().order_by("-created_at", "-pk").first()
 
 
 def backoff(attempts: int) -> timedelta:

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from gallery_project.errors import Conflict
+from gallery_project.errors import Conflict, NotFound
 
 from .. import services
 from ..models import BackendSettings, PodSession
@@ -27,24 +27,36 @@ def pod_stop(
     now: datetime | None = None,
     adapter: RunPodAdapter | None = None,
 ) -> PodSession:
-    """Stop the active pod (or the given session's): mark it stopping, so no new work goes to it, then ask
-    RunPod to stop it and check that it did. What is not confirmed now is retried by `pod_verify_stop`.
+    """Stop the active pod (the latest, or the given session's): mark it stopping, so no new work goes to it,
+    then ask RunPod to stop it and check that it did. What is not confirmed now is retried by `pod_verify_stop`.
+
+    Of two stops at once (the user's and the idle check's), only the one that marked the session stopping calls
+    RunPod; the other returns the session as it is. A given session that has already ended is refused.
 
     Stopped by the user, the app goes back to the local InvokeAI. An automatic stop (idle, budget, longest
     session, a start that failed) leaves remote mode on: the studio then says that no pod is running instead of
     sending work to a local InvokeAI that someone renting a GPU most likely does not have.
     """
     now = now or timezone.now()
-    session = PodSession.objects.get(pk=session_id) if session_id else active_session()
+    session = _session_get(session_id) if session_id else active_session()
     if session is None:
         raise Conflict("No pod is running.", code="no_pod")
+    if not session.is_active and reason != Reason.USER:
+        # An automatic stop that lost the race to another stop: that one ends the session.
+        return session
+    if not session.is_active:
+        raise Conflict(
+            f"Pod {session.pod_id or session.name} is already {session.get_state_display().lower()}.",
+            code="pod_not_active",
+            details={"session_id": session.pk, "state": session.state},
+        )
     reasons: dict[str, str] = {
         Reason.USER: "Stopping: you asked.",
         Reason.IDLE: "Stopping: idle.",
         Reason.MAX_LIFETIME: "Stopping: the longest session was reached.",
         Reason.BUDGET: "Stopping: the monthly budget was reached.",
     }
-    common.session_update(
+    marked = common.session_update(
         session,
         expect=(State.CREATING, State.STARTING, State.READY),
         state=State.STOPPING,
@@ -55,12 +67,23 @@ def pod_stop(
         next_check_at=now,
         message=message or reasons.get(reason, "Stopping."),
     )
-    if session.state != State.STOPPING:
+    if not marked:
         return session
-    if reason == Reason.USER:
+    others = PodSession.objects.active().exclude(pk=session.pk).exclude(state=State.STOPPING)
+    # With other pods still up, remote mode stays on: they keep taking the studio's steps.
+    if reason == Reason.USER and not others.exists():
         services.backend_mode_set(mode=BackendSettings.Mode.LOCAL)
     logger.info("Stopping pod %s (session %s): %s", session.pod_id or "(no id yet)", session.pk, reason)
     return pod_verify_stop(session_id=session.pk, now=now, adapter=adapter)
+
+
+def _session_get(session_id: int) -> PodSession:
+    try:
+        return PodSession.objects.get(pk=session_id)
+    except PodSession.DoesNotExist:
+        raise NotFound(
+            "There is no such pod session.", code="pod_not_found", details={"session_id": session_id}
+        ) from None
 
 
 def pod_verify_stop(
@@ -75,6 +98,15 @@ def pod_verify_stop(
     session = PodSession.objects.get(pk=session_id)
     if session.state != State.STOPPING or (session.next_check_at and now < session.next_check_at):
         return session
+    # Claim this try, so that a stop and the retry schedule running at once call RunPod once between them.
+    claimed = PodSession.objects.filter(pk=session.pk, state=State.STOPPING, next_check_at=session.next_check_at)
+    if not claimed.update(next_check_at=now + common.backoff(session.attempts)):
+        session.refresh_from_db()
+        return session
+    return _verify(session, now=now, adapter=adapter)
+
+
+def _verify(session: PodSession, *, now: datetime, adapter: RunPodAdapter | None) -> PodSession:
     try:
         adapter = adapter or common.runpod_adapter()
     except Conflict as exc:
@@ -129,7 +161,7 @@ def _stop_unsaved_pod(session: PodSession, *, now: datetime, adapter: RunPodAdap
     if pod is None:
         return _finish_stopping(session, now=now, pod_exists=False)
     common.adopt(session, pod.id, now=now)
-    return pod_verify_stop(session_id=session.pk, now=now, adapter=adapter)
+    return _verify(session, now=now, adapter=adapter)
 
 
 def _finish_stopping(session: PodSession, *, now: datetime, pod_exists: bool) -> PodSession:

@@ -128,3 +128,36 @@ def test_a_gpu_type_that_cannot_be_sent_is_refused(api, app_runpod):
     response = api.post("/api/backend/pod/start", {"gpu_type": 'RTX "4090"'}, format="json")
     assert (response.status_code, response.json()["code"]) == (400, "invalid_gpu_type")
     assert app_runpod.calls == []
+
+
+def test_one_pod_of_two_is_stopped_by_its_session_id(api, app_runpod):
+    first = api.post("/api/backend/pod/start", {}, format="json").json()
+    second = api.post("/api/backend/pod/start", {"another": True}, format="json").json()
+    for pod in (first, second):
+        app_runpod.boot(pod["pod_id"])
+        assert tasks.pod_advance(pod["id"]) == "ready"
+
+    stopped = api.post(f"/api/backend/pod-sessions/{first['id']}/stop/", format="json")
+    assert stopped.status_code == 200
+    assert (stopped.json()["id"], stopped.json()["state"]) == (first["id"], "stopped")
+    assert PodSession.objects.get(pk=second["id"]).state == "ready"
+    assert [pod.id for pod in app_runpod.running()] == [second["pod_id"]]
+
+    again = api.post(f"/api/backend/pod-sessions/{first['id']}/stop", format="json")
+    assert (again.status_code, again.json()["code"]) == (409, "pod_not_active")
+    assert "already stopped" in again.json()["message"]
+    missing = api.post("/api/backend/pod-sessions/999999/stop/", format="json")
+    assert (missing.status_code, missing.json()["code"]) == (404, "pod_not_found")
+    # The old route still stops the latest.
+    latest = api.post("/api/backend/pod/stop", format="json")
+    assert (latest.status_code, latest.json()["id"]) == (200, second["id"])
+
+
+def test_the_per_pod_stop_is_in_the_schema(api):
+    schema = api.get("/api/schema/", {"format": "json"}).json()
+    operation = schema["paths"]["/api/backend/pod-sessions/{session_id}/stop/"]["post"]
+    assert {"200", "202", "404", "409"} <= set(operation["responses"])
+
+
+def test_the_per_pod_stop_is_for_staff(anon_api):
+    assert anon_api.post("/api/backend/pod-sessions/1/stop/", format="json").status_code in (401, 403)

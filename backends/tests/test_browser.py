@@ -8,10 +8,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from backends import tasks
+from backends import pods, tasks
 from backends.models import PodSession
 from backends.services import backend_mode_set
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, log_in, watch_csp
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -72,3 +72,54 @@ def test_dismissing_the_confirmation_keeps_the_pod(logged_in_page, live_server, 
     page.locator("#stop-pod").click()
     expect(page.locator("#stop-pod")).to_be_visible()
     assert PodSession.objects.get().state == "starting"
+
+
+@pytest.mark.parametrize("size", [(1440, 900), (390, 844)], ids=["desktop", "phone"])
+def test_stop_the_first_of_two_pods_by_its_own_button(browser, live_server, client, user, app_runpod, size):
+    started = [pods.pod_start(), pods.pod_start(another=True)]
+    for session in started:
+        app_runpod.boot(session.pod_id)
+        assert tasks.pod_advance(session.pk) == "ready"
+    first, second = started
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    violations = watch_csp(context)
+    log_in(context, live_server, client, user)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live_server.url}/backend/")
+    rows = page.locator(".pod-list li")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text(first.pod_id)
+    expect(rows.nth(1)).to_contain_text(second.pod_id)
+    shot(page, f"two-pods-{size[0]}x{size[1]}", full_page=True)
+
+    # Dismissed, nothing is stopped.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.locator(f'[data-stop-pod="{first.pk}"]').click()
+    expect(rows).to_have_count(2)
+    assert PodSession.objects.get(pk=first.pk).state == "ready"
+
+    dialogs: list[str] = []
+
+    def accept(dialog):
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.locator(f'[data-stop-pod="{first.pk}"]').click()
+    expect(page.locator("#pod-panel .notice")).to_have_text(f"Pod {first.pod_id} is stopped.")
+    assert len(dialogs) == 1 and first.pod_id in dialogs[0]
+    # One pod left: the panel shows it, ready, with its own Stop.
+    expect(rows).to_have_count(0)
+    expect(page.locator("#pod-panel")).to_contain_text(second.pod_id)
+    expect(page.locator(".pod-message")).to_have_text("InvokeAI 6.14.2 is ready.")
+    expect(page.locator("#stop-pod")).to_be_visible()
+    shot(page, f"one-of-two-stopped-{size[0]}x{size[1]}", full_page=True)
+    assert PodSession.objects.get(pk=first.pk).state == "stopped"
+    assert PodSession.objects.get(pk=second.pk).state == "ready"
+    assert [pod.id for pod in app_runpod.running()] == [second.pod_id]
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert not errors and not violations, (errors, violations)
+    context.close()

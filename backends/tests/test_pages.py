@@ -246,3 +246,24 @@ def test_the_api_key_never_appears_in_any_response(
     # The admin has no field for the key at all, and saving its form keeps the stored key.
     assert "api_key" not in text(owner_client.get("/admin/backends/backendsettings/1/change/"))
     assert PodSession.objects.filter(state="failed", message__contains="refused the API key").exists()
+
+
+def test_each_of_several_pods_has_its_own_stop(owner_client, app_runpod):
+    backend_mode_set(mode="remote")
+    owner_client.post("/backend/pod/start/", {"gpu_type": GPU})
+    first = PodSession.objects.get()
+    second = pods.pod_start(another=True)
+    page = text(owner_client.get("/backend/"))
+    for session in (first, second):
+        assert f'hx-post="/backend/pods/{session.pk}/stop/"' in page
+    assert 'id="stop-pod"' not in page
+
+    panel = owner_client.post(f"/backend/pods/{first.pk}/stop/", HTTP_HX_REQUEST="true")
+    assert f"Pod {first.pod_id} is stopped." in text(panel)
+    assert 'id="stop-pod"' in text(panel)  # one pod left: its own Stop, as ever
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.state, second.state) == ("stopped", "starting")
+
+    again = owner_client.post(f"/backend/pods/{first.pk}/stop/", follow=True)
+    assert f"Pod {first.pod_id} is already stopped." in text(again)

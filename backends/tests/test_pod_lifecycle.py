@@ -290,7 +290,10 @@ def test_stopping_twice_is_harmless(pod_env):
     pod_env.stop()
     with pytest.raises(Conflict, match="No pod is running"):
         pod_env.stop()
-    assert pods.pod_stop(session_id=session.pk, now=pod_env.clock.now, adapter=pod_env.runpod).state == State.STOPPED
+    # Asked for by its id, an ended session says so, and nothing more is asked of RunPod.
+    with pytest.raises(Conflict, match="already stopped") as refused:
+        pods.pod_stop(session_id=session.pk, now=pod_env.clock.now, adapter=pod_env.runpod)
+    assert refused.value.code == "pod_not_active"
 
 
 def test_stop_while_the_create_answer_is_still_out(pod_env):

@@ -23,9 +23,12 @@ def test_the_shortest_queue_wins_and_ties_keep_the_order():
 
 
 def test_an_unknown_model_list_is_taken_to_have_any_model():
-    assert candidate("http://a").has(["blake3:x"])
-    assert not candidate("http://a", []).has(["blake3:x"])
-    assert candidate("http://a", ["blake3:x", "blake3:y"]).has(["blake3:x"])
+    lora, vae = routing.Need("LoRA", "blake3:x", "ink"), routing.Need("VAE", "blake3:z", "fix")
+    assert candidate("http://a").missing([lora, vae]) == []
+    assert candidate("http://a", []).missing([lora]) == [lora]
+    assert candidate("http://a", ["blake3:x", "blake3:y"]).missing([lora, vae]) == [vae]
+    # A part whose hash is not known is looked up by name on the backend the step goes to.
+    assert candidate("http://a", []).missing([routing.Need("LoRA", "", "ink")]) == []
 
 
 def test_without_added_backends_the_in_use_invokeai_is_chosen_without_asking_anyone(use_fake_invokeai):

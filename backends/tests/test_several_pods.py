@@ -127,3 +127,86 @@ def test_new_steps_may_go_to_either_ready_pod(pod_env, second_invokeai):
     assert routing.backend_choose() == second_invokeai.url  # the latest pod is the one in use
     enqueue(second_invokeai, count=2)
     assert routing.backend_choose() == pod_env.invokeai.url
+
+
+def stops(pod_env) -> list[str]:
+    return [argument for operation, argument in pod_env.runpod.calls if operation == "stop"]
+
+
+def test_stopping_one_pod_keeps_the_others_and_remote_mode(pod_env, two_pods, second_invokeai):
+    first, second = two_pods
+    stopped = pod_env.stop(session_id=first.pk)
+    assert stopped.state == State.STOPPED and state(second) == State.READY
+    assert stops(pod_env) == [first.pod_id]
+    assert [pod.id for pod in pod_env.runpod.running()] == [second.pod_id]
+    # The other pod still takes steps: the app stays in remote mode, on it.
+    assert BackendSettings.current().backend_mode == BackendSettings.Mode.REMOTE
+    assert routing.backend_choose() == second_invokeai.url
+    # Stopping the last one goes back to the local InvokeAI, as a single pod's stop does.
+    pod_env.stop(session_id=second.pk)
+    assert BackendSettings.current().backend_mode == BackendSettings.Mode.LOCAL
+
+
+def test_stopping_a_stopped_or_unknown_pod_is_refused_clearly(pod_env, two_pods):
+    from gallery_project.errors import Conflict, NotFound
+
+    first, _ = two_pods
+    pod_env.stop(session_id=first.pk)
+    with pytest.raises(Conflict, match=f"Pod {first.pod_id} is already stopped") as refused:
+        pod_env.stop(session_id=first.pk)
+    assert refused.value.code == "pod_not_active"
+    with pytest.raises(NotFound) as missing:
+        pod_env.stop(session_id=first.pk + 1000)
+    assert missing.value.code == "pod_not_found"
+    assert stops(pod_env) == [first.pod_id]
+
+
+def test_a_stop_racing_the_idle_stop_stops_once(pod_env, two_pods, monkeypatch):
+    """The user's stop arrives while the idle check is asking RunPod to stop the same pod."""
+    first, second = two_pods
+    answers = []
+    real_stop = pod_env.runpod.stop_pod
+
+    def stop_pod(pod_id):
+        if not answers:
+            answers.append(pod_env.stop(session_id=first.pk))
+        real_stop(pod_id)
+
+    monkeypatch.setattr(pod_env.runpod, "stop_pod", stop_pod)
+    lifetime = BackendSettings.current().lifetime_cost
+    pod_env.clock.advance(minutes=21)
+    checks = {check.session_id: check for check in pod_env_checks(pod_env)}
+    assert (checks[first.pk].outcome, checks[first.pk].reason) == ("stopped", "idle")
+    # The user's stop found the pod already being stopped: it asked RunPod nothing and answered the session.
+    assert answers[0].state == State.STOPPING
+    assert stops(pod_env) == [first.pod_id]
+    first.refresh_from_db()
+    assert (first.state, first.stop_reason) == (State.STOPPED, "idle")
+    # Its cost joins the totals once.
+    assert BackendSettings.current().lifetime_cost == lifetime + first.estimated_cost
+    # The retry schedule finds nothing left to do, and the other pod is untouched.
+    assert pod_env.verify(first).state == State.STOPPED
+    assert stops(pod_env) == [first.pod_id] and state(second) == State.READY
+
+
+def test_two_workers_retrying_one_stop_at_once_call_runpod_once(pod_env, two_pods, monkeypatch):
+    """The retry schedule runs on two workers at the same moment: the second finds the try taken."""
+    first, second = two_pods
+    pod_env.runpod.fail("stop", kind="transport")
+    assert pod_env.stop(session_id=first.pk).state == State.STOPPING
+    first.refresh_from_db()
+    pod_env.clock.now = first.next_check_at
+    others = []
+    real_get = pod_env.runpod.get_pod
+
+    def get_pod(pod_id):
+        if not others:
+            others.append(pod_env.verify(first))
+        return real_get(pod_id)
+
+    monkeypatch.setattr(pod_env.runpod, "get_pod", get_pod)
+    assert pod_env.verify(first).state == State.STOPPED
+    assert others[0].state == State.STOPPING
+    # The failed try, then the one retry.
+    assert stops(pod_env) == [first.pod_id, first.pod_id]
+    assert state(second) == State.READY

@@ -6,6 +6,7 @@ and one backend going down fails only its own steps.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from backends.models import Backend
 from gallery_project.errors import Unavailable
 from generation import follower, models_cache, services
 from generation.models import CachedModel, GenerationStep
-from testing.fake_invokeai import FakeInvokeAI, tiny_model
+from testing.fake_invokeai import FakeInvokeAI, lora_models, tiny_model
 
 from .conftest import step_request
 
@@ -187,3 +188,84 @@ def test_the_pending_steps_of_ours_count_in_the_queue(two, sd1, session, user):
     GenerationStep.objects.filter(pk=step.pk).update(status=Status.PENDING)
     first.vanish(step.item_ids)  # as if its batch had not reached InvokeAI yet
     assert routing.backend_choose(needs=[sd1.hash], pending=services._pending_images) == second.url
+
+
+def recheck() -> None:
+    """What the minute check and the model refresh would learn after the fakes' models changed."""
+    backend_services.backend_check(backend_id=Backend.objects.get().pk)
+    models_cache.models_refresh()
+
+
+def batch_text(server: FakeInvokeAI, step: GenerationStep) -> str:
+    return json.dumps(server.items[step.item_ids[0]].batch)
+
+
+def test_a_steps_lora_and_vae_go_under_each_backends_own_key(two, sd1, session, user):
+    first, second = two
+    first.install_models(lora_models())
+    second.install_models(lora_models())
+    # The same files installed again on the second server: same hashes, keys of its own.
+    second_keys = {name: second.reinstall_model(name)["key"] for name in ("tiny-sd1-lora", "tiny-sd1-vae")}
+    recheck()
+    lora, vae = (CachedModel.objects.get(name=name) for name in ("tiny-sd1-lora", "tiny-sd1-vae"))
+    assert {lora.key, vae.key}.isdisjoint(second_keys.values())
+    steps = [
+        create(user, session, sd1, batch_size=1, loras=({"key": lora.key, "weight": 0.5},), vae_key=vae.key)
+        for _ in range(2)
+    ]
+    assert [step.backend_url for step in steps] == [first.url, second.url]
+    assert all(step.status == Status.RUNNING for step in steps)
+    on_first, on_second = batch_text(first, steps[0]), batch_text(second, steps[1])
+    assert lora.key in on_first and vae.key in on_first
+    assert all(key in on_second for key in second_keys.values())
+    assert lora.key not in on_second and vae.key not in on_second
+    # What the step records stays in the cache's keys (a remix finds them there).
+    assert steps[1].parameters["loras"][0]["key"] == lora.key
+
+
+def test_a_backend_lacking_a_lora_gets_none_of_the_steps_using_it(two, sd1, session, user):
+    first, second = two
+    first.install_models(lora_models())
+    recheck()
+    lora = CachedModel.objects.get(name="tiny-sd1-lora")
+    with_lora = [create(user, session, sd1, batch_size=1, loras=({"key": lora.key, "weight": 0.5},)) for _ in range(3)]
+    # The second queue is the shorter from the second step on; it has not the LoRA.
+    assert {step.backend_url for step in with_lora} == {first.url}
+    assert create(user, session, sd1, batch_size=1).backend_url == second.url
+
+
+def test_a_part_without_a_hash_is_found_by_name_base_and_type(two, sd1, session, user):
+    _, second = two
+    for server in two:
+        server.install_models(lora_models())
+    second.reinstall_model("tiny-sd1-lora")
+    recheck()
+    CachedModel.objects.filter(name="tiny-sd1-lora").update(hash="")
+    lora = CachedModel.objects.get(name="tiny-sd1-lora")
+    steps = [create(user, session, sd1, batch_size=1, loras=({"key": lora.key, "weight": 0.5},)) for _ in range(2)]
+    assert steps[1].backend_url == second.url and steps[1].status == Status.RUNNING
+    assert second.model("tiny-sd1-lora")["key"] in batch_text(second, steps[1])
+
+
+def test_when_no_backend_has_every_part_the_refusal_says_what_is_missing_where(two, sd1, session, user):
+    first, second = two
+    second.install_models(lora_models())
+    first.install_models([tiny_model("odd-vae", model_type="vae", base="sd-1")])
+    recheck()
+    lora, vae = (CachedModel.objects.get(name=name) for name in ("tiny-sd1-lora", "odd-vae"))
+    with pytest.raises(Unavailable) as refused:
+        create(user, session, sd1, loras=({"key": lora.key, "weight": 0.5},), vae_key=vae.key)
+    message = refused.value.message
+    assert "InvokeAI in use lacks LoRA 'tiny-sd1-lora'" in message
+    assert "second lacks VAE 'odd-vae'" in message
+    assert refused.value.code == "model_not_on_any_backend"
+    assert refused.value.details["missing"] == {first.url: ["LoRA 'tiny-sd1-lora'"], second.url: ["VAE 'odd-vae'"]}
+    assert not GenerationStep.objects.exists()
+
+
+def test_an_embedding_in_the_prompt_is_needed_too(two, sd1, session, user):
+    first, _ = two
+    first.install_models([tiny_model("tiny-sd1-ti", model_type="embedding", base="sd-1")])
+    recheck()
+    steps = [create(user, session, sd1, batch_size=1, prompt="a cat, <tiny-sd1-ti>") for _ in range(2)]
+    assert {step.backend_url for step in steps} == {first.url}
