@@ -266,6 +266,28 @@ def log_in(context, live_server, client, user) -> None:
     context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
 
 
+BROWSER_VIEWPORTS = [{"width": 1440, "height": 900}, {"width": 390, "height": 844}]
+
+
+@pytest.fixture(params=BROWSER_VIEWPORTS, ids=["desktop", "phone"])
+def sized_page(request, browser, live_server, user, client):
+    """A signed-in page at a desktop's and at a phone's size (`page.viewport`); like `page`, the test fails on a
+    JavaScript error or a Content-Security-Policy violation."""
+    context = browser.new_context(viewport=request.param)
+    violations = watch_csp(context)
+    log_in(context, live_server, client, user)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    watch_console(page, violations)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.viewport = request.param
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
+
+
 @pytest.fixture
 def logged_in_page(page, live_server, user, client):
     """A page whose context carries the owner's session (tests of the login form itself use `page`)."""

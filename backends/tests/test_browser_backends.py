@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from backends import services, tasks
 from backends.models import Backend
-from conftest import ARTIFACTS, log_in, watch_csp
+from conftest import ARTIFACTS
 from testing.fake_invokeai import FakeInvokeAI
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,15 +21,8 @@ def second():
     server.stop()
 
 
-@pytest.mark.parametrize("size", [(1440, 900), (390, 844)], ids=["desktop", "phone"])
-def test_add_see_disable_and_remove_a_backend(browser, live_server, client, user, use_fake_invokeai, second, size):
-    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
-    violations = watch_csp(context)
-    log_in(context, live_server, client, user)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+def test_add_see_disable_and_remove_a_backend(sized_page, live_server, use_fake_invokeai, second):
+    page, size = sized_page, (sized_page.viewport["width"], sized_page.viewport["height"])
     services.connection_check()
     page.goto(f"{live_server.url}/backend/")
     rows = page.locator("#backends-panel tbody tr")
@@ -68,5 +61,3 @@ def test_add_see_disable_and_remove_a_backend(browser, live_server, client, user
     expect(page.locator(".messages")).to_contain_text("Backend removed")
     expect(rows).to_have_count(1)
     assert not Backend.objects.exists()
-    context.close()
-    assert not errors and not violations, (errors, violations)
