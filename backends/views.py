@@ -115,7 +115,8 @@ def pod_stop(request: HttpRequest) -> HttpResponse:
 @require_POST
 @staff_required
 def pod_session_stop(request: HtmxRequest, session_id: int) -> HttpResponse:
-    """Stop one pod of several; the others keep running (and taking steps)."""
+    """Stop one pod of several; the others keep running (and taking steps). With htmx, the page's main column
+    is drawn again: the pod list, the backends, the costs and the sessions' history all change with it."""
     level = messages.INFO
     try:
         session = pods.pod_stop(session_id=session_id)
@@ -127,8 +128,7 @@ def pod_session_stop(request: HtmxRequest, session_id: int) -> HttpResponse:
     if not request.htmx:
         messages.add_message(request, level, notice)
         return redirect("backends:page")
-    context = {"backend_status": selectors.backend_status(), "notice": notice}
-    return render(request, "backends/page.html#pod-panel", context)
+    return render(request, "backends/page.html#backend-main", _page_context(notice=notice))
 
 
 @require_POST

@@ -110,6 +110,9 @@ def test_stop_the_first_of_two_pods_by_its_own_button(sized_page, live_server, a
     expect(page.locator(".pod-message")).to_have_text("InvokeAI 6.14.2 is ready.")
     expect(page.locator("#stop-pod")).to_be_visible()
     shot(page, f"one-of-two-stopped-{size[0]}x{size[1]}", full_page=True)
+    # The history below says so too, without a reload.
+    states = page.locator("table.sessions:not(.backends) tbody .pill")
+    expect(states).to_have_text(["Ready", "Stopped"])
     assert PodSession.objects.get(pk=first.pk).state == "stopped"
     assert PodSession.objects.get(pk=second.pk).state == "ready"
     assert [pod.id for pod in app_runpod.running()] == [second.pod_id]
