@@ -110,6 +110,7 @@ def _urls(app_objects) -> list[str]:
         "(?P<pk>\\d+)": str(app_objects["session"]),
         "<str:key>": app_objects["model"],
         "<int:backend_id>": "1",
+        "<int:session_id>": "1",
     }
     missing = {
         "<uuid:album_id>": "00000000-0000-0000-0000-000000000000",
@@ -122,6 +123,7 @@ def _urls(app_objects) -> list[str]:
         "(?P<pk>\\d+)": HUGE,
         "<str:key>": "no-such-model",
         "<int:backend_id>": HUGE,
+        "<int:session_id>": HUGE,
     }
     choices = {
         "(?P<status>completed|abandoned)": "completed",
