@@ -123,8 +123,10 @@ class InfillMethods:
     patchmatch_unknown: bool = False
 
 
-def infill_methods() -> InfillMethods:
-    options, _ = candidates()
+def infill_methods(options: list[Candidate] | None = None) -> InfillMethods:
+    """What the `options` (by default every candidate now) offer between them."""
+    if options is None:
+        options, _ = candidates()
     said = [option.patchmatch for option in options]
     has_patchmatch = any(said)
     return InfillMethods(
@@ -159,7 +161,7 @@ def backend_choose(
         if not any(option.patchmatch for option in options):
             raise InvalidInput(
                 "No InvokeAI backend that may take this step says it has PatchMatch; fill the new area with "
-                f"{', '.join(infill_methods().names)} instead.",
+                f"{', '.join(infill_methods(options).names)} instead.",
                 code="infill_unavailable",
                 details={"field": "outpaint.infill", "backends": [option.url for option in options]},
             )
